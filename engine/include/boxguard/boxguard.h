@@ -1,0 +1,14 @@
+/* boxguard: the umbrella header. */
+#ifndef BOXGUARD_H
+#define BOXGUARD_H
+
+#include "boxguard/err.h"
+#include "boxguard/vfs.h"
+#include "boxguard/sim.h"
+#include "boxguard/store.h"
+#include "boxguard/record.h"
+#include "boxguard/box.h"
+
+#define BOXGUARD_VERSION "0.1.0"
+
+#endif

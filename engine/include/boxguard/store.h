@@ -1,0 +1,100 @@
+/*
+ * The store: a directory holding box files, opened by one process at a time.
+ *
+ * Everything hangs off a bg_store handle: the vfs, the clock, the allocator,
+ * the durability mode and the boxes opened through it. There is no global
+ * mutable state, so any number of stores may live in one process.
+ */
+#ifndef BOXGUARD_STORE_H
+#define BOXGUARD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "boxguard/err.h"
+#include "boxguard/vfs.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bg_store bg_store;
+
+typedef enum bg_durability {
+    BG_DURABILITY_FULL = 0,  /* a write returns after fdatasync (default) */
+    BG_DURABILITY_GROUP = 1, /* one sync per group_size writes; bg_store_sync
+                                and close sync the rest */
+    BG_DURABILITY_OFF = 2    /* never sync; for tests and benchmarks */
+} bg_durability;
+
+/* Allocation hook. All three set, or all NULL for the C library. */
+typedef struct bg_allocator {
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*realloc)(void *ctx, void *ptr, size_t size);
+    void (*free)(void *ctx, void *ptr);
+    void *ctx;
+} bg_allocator;
+
+/* Clock hook: milliseconds since the Unix epoch. NULL for the real clock. */
+typedef struct bg_clock {
+    int64_t (*now_ms)(void *ctx);
+    void *ctx;
+} bg_clock;
+
+/* Progress of long work (load, compact, recover): done of total units. */
+typedef void (*bg_progress_fn)(void *ctx, const char *what, uint64_t done,
+                               uint64_t total);
+
+typedef struct bg_store_opts {
+    const bg_vfs *vfs;        /* NULL: bg_vfs_posix() */
+    bg_allocator alloc;       /* zeroed: the C library */
+    bg_clock clock;           /* zeroed: the real clock */
+    bg_durability durability; /* default BG_DURABILITY_FULL */
+    unsigned group_size;      /* writes per sync in GROUP mode; default 100 */
+    int read_only;            /* open for reading: no byte is changed */
+    int create;               /* create the directory when missing */
+    bg_progress_fn progress;  /* optional */
+    void *progress_ctx;
+} bg_store_opts;
+
+/* Fill opts with the defaults above. */
+void bg_store_opts_init(bg_store_opts *opts);
+
+/* Open the store in directory dir (created, with its parent directory
+ * synced, when opts->create is set). Takes the store lock: exclusive for
+ * writers, shared for read-only opens. Leftover temporary files of an
+ * interrupted compaction or recovery are removed (writers only).
+ * Returns 0 and *out, or:
+ *   BG_EINVALID   bad arguments (empty dir, group_size 0 in GROUP mode);
+ *   BG_ENOTFOUND  dir is missing and create is not set;
+ *   BG_ELOCKED    another opener holds the lock;
+ *   BG_EIO, BG_ENOSPACE, BG_ENOMEM  from the disk or allocator.
+ * On error no store is returned and nothing remains allocated. */
+BG_MUST_CHECK bg_err bg_store_open(const char *dir, const bg_store_opts *opts,
+                                   bg_store **out);
+
+/* Sync every open box (GROUP mode leaves writes unsynced until here), close
+ * them, release the lock and free the store. The store is freed even when an
+ * error is returned (BG_EIO, BG_ENOSPACE: some writes may not be durable). */
+bg_err bg_store_close(bg_store *store);
+
+/* Make every write so far durable. Returns 0, BG_EIO or BG_ENOSPACE. */
+BG_MUST_CHECK bg_err bg_store_sync(bg_store *store);
+
+/* The detail message of the last error, with its context (box, key,
+ * offset); "" when none. Valid until the next call on the store. */
+const char *bg_store_detail(const bg_store *store);
+
+/* Calls fn(arg, name) for every box file in the store, by name order.
+ * Returns 0 or the vfs error. */
+typedef int (*bg_store_box_fn)(void *arg, const char *name);
+BG_MUST_CHECK bg_err bg_store_list_boxes(bg_store *store, bg_store_box_fn fn,
+                                         void *arg);
+
+/* Free memory that the store handed out (bg_box_get values). */
+void bg_store_free(bg_store *store, void *ptr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

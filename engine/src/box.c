@@ -1,0 +1,1324 @@
+/*
+ * Box files: an append-only log of checksummed frames (format in
+ * box_int.h), an in-memory index of the live keys, and the scan that tells a
+ * clean file from a torn tail from corruption. Compaction and recovery write
+ * a new file beside the old one and rename it into place.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "box_int.h"
+#include "boxguard/record.h"
+#include "store_int.h"
+
+const uint8_t bg__box_magic[8] = {'B', 'G', 'B', 'O', 'X', '\r', '\n', 0x1a};
+
+#define CHUNK (1u << 20) /* write and read buffers */
+
+/* ---- little-endian helpers -------------------------------------------- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+/* ---- format ----------------------------------------------------------- */
+
+typedef struct frame_hdr {
+    uint32_t flen;
+    uint8_t kind, flags;
+    uint16_t klen;
+    uint32_t type;
+    uint64_t seq, off, goff;
+    uint32_t vlen;
+} frame_hdr;
+
+void bg__box_encode_header(uint8_t *p, const uint8_t id[16], uint16_t flags,
+                           uint64_t seq_floor)
+{
+    memcpy(p, bg__box_magic, 8);
+    put16(p + 8, BG__BOX_VERSION);
+    put16(p + 10, flags);
+    put32(p + 12, 0);
+    memcpy(p + 16, id, 16);
+    put64(p + 32, seq_floor);
+    put64(p + 40, XXH3_64bits(p, 40));
+}
+
+static int header_parse(const uint8_t *p, uint8_t id[16], uint16_t *flags,
+                        uint64_t *seq_floor)
+{
+    if (memcmp(p, bg__box_magic, 8) || get16(p + 8) != BG__BOX_VERSION ||
+        get16(p + 10) != 0 || get32(p + 12) != 0 ||
+        XXH3_64bits(p, 40) != get64(p + 40))
+        return 0;
+    memcpy(id, p + 16, 16);
+    *flags = get16(p + 10);
+    *seq_floor = get64(p + 32);
+    return 1;
+}
+
+uint32_t bg__box_encode_frame(uint8_t *p, int kind, int flags, const void *key,
+                              uint16_t klen, uint32_t type, uint64_t seq,
+                              uint64_t off, uint64_t goff, const void *value,
+                              uint32_t vlen)
+{
+    uint32_t flen = BG__FRAME_OVERHEAD + klen + vlen;
+    put32(p, BG__FRAME_MAGIC);
+    put32(p + 4, flen);
+    p[8] = (uint8_t)kind;
+    p[9] = (uint8_t)flags;
+    put16(p + 10, klen);
+    put32(p + 12, type);
+    put64(p + 16, seq);
+    put64(p + 24, off);
+    put64(p + 32, goff);
+    put32(p + 40, vlen);
+    put32(p + 44, 0);
+    memcpy(p + BG__FRAME_HDR, key, klen);
+    if (vlen)
+        memcpy(p + BG__FRAME_HDR + klen, value, vlen);
+    put64(p + flen - 8, XXH3_64bits(p, flen - 8));
+    return flen;
+}
+
+/* Parse the fixed part of a frame found at file offset pos. Returns 1 when
+ * the fields are consistent (the checksum is not checked here). */
+static int frame_head(const uint8_t *p, uint64_t pos, frame_hdr *h)
+{
+    if (get32(p) != BG__FRAME_MAGIC)
+        return 0;
+    h->flen = get32(p + 4);
+    h->kind = p[8];
+    h->flags = p[9];
+    h->klen = get16(p + 10);
+    h->type = get32(p + 12);
+    h->seq = get64(p + 16);
+    h->off = get64(p + 24);
+    h->goff = get64(p + 32);
+    h->vlen = get32(p + 40);
+    if (get32(p + 44) != 0 || h->klen == 0 || h->klen > BG_KEY_MAX ||
+        h->vlen > BG__VALUE_MAX ||
+        h->flen != (uint64_t)BG__FRAME_OVERHEAD + h->klen + h->vlen)
+        return 0;
+    if (h->kind != BG__KIND_PUT && h->kind != BG__KIND_DEL)
+        return 0;
+    if ((h->kind == BG__KIND_DEL && (h->vlen || h->type)) ||
+        (h->flags & ~BG__FLAG_BATCH))
+        return 0;
+    if (h->off != pos || h->goff > pos || h->goff < BG__BOX_HDR_SIZE ||
+        h->seq == 0)
+        return 0;
+    return 1;
+}
+
+static int frame_sum_ok(const uint8_t *p, uint32_t flen)
+{
+    return XXH3_64bits(p, flen - 8) == get64(p + flen - 8);
+}
+
+/* Rewrite the placement fields of a verified frame for a new file. */
+static void frame_move(uint8_t *p, uint32_t flen, uint64_t off)
+{
+    p[9] = 0;
+    put64(p + 24, off);
+    put64(p + 32, off);
+    put64(p + flen - 8, XXH3_64bits(p, flen - 8));
+}
+
+/* ---- the index: open addressing, linear probing, backward-shift delete - */
+
+typedef struct ent {
+    uint64_t hash;
+    char *key; /* NULL: empty slot */
+    uint64_t off;
+    uint64_t seq;
+    uint32_t flen;
+    uint32_t type;
+    uint16_t klen;
+} ent;
+
+struct bg_box {
+    bg_store *s;
+    char name[BG_BOX_NAME_MAX + 1];
+    char path[BG_PATH_MAX];
+    bg_file *f;
+    uint8_t id[16];
+    uint16_t hflags;
+    uint64_t end; /* where the next frame goes */
+    uint64_t next_seq;
+    uint64_t frames;
+    uint64_t live_bytes;
+    int group_open; /* frames written since the last sync */
+    uint64_t group_off;
+    unsigned group_count;
+    int read_only, damaged, poisoned;
+    ent *slots;
+    size_t cap, count;
+    bg_box_report rep;
+};
+
+static uint64_t key_hash(const void *key, size_t klen)
+{
+    return XXH3_64bits(key, klen);
+}
+
+static ent *idx_find(bg_box *b, const void *key, size_t klen, uint64_t h)
+{
+    if (!b->cap)
+        return NULL;
+    size_t mask = b->cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        ent *e = &b->slots[i];
+        if (!e->key)
+            return NULL;
+        if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen))
+            return e;
+    }
+}
+
+static bg_err idx_grow(bg_box *b)
+{
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    ent *slots = bg__store_malloc(b->s, cap * sizeof *slots);
+    if (!slots)
+        return BG_ENOMEM;
+    memset(slots, 0, cap * sizeof *slots);
+    for (size_t i = 0; i < b->cap; i++) {
+        ent *e = &b->slots[i];
+        if (!e->key)
+            continue;
+        size_t j = (size_t)e->hash & (cap - 1);
+        while (slots[j].key)
+            j = (j + 1) & (cap - 1);
+        slots[j] = *e;
+    }
+    bg__store_free(b->s, b->slots);
+    b->slots = slots;
+    b->cap = cap;
+    return 0;
+}
+
+static bg_err idx_set(bg_box *b, const void *key, uint16_t klen,
+                      const frame_hdr *h)
+{
+    uint64_t hash = key_hash(key, klen);
+    ent *e = idx_find(b, key, klen, hash);
+    if (!e) {
+        if ((b->count + 1) * 4 > b->cap * 3)
+            BG_TRY(idx_grow(b));
+        char *copy = bg__store_malloc(b->s, klen);
+        if (!copy)
+            return BG_ENOMEM;
+        memcpy(copy, key, klen);
+        size_t i = (size_t)hash & (b->cap - 1);
+        while (b->slots[i].key)
+            i = (i + 1) & (b->cap - 1);
+        e = &b->slots[i];
+        e->hash = hash;
+        e->key = copy;
+        e->klen = klen;
+        b->count++;
+    } else {
+        b->live_bytes -= e->flen;
+    }
+    e->off = h->off;
+    e->seq = h->seq;
+    e->flen = h->flen;
+    e->type = h->type;
+    b->live_bytes += h->flen;
+    return 0;
+}
+
+static void idx_del(bg_box *b, const void *key, size_t klen)
+{
+    ent *e = idx_find(b, key, klen, key_hash(key, klen));
+    if (!e)
+        return;
+    b->live_bytes -= e->flen;
+    bg__store_free(b->s, e->key);
+    b->count--;
+    size_t mask = b->cap - 1;
+    size_t i = (size_t)(e - b->slots);
+    /* Shift later members of the probe run back so no tombstone is needed. */
+    for (size_t j = (i + 1) & mask; b->slots[j].key; j = (j + 1) & mask) {
+        size_t home = (size_t)b->slots[j].hash & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            b->slots[i] = b->slots[j];
+            i = j;
+        }
+    }
+    b->slots[i].key = NULL;
+}
+
+static void idx_clear(bg_box *b)
+{
+    for (size_t i = 0; i < b->cap; i++)
+        bg__store_free(b->s, b->slots[i].key);
+    bg__store_free(b->s, b->slots);
+    b->slots = NULL;
+    b->cap = b->count = 0;
+    b->live_bytes = 0;
+}
+
+/* Live entries sorted by sequence: write order. */
+static int cmp_seq(const void *a, const void *b)
+{
+    uint64_t x = (*(ent *const *)a)->seq, y = (*(ent *const *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+static bg_err idx_sorted(bg_box *b, ent ***out)
+{
+    ent **v = bg__store_malloc(b->s, (b->count ? b->count : 1) * sizeof *v);
+    if (!v)
+        return BG_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < b->cap; i++)
+        if (b->slots[i].key)
+            v[n++] = &b->slots[i];
+    qsort(v, n, sizeof *v, cmp_seq);
+    *out = v;
+    return 0;
+}
+
+/* ---- reading a file through a window ---------------------------------- */
+
+typedef struct reader {
+    bg_store *s;
+    bg_file *f;
+    uint64_t size;
+    uint8_t *buf;
+    size_t cap;
+    uint64_t boff;
+    size_t blen;
+    bg_err err;
+} reader;
+
+/* Pointer to len bytes at off, or NULL past the end (or on a read error,
+ * left in r->err). Valid until the next call. */
+static const uint8_t *rd_get(reader *r, uint64_t off, size_t len)
+{
+    if (off > r->size || len > r->size - off)
+        return NULL;
+    if (off >= r->boff && off + len <= r->boff + r->blen)
+        return r->buf + (off - r->boff);
+    size_t want = len > CHUNK ? len : CHUNK;
+    if (want > r->size - off)
+        want = (size_t)(r->size - off);
+    if (want > r->cap) {
+        uint8_t *p = bg__store_realloc(r->s, r->buf, want);
+        if (!p) {
+            r->err = BG_ENOMEM;
+            return NULL;
+        }
+        r->buf = p;
+        r->cap = want;
+    }
+    size_t got = 0;
+    bg_err err = r->s->vfs->read(r->s->vfs, r->f, off, r->buf, want, &got);
+    if (err || got < len) {
+        r->err = err ? err : BG_EIO;
+        r->blen = 0;
+        return NULL;
+    }
+    r->boff = off;
+    r->blen = got;
+    return r->buf;
+}
+
+/* A whole verifying frame at pos whose sequence exceeds last_seq. */
+static const uint8_t *rd_frame(reader *r, uint64_t pos, uint64_t last_seq,
+                               frame_hdr *h)
+{
+    const uint8_t *p = rd_get(r, pos, BG__FRAME_HDR);
+    if (!p || !frame_head(p, pos, h) || h->seq <= last_seq)
+        return NULL;
+    p = rd_get(r, pos, h->flen);
+    if (!p || !frame_sum_ok(p, h->flen))
+        return NULL;
+    return p;
+}
+
+/* ---- scanning --------------------------------------------------------- */
+
+/* Called for each frame that a scan applies; p holds the whole frame. */
+typedef bg_err (*apply_fn)(void *arg, const uint8_t *p, const frame_hdr *h);
+
+typedef struct pend {
+    uint64_t pos;
+    uint64_t seq;
+} pend;
+
+typedef struct scan {
+    reader *r;
+    int salvage;   /* apply every verifying frame, batches or not */
+    apply_fn apply;
+    void *arg;
+    uint64_t max_seq;
+    pend *pb;      /* frames of a batch not yet committed */
+    size_t npb, cappb;
+    const char *what; /* progress label */
+} scan;
+
+static bg_err pb_push(scan *sc, uint64_t pos, uint64_t seq)
+{
+    if (sc->npb == sc->cappb) {
+        size_t cap = sc->cappb ? sc->cappb * 2 : 16;
+        pend *p = bg__store_realloc(sc->r->s, sc->pb, cap * sizeof *p);
+        if (!p)
+            return BG_ENOMEM;
+        sc->pb = p;
+        sc->cappb = cap;
+    }
+    sc->pb[sc->npb].pos = pos;
+    sc->pb[sc->npb].seq = seq;
+    sc->npb++;
+    return 0;
+}
+
+static bg_err apply_at(scan *sc, uint64_t pos, uint64_t seq_before)
+{
+    frame_hdr h;
+    const uint8_t *p = rd_frame(sc->r, pos, seq_before, &h);
+    if (!p)
+        return sc->r->err ? sc->r->err : BG_EIO;
+    return sc->apply ? sc->apply(sc->arg, p, &h) : 0;
+}
+
+static bg_err pb_commit(scan *sc)
+{
+    for (size_t i = 0; i < sc->npb; i++)
+        BG_TRY(apply_at(sc, sc->pb[i].pos, sc->pb[i].seq - 1));
+    sc->npb = 0;
+    return 0;
+}
+
+static void add_range(bg_box_report *rep, uint64_t off, uint64_t len)
+{
+    if (rep->nranges < BG_BOX_REPORT_RANGES) {
+        rep->ranges[rep->nranges].off = off;
+        rep->ranges[rep->nranges].len = len;
+    }
+    rep->nranges++;
+    rep->lost_bytes += len;
+}
+
+/* The next offset >= from holding a verifying frame, or the file size. */
+static uint64_t resync(reader *r, uint64_t from, uint64_t last_seq)
+{
+    static const uint8_t m[4] = {'B', 'G', 'X', 'F'};
+    frame_hdr h;
+    for (uint64_t q = from; q + BG__FRAME_OVERHEAD <= r->size; q++) {
+        const uint8_t *p = rd_get(r, q, 4);
+        if (!p)
+            break;
+        if (memcmp(p, m, 4))
+            continue;
+        if (rd_frame(r, q, last_seq, &h))
+            return q;
+        if (r->err)
+            break;
+    }
+    return r->size;
+}
+
+/* Scan the file once. Without salvage, frames are applied up to the first
+ * damage only (batches when they commit); the rest of the file is read to
+ * classify the damage. With salvage every verifying frame is applied. */
+static bg_err scan_file(scan *sc, bg_box_report *rep, uint8_t id[16],
+                        uint16_t *hflags, uint64_t *seq_floor)
+{
+    reader *r = sc->r;
+    memset(rep, 0, sizeof *rep);
+    rep->file_size = r->size;
+    const uint8_t *hp = rd_get(r, 0, BG__BOX_HDR_SIZE);
+    if (r->err)
+        return r->err;
+    rep->header_ok = hp && header_parse(hp, id, hflags, seq_floor);
+    uint64_t pos = BG__BOX_HDR_SIZE;
+    uint64_t damage = UINT64_MAX, batch_at_damage = UINT64_MAX;
+    uint64_t last_seq = 0, next_progress = 0;
+    int durable_after = 0;
+    if (!rep->header_ok) {
+        damage = 0;
+        uint64_t q = r->size > pos ? resync(r, pos, 0) : r->size;
+        add_range(rep, 0, q > pos ? q : (r->size < pos ? r->size : pos));
+        pos = q;
+    }
+    rep->valid_end = rep->header_ok ? BG__BOX_HDR_SIZE : 0;
+    while (pos < r->size) {
+        if (pos >= next_progress) {
+            bg__store_progress(r->s, sc->what, pos, r->size);
+            next_progress = pos + (16u << 20);
+        }
+        frame_hdr h;
+        const uint8_t *p = rd_frame(r, pos, last_seq, &h);
+        if (!p) {
+            if (r->err)
+                return r->err;
+            uint64_t q = resync(r, pos + 1, last_seq);
+            if (r->err)
+                return r->err;
+            add_range(rep, pos, q - pos);
+            if (damage == UINT64_MAX) {
+                damage = pos;
+                batch_at_damage = sc->npb ? sc->pb[0].pos : UINT64_MAX;
+                if (sc->salvage)
+                    BG_TRY(pb_commit(sc));
+            }
+            pos = q;
+            continue;
+        }
+        last_seq = h.seq;
+        rep->frames++;
+        if (h.seq > sc->max_seq)
+            sc->max_seq = h.seq;
+        if (damage != UINT64_MAX) {
+            rep->tail_frames++;
+            if (h.goff > damage)
+                durable_after = 1;
+        }
+        if (damage == UINT64_MAX || sc->salvage) {
+            if ((h.flags & BG__FLAG_BATCH) && !sc->salvage) {
+                BG_TRY(pb_push(sc, pos, h.seq));
+            } else {
+                BG_TRY(pb_commit(sc));
+                if (sc->apply)
+                    BG_TRY(sc->apply(sc->arg, p, &h));
+            }
+        }
+        pos += h.flen;
+        if (damage == UINT64_MAX)
+            rep->valid_end = pos;
+    }
+    bg__store_progress(r->s, sc->what, r->size, r->size);
+
+    if (damage == UINT64_MAX) {
+        if (sc->npb) { /* a batch the crash cut short: not committed */
+            rep->status = BG_BOX_TORN;
+            rep->cut = sc->pb[0].pos;
+            rep->tail_frames = sc->npb;
+            rep->lost_bytes = r->size - rep->cut;
+            rep->valid_end = rep->cut;
+        }
+        return 0;
+    }
+    rep->first_damage = damage;
+    if (!rep->header_ok || durable_after) {
+        rep->status = BG_BOX_CORRUPT;
+        return 0;
+    }
+    rep->status = BG_BOX_TORN;
+    rep->cut = batch_at_damage < damage ? batch_at_damage : damage;
+    rep->valid_end = rep->cut;
+    rep->lost_bytes = r->size - rep->cut;
+    return 0;
+}
+
+/* ---- box handles ------------------------------------------------------ */
+
+bg_err bg__box_check_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > BG_BOX_NAME_MAX)
+        return BG_EINVALID;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return BG_EINVALID;
+    }
+    return 0;
+}
+
+const char *bg__box_name(const bg_box *b)
+{
+    return b->name;
+}
+
+const bg_box_report *bg_box_report_of(const bg_box *b)
+{
+    return &b->rep;
+}
+
+static bg_err check_name(bg_store *s, const char *name)
+{
+    if (bg__box_check_name(name))
+        return bg__store_fail(s, BG_EINVALID,
+                              "bad box name '%.80s' (1-%d of A-Z a-z 0-9 _ -)",
+                              name ? name : "", BG_BOX_NAME_MAX);
+    return 0;
+}
+
+static bg_err box_path(bg_store *s, const char *name, const char *suffix,
+                       char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s%s", s->dir, name, suffix);
+    if (n < 0 || (size_t)n >= cap)
+        return bg__store_fail(s, BG_EINVALID, "path of box '%s' too long",
+                              name);
+    return 0;
+}
+
+/* Write a new file at tmp holding header + body produced by fill, sync it,
+ * rename it to path and sync the directory. The file is either entirely
+ * there under path or not at all. On success *fout is the open handle. */
+typedef bg_err (*fill_fn)(void *arg, bg_file *f, uint64_t *end);
+
+static bg_err write_beside(bg_store *s, const char *tmp, const char *path,
+                           const uint8_t hdr[BG__BOX_HDR_SIZE], fill_fn fill,
+                           void *arg, bg_file **fout, uint64_t *end)
+{
+    const bg_vfs *v = s->vfs;
+    bg_file *f = NULL;
+    bg_err err = v->unlink(v, tmp);
+    if (err && err != BG_ENOTFOUND)
+        return err;
+    BG_TRY(v->open(v, tmp, BG_OPEN_CREATE | BG_OPEN_EXCL, &f));
+    *end = BG__BOX_HDR_SIZE;
+    BG_TRY_OUT(v->write(v, f, 0, hdr, BG__BOX_HDR_SIZE));
+    if (fill)
+        BG_TRY_OUT(fill(arg, f, end));
+    BG_TRY_OUT(v->sync(v, f));
+    BG_TRY_OUT(v->rename(v, tmp, path));
+    /* From here the new file is the box; a failed directory sync only means
+     * the rename may not survive a crash, and either file is whole. */
+    *fout = f;
+    return v->sync_dir(v, s->dir);
+out:
+    v->close(v, f);
+    (void)v->unlink(v, tmp);
+    return err;
+}
+
+static bg_err apply_index(void *arg, const uint8_t *p, const frame_hdr *h)
+{
+    bg_box *b = arg;
+    b->frames++;
+    if (h->kind == BG__KIND_PUT)
+        return idx_set(b, p + BG__FRAME_HDR, h->klen, h);
+    idx_del(b, p + BG__FRAME_HDR, h->klen);
+    return 0;
+}
+
+static void box_free(bg_box *b)
+{
+    if (b->f)
+        b->s->vfs->close(b->s->vfs, b->f);
+    idx_clear(b);
+    bg__store_free(b->s, b);
+}
+
+/* Scan b's open file into its index and report. */
+static bg_err box_load(bg_box *b)
+{
+    bg_store *s = b->s;
+    reader r = {.s = s, .f = b->f};
+    bg_err err = s->vfs->size(s->vfs, b->f, &r.size);
+    if (err)
+        return bg__store_fail(s, err, "box '%s': cannot read size", b->name);
+    scan sc = {.r = &r, .apply = apply_index, .arg = b, .what = "open"};
+    uint64_t floor = 0;
+    BG_TRY_OUT(scan_file(&sc, &b->rep, b->id, &b->hflags, &floor));
+    if (b->rep.status == BG_BOX_CORRUPT) {
+        /* Read-only view of everything that still verifies. */
+        idx_clear(b);
+        b->frames = 0;
+        sc.salvage = 1;
+        sc.npb = 0;
+        bg_box_report tmp;
+        uint8_t id[16];
+        uint16_t fl;
+        uint64_t fo;
+        BG_TRY_OUT(scan_file(&sc, &tmp, id, &fl, &fo));
+        b->damaged = 1;
+    }
+    b->next_seq = sc.max_seq + 1 > floor ? sc.max_seq + 1 : floor;
+    if (b->next_seq == 0)
+        b->next_seq = 1;
+    b->end = b->rep.status == BG_BOX_TORN ? b->rep.cut : r.size;
+out:
+    bg__store_free(s, r.buf);
+    bg__store_free(s, sc.pb);
+    if (err)
+        bg__store_fail(s, err, "box '%s': cannot scan", b->name);
+    return err;
+}
+
+bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
+{
+    BG_TRY(check_name(s, name));
+    bg_box *b = bg__store_find_box(s, name);
+    if (b) {
+        *out = b;
+        return 0;
+    }
+    const bg_vfs *v = s->vfs;
+    char path[BG_PATH_MAX], tmp[BG_PATH_MAX];
+    BG_TRY(box_path(s, name, ".box", path, sizeof path));
+    BG_TRY(box_path(s, name, ".box.tmp", tmp, sizeof tmp));
+    bg_err err = v->stat(v, path, NULL);
+    if (err == BG_ENOTFOUND) {
+        if (!(flags & BG_BOX_CREATE))
+            return bg__store_fail(s, BG_ENOTFOUND, "box '%s' does not exist",
+                                  name);
+        if (s->read_only)
+            return bg__store_fail(s, BG_ESTATE,
+                                  "box '%s' does not exist (read-only store)",
+                                  name);
+    } else if (err) {
+        return bg__store_fail(s, err, "box '%s': cannot stat '%s'", name,
+                              path);
+    }
+
+    b = bg__store_malloc(s, sizeof *b);
+    if (!b)
+        return BG_ENOMEM;
+    memset(b, 0, sizeof *b);
+    b->s = s;
+    strcpy(b->name, name);
+    strcpy(b->path, path);
+    b->read_only = s->read_only;
+
+    if (err == BG_ENOTFOUND) {
+        uint8_t hdr[BG__BOX_HDR_SIZE];
+        v->random(v, b->id, sizeof b->id);
+        bg__box_encode_header(hdr, b->id, 0, 0);
+        uint64_t end;
+        err = write_beside(s, tmp, path, hdr, NULL, NULL, &b->f, &end);
+        if (err) {
+            bg__store_fail(s, err, "box '%s': cannot create '%s'", name, path);
+            goto out;
+        }
+    } else {
+        err = v->open(v, path, s->read_only ? BG_OPEN_READ : BG_OPEN_WRITE,
+                      &b->f);
+        if (err) {
+            bg__store_fail(s, err, "box '%s': cannot open '%s'", name, path);
+            goto out;
+        }
+    }
+    BG_TRY_OUT(box_load(b));
+    if (b->rep.status == BG_BOX_TORN && !b->read_only) {
+        err = v->truncate(v, b->f, b->rep.cut);
+        if (!err)
+            err = v->sync(v, b->f);
+        if (err) {
+            bg__store_fail(s, err, "box '%s': cannot cut torn tail at offset "
+                                   "%llu",
+                           name, (unsigned long long)b->rep.cut);
+            goto out;
+        }
+    }
+    if (b->damaged)
+        b->read_only = 1;
+    BG_TRY_OUT(bg__store_add_box(s, b));
+    *out = b;
+    return 0;
+out:
+    box_free(b);
+    return err;
+}
+
+bg_err bg__box_close(bg_box *b)
+{
+    bg_err err = 0;
+    if (b->group_open && !b->read_only && !b->poisoned)
+        err = b->s->vfs->sync(b->s->vfs, b->f);
+    if (err)
+        bg__store_fail(b->s, err, "box '%s': final sync failed", b->name);
+    bg__store_remove_box(b->s, b);
+    box_free(b);
+    return err;
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+static bg_err check_writable(bg_box *b)
+{
+    if (b->damaged)
+        return bg__store_fail(b->s, BG_ECORRUPT,
+                              "box '%s' is damaged at offset %llu; run recover",
+                              b->name,
+                              (unsigned long long)b->rep.first_damage);
+    if (b->read_only)
+        return bg__store_fail(b->s, BG_ESTATE, "box '%s' is read-only",
+                              b->name);
+    if (b->poisoned)
+        return bg__store_fail(b->s, BG_ESTATE,
+                              "box '%s' stopped after an I/O error; reopen it",
+                              b->name);
+    return 0;
+}
+
+/* Undo a failed append: cut the file back. If even that fails the box
+ * refuses further writes until reopened (the scan then sorts it out). */
+static void rollback(bg_box *b, uint64_t to)
+{
+    if (b->s->vfs->truncate(b->s->vfs, b->f, to))
+        b->poisoned = 1;
+}
+
+static bg_err check_write(bg_box *b, const bg_write *w, size_t i)
+{
+    char why[160];
+    if (bg_record_check_key(w->key, w->key_len, why, sizeof why))
+        return bg__store_fail(b->s, BG_EINVALID, "box '%s': write %zu: %s",
+                              b->name, i, why);
+    if (w->del)
+        return 0;
+    if (bg_record_validate(w->value, w->value_len, why, sizeof why))
+        return bg__store_fail(b->s, BG_EINVALID, "box '%s', key '%.*s': %s",
+                              b->name, (int)(w->key_len > 80 ? 80 : w->key_len),
+                              w->key, why);
+    return 0;
+}
+
+/* Append n frames as one unit, sync as the durability mode says, then
+ * update the index. On error the file is cut back and nothing changes. */
+static bg_err append(bg_box *b, const bg_write *w, size_t n)
+{
+    bg_store *s = b->s;
+    const bg_vfs *v = s->vfs;
+    BG_TRY(check_writable(b));
+    for (size_t i = 0; i < n; i++)
+        BG_TRY(check_write(b, w, i));
+    if (n == 0)
+        return 0;
+
+    uint64_t start = b->end, pos = start;
+    uint64_t goff = b->group_open ? b->group_off : start;
+    size_t cap = CHUNK, used = 0;
+    uint8_t *buf = bg__store_malloc(s, cap);
+    bg_err err = 0;
+    if (!buf)
+        return BG_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t flen = BG__FRAME_OVERHEAD + w[i].key_len +
+                      (w[i].del ? 0 : w[i].value_len);
+        if (used + flen > cap && used) {
+            err = v->write(v, b->f, pos - used, buf, used);
+            if (err)
+                goto fail;
+            used = 0;
+        }
+        if (flen > cap) {
+            uint8_t *p = bg__store_realloc(s, buf, flen);
+            if (!p) {
+                err = BG_ENOMEM;
+                goto fail;
+            }
+            buf = p;
+            cap = flen;
+        }
+        bg__box_encode_frame(buf + used,
+                             w[i].del ? BG__KIND_DEL : BG__KIND_PUT,
+                             i + 1 < n ? BG__FLAG_BATCH : 0, w[i].key,
+                             (uint16_t)w[i].key_len, w[i].del ? 0 : w[i].type,
+                             b->next_seq + i, pos, goff, w[i].value,
+                             w[i].del ? 0 : (uint32_t)w[i].value_len);
+        used += flen;
+        pos += flen;
+    }
+    err = v->write(v, b->f, pos - used, buf, used);
+    if (err)
+        goto fail;
+
+    int sync_now = s->durability == BG_DURABILITY_FULL;
+    if (s->durability == BG_DURABILITY_GROUP) {
+        b->group_count += (unsigned)n;
+        sync_now = b->group_count >= s->group_size;
+    }
+    if (sync_now) {
+        err = v->sync(v, b->f);
+        if (err) {
+            if (b->group_open)
+                b->poisoned = 1; /* earlier writes of the group are unsure */
+            goto fail;
+        }
+        b->group_open = 0;
+        b->group_count = 0;
+    } else if (!b->group_open) {
+        b->group_open = 1;
+        b->group_off = start;
+    }
+
+    /* Durable as promised: now the index. The frame images are gone from
+     * buf, so the index is fed from the write list. */
+    pos = start;
+    for (size_t i = 0; i < n; i++) {
+        frame_hdr h = {
+            .flen = (uint32_t)(BG__FRAME_OVERHEAD + w[i].key_len +
+                               (w[i].del ? 0 : w[i].value_len)),
+            .type = w[i].del ? 0 : w[i].type,
+            .seq = b->next_seq + i,
+            .off = pos,
+        };
+        if (w[i].del) {
+            idx_del(b, w[i].key, w[i].key_len);
+        } else if ((err = idx_set(b, w[i].key, (uint16_t)w[i].key_len, &h))) {
+            /* Out of memory with the frames on disk: the index no longer
+             * tells the truth, so stop writing until reopened. */
+            b->poisoned = 1;
+            break;
+        }
+        pos += h.flen;
+    }
+    b->next_seq += n;
+    b->frames += n;
+    b->end = pos;
+    bg__store_free(s, buf);
+    if (err)
+        return bg__store_fail(s, err, "box '%s': index update failed", b->name);
+    return 0;
+fail:
+    bg__store_free(s, buf);
+    rollback(b, start);
+    return bg__store_fail(s, err, "box '%s': write at offset %llu failed",
+                          b->name, (unsigned long long)start);
+}
+
+bg_err bg_box_put(bg_box *b, const void *key, size_t key_len, uint32_t type,
+                  const char *value, size_t value_len)
+{
+    bg_write w = {0, key, key_len, type, value, value_len};
+    return append(b, &w, 1);
+}
+
+bg_err bg_box_del(bg_box *b, const void *key, size_t key_len)
+{
+    bg_write w = {1, key, key_len, 0, NULL, 0};
+    BG_TRY(check_writable(b));
+    BG_TRY(check_write(b, &w, 0));
+    if (!idx_find(b, key, key_len, key_hash(key, key_len)))
+        return bg__store_fail(b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'",
+                              b->name, (int)(key_len > 80 ? 80 : key_len),
+                              (const char *)key);
+    return append(b, &w, 1);
+}
+
+bg_err bg_box_write_batch(bg_box *b, const bg_write *w, size_t n)
+{
+    return append(b, w, n);
+}
+
+bg_err bg_box_sync(bg_box *b)
+{
+    if (!b->group_open || b->read_only)
+        return 0;
+    if (b->poisoned)
+        return check_writable(b);
+    bg_err err = b->s->vfs->sync(b->s->vfs, b->f);
+    if (err) {
+        b->poisoned = 1;
+        return bg__store_fail(b->s, err, "box '%s': sync failed", b->name);
+    }
+    b->group_open = 0;
+    b->group_count = 0;
+    return 0;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* Read and verify the frame of e into a buffer from the store's allocator
+ * (one spare byte at the end). */
+static bg_err read_frame(bg_box *b, const ent *e, uint8_t **out)
+{
+    bg_store *s = b->s;
+    uint8_t *p = bg__store_malloc(s, (size_t)e->flen + 1);
+    if (!p)
+        return BG_ENOMEM;
+    size_t got = 0;
+    bg_err err = s->vfs->read(s->vfs, b->f, e->off, p, e->flen, &got);
+    frame_hdr h;
+    if (!err && (got != e->flen || !frame_head(p, e->off, &h) ||
+                 h.flen != e->flen || !frame_sum_ok(p, e->flen) ||
+                 h.seq != e->seq || h.klen != e->klen ||
+                 memcmp(p + BG__FRAME_HDR, e->key, e->klen)))
+        err = BG_ECORRUPT;
+    if (err) {
+        bg__store_free(s, p);
+        return bg__store_fail(s, err, "box '%s', key '%.*s': frame at offset "
+                                      "%llu",
+                              b->name, (int)(e->klen > 80 ? 80 : e->klen),
+                              e->key, (unsigned long long)e->off);
+    }
+    *out = p;
+    return 0;
+}
+
+bg_err bg_box_get(bg_box *b, const void *key, size_t key_len, uint32_t *type,
+                  char **value, size_t *value_len)
+{
+    ent *e = key_len ? idx_find(b, key, key_len, key_hash(key, key_len)) : NULL;
+    if (!e)
+        return bg__store_fail(b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'",
+                              b->name, (int)(key_len > 80 ? 80 : key_len),
+                              key_len ? (const char *)key : "");
+    uint8_t *p;
+    BG_TRY(read_frame(b, e, &p));
+    size_t vlen = e->flen - BG__FRAME_OVERHEAD - e->klen;
+    memmove(p, p + BG__FRAME_HDR + e->klen, vlen);
+    p[vlen] = '\0';
+    *type = e->type;
+    *value = (char *)p;
+    *value_len = vlen;
+    return 0;
+}
+
+bg_err bg_box_iterate(bg_box *b, bg_box_iter_fn fn, void *arg)
+{
+    ent **v;
+    BG_TRY(idx_sorted(b, &v));
+    size_t n = b->count;
+    bg_err err = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *p;
+        BG_TRY_OUT(read_frame(b, v[i], &p));
+        bg_record rec = {
+            .key = (const char *)p + BG__FRAME_HDR,
+            .key_len = v[i]->klen,
+            .type = v[i]->type,
+            .value = (const char *)p + BG__FRAME_HDR + v[i]->klen,
+            .value_len = v[i]->flen - BG__FRAME_OVERHEAD - v[i]->klen,
+            .seq = v[i]->seq,
+        };
+        int stop = fn(arg, &rec);
+        bg__store_free(b->s, p);
+        if (stop)
+            break;
+    }
+out:
+    bg__store_free(b->s, v);
+    return err;
+}
+
+void bg_box_stats_of(const bg_box *b, bg_box_stats *st)
+{
+    st->records = b->count;
+    st->frames = b->frames;
+    st->file_bytes = b->end;
+    st->live_bytes = b->live_bytes;
+    st->next_seq = b->next_seq;
+}
+
+/* ---- compaction ------------------------------------------------------- */
+
+typedef struct compact_ctx {
+    bg_box *b;
+    ent **v;
+    uint64_t *offs;
+} compact_ctx;
+
+static bg_err compact_fill(void *arg, bg_file *f, uint64_t *end)
+{
+    compact_ctx *c = arg;
+    bg_box *b = c->b;
+    const bg_vfs *v = b->s->vfs;
+    size_t cap = CHUNK, used = 0;
+    uint8_t *buf = bg__store_malloc(b->s, cap);
+    bg_err err = 0;
+    if (!buf)
+        return BG_ENOMEM;
+    uint64_t pos = *end;
+    for (size_t i = 0; i < b->count; i++) {
+        uint8_t *p;
+        BG_TRY_OUT(read_frame(b, c->v[i], &p));
+        uint32_t flen = c->v[i]->flen;
+        frame_move(p, flen, pos);
+        if (used + flen > cap && used) {
+            err = v->write(v, f, pos - used, buf, used);
+            used = 0;
+        }
+        if (!err && flen > cap) {
+            uint8_t *q = bg__store_realloc(b->s, buf, flen);
+            if (q)
+                buf = q, cap = flen;
+            else
+                err = BG_ENOMEM;
+        }
+        if (!err) {
+            memcpy(buf + used, p, flen);
+            used += flen;
+        }
+        bg__store_free(b->s, p);
+        if (err)
+            goto out;
+        c->offs[i] = pos;
+        pos += flen;
+        if ((i & 1023) == 0)
+            bg__store_progress(b->s, "compact", i, b->count);
+    }
+    if (used)
+        BG_TRY_OUT(v->write(v, f, pos - used, buf, used));
+    bg__store_progress(b->s, "compact", b->count, b->count);
+    *end = pos;
+out:
+    bg__store_free(b->s, buf);
+    return err;
+}
+
+bg_err bg_box_compact(bg_box *b)
+{
+    bg_store *s = b->s;
+    BG_TRY(check_writable(b));
+    BG_TRY(bg_box_sync(b));
+    char tmp[BG_PATH_MAX];
+    BG_TRY(box_path(s, b->name, ".box.tmp", tmp, sizeof tmp));
+    compact_ctx c = {.b = b};
+    bg_err err = 0;
+    BG_TRY_OUT(idx_sorted(b, &c.v));
+    c.offs = bg__store_malloc(s, (b->count ? b->count : 1) * sizeof *c.offs);
+    if (!c.offs) {
+        err = BG_ENOMEM;
+        goto out;
+    }
+    uint8_t hdr[BG__BOX_HDR_SIZE];
+    bg__box_encode_header(hdr, b->id, b->hflags, b->next_seq);
+    bg_file *nf = NULL;
+    uint64_t end = 0;
+    err = write_beside(s, tmp, b->path, hdr, compact_fill, &c, &nf, &end);
+    if (nf) {
+        /* The rename happened: the new file is the box now. */
+        s->vfs->close(s->vfs, b->f);
+        b->f = nf;
+        for (size_t i = 0; i < b->count; i++)
+            c.v[i]->off = c.offs[i];
+        b->end = end;
+        b->frames = b->count;
+        b->group_open = 0;
+        b->group_count = 0;
+    }
+out:
+    bg__store_free(s, c.v);
+    bg__store_free(s, c.offs);
+    if (err)
+        return bg__store_fail(s, err, "box '%s': compaction failed", b->name);
+    return 0;
+}
+
+/* ---- verify and recover ----------------------------------------------- */
+
+bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
+{
+    BG_TRY(check_name(s, name));
+    char path[BG_PATH_MAX];
+    BG_TRY(box_path(s, name, ".box", path, sizeof path));
+    reader r = {.s = s};
+    bg_err err = s->vfs->open(s->vfs, path, BG_OPEN_READ, &r.f);
+    if (err)
+        return bg__store_fail(s, err, "box '%s': cannot open '%s'", name, path);
+    scan sc = {.r = &r, .what = "verify"};
+    uint8_t id[16];
+    uint16_t fl;
+    uint64_t fo;
+    err = s->vfs->size(s->vfs, r.f, &r.size);
+    if (!err)
+        err = scan_file(&sc, rep, id, &fl, &fo);
+    s->vfs->close(s->vfs, r.f);
+    bg__store_free(s, r.buf);
+    bg__store_free(s, sc.pb);
+    if (err)
+        return bg__store_fail(s, err, "box '%s': cannot scan '%s'", name, path);
+    return 0;
+}
+
+/* Copy the damaged file to quarantine/<name>_corrupted_YYYYMMDD[-N].bak. */
+static bg_err quarantine(bg_store *s, const char *name, reader *r,
+                         char *qpath, size_t qcap)
+{
+    const bg_vfs *v = s->vfs;
+    char qdir[BG_PATH_MAX];
+    BG_TRY(bg__store_path(s, qdir, sizeof qdir, "quarantine"));
+    bg_err err = v->mkdir(v, qdir);
+    if (err && err != BG_EEXISTS)
+        return err;
+    if (!err)
+        BG_TRY(v->sync_dir(v, s->dir));
+    time_t t = (time_t)(bg__store_now_ms(s) / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char day[16];
+    strftime(day, sizeof day, "%Y%m%d", &tm);
+    for (int i = 1;; i++) {
+        char suffix[16] = "";
+        if (i > 1)
+            snprintf(suffix, sizeof suffix, "-%d", i);
+        int n = snprintf(qpath, qcap, "%s/%s_corrupted_%s%s.bak", qdir, name,
+                         day, suffix);
+        if (n < 0 || (size_t)n >= qcap)
+            return BG_EINVALID;
+        err = v->stat(v, qpath, NULL);
+        if (err == BG_ENOTFOUND)
+            break;
+        if (err)
+            return err;
+        if (i > 9999)
+            return BG_EEXISTS;
+    }
+    bg_file *q = NULL;
+    BG_TRY(v->open(v, qpath, BG_OPEN_CREATE | BG_OPEN_EXCL, &q));
+    for (uint64_t off = 0; off < r->size && !err; off += CHUNK) {
+        size_t n = r->size - off < CHUNK ? (size_t)(r->size - off) : CHUNK;
+        const uint8_t *p = rd_get(r, off, n);
+        err = p ? v->write(v, q, off, p, n) : (r->err ? r->err : BG_EIO);
+    }
+    if (!err)
+        err = v->sync(v, q);
+    v->close(v, q);
+    if (!err)
+        err = v->sync_dir(v, qdir);
+    return err;
+}
+
+typedef struct salvage_ctx {
+    bg_store *s;
+    bg_file *f;
+    uint8_t *buf;
+    size_t cap, used;
+    uint64_t pos;
+    bg_err err;
+} salvage_ctx;
+
+static bg_err salvage_flush(salvage_ctx *c)
+{
+    if (!c->used)
+        return 0;
+    bg_err err = c->s->vfs->write(c->s->vfs, c->f, c->pos - c->used, c->buf,
+                                  c->used);
+    c->used = 0;
+    return err;
+}
+
+static bg_err salvage_apply(void *arg, const uint8_t *p, const frame_hdr *h)
+{
+    salvage_ctx *c = arg;
+    if (c->used + h->flen > c->cap) {
+        BG_TRY(salvage_flush(c));
+        if (h->flen > c->cap) {
+            uint8_t *q = bg__store_realloc(c->s, c->buf, h->flen);
+            if (!q)
+                return BG_ENOMEM;
+            c->buf = q;
+            c->cap = h->flen;
+        }
+    }
+    memcpy(c->buf + c->used, p, h->flen);
+    frame_move(c->buf + c->used, h->flen, c->pos);
+    c->used += h->flen;
+    c->pos += h->flen;
+    return 0;
+}
+
+typedef struct recover_fill_ctx {
+    scan *sc;
+    salvage_ctx *sv;
+} recover_fill_ctx;
+
+static bg_err recover_fill(void *arg, bg_file *f, uint64_t *end)
+{
+    recover_fill_ctx *c = arg;
+    c->sv->f = f;
+    c->sv->pos = *end;
+    bg_box_report tmp;
+    uint8_t id[16];
+    uint16_t fl;
+    uint64_t fo;
+    BG_TRY(scan_file(c->sc, &tmp, id, &fl, &fo));
+    BG_TRY(salvage_flush(c->sv));
+    *end = c->sv->pos;
+    return 0;
+}
+
+bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
+{
+    BG_TRY(check_name(s, name));
+    if (s->read_only)
+        return bg__store_fail(s, BG_ESTATE, "box '%s': store opened read-only",
+                              name);
+    bg_box *open = bg__store_find_box(s, name);
+    if (open)
+        BG_TRY(bg__box_close(open));
+    const bg_vfs *v = s->vfs;
+    char path[BG_PATH_MAX], tmp[BG_PATH_MAX];
+    BG_TRY(box_path(s, name, ".box", path, sizeof path));
+    BG_TRY(box_path(s, name, ".box.tmp", tmp, sizeof tmp));
+    reader r = {.s = s};
+    bg_err err = v->open(v, path, BG_OPEN_WRITE, &r.f);
+    if (err)
+        return bg__store_fail(s, err, "box '%s': cannot open '%s'", name, path);
+    scan sc = {.r = &r, .what = "recover"};
+    salvage_ctx sv = {.s = s};
+    uint8_t id[16] = {0};
+    uint16_t hflags = 0;
+    uint64_t floor = 0;
+    BG_TRY_OUT(v->size(v, r.f, &r.size));
+    BG_TRY_OUT(scan_file(&sc, rep, id, &hflags, &floor));
+    if (rep->status == BG_BOX_TORN) {
+        BG_TRY_OUT(v->truncate(v, r.f, rep->cut));
+        BG_TRY_OUT(v->sync(v, r.f));
+    } else if (rep->status == BG_BOX_CORRUPT) {
+        BG_TRY_OUT(quarantine(s, name, &r, rep->quarantine,
+                              sizeof rep->quarantine));
+        if (!rep->header_ok) {
+            v->random(v, id, sizeof id);
+            hflags = 0;
+            floor = 0;
+        }
+        uint8_t hdr[BG__BOX_HDR_SIZE];
+        bg__box_encode_header(hdr, id, hflags,
+                              floor > sc.max_seq ? floor : sc.max_seq + 1);
+        sv.cap = CHUNK;
+        sv.buf = bg__store_malloc(s, sv.cap);
+        if (!sv.buf) {
+            err = BG_ENOMEM;
+            goto out;
+        }
+        sc.salvage = 1;
+        sc.apply = salvage_apply;
+        sc.arg = &sv;
+        sc.npb = 0;
+        recover_fill_ctx rc = {&sc, &sv};
+        bg_file *nf = NULL;
+        uint64_t end;
+        err = write_beside(s, tmp, path, hdr, recover_fill, &rc, &nf, &end);
+        if (nf)
+            v->close(v, nf);
+    }
+out:
+    v->close(v, r.f);
+    bg__store_free(s, r.buf);
+    bg__store_free(s, sc.pb);
+    bg__store_free(s, sv.buf);
+    if (err)
+        return bg__store_fail(s, err, "box '%s': recovery failed", name);
+    return 0;
+}

@@ -1,0 +1,369 @@
+/*
+ * The store handle: directory, lock, hooks, detail message, and the table of
+ * open boxes. Box files themselves are box.c's business.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store_int.h"
+
+#define LOCK_NAME "store.lock"
+
+void bg_store_opts_init(bg_store_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->durability = BG_DURABILITY_FULL;
+    o->group_size = 100;
+}
+
+void *bg__store_malloc(bg_store *s, size_t n)
+{
+    if (s->alloc.malloc)
+        return s->alloc.malloc(s->alloc.ctx, n ? n : 1);
+    return malloc(n ? n : 1);
+}
+
+void *bg__store_realloc(bg_store *s, void *p, size_t n)
+{
+    if (s->alloc.realloc)
+        return s->alloc.realloc(s->alloc.ctx, p, n ? n : 1);
+    return realloc(p, n ? n : 1);
+}
+
+void bg__store_free(bg_store *s, void *p)
+{
+    if (!p)
+        return;
+    if (s->alloc.free)
+        s->alloc.free(s->alloc.ctx, p);
+    else
+        free(p);
+}
+
+void bg_store_free(bg_store *s, void *p)
+{
+    bg__store_free(s, p);
+}
+
+int64_t bg__store_now_ms(bg_store *s)
+{
+    if (s->clock.now_ms)
+        return s->clock.now_ms(s->clock.ctx);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bg_err bg__store_fail(bg_store *s, bg_err code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(s->detail, sizeof s->detail, fmt, ap);
+    va_end(ap);
+    if (code < 0 && n >= 0 && (size_t)n < sizeof s->detail)
+        snprintf(s->detail + n, sizeof s->detail - (size_t)n, ": %s",
+                 bg_strerror(code));
+    return code;
+}
+
+bg_err bg__store_path(const bg_store *s, char *out, size_t cap,
+                      const char *name)
+{
+    int n = snprintf(out, cap, "%s/%s", s->dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        return BG_EINVALID;
+    return 0;
+}
+
+void bg__store_progress(bg_store *s, const char *what, uint64_t done,
+                        uint64_t total)
+{
+    if (s->progress)
+        s->progress(s->progress_ctx, what, done, total);
+}
+
+const char *bg_store_detail(const bg_store *s)
+{
+    return s->detail;
+}
+
+bg_err bg__store_add_box(bg_store *s, bg_box *b)
+{
+    if (s->nboxes == s->capboxes) {
+        size_t cap = s->capboxes ? s->capboxes * 2 : 8;
+        bg_box **p = bg__store_realloc(s, s->boxes, cap * sizeof *p);
+        if (!p)
+            return BG_ENOMEM;
+        s->boxes = p;
+        s->capboxes = cap;
+    }
+    s->boxes[s->nboxes++] = b;
+    return 0;
+}
+
+void bg__store_remove_box(bg_store *s, bg_box *b)
+{
+    for (size_t i = 0; i < s->nboxes; i++) {
+        if (s->boxes[i] == b) {
+            s->boxes[i] = s->boxes[--s->nboxes];
+            return;
+        }
+    }
+}
+
+bg_box *bg__store_find_box(bg_store *s, const char *name)
+{
+    for (size_t i = 0; i < s->nboxes; i++)
+        if (!strcmp(bg__box_name(s->boxes[i]), name))
+            return s->boxes[i];
+    return NULL;
+}
+
+/* Make dir exist durably: mkdir, then sync its parent directory. */
+static bg_err make_dir(bg_store *s, const char *dir)
+{
+    bg_err err = s->vfs->mkdir(s->vfs, dir);
+    if (err == BG_EEXISTS)
+        return 0;
+    if (err)
+        return bg__store_fail(s, err, "cannot create directory '%s'", dir);
+    char parent[BG_PATH_MAX];
+    const char *slash = strrchr(dir, '/');
+    size_t n = slash ? (size_t)(slash - dir) : 0;
+    memcpy(parent, dir, n);
+    parent[n] = '\0';
+    if (n == 0 && slash)
+        strcpy(parent, "/"); /* "" is the current directory to the vfs */
+    err = s->vfs->sync_dir(s->vfs, parent);
+    if (err)
+        return bg__store_fail(s, err, "cannot sync directory '%s'", parent);
+    return 0;
+}
+
+typedef struct sweep_ctx {
+    bg_store *s;
+    char (*names)[BG_PATH_MAX];
+    size_t n, cap;
+    int nomem;
+} sweep_ctx;
+
+static int collect_tmp(void *arg, const char *name)
+{
+    sweep_ctx *c = arg;
+    size_t len = strlen(name);
+    if (len < 4 || strcmp(name + len - 4, ".tmp") || len >= BG_PATH_MAX)
+        return 0;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 4;
+        void *p = bg__store_realloc(c->s, c->names, cap * sizeof *c->names);
+        if (!p) {
+            c->nomem = 1;
+            return 1;
+        }
+        c->names = p;
+        c->cap = cap;
+    }
+    memcpy(c->names[c->n++], name, len + 1);
+    return 0;
+}
+
+/* Remove *.tmp files: the halves of a compaction or recovery that a crash
+ * interrupted before its rename. The renamed file is the truth. */
+static bg_err sweep_tmp(bg_store *s)
+{
+    sweep_ctx c = {.s = s};
+    bg_err err = s->vfs->list(s->vfs, s->dir, collect_tmp, &c);
+    if (!err && c.nomem)
+        err = BG_ENOMEM;
+    for (size_t i = 0; i < c.n && !err; i++) {
+        char path[BG_PATH_MAX];
+        if (bg__store_path(s, path, sizeof path, c.names[i]))
+            continue;
+        err = s->vfs->unlink(s->vfs, path);
+        if (err == BG_ENOTFOUND)
+            err = 0;
+    }
+    if (!err && c.n)
+        err = s->vfs->sync_dir(s->vfs, s->dir);
+    bg__store_free(s, c.names);
+    if (err)
+        return bg__store_fail(s, err, "cannot remove temporary files in '%s'",
+                              s->dir);
+    return 0;
+}
+
+bg_err bg_store_open(const char *dir, const bg_store_opts *opts,
+                     bg_store **out)
+{
+    bg_store_opts defaults;
+    if (!opts) {
+        bg_store_opts_init(&defaults);
+        opts = &defaults;
+    }
+    *out = NULL;
+    size_t dlen = dir ? strlen(dir) : 0;
+    if (dlen == 0 || dlen >= BG_PATH_MAX - 128)
+        return BG_EINVALID;
+    if (opts->durability == BG_DURABILITY_GROUP && opts->group_size == 0)
+        return BG_EINVALID;
+    if ((opts->alloc.malloc != NULL) != (opts->alloc.free != NULL) ||
+        (opts->alloc.malloc != NULL) != (opts->alloc.realloc != NULL))
+        return BG_EINVALID;
+
+    bg_store *s = opts->alloc.malloc
+                      ? opts->alloc.malloc(opts->alloc.ctx, sizeof *s)
+                      : malloc(sizeof *s);
+    if (!s)
+        return BG_ENOMEM;
+    memset(s, 0, sizeof *s);
+    memcpy(s->dir, dir, dlen + 1);
+    while (dlen > 1 && s->dir[dlen - 1] == '/')
+        s->dir[--dlen] = '\0';
+    s->vfs = opts->vfs ? opts->vfs : bg_vfs_posix();
+    s->alloc = opts->alloc;
+    s->clock = opts->clock;
+    s->durability = opts->durability;
+    s->group_size = opts->group_size ? opts->group_size : 100;
+    s->read_only = opts->read_only;
+    s->progress = opts->progress;
+    s->progress_ctx = opts->progress_ctx;
+
+    bg_err err = 0;
+    int is_dir = 0;
+    err = s->vfs->stat(s->vfs, s->dir, &is_dir);
+    if (err == BG_ENOTFOUND && opts->create && !opts->read_only)
+        err = make_dir(s, s->dir), is_dir = 1;
+    if (err) {
+        if (err == BG_ENOTFOUND)
+            bg__store_fail(s, err, "store '%s' does not exist", s->dir);
+        goto out;
+    }
+    if (!is_dir) {
+        err = bg__store_fail(s, BG_EINVALID, "store '%s' is not a directory",
+                             s->dir);
+        goto out;
+    }
+
+    char lpath[BG_PATH_MAX];
+    BG_TRY_OUT(bg__store_path(s, lpath, sizeof lpath, LOCK_NAME));
+    err = s->vfs->open(s->vfs, lpath,
+                       s->read_only ? BG_OPEN_READ : BG_OPEN_CREATE, &s->lockf);
+    if (err == BG_ENOTFOUND && s->read_only) {
+        /* Never written by a writer: nothing to exclude, nothing to create
+         * (a read-only open changes no byte). */
+        err = 0;
+        s->lockf = NULL;
+    } else if (err) {
+        bg__store_fail(s, err, "cannot open lock file '%s'", lpath);
+        goto out;
+    } else {
+        err = s->vfs->lock(s->vfs, s->lockf, !s->read_only);
+        if (err) {
+            bg__store_fail(s, err, "store '%s' is in use by another opener",
+                           s->dir);
+            goto out;
+        }
+    }
+    if (!s->read_only)
+        BG_TRY_OUT(sweep_tmp(s));
+out:
+    if (err) {
+        /* The caller has no handle to read the detail from: keep it quiet
+         * and return the code alone. */
+        if (s->lockf)
+            s->vfs->close(s->vfs, s->lockf);
+        bg__store_free(s, s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+bg_err bg_store_sync(bg_store *s)
+{
+    for (size_t i = 0; i < s->nboxes; i++)
+        BG_TRY(bg_box_sync(s->boxes[i]));
+    return 0;
+}
+
+bg_err bg_store_close(bg_store *s)
+{
+    if (!s)
+        return 0;
+    bg_err first = 0;
+    while (s->nboxes) {
+        bg_err err = bg__box_close(s->boxes[s->nboxes - 1]);
+        if (err && !first)
+            first = err;
+    }
+    bg__store_free(s, s->boxes);
+    if (s->lockf)
+        s->vfs->close(s->vfs, s->lockf);
+    bg__store_free(s, s);
+    return first;
+}
+
+typedef struct list_ctx {
+    bg_store *s;
+    char **names;
+    size_t n, cap;
+    int nomem;
+} list_ctx;
+
+static int collect_box(void *arg, const char *name)
+{
+    list_ctx *c = arg;
+    size_t len = strlen(name);
+    if (len < 5 || len - 4 > BG_BOX_NAME_MAX || strcmp(name + len - 4, ".box"))
+        return 0;
+    char base[BG_BOX_NAME_MAX + 1];
+    memcpy(base, name, len - 4);
+    base[len - 4] = '\0';
+    if (bg__box_check_name(base))
+        return 0;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        char **p = bg__store_realloc(c->s, c->names, cap * sizeof *p);
+        if (!p) {
+            c->nomem = 1;
+            return 1;
+        }
+        c->names = p;
+        c->cap = cap;
+    }
+    c->names[c->n] = bg__store_malloc(c->s, len - 3);
+    if (!c->names[c->n]) {
+        c->nomem = 1;
+        return 1;
+    }
+    memcpy(c->names[c->n++], base, len - 3);
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+bg_err bg_store_list_boxes(bg_store *s, bg_store_box_fn fn, void *arg)
+{
+    list_ctx c = {.s = s};
+    bg_err err = s->vfs->list(s->vfs, s->dir, collect_box, &c);
+    if (!err && c.nomem)
+        err = BG_ENOMEM;
+    if (!err && c.n)
+        qsort(c.names, c.n, sizeof *c.names, cmp_str);
+    int stop = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        if (!err && !stop)
+            stop = fn(arg, c.names[i]);
+        bg__store_free(s, c.names[i]);
+    }
+    bg__store_free(s, c.names);
+    if (err)
+        return bg__store_fail(s, err, "cannot list store '%s'", s->dir);
+    return 0;
+}

@@ -1,0 +1,80 @@
+/*
+ * Internals of the store shared by the modules built on it: the handle, the
+ * guard macros, allocation and vfs wrappers that record context in the
+ * store's detail message.
+ */
+#ifndef BOXGUARD_STORE_INT_H
+#define BOXGUARD_STORE_INT_H
+
+#include <stdarg.h>
+
+#include "boxguard/box.h"
+#include "boxguard/store.h"
+
+/* Return early on error; the success path reads straight down. */
+#define BG_TRY(expr)                                                           \
+    do {                                                                       \
+        bg_err bg__e = (expr);                                                 \
+        if (bg__e < 0)                                                         \
+            return bg__e;                                                      \
+    } while (0)
+
+/* In functions with an `err` variable and an `out:` label. */
+#define BG_TRY_OUT(expr)                                                       \
+    do {                                                                       \
+        err = (expr);                                                          \
+        if (err < 0)                                                           \
+            goto out;                                                          \
+    } while (0)
+
+#define BG_ENSURE(cond, code)                                                  \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            return (code);                                                     \
+    } while (0)
+
+#define BG_PATH_MAX 1024
+
+struct bg_store {
+    char dir[BG_PATH_MAX];
+    const bg_vfs *vfs;
+    bg_allocator alloc;
+    bg_clock clock;
+    bg_durability durability;
+    unsigned group_size;
+    int read_only;
+    bg_progress_fn progress;
+    void *progress_ctx;
+    bg_file *lockf;
+    bg_box **boxes;
+    size_t nboxes, capboxes;
+    char detail[512];
+};
+
+void *bg__store_malloc(bg_store *s, size_t n);
+void *bg__store_realloc(bg_store *s, void *p, size_t n);
+void bg__store_free(bg_store *s, void *p);
+int64_t bg__store_now_ms(bg_store *s);
+
+/* Set the detail message and return code (when code < 0). */
+bg_err bg__store_fail(bg_store *s, bg_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* path = dir + "/" + name; BG_EINVALID when too long. */
+BG_MUST_CHECK bg_err bg__store_path(const bg_store *s, char *out, size_t cap,
+                                    const char *name);
+
+void bg__store_progress(bg_store *s, const char *what, uint64_t done,
+                        uint64_t total);
+
+/* Box registry of the store (box.c owns the boxes). */
+BG_MUST_CHECK bg_err bg__store_add_box(bg_store *s, bg_box *b);
+void bg__store_remove_box(bg_store *s, bg_box *b);
+bg_box *bg__store_find_box(bg_store *s, const char *name);
+
+/* Implemented by box.c for the store. */
+bg_err bg__box_close(bg_box *b);
+const char *bg__box_name(const bg_box *b);
+BG_MUST_CHECK bg_err bg__box_check_name(const char *name);
+
+#endif

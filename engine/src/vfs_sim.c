@@ -1,0 +1,917 @@
+/*
+ * The simulated disk (see sim.h for the model). Small and plain on purpose:
+ * linear searches over a few dozen entries, whole-file buffers. It exists to
+ * be obviously right, so that crash-point enumeration and the stateful
+ * fuzzers can trust what it says survives a power loss.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "boxguard/sim.h"
+
+#define SECTOR 512
+
+enum { OP_WRITE, OP_TRUNC };
+enum { DOP_CREATE, DOP_UNLINK, DOP_RENAME, DOP_MKDIR };
+
+typedef struct sim_buf {
+    uint8_t *p;
+    size_t len, cap;
+} sim_buf;
+
+typedef struct sim_op {
+    int kind;
+    uint64_t off; /* write offset, or the new size of a truncate */
+    size_t len;
+    uint8_t *data;
+} sim_op;
+
+typedef struct sim_node {
+    int is_dir;
+    sim_buf dur; /* what is on the platter */
+    sim_buf cur; /* what reads see */
+    sim_op *ops; /* unsynced operations, oldest first */
+    size_t nops, capops;
+    int lock_ex, lock_sh;
+} sim_node;
+
+typedef struct sim_ent {
+    char *path;
+    size_t node;
+} sim_ent;
+
+typedef struct sim_ns {
+    sim_ent *e;
+    size_t n, cap;
+} sim_ns;
+
+typedef struct sim_dop {
+    int kind;
+    char *a, *b; /* path; rename: from, to */
+    size_t node;
+} sim_dop;
+
+struct bg_file {
+    bg_sim *sim;
+    size_t node;
+    uint64_t gen;
+    int writable;
+    int lock; /* 0 none, 1 exclusive, 2 shared */
+};
+
+struct bg_sim {
+    bg_vfs vfs;
+    uint64_t rng;
+    sim_node *nodes;
+    size_t nnodes, capnodes;
+    sim_ns cur, dur;
+    sim_dop *dops;
+    size_t ndops, capdops;
+    uint64_t gen;
+    int frozen;
+    uint64_t fail_at;
+    bg_err fail_err;
+    uint64_t crash_after;
+    bg_sim_stats stats;
+};
+
+/* splitmix64: tiny, good enough for choosing crash outcomes. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rng_below(uint64_t *s, uint64_t n)
+{
+    return n ? rng_next(s) % n : 0;
+}
+
+/* ---- buffers ---------------------------------------------------------- */
+
+static int buf_reserve(sim_buf *b, size_t need)
+{
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_resize(sim_buf *b, size_t len)
+{
+    if (buf_reserve(b, len))
+        return -1;
+    if (len > b->len)
+        memset(b->p + b->len, 0, len - b->len);
+    b->len = len;
+    return 0;
+}
+
+static int buf_write(sim_buf *b, uint64_t off, const uint8_t *data, size_t len)
+{
+    size_t end = (size_t)off + len;
+    if (end > b->len && buf_resize(b, end))
+        return -1;
+    if (len)
+        memcpy(b->p + off, data, len);
+    return 0;
+}
+
+static int buf_copy(sim_buf *dst, const sim_buf *src)
+{
+    if (buf_reserve(dst, src->len))
+        return -1;
+    if (src->len)
+        memcpy(dst->p, src->p, src->len);
+    dst->len = src->len;
+    return 0;
+}
+
+/* ---- namespace -------------------------------------------------------- */
+
+static sim_ent *ns_find(sim_ns *ns, const char *path)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        if (!strcmp(ns->e[i].path, path))
+            return &ns->e[i];
+    return NULL;
+}
+
+static int ns_set(sim_ns *ns, const char *path, size_t node)
+{
+    sim_ent *e = ns_find(ns, path);
+    if (e) {
+        e->node = node;
+        return 0;
+    }
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2 : 16;
+        sim_ent *p = realloc(ns->e, cap * sizeof *p);
+        if (!p)
+            return -1;
+        ns->e = p;
+        ns->cap = cap;
+    }
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    ns->e[ns->n].path = copy;
+    ns->e[ns->n].node = node;
+    ns->n++;
+    return 0;
+}
+
+static void ns_del(sim_ns *ns, const char *path)
+{
+    sim_ent *e = ns_find(ns, path);
+    if (!e)
+        return;
+    free(e->path);
+    *e = ns->e[--ns->n];
+}
+
+static void ns_clear(sim_ns *ns)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        free(ns->e[i].path);
+    ns->n = 0;
+}
+
+static int ns_copy(sim_ns *dst, const sim_ns *src)
+{
+    ns_clear(dst);
+    for (size_t i = 0; i < src->n; i++)
+        if (ns_set(dst, src->e[i].path, src->e[i].node))
+            return -1;
+    return 0;
+}
+
+/* The directory part of path: "a/b" -> "a", "a" -> "" (the root). */
+static void parent_of(const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, path, n);
+    out[n] = '\0';
+}
+
+static int is_dir_path(bg_sim *s, sim_ns *ns, const char *path)
+{
+    if (!path[0])
+        return 1; /* the root */
+    sim_ent *e = ns_find(ns, path);
+    return e && s->nodes[e->node].is_dir;
+}
+
+/* ---- nodes and directory operations ----------------------------------- */
+
+static int node_new(bg_sim *s, int is_dir, size_t *out)
+{
+    if (s->nnodes == s->capnodes) {
+        size_t cap = s->capnodes ? s->capnodes * 2 : 16;
+        sim_node *p = realloc(s->nodes, cap * sizeof *p);
+        if (!p)
+            return -1;
+        s->nodes = p;
+        s->capnodes = cap;
+    }
+    memset(&s->nodes[s->nnodes], 0, sizeof s->nodes[0]);
+    s->nodes[s->nnodes].is_dir = is_dir;
+    *out = s->nnodes++;
+    return 0;
+}
+
+static void node_clear_ops(sim_node *n)
+{
+    for (size_t i = 0; i < n->nops; i++)
+        free(n->ops[i].data);
+    n->nops = 0;
+}
+
+static int node_push_op(sim_node *n, int kind, uint64_t off,
+                        const uint8_t *data, size_t len)
+{
+    if (n->nops == n->capops) {
+        size_t cap = n->capops ? n->capops * 2 : 8;
+        sim_op *p = realloc(n->ops, cap * sizeof *p);
+        if (!p)
+            return -1;
+        n->ops = p;
+        n->capops = cap;
+    }
+    sim_op *op = &n->ops[n->nops];
+    op->kind = kind;
+    op->off = off;
+    op->len = len;
+    op->data = NULL;
+    if (len) {
+        op->data = malloc(len);
+        if (!op->data)
+            return -1;
+        memcpy(op->data, data, len);
+    }
+    n->nops++;
+    return 0;
+}
+
+static int dop_push(bg_sim *s, int kind, const char *a, const char *b,
+                    size_t node)
+{
+    if (s->ndops == s->capdops) {
+        size_t cap = s->capdops ? s->capdops * 2 : 16;
+        sim_dop *p = realloc(s->dops, cap * sizeof *p);
+        if (!p)
+            return -1;
+        s->dops = p;
+        s->capdops = cap;
+    }
+    sim_dop *d = &s->dops[s->ndops];
+    d->kind = kind;
+    d->node = node;
+    d->a = strdup(a);
+    d->b = b ? strdup(b) : NULL;
+    if (!d->a || (b && !d->b)) {
+        free(d->a);
+        free(d->b);
+        return -1;
+    }
+    s->ndops++;
+    return 0;
+}
+
+static int dop_apply(sim_ns *ns, const sim_dop *d)
+{
+    switch (d->kind) {
+    case DOP_CREATE:
+    case DOP_MKDIR:
+        return ns_set(ns, d->a, d->node);
+    case DOP_UNLINK:
+        ns_del(ns, d->a);
+        return 0;
+    case DOP_RENAME:
+        ns_del(ns, d->a);
+        return ns_set(ns, d->b, d->node);
+    }
+    return 0;
+}
+
+static void dop_free(sim_dop *d)
+{
+    free(d->a);
+    free(d->b);
+}
+
+/* ---- operation accounting --------------------------------------------- */
+
+static bg_err sim_begin(bg_sim *s)
+{
+    if (s->frozen)
+        return BG_EIO;
+    s->stats.ops++;
+    if (s->fail_at && s->stats.ops == s->fail_at)
+        return s->fail_err;
+    return 0;
+}
+
+static void sim_changed(bg_sim *s)
+{
+    s->stats.changes++;
+    if (s->crash_after && s->stats.changes == s->crash_after)
+        s->frozen = 1;
+}
+
+static bg_sim *sim_of(const bg_vfs *vfs)
+{
+    return (bg_sim *)vfs->ctx;
+}
+
+static bg_err file_check(bg_file *f, sim_node **out)
+{
+    if (f->gen != f->sim->gen)
+        return BG_EIO; /* handle from before a crash */
+    *out = &f->sim->nodes[f->node];
+    return 0;
+}
+
+/* ---- the vfs ---------------------------------------------------------- */
+
+static bg_err sim_open(const bg_vfs *vfs, const char *path, int flags,
+                       bg_file **out)
+{
+    bg_sim *s = sim_of(vfs);
+    bg_err err = sim_begin(s);
+    if (err)
+        return err;
+    sim_ent *e = ns_find(&s->cur, path);
+    size_t node;
+    int created = 0;
+    if (e) {
+        if ((flags & BG_OPEN_CREATE) && (flags & BG_OPEN_EXCL))
+            return BG_EEXISTS;
+        if (s->nodes[e->node].is_dir)
+            return BG_EINVALID;
+        node = e->node;
+    } else {
+        if (!(flags & BG_OPEN_CREATE))
+            return BG_ENOTFOUND;
+        char dir[1024];
+        parent_of(path, dir, sizeof dir);
+        if (!is_dir_path(s, &s->cur, dir))
+            return BG_ENOTFOUND;
+        if (node_new(s, 0, &node) || ns_set(&s->cur, path, node) ||
+            dop_push(s, DOP_CREATE, path, NULL, node))
+            return BG_ENOMEM;
+        created = 1;
+    }
+    bg_file *f = malloc(sizeof *f);
+    if (!f)
+        return BG_ENOMEM;
+    f->sim = s;
+    f->node = node;
+    f->gen = s->gen;
+    f->writable = (flags & (BG_OPEN_WRITE | BG_OPEN_CREATE)) != 0;
+    f->lock = 0;
+    *out = f;
+    if (created)
+        sim_changed(s);
+    return 0;
+}
+
+static void sim_close(const bg_vfs *vfs, bg_file *f)
+{
+    (void)vfs;
+    if (!f)
+        return;
+    if (f->gen == f->sim->gen && f->lock) {
+        sim_node *n = &f->sim->nodes[f->node];
+        if (f->lock == 1)
+            n->lock_ex = 0;
+        else
+            n->lock_sh--;
+    }
+    free(f);
+}
+
+static bg_err sim_read(const bg_vfs *vfs, bg_file *f, uint64_t off, void *buf,
+                       size_t len, size_t *got)
+{
+    bg_sim *s = sim_of(vfs);
+    sim_node *n;
+    bg_err err = sim_begin(s);
+    if (err || (err = file_check(f, &n)))
+        return err;
+    size_t avail = off < n->cur.len ? n->cur.len - (size_t)off : 0;
+    size_t take = len < avail ? len : avail;
+    if (take)
+        memcpy(buf, n->cur.p + off, take);
+    *got = take;
+    return 0;
+}
+
+static bg_err sim_write(const bg_vfs *vfs, bg_file *f, uint64_t off,
+                        const void *buf, size_t len)
+{
+    bg_sim *s = sim_of(vfs);
+    sim_node *n;
+    bg_err err = sim_begin(s);
+    if (err || (err = file_check(f, &n)))
+        return err;
+    if (!f->writable)
+        return BG_EINVALID;
+    if (buf_write(&n->cur, off, buf, len) ||
+        node_push_op(n, OP_WRITE, off, buf, len))
+        return BG_ENOMEM;
+    sim_changed(s);
+    return 0;
+}
+
+static bg_err sim_sync(const bg_vfs *vfs, bg_file *f)
+{
+    bg_sim *s = sim_of(vfs);
+    sim_node *n;
+    bg_err err = sim_begin(s);
+    if (err || (err = file_check(f, &n)))
+        return err;
+    if (buf_copy(&n->dur, &n->cur))
+        return BG_ENOMEM;
+    node_clear_ops(n);
+    sim_changed(s);
+    return 0;
+}
+
+static bg_err sim_truncate(const bg_vfs *vfs, bg_file *f, uint64_t size)
+{
+    bg_sim *s = sim_of(vfs);
+    sim_node *n;
+    bg_err err = sim_begin(s);
+    if (err || (err = file_check(f, &n)))
+        return err;
+    if (!f->writable)
+        return BG_EINVALID;
+    if (buf_resize(&n->cur, (size_t)size) ||
+        node_push_op(n, OP_TRUNC, size, NULL, 0))
+        return BG_ENOMEM;
+    sim_changed(s);
+    return 0;
+}
+
+static bg_err sim_size(const bg_vfs *vfs, bg_file *f, uint64_t *size)
+{
+    bg_sim *s = sim_of(vfs);
+    sim_node *n;
+    bg_err err = sim_begin(s);
+    if (err || (err = file_check(f, &n)))
+        return err;
+    *size = n->cur.len;
+    return 0;
+}
+
+static bg_err sim_lock(const bg_vfs *vfs, bg_file *f, int exclusive)
+{
+    bg_sim *s = sim_of(vfs);
+    sim_node *n;
+    bg_err err = sim_begin(s);
+    if (err || (err = file_check(f, &n)))
+        return err;
+    if (f->lock)
+        return 0;
+    if (n->lock_ex || (exclusive && n->lock_sh))
+        return BG_ELOCKED;
+    if (exclusive) {
+        n->lock_ex = 1;
+        f->lock = 1;
+    } else {
+        n->lock_sh++;
+        f->lock = 2;
+    }
+    return 0;
+}
+
+static bg_err sim_rename(const bg_vfs *vfs, const char *from, const char *to)
+{
+    bg_sim *s = sim_of(vfs);
+    bg_err err = sim_begin(s);
+    if (err)
+        return err;
+    char d1[1024], d2[1024];
+    parent_of(from, d1, sizeof d1);
+    parent_of(to, d2, sizeof d2);
+    if (strcmp(d1, d2))
+        return BG_EINVALID; /* boxguard only renames within a directory */
+    sim_ent *e = ns_find(&s->cur, from);
+    if (!e)
+        return BG_ENOTFOUND;
+    size_t node = e->node;
+    sim_ent *t = ns_find(&s->cur, to);
+    if (t && s->nodes[t->node].is_dir)
+        return BG_EINVALID;
+    if (ns_set(&s->cur, to, node))
+        return BG_ENOMEM;
+    ns_del(&s->cur, from);
+    if (dop_push(s, DOP_RENAME, from, to, node))
+        return BG_ENOMEM;
+    sim_changed(s);
+    return 0;
+}
+
+static bg_err sim_unlink(const bg_vfs *vfs, const char *path)
+{
+    bg_sim *s = sim_of(vfs);
+    bg_err err = sim_begin(s);
+    if (err)
+        return err;
+    sim_ent *e = ns_find(&s->cur, path);
+    if (!e)
+        return BG_ENOTFOUND;
+    if (s->nodes[e->node].is_dir)
+        return BG_EINVALID;
+    size_t node = e->node;
+    ns_del(&s->cur, path);
+    if (dop_push(s, DOP_UNLINK, path, NULL, node))
+        return BG_ENOMEM;
+    sim_changed(s);
+    return 0;
+}
+
+static bg_err sim_mkdir(const bg_vfs *vfs, const char *path)
+{
+    bg_sim *s = sim_of(vfs);
+    bg_err err = sim_begin(s);
+    if (err)
+        return err;
+    if (!path[0] || ns_find(&s->cur, path))
+        return BG_EEXISTS;
+    char dir[1024];
+    parent_of(path, dir, sizeof dir);
+    if (!is_dir_path(s, &s->cur, dir))
+        return BG_ENOTFOUND;
+    size_t node;
+    if (node_new(s, 1, &node) || ns_set(&s->cur, path, node) ||
+        dop_push(s, DOP_MKDIR, path, NULL, node))
+        return BG_ENOMEM;
+    sim_changed(s);
+    return 0;
+}
+
+static bg_err sim_list(const bg_vfs *vfs, const char *dir, bg_vfs_list_fn fn,
+                       void *arg)
+{
+    bg_sim *s = sim_of(vfs);
+    bg_err err = sim_begin(s);
+    if (err)
+        return err;
+    if (!is_dir_path(s, &s->cur, dir))
+        return BG_ENOTFOUND;
+    /* Collect first: the callback may change the namespace. */
+    size_t n = 0;
+    char **names = malloc((s->cur.n + 1) * sizeof *names);
+    if (!names)
+        return BG_ENOMEM;
+    for (size_t i = 0; i < s->cur.n; i++) {
+        char p[1024];
+        parent_of(s->cur.e[i].path, p, sizeof p);
+        if (strcmp(p, dir))
+            continue;
+        const char *base = s->cur.e[i].path + strlen(p) + (p[0] ? 1 : 0);
+        if (!(names[n] = strdup(base))) {
+            err = BG_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!err && fn(arg, names[i]))
+            err = 1;
+        free(names[i]);
+    }
+    free(names);
+    return err == 1 ? 0 : err;
+}
+
+static bg_err sim_sync_dir(const bg_vfs *vfs, const char *dir)
+{
+    bg_sim *s = sim_of(vfs);
+    bg_err err = sim_begin(s);
+    if (err)
+        return err;
+    if (!is_dir_path(s, &s->cur, dir))
+        return BG_ENOTFOUND;
+    size_t keep = 0;
+    for (size_t i = 0; i < s->ndops; i++) {
+        char p[1024];
+        parent_of(s->dops[i].a, p, sizeof p);
+        if (!strcmp(p, dir)) {
+            if (dop_apply(&s->dur, &s->dops[i]))
+                return BG_ENOMEM;
+            dop_free(&s->dops[i]);
+        } else {
+            s->dops[keep++] = s->dops[i];
+        }
+    }
+    s->ndops = keep;
+    sim_changed(s);
+    return 0;
+}
+
+static bg_err sim_stat(const bg_vfs *vfs, const char *path, int *is_dir)
+{
+    bg_sim *s = sim_of(vfs);
+    bg_err err = sim_begin(s);
+    if (err)
+        return err;
+    if (!path[0]) {
+        if (is_dir)
+            *is_dir = 1;
+        return 0;
+    }
+    sim_ent *e = ns_find(&s->cur, path);
+    if (!e)
+        return BG_ENOTFOUND;
+    if (is_dir)
+        *is_dir = s->nodes[e->node].is_dir;
+    return 0;
+}
+
+static void sim_random(const bg_vfs *vfs, void *buf, size_t len)
+{
+    bg_sim *s = sim_of(vfs);
+    uint8_t *p = buf;
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)rng_next(&s->rng);
+}
+
+/* ---- power loss ------------------------------------------------------- */
+
+static int apply_op(sim_buf *b, const sim_op *op)
+{
+    if (op->kind == OP_TRUNC)
+        return buf_resize(b, (size_t)op->off);
+    return buf_write(b, op->off, op->data, op->len);
+}
+
+/* Apply the chosen writes of ops[from, to) in a random order. */
+static int apply_shuffled(sim_buf *b, sim_op *ops, size_t from, size_t to,
+                          uint64_t *rng)
+{
+    size_t n = 0;
+    size_t *pick = malloc((to - from + 1) * sizeof *pick);
+    if (!pick)
+        return -1;
+    for (size_t i = from; i < to; i++)
+        if (rng_next(rng) & 1)
+            pick[n++] = i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)rng_below(rng, i);
+        size_t t = pick[i - 1];
+        pick[i - 1] = pick[j];
+        pick[j] = t;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = apply_op(b, &ops[pick[i]]);
+    free(pick);
+    return rc;
+}
+
+static int apply_torn(sim_buf *b, const sim_op *op, uint64_t *rng)
+{
+    if (op->kind == OP_TRUNC)
+        return (rng_next(rng) & 1) ? apply_op(b, op) : 0;
+    uint64_t end = op->off + op->len;
+    if ((rng_next(rng) & 1) && end > b->len && buf_resize(b, (size_t)end))
+        return -1; /* the size reached disk, the data perhaps not */
+    uint64_t pos = op->off;
+    while (pos < end) {
+        uint64_t next = (pos / SECTOR + 1) * SECTOR;
+        if (next > end)
+            next = end;
+        size_t n = (size_t)(next - pos);
+        uint8_t garbage[SECTOR];
+        switch (rng_below(rng, 3)) {
+        case 0: /* this sector never reached the disk */
+            break;
+        case 1:
+            if (buf_write(b, pos, op->data + (pos - op->off), n))
+                return -1;
+            break;
+        default:
+            for (size_t i = 0; i < n; i++)
+                garbage[i] = (uint8_t)rng_next(rng);
+            if (buf_write(b, pos, garbage, n))
+                return -1;
+            break;
+        }
+        pos = next;
+    }
+    return 0;
+}
+
+static int node_crash(sim_node *n, bg_crash_mode mode, uint64_t *rng)
+{
+    sim_buf b = {0};
+    if (buf_copy(&b, &n->dur))
+        return -1;
+    int rc = 0;
+    switch (mode) {
+    case BG_CRASH_DROP:
+        break;
+    case BG_CRASH_PREFIX: {
+        size_t k = (size_t)rng_below(rng, n->nops + 1);
+        for (size_t i = 0; i < k && !rc; i++)
+            rc = apply_op(&b, &n->ops[i]);
+        break;
+    }
+    case BG_CRASH_SUBSET: {
+        /* Writes between two truncates land in any order; a truncate
+         * lands or not, in its place. */
+        size_t seg = 0;
+        for (size_t i = 0; i <= n->nops && !rc; i++) {
+            if (i < n->nops && n->ops[i].kind == OP_WRITE)
+                continue;
+            rc = apply_shuffled(&b, n->ops, seg, i, rng);
+            if (!rc && i < n->nops && (rng_next(rng) & 1))
+                rc = apply_op(&b, &n->ops[i]);
+            seg = i + 1;
+        }
+        break;
+    }
+    case BG_CRASH_TORN:
+        for (size_t i = 0; i < n->nops && !rc; i++)
+            rc = apply_torn(&b, &n->ops[i], rng);
+        break;
+    }
+    if (!rc)
+        rc = buf_copy(&n->dur, &b) || buf_copy(&n->cur, &b);
+    free(b.p);
+    node_clear_ops(n);
+    n->lock_ex = n->lock_sh = 0;
+    return rc;
+}
+
+bg_err bg_sim_crash(bg_sim *s, bg_crash_mode mode, uint64_t seed)
+{
+    uint64_t rng = seed ^ 0xC0FFEE5EEDull;
+    size_t k = mode == BG_CRASH_DROP ? 0 : (size_t)rng_below(&rng, s->ndops + 1);
+    bg_err err = 0;
+    for (size_t i = 0; i < s->ndops; i++) {
+        if (i < k && !err && dop_apply(&s->dur, &s->dops[i]))
+            err = BG_ENOMEM;
+        dop_free(&s->dops[i]);
+    }
+    s->ndops = 0;
+    if (!err && ns_copy(&s->cur, &s->dur))
+        err = BG_ENOMEM;
+    for (size_t i = 0; i < s->nnodes && !err; i++)
+        if (node_crash(&s->nodes[i], mode, &rng))
+            err = BG_ENOMEM;
+    s->gen++;
+    s->frozen = 0;
+    s->crash_after = 0;
+    s->fail_at = 0;
+    return err;
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+bg_sim *bg_sim_new(uint64_t seed)
+{
+    bg_sim *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->rng = seed;
+    s->vfs = (bg_vfs){
+        .ctx = s,
+        .open = sim_open,
+        .close = sim_close,
+        .read = sim_read,
+        .write = sim_write,
+        .sync = sim_sync,
+        .truncate = sim_truncate,
+        .size = sim_size,
+        .lock = sim_lock,
+        .rename = sim_rename,
+        .unlink = sim_unlink,
+        .mkdir = sim_mkdir,
+        .list = sim_list,
+        .sync_dir = sim_sync_dir,
+        .stat = sim_stat,
+        .random = sim_random,
+    };
+    return s;
+}
+
+void bg_sim_free(bg_sim *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nnodes; i++) {
+        node_clear_ops(&s->nodes[i]);
+        free(s->nodes[i].ops);
+        free(s->nodes[i].dur.p);
+        free(s->nodes[i].cur.p);
+    }
+    free(s->nodes);
+    ns_clear(&s->cur);
+    ns_clear(&s->dur);
+    free(s->cur.e);
+    free(s->dur.e);
+    for (size_t i = 0; i < s->ndops; i++)
+        dop_free(&s->dops[i]);
+    free(s->dops);
+    free(s);
+}
+
+const bg_vfs *bg_sim_vfs(bg_sim *s)
+{
+    return &s->vfs;
+}
+
+bg_sim_stats bg_sim_get_stats(const bg_sim *s)
+{
+    return s->stats;
+}
+
+void bg_sim_fail_at(bg_sim *s, uint64_t n, bg_err err)
+{
+    s->fail_at = n;
+    s->fail_err = err;
+}
+
+void bg_sim_crash_after(bg_sim *s, uint64_t n)
+{
+    s->crash_after = n;
+    if (n && s->stats.changes >= n)
+        s->frozen = 1;
+}
+
+int bg_sim_frozen(const bg_sim *s)
+{
+    return s->frozen;
+}
+
+bg_err bg_sim_read_file(bg_sim *s, const char *path, uint8_t **buf,
+                        size_t *len)
+{
+    sim_ent *e = ns_find(&s->cur, path);
+    if (!e || s->nodes[e->node].is_dir)
+        return BG_ENOTFOUND;
+    sim_buf *b = &s->nodes[e->node].cur;
+    *buf = malloc(b->len ? b->len : 1);
+    if (!*buf)
+        return BG_ENOMEM;
+    if (b->len)
+        memcpy(*buf, b->p, b->len);
+    *len = b->len;
+    return 0;
+}
+
+bg_err bg_sim_write_file(bg_sim *s, const char *path, const uint8_t *buf,
+                         size_t len)
+{
+    char dir[1024];
+    parent_of(path, dir, sizeof dir);
+    if (!is_dir_path(s, &s->cur, dir))
+        return BG_ENOTFOUND;
+    sim_ent *e = ns_find(&s->cur, path);
+    size_t node;
+    if (e) {
+        if (s->nodes[e->node].is_dir)
+            return BG_EINVALID;
+        node = e->node;
+        node_clear_ops(&s->nodes[node]);
+    } else if (node_new(s, 0, &node) || ns_set(&s->cur, path, node)) {
+        return BG_ENOMEM;
+    }
+    sim_buf tmp = {(uint8_t *)buf, len, len};
+    if (buf_copy(&s->nodes[node].cur, &tmp) ||
+        buf_copy(&s->nodes[node].dur, &tmp) || ns_set(&s->dur, path, node))
+        return BG_ENOMEM;
+    return 0;
+}
+
+bg_err bg_sim_mkdir(bg_sim *s, const char *path)
+{
+    if (!path[0] || ns_find(&s->cur, path))
+        return BG_EEXISTS;
+    char dir[1024];
+    parent_of(path, dir, sizeof dir);
+    if (!is_dir_path(s, &s->cur, dir))
+        return BG_ENOTFOUND;
+    size_t node;
+    if (node_new(s, 1, &node) || ns_set(&s->cur, path, node) ||
+        ns_set(&s->dur, path, node))
+        return BG_ENOMEM;
+    return 0;
+}
