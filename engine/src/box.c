@@ -810,7 +810,7 @@ static bg_err append(bg_box *b, const bg_write *w, size_t n)
     const bg_vfs *v = s->vfs;
     BG_TRY(check_writable(b));
     for (size_t i = 0; i < n; i++)
-        BG_TRY(check_write(b, w, i));
+        BG_TRY(check_write(b, &w[i], i));
     if (n == 0)
         return 0;
 
@@ -1184,6 +1184,7 @@ static bg_err quarantine(bg_store *s, const char *name, reader *r,
         if (i > 9999)
             return BG_EEXISTS;
     }
+    err = 0;
     bg_file *q = NULL;
     BG_TRY(v->open(v, qpath, BG_OPEN_CREATE | BG_OPEN_EXCL, &q));
     for (uint64_t off = 0; off < r->size && !err; off += CHUNK) {

@@ -34,8 +34,9 @@ static int depth_ok(const cJSON *item, int depth)
 
 /* Nesting is checked on the raw text first, so that a deep document is
  * refused before cJSON recurses into it. Brackets inside strings are
- * skipped. */
-static size_t raw_depth_exceeded(const char *s, size_t len)
+ * skipped. *open tells whether the text ends inside a string or with
+ * brackets still open: a document cut short. */
+static size_t raw_depth_exceeded(const char *s, size_t len, int *open)
 {
     int depth = 0, in_str = 0;
     for (size_t i = 0; i < len; i++) {
@@ -56,6 +57,7 @@ static size_t raw_depth_exceeded(const char *s, size_t len)
             depth--;
         }
     }
+    *open = in_str || depth > 0;
     return 0;
 }
 
@@ -78,7 +80,8 @@ bg_err bg_record_validate(const char *json, size_t len, char *why,
             (size_t)((const char *)memchr(json, '\0', len) - json));
         return BG_EINVALID;
     }
-    size_t deep = raw_depth_exceeded(json, len);
+    int open = 0;
+    size_t deep = raw_depth_exceeded(json, len, &open);
     if (deep) {
         say(why, whylen, "JSON nested deeper than %d at byte %zu",
             BG_RECORD_MAX_DEPTH, deep - 1);
@@ -93,7 +96,7 @@ bg_err bg_record_validate(const char *json, size_t len, char *why,
         size_t off = (at && at >= json && at <= json + len)
                          ? (size_t)(at - json)
                          : len;
-        if (off >= len)
+        if (off >= len || open)
             say(why, whylen, "truncated JSON: input ends at byte %zu", len);
         else
             say(why, whylen, "malformed JSON at byte %zu", off);

@@ -1,0 +1,90 @@
+/*
+ * Helpers shared by the test files: stores on the simulated disk, a fixed
+ * clock and an allocator that can fail the Nth allocation.
+ */
+#ifndef BOXGUARD_TESTUTIL_H
+#define BOXGUARD_TESTUTIL_H
+
+#include "check.h"
+
+static int64_t tu_clock_ms(void *ctx)
+{
+    return *(int64_t *)ctx;
+}
+
+/* 2026-11-22 12:00:00 UTC */
+static int64_t tu_now = 1795348800000LL;
+
+typedef struct tu_alloc {
+    long n;       /* allocations so far */
+    long fail_at; /* fail this one (1-based); 0: never */
+    long live;    /* outstanding */
+} tu_alloc;
+
+static void *tu_malloc(void *ctx, size_t n)
+{
+    tu_alloc *a = ctx;
+    if (++a->n == a->fail_at)
+        return NULL;
+    void *p = malloc(n);
+    if (p)
+        a->live++;
+    return p;
+}
+
+static void *tu_realloc(void *ctx, void *p, size_t n)
+{
+    tu_alloc *a = ctx;
+    if (++a->n == a->fail_at)
+        return NULL;
+    void *q = realloc(p, n);
+    if (q && !p)
+        a->live++;
+    return q;
+}
+
+static void tu_free(void *ctx, void *p)
+{
+    tu_alloc *a = ctx;
+    if (p)
+        a->live--;
+    free(p);
+}
+
+static bg_store_opts tu_opts(bg_sim *sim, bg_durability d)
+{
+    bg_store_opts o;
+    bg_store_opts_init(&o);
+    o.vfs = bg_sim_vfs(sim);
+    o.durability = d;
+    o.create = 1;
+    o.clock.now_ms = tu_clock_ms;
+    o.clock.ctx = &tu_now;
+    return o;
+}
+
+static bg_err tu_open(bg_sim *sim, bg_durability d, bg_store **s)
+{
+    bg_store_opts o = tu_opts(sim, d);
+    return bg_store_open("s", &o, s);
+}
+
+static bg_err tu_put(bg_box *b, const char *k, const char *v)
+{
+    return bg_box_put(b, k, strlen(k), 1, v, strlen(v));
+}
+
+/* 1 when key k holds exactly v. */
+static int tu_has(bg_box *b, const char *k, const char *v)
+{
+    uint32_t t;
+    char *got;
+    size_t n;
+    if (bg_box_get(b, k, strlen(k), &t, &got, &n))
+        return 0;
+    int ok = n == strlen(v) && !memcmp(got, v, n);
+    free(got);
+    return ok;
+}
+
+#endif
