@@ -1,1 +1,394 @@
-int main(void){return 0;}
+/*
+ * Crash-point enumeration for box workloads on the simulated disk.
+ *
+ * Each workload (puts, overwrites, deletes, batches, compactions, reopens)
+ * runs once to count its state-changing I/O operations. Then, for every
+ * operation n and every crash mode (several seeds for the random ones), the
+ * workload runs again with the disk frozen after operation n, power is cut,
+ * and the store is reopened. The reopened box must hold exactly the state
+ * after some prefix of the workload that includes every operation
+ * acknowledged as durable and nothing beyond the one in flight:
+ *   - FULL: every put, delete and batch that returned success, with its
+ *     exact bytes, and at most the one that was interrupted;
+ *   - GROUP: everything up to the last sync, then a prefix of the rest.
+ * The box must not be reported corrupt, must accept a new write, and that
+ * write must survive a reopen.
+ */
+#include "testutil.h"
+
+#define NKEYS 12
+#define MAXOPS 64
+#define SEEDS 6
+
+enum { W_PUT, W_DEL, W_BATCH, W_COMPACT, W_REOPEN, W_SYNC };
+
+typedef struct wop {
+    int kind;
+    int n;          /* writes in this op (1, or 2..4 for a batch) */
+    int key[4];
+    int del[4];
+    char *val[4];
+} wop;
+
+typedef struct workload {
+    const char *name;
+    bg_durability dur;
+    unsigned group_size;
+    wop ops[MAXOPS];
+    int nops;
+} workload;
+
+typedef struct model {
+    const char *v[NKEYS];
+} model;
+
+static unsigned long long states, violations;
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+static char *make_value(int op, int k, int size)
+{
+    char *v = malloc((size_t)size + 64);
+    int n = snprintf(v, 64, "{\"op\":%d,\"k\":%d,\"pad\":\"", op, k);
+    memset(v + n, 'a' + (op + k) % 26, (size_t)size);
+    strcpy(v + n + size, "\"}");
+    return v;
+}
+
+static void apply(model *m, const wop *o)
+{
+    if (o->kind != W_PUT && o->kind != W_DEL && o->kind != W_BATCH)
+        return;
+    for (int i = 0; i < o->n; i++)
+        m->v[o->key[i]] = o->del[i] ? NULL : o->val[i];
+}
+
+/* A random workload; compaction, reopen and batches at fixed places so
+ * that every kind of operation is covered. */
+static void generate(workload *w, uint64_t seed, int nops)
+{
+    static const int sizes[] = {4, 180, 700, 1500};
+    model m = {0};
+    w->nops = nops;
+    for (int i = 0; i < nops; i++) {
+        wop *o = &w->ops[i];
+        memset(o, 0, sizeof *o);
+        int r = (int)(rnd(&seed) % 100);
+        if (i % 13 == 7)
+            r = 90; /* compact */
+        else if (i % 17 == 11)
+            r = 96; /* reopen */
+        else if (i % 9 == 4)
+            r = 75; /* batch */
+        if (r < 60 || r >= 98) {
+            o->kind = W_PUT;
+        } else if (r < 70) {
+            o->kind = W_DEL;
+        } else if (r < 85) {
+            o->kind = W_BATCH;
+        } else if (r < 93) {
+            o->kind = W_COMPACT;
+        } else {
+            o->kind = w->dur == BG_DURABILITY_GROUP && r == 97 ? W_SYNC
+                                                              : W_REOPEN;
+        }
+        if (o->kind == W_PUT || o->kind == W_DEL || o->kind == W_BATCH) {
+            o->n = o->kind == W_BATCH ? 2 + (int)(rnd(&seed) % 3) : 1;
+            for (int j = 0; j < o->n; j++) {
+                int k = (int)(rnd(&seed) % NKEYS);
+                int del = o->kind == W_DEL ||
+                          (o->kind == W_BATCH && rnd(&seed) % 4 == 0);
+                if (o->kind == W_DEL && !m.v[k]) {
+                    /* delete something that exists, or put instead */
+                    for (int t = 0; t < NKEYS && !m.v[k]; t++)
+                        k = (k + 1) % NKEYS;
+                    if (!m.v[k])
+                        o->kind = W_PUT, del = 0;
+                }
+                o->key[j] = k;
+                o->del[j] = del;
+                if (!del)
+                    o->val[j] = make_value(i, k, sizes[rnd(&seed) % 4]);
+            }
+        }
+        apply(&m, o);
+    }
+}
+
+static void release(workload *w)
+{
+    for (int i = 0; i < w->nops; i++)
+        for (int j = 0; j < 4; j++)
+            free(w->ops[i].val[j]);
+}
+
+static const char *kname(int k)
+{
+    static char buf[8];
+    snprintf(buf, sizeof buf, "key%d", k);
+    return buf;
+}
+
+typedef struct outcome {
+    int box_made;   /* the box's creation was acknowledged */
+    int durable;    /* ops[0..durable) are promised durable */
+    int attempted;  /* ops[0..attempted) were started */
+    int failed;     /* the last one attempted returned an error */
+} outcome;
+
+static bg_err open_box(bg_sim *sim, const workload *w, bg_store **s,
+                       bg_box **b)
+{
+    bg_store_opts o = tu_opts(sim, w->dur);
+    if (w->group_size)
+        o.group_size = w->group_size;
+    bg_err err = bg_store_open("s", &o, s);
+    if (err)
+        return err;
+    err = bg_box_open(*s, "b", BG_BOX_CREATE, b);
+    if (err) {
+        (void)bg_store_close(*s);
+        *s = NULL;
+    }
+    return err;
+}
+
+static bg_err do_op(bg_sim *sim, const workload *w, const wop *o,
+                    bg_store **s, bg_box **b)
+{
+    switch (o->kind) {
+    case W_PUT:
+        return tu_put(*b, kname(o->key[0]), o->val[0]);
+    case W_DEL: {
+        const char *k = kname(o->key[0]);
+        return bg_box_del(*b, k, strlen(k));
+    }
+    case W_BATCH: {
+        bg_write wr[4];
+        char keys[4][8];
+        for (int i = 0; i < o->n; i++) {
+            strcpy(keys[i], kname(o->key[i]));
+            wr[i] = (bg_write){o->del[i], keys[i], strlen(keys[i]), 3,
+                               o->val[i], o->val[i] ? strlen(o->val[i]) : 0};
+        }
+        return bg_box_write_batch(*b, wr, (size_t)o->n);
+    }
+    case W_COMPACT:
+        return bg_box_compact(*b);
+    case W_SYNC:
+        return bg_store_sync(*s);
+    case W_REOPEN: {
+        bg_err err = bg_store_close(*s);
+        *s = NULL;
+        if (err)
+            return err;
+        return open_box(sim, w, s, b);
+    }
+    }
+    return BG_EINVALID;
+}
+
+static void run(bg_sim *sim, const workload *w, outcome *out)
+{
+    bg_store *s = NULL;
+    bg_box *b = NULL;
+    memset(out, 0, sizeof *out);
+    if (open_box(sim, w, &s, &b))
+        return;
+    out->box_made = 1;
+    for (int i = 0; i < w->nops; i++) {
+        out->attempted = i + 1;
+        if (do_op(sim, w, &w->ops[i], &s, &b)) {
+            out->failed = 1;
+            break;
+        }
+        int kind = w->ops[i].kind;
+        if (w->dur == BG_DURABILITY_FULL || kind == W_COMPACT ||
+            kind == W_REOPEN || kind == W_SYNC)
+            out->durable = i + 1;
+    }
+    if (s)
+        (void)bg_store_close(s);
+}
+
+static int iter_count(void *arg, const bg_record *r)
+{
+    (void)r;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* 1 when box b holds exactly the state m. */
+static int matches(bg_box *b, const model *m)
+{
+    size_t want = 0, got = 0;
+    for (int k = 0; k < NKEYS; k++) {
+        const char *kn = kname(k);
+        uint32_t t;
+        char *v;
+        size_t n;
+        bg_err err = bg_box_get(b, kn, strlen(kn), &t, &v, &n);
+        if (m->v[k]) {
+            want++;
+            if (err || n != strlen(m->v[k]) || memcmp(v, m->v[k], n)) {
+                if (!err)
+                    free(v);
+                return 0;
+            }
+            free(v);
+        } else if (err != BG_ENOTFOUND) {
+            if (!err)
+                free(v);
+            return 0;
+        }
+    }
+    if (bg_box_iterate(b, iter_count, &got))
+        return 0;
+    return got == want;
+}
+
+static void violation(const workload *w, uint64_t n, int mode, uint64_t seed,
+                      const char *what)
+{
+    if (violations++ < 10)
+        fprintf(stderr,
+                "VIOLATION %s: crash after op %llu, mode %d, seed %llu: %s\n",
+                w->name, (unsigned long long)n, mode,
+                (unsigned long long)seed, what);
+}
+
+static void check_after_crash(bg_sim *sim, const workload *w,
+                              const outcome *oc, uint64_t n, int mode,
+                              uint64_t seed)
+{
+    states++;
+    if (bg_sim_crash(sim, (bg_crash_mode)mode, seed)) {
+        violation(w, n, mode, seed, "sim out of memory");
+        return;
+    }
+    bg_store *s;
+    bg_box *b;
+    bg_store_opts o = tu_opts(sim, w->dur);
+    if (bg_store_open("s", &o, &s)) {
+        violation(w, n, mode, seed, "store does not open");
+        return;
+    }
+    bg_err err = bg_box_open(s, "b", 0, &b);
+    if (err == BG_ENOTFOUND && !oc->box_made) {
+        (void)bg_store_close(s);
+        return;
+    }
+    if (err) {
+        violation(w, n, mode, seed, "box does not open");
+        (void)bg_store_close(s);
+        return;
+    }
+    if (bg_box_report_of(b)->status == BG_BOX_CORRUPT) {
+        violation(w, n, mode, seed, "box reported corrupt after a crash");
+        (void)bg_store_close(s);
+        return;
+    }
+    /* The state must be that after ops[0..j) for some j in
+     * [durable, attempted]. */
+    model m = {0};
+    int ok = 0;
+    for (int j = 0; j <= oc->attempted && !ok; j++) {
+        if (j > 0)
+            apply(&m, &w->ops[j - 1]);
+        if (j >= oc->durable)
+            ok = matches(b, &m);
+    }
+    if (!ok) {
+        violation(w, n, mode, seed,
+                  "state is not that of an allowed prefix of the workload");
+        (void)bg_store_close(s);
+        return;
+    }
+    if (tu_put(b, "post", "{\"after\":true}") || bg_store_close(s)) {
+        violation(w, n, mode, seed, "no write possible after the crash");
+        return;
+    }
+    if (bg_store_open("s", &o, &s) || bg_box_open(s, "b", 0, &b) ||
+        !tu_has(b, "post", "{\"after\":true}") ||
+        bg_box_report_of(b)->status != BG_BOX_CLEAN)
+        violation(w, n, mode, seed, "write after the crash was lost");
+    (void)bg_store_close(s);
+}
+
+static unsigned long long enumerate(const workload *w)
+{
+    unsigned long long before = states;
+    bg_sim *sim = bg_sim_new(1);
+    outcome oc;
+    run(sim, w, &oc);
+    uint64_t total = bg_sim_get_stats(sim).changes;
+    bg_sim_free(sim);
+    if (oc.attempted != w->nops || oc.failed || !oc.box_made)
+        violation(w, 0, -1, 0, "workload fails without a crash");
+    for (uint64_t n = 1; n <= total; n++) {
+        for (int mode = 0; mode < BG_CRASH_MODES; mode++) {
+            int seeds = mode == BG_CRASH_DROP ? 1 : SEEDS;
+            for (int sd = 0; sd < seeds; sd++) {
+                uint64_t seed = n * 1000 + (uint64_t)sd;
+                sim = bg_sim_new(seed);
+                bg_sim_crash_after(sim, n);
+                run(sim, w, &oc);
+                check_after_crash(sim, w, &oc, n, mode, seed);
+                bg_sim_free(sim);
+            }
+        }
+    }
+    printf("  %-24s %4llu I/O operations, %6llu crash states\n", w->name,
+           (unsigned long long)total, states - before);
+    return total;
+}
+
+static workload wl;
+
+static void test_full_durability_workloads(void)
+{
+    static const char *names[] = {"full/a", "full/b", "full/c", "full/d"};
+    for (int i = 0; i < 4; i++) {
+        memset(&wl, 0, sizeof wl);
+        wl.name = names[i];
+        wl.dur = BG_DURABILITY_FULL;
+        generate(&wl, 100 + (uint64_t)i, 40);
+        enumerate(&wl);
+        release(&wl);
+    }
+    CHECK_INT(violations, ==, 0);
+}
+
+static void test_group_durability_workloads(void)
+{
+    static const char *names[] = {"group/a", "group/b"};
+    for (int i = 0; i < 2; i++) {
+        memset(&wl, 0, sizeof wl);
+        wl.name = names[i];
+        wl.dur = BG_DURABILITY_GROUP;
+        wl.group_size = 3;
+        generate(&wl, 200 + (uint64_t)i, 40);
+        enumerate(&wl);
+        release(&wl);
+    }
+    CHECK_INT(violations, ==, 0);
+}
+
+static void test_enough_states(void)
+{
+    printf("crash states explored: %llu\n", states);
+    printf("violations: %llu\n", violations);
+    CHECK_INT(states, >=, 5000);
+}
+
+int main(void)
+{
+    RUN(test_full_durability_workloads);
+    RUN(test_group_durability_workloads);
+    RUN(test_enough_states);
+    return CHECK_DONE();
+}

@@ -7,7 +7,7 @@
 
 #include "check.h"
 
-static int64_t tu_clock_ms(void *ctx)
+static inline int64_t tu_clock_ms(void *ctx)
 {
     return *(int64_t *)ctx;
 }
@@ -21,7 +21,7 @@ typedef struct tu_alloc {
     long live;    /* outstanding */
 } tu_alloc;
 
-static void *tu_malloc(void *ctx, size_t n)
+static inline void *tu_malloc(void *ctx, size_t n)
 {
     tu_alloc *a = ctx;
     if (++a->n == a->fail_at)
@@ -32,7 +32,7 @@ static void *tu_malloc(void *ctx, size_t n)
     return p;
 }
 
-static void *tu_realloc(void *ctx, void *p, size_t n)
+static inline void *tu_realloc(void *ctx, void *p, size_t n)
 {
     tu_alloc *a = ctx;
     if (++a->n == a->fail_at)
@@ -43,7 +43,7 @@ static void *tu_realloc(void *ctx, void *p, size_t n)
     return q;
 }
 
-static void tu_free(void *ctx, void *p)
+static inline void tu_free(void *ctx, void *p)
 {
     tu_alloc *a = ctx;
     if (p)
@@ -51,7 +51,7 @@ static void tu_free(void *ctx, void *p)
     free(p);
 }
 
-static bg_store_opts tu_opts(bg_sim *sim, bg_durability d)
+static inline bg_store_opts tu_opts(bg_sim *sim, bg_durability d)
 {
     bg_store_opts o;
     bg_store_opts_init(&o);
@@ -63,19 +63,19 @@ static bg_store_opts tu_opts(bg_sim *sim, bg_durability d)
     return o;
 }
 
-static bg_err tu_open(bg_sim *sim, bg_durability d, bg_store **s)
+static inline bg_err tu_open(bg_sim *sim, bg_durability d, bg_store **s)
 {
     bg_store_opts o = tu_opts(sim, d);
     return bg_store_open("s", &o, s);
 }
 
-static bg_err tu_put(bg_box *b, const char *k, const char *v)
+static inline bg_err tu_put(bg_box *b, const char *k, const char *v)
 {
     return bg_box_put(b, k, strlen(k), 1, v, strlen(v));
 }
 
 /* 1 when key k holds exactly v. */
-static int tu_has(bg_box *b, const char *k, const char *v)
+static inline int tu_has(bg_box *b, const char *k, const char *v)
 {
     uint32_t t;
     char *got;
