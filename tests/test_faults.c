@@ -1,1 +1,226 @@
-int main(void){return 0;}
+/*
+ * I/O error injection: a workload of creates, puts, overwrites, deletes,
+ * batches, reads, compactions and reopens runs once per I/O operation with
+ * that operation failing, once with EIO and once with ENOSPC. The call that
+ * meets the failure must report an error; later calls go on (or refuse with
+ * a clear error). Afterwards the store must open, with every acknowledged
+ * write intact: the final state is that of the workload with the failed
+ * call either applied entirely or not at all, and every other failed call
+ * not applied. The same holds after a power loss right after the run.
+ */
+#include "testutil.h"
+
+#define NKEYS 8
+
+enum { F_PUT, F_DEL, F_BATCH, F_GET, F_COMPACT, F_REOPEN };
+
+typedef struct fop {
+    int kind, key, key2;
+    const char *val;
+} fop;
+
+static const fop ops[] = {
+    {F_PUT, 0, 0, "{\"v\":0}"},
+    {F_PUT, 1, 0, "[1,2,3]"},
+    {F_GET, 0, 0, NULL},
+    {F_PUT, 2, 0, "\"two\""},
+    {F_PUT, 0, 0, "{\"v\":\"zero again\"}"},
+    {F_DEL, 1, 0, NULL},
+    {F_BATCH, 3, 4, "{\"batch\":true}"},
+    {F_COMPACT, 0, 0, NULL},
+    {F_PUT, 5, 0, "{\"after\":\"compact\"}"},
+    {F_REOPEN, 0, 0, NULL},
+    {F_GET, 5, 0, NULL},
+    {F_DEL, 3, 0, NULL},
+    {F_PUT, 6, 0, "null"},
+    {F_BATCH, 7, 0, "{\"last\":1}"},
+};
+#define NOPS ((int)(sizeof ops / sizeof ops[0]))
+
+typedef struct model {
+    const char *v[NKEYS];
+} model;
+
+static const char *kname(int k)
+{
+    static char buf[8];
+    snprintf(buf, sizeof buf, "k%d", k);
+    return buf;
+}
+
+static void apply(model *m, const fop *o)
+{
+    switch (o->kind) {
+    case F_PUT:
+        m->v[o->key] = o->val;
+        break;
+    case F_DEL:
+        m->v[o->key] = NULL;
+        break;
+    case F_BATCH:
+        m->v[o->key] = o->val;
+        m->v[o->key2] = NULL; /* the batch also deletes key2 */
+        break;
+    }
+}
+
+static bg_err open_box(bg_sim *sim, bg_store **s, bg_box **b)
+{
+    bg_err err = tu_open(sim, BG_DURABILITY_FULL, s);
+    if (err) {
+        *s = NULL;
+        return err;
+    }
+    err = bg_box_open(*s, "b", BG_BOX_CREATE, b);
+    if (err) {
+        (void)bg_store_close(*s);
+        *s = NULL;
+    }
+    return err;
+}
+
+static bg_err do_op(bg_sim *sim, const fop *o, bg_store **s, bg_box **b)
+{
+    if (!*s) { /* an earlier reopen failed: try again */
+        bg_err err = open_box(sim, s, b);
+        if (err)
+            return err;
+    }
+    switch (o->kind) {
+    case F_PUT:
+        return tu_put(*b, kname(o->key), o->val);
+    case F_DEL: {
+        const char *k = kname(o->key);
+        return bg_box_del(*b, k, strlen(k));
+    }
+    case F_BATCH: {
+        char k1[8], k2[8];
+        strcpy(k1, kname(o->key));
+        strcpy(k2, kname(o->key2));
+        bg_write w[2] = {{0, k1, strlen(k1), 1, o->val, strlen(o->val)},
+                         {1, k2, strlen(k2), 0, NULL, 0}};
+        return bg_box_write_batch(*b, w, 2);
+    }
+    case F_GET: {
+        uint32_t t;
+        char *v;
+        size_t n;
+        const char *k = kname(o->key);
+        bg_err err = bg_box_get(*b, k, strlen(k), &t, &v, &n);
+        if (!err)
+            bg_store_free(*s, v);
+        return err;
+    }
+    case F_COMPACT:
+        return bg_box_compact(*b);
+    case F_REOPEN: {
+        bg_err err = bg_store_close(*s);
+        *s = NULL;
+        return err ? err : open_box(sim, s, b);
+    }
+    }
+    return BG_EINVALID;
+}
+
+static int matches(bg_box *b, const model *m)
+{
+    for (int k = 0; k < NKEYS; k++) {
+        if (m->v[k] ? !tu_has(b, kname(k), m->v[k])
+                    : tu_has(b, kname(k), "\x01"))
+            return 0;
+        if (!m->v[k]) {
+            uint32_t t;
+            char *v;
+            size_t n;
+            if (bg_box_get(b, kname(k), 2, &t, &v, &n) != BG_ENOTFOUND)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static int runs, reported;
+
+/* Run the workload with operation fail_at failing with err; 0 when every
+ * property held. */
+static int one_run(uint64_t fail_at, bg_err err, uint64_t *total_ops)
+{
+    bg_sim *sim = bg_sim_new(fail_at);
+    bg_sim_fail_at(sim, fail_at, err);
+    bg_store *s = NULL;
+    bg_box *b = NULL;
+    model with = {{0}}, without = {{0}};
+    int hit = -1, bad = 0;
+    /* Creating the store and box can meet the failure too. */
+    uint64_t before = bg_sim_get_stats(sim).ops;
+    bg_err e = open_box(sim, &s, &b);
+    if (e && !(fail_at > before && fail_at <= bg_sim_get_stats(sim).ops))
+        bad = 1; /* failed without meeting the injected error */
+    for (int i = 0; i < NOPS && !bad; i++) {
+        before = bg_sim_get_stats(sim).ops;
+        e = do_op(sim, &ops[i], &s, &b);
+        uint64_t after = bg_sim_get_stats(sim).ops;
+        int met = fail_at > before && fail_at <= after;
+        if (met) {
+            hit = i;
+            if (!e && ops[i].kind != F_REOPEN)
+                bad = 2; /* the failure went unreported */
+            if (e && e != err && e != BG_ESTATE && e != BG_ENOTFOUND &&
+                !(ops[i].kind == F_GET && e == BG_EIO))
+                bad = 3;
+            apply(&with, &ops[i]);
+            if (!e) /* a reopen whose failed sync had nothing to sync */
+                apply(&without, &ops[i]);
+        } else if (!e) {
+            apply(&with, &ops[i]);
+            apply(&without, &ops[i]);
+        }
+    }
+    if (s)
+        (void)bg_store_close(s);
+    if (total_ops)
+        *total_ops = bg_sim_get_stats(sim).ops;
+    bg_sim_fail_at(sim, 0, 0);
+    /* Reopen as is, then again after a power loss. */
+    for (int pass = 0; pass < 2 && !bad; pass++) {
+        if (pass == 1 && bg_sim_crash(sim, BG_CRASH_DROP, 1))
+            bad = 4;
+        if (open_box(sim, &s, &b)) {
+            bad = 5;
+            break;
+        }
+        if (bg_box_report_of(b)->status == BG_BOX_CORRUPT)
+            bad = 6;
+        else if (!matches(b, &without) && !matches(b, &with))
+            bad = 7;
+        (void)bg_store_close(s);
+    }
+    if (bad && reported++ < 10)
+        fprintf(stderr, "fault at op %llu (%s), during workload op %d: "
+                        "property %d violated\n",
+                (unsigned long long)fail_at, bg_err_name(err), hit, bad);
+    runs++;
+    bg_sim_free(sim);
+    return bad;
+}
+
+static void test_every_operation_fails_once(void)
+{
+    uint64_t total = 0;
+    CHECK_INT(one_run(0, 0, &total), ==, 0);
+    CHECK_INT(total, >, 50);
+    int failures = 0;
+    for (uint64_t n = 1; n <= total; n++) {
+        failures += one_run(n, BG_EIO, NULL) != 0;
+        failures += one_run(n, BG_ENOSPACE, NULL) != 0;
+    }
+    printf("fault runs: %d over %llu I/O operations, failures: %d\n", runs,
+           (unsigned long long)total, failures);
+    CHECK_INT(failures, ==, 0);
+}
+
+int main(void)
+{
+    RUN(test_every_operation_fails_once);
+    return CHECK_DONE();
+}

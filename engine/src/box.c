@@ -610,9 +610,15 @@ static bg_err write_beside(bg_store *s, const char *tmp, const char *path,
     BG_TRY_OUT(v->sync(v, f));
     BG_TRY_OUT(v->rename(v, tmp, path));
     /* From here the new file is the box; a failed directory sync only means
-     * the rename may not survive a crash, and either file is whole. */
+     * the rename may not survive a crash yet: the next durable write syncs
+     * the directory first. */
     *fout = f;
-    return v->sync_dir(v, s->dir);
+    err = v->sync_dir(v, s->dir);
+    if (err)
+        s->dir_dirty = 1;
+    else
+        s->dir_dirty = 0;
+    return err;
 out:
     v->close(v, f);
     (void)v->unlink(v, tmp);
@@ -813,6 +819,8 @@ static bg_err append(bg_box *b, const bg_write *w, size_t n)
         BG_TRY(check_write(b, &w[i], i));
     if (n == 0)
         return 0;
+    if (s->durability != BG_DURABILITY_OFF)
+        BG_TRY(bg__store_settle_dir(s));
 
     uint64_t start = b->end, pos = start;
     uint64_t goff = b->group_open ? b->group_off : start;

@@ -85,6 +85,17 @@ void bg__store_progress(bg_store *s, const char *what, uint64_t done,
         s->progress(s->progress_ctx, what, done, total);
 }
 
+bg_err bg__store_settle_dir(bg_store *s)
+{
+    if (!s->dir_dirty)
+        return 0;
+    bg_err err = s->vfs->sync_dir(s->vfs, s->dir);
+    if (err)
+        return bg__store_fail(s, err, "cannot sync directory '%s'", s->dir);
+    s->dir_dirty = 0;
+    return 0;
+}
+
 const char *bg_store_detail(const bg_store *s)
 {
     return s->detail;
@@ -267,8 +278,12 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts,
             goto out;
         }
     }
-    if (!s->read_only)
+    if (!s->read_only) {
         BG_TRY_OUT(sweep_tmp(s));
+        /* A previous opener may have renamed or created files here and
+         * stopped before syncing the directory. */
+        s->dir_dirty = 1;
+    }
 out:
     if (err) {
         /* The caller has no handle to read the detail from: keep it quiet

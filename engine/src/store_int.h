@@ -46,6 +46,7 @@ struct bg_store {
     bg_progress_fn progress;
     void *progress_ctx;
     bg_file *lockf;
+    int dir_dirty; /* entries of dir may not be durable yet */
     bg_box **boxes;
     size_t nboxes, capboxes;
     char detail[512];
@@ -63,6 +64,11 @@ bg_err bg__store_fail(bg_store *s, bg_err code, const char *fmt, ...)
 /* path = dir + "/" + name; BG_EINVALID when too long. */
 BG_MUST_CHECK bg_err bg__store_path(const bg_store *s, char *out, size_t cap,
                                     const char *name);
+
+/* Sync the store directory if an earlier rename or create in it may not be
+ * durable (a failed directory sync, or a process that stopped before one).
+ * Called before any write that is acknowledged as durable. */
+BG_MUST_CHECK bg_err bg__store_settle_dir(bg_store *s);
 
 void bg__store_progress(bg_store *s, const char *what, uint64_t done,
                         uint64_t total);
