@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The boxguard command: usage, exit codes, dump/load round trip, load all or
+# nothing, read-only verify, torn-tail cutting, recovery, the store lock.
+# usage: test_cli.sh path/to/boxguard
+set -u
+BG=${1:?usage: test_cli.sh path/to/boxguard}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+
+# expect CODE DESCRIPTION -- command...: run, compare the exit code.
+expect() {
+  local want=$1 what=$2
+  shift 3
+  "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAIL: $what: exit $got, expected $want" >&2
+    sed 's/^/  stdout: /' "$T/out" >&2
+    sed 's/^/  stderr: /' "$T/err" >&2
+  fi
+}
+
+# check DESCRIPTION -- test...: a plain assertion.
+check() {
+  local what=$1
+  shift 2
+  if "$@"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: $what" >&2
+  fi
+}
+
+S=$T/store
+expect 0 "help" -- "$BG" --help
+check "help lists commands" -- grep -q "recover --store DIR" "$T/out"
+expect 2 "no command" -- "$BG"
+expect 2 "unknown command" -- "$BG" frobnicate --store "$S"
+check "unknown command named" -- grep -q "unknown command 'frobnicate'" "$T/err"
+expect 2 "missing --store" -- "$BG" get --box b --key k
+expect 2 "missing --key" -- "$BG" put --store "$S" --box b --type 1 --json 1
+expect 2 "bad --type" -- "$BG" put --store "$S" --box b --key k --type -1 --json 1
+expect 2 "bad option" -- "$BG" put --store "$S" --bogus
+expect 1 "read of a missing store" -- "$BG" get --store "$S" --box b --key k
+check "missing store named" -- grep -q "store '$S' does not exist" "$T/err"
+check "reads create nothing" -- test ! -e "$S"
+
+expect 0 "put creates the store" -- "$BG" put --store "$S" --box users --key u1 --type 7 --json '{"name":"Ann","score":1.50}'
+expect 0 "put from stdin" -- bash -c "printf '[1,2,3]\n' | '$BG' put --store '$S' --box users --key u2 --type 0"
+expect 0 "get" -- "$BG" get --store "$S" --box users --key u1
+check "get prints the exact bytes" -- test "$(cat "$T/out")" = '{"name":"Ann","score":1.50}'
+expect 0 "get stdin value" -- "$BG" get --store "$S" --box users --key u2
+check "stdin newline dropped" -- test "$(cat "$T/out")" = '[1,2,3]'
+expect 1 "get missing key" -- "$BG" get --store "$S" --box users --key nobody
+check "missing key named" -- grep -q "no key 'nobody'" "$T/err"
+expect 1 "get missing box" -- "$BG" get --store "$S" --box nobox --key k
+expect 2 "malformed JSON refused" -- "$BG" put --store "$S" --box users --key u3 --type 1 --json '{"a":}'
+check "JSON error names key and byte" -- grep -q "key 'u3': malformed JSON at byte" "$T/err"
+expect 2 "bad box name" -- "$BG" put --store "$S" --box "a/b" --key k --type 1 --json 1
+expect 0 "del" -- "$BG" del --store "$S" --box users --key u2
+expect 1 "del again" -- "$BG" del --store "$S" --box users --key u2
+
+# dump and load round trip, exact bytes.
+"$BG" put --store "$S" --box users --key 'caf\u00e9 "q"' --type 3 --json '{"s":"line\nbreak", "n":-0.0e+1}' 2>/dev/null
+expect 0 "dump" -- "$BG" dump --store "$S" --box users
+cp "$T/out" "$T/dump1"
+check "dump has one line per record" -- test "$(wc -l <"$T/dump1")" -eq 2
+check "dump line format" -- grep -qx '{"key":"u1","type":7,"value":{"name":"Ann","score":1.50}}' "$T/dump1"
+expect 0 "load" -- bash -c "'$BG' load --store '$S' --box copy < '$T/dump1'"
+expect 0 "dump copy" -- "$BG" dump --store "$S" --box copy
+check "load round-trips dump byte for byte" -- cmp -s "$T/dump1" "$T/out"
+
+# load is all or nothing.
+printf '%s\n' '{"key":"a","type":1,"value":1}' '{"key":"b","type":1,"value":[1,}' >"$T/bad.jsonl"
+expect 2 "load with a bad line" -- bash -c "'$BG' load --store '$S' --box partial < '$T/bad.jsonl'"
+check "bad line named" -- grep -q "stdin line 2" "$T/err"
+expect 1 "nothing loaded" -- "$BG" get --store "$S" --box partial --key a
+printf '%s\n' '{"key":"a","type":1,"value":1}' '{"key":"b","type":1,"value":{"x":}}' >"$T/bad2.jsonl"
+expect 2 "load with a bad value" -- bash -c "'$BG' load --store '$S' --box copy < '$T/bad2.jsonl'"
+expect 1 "copy unchanged" -- "$BG" get --store "$S" --box copy --key a
+printf '%s\n' '{"key":"a","type":1}' >"$T/bad3.jsonl"
+expect 2 "load missing value" -- bash -c "'$BG' load --store '$S' --box copy < '$T/bad3.jsonl'"
+check "missing member named" -- grep -q 'missing "value"' "$T/err"
+
+# verify is read-only and reports damage with exit 1.
+expect 0 "verify clean" -- "$BG" verify --store "$S"
+sum_before=$(cat "$S"/*.box | sha256sum)
+size=$(stat -c %s "$S/users.box")
+head -c $((size - 7)) "$S/users.box" >"$T/torn" && cp "$T/torn" "$S/users.box"
+sum_torn=$(cat "$S"/*.box | sha256sum)
+expect 1 "verify finds a torn tail" -- "$BG" verify --store "$S"
+check "torn tail reported" -- grep -q "box 'users': torn tail" "$T/out"
+expect 1 "verify --json" -- "$BG" verify --store "$S" --box users --json
+check "json status" -- grep -q '"status":"torn"' "$T/out"
+expect 0 "dump of a torn box (read-only)" -- "$BG" dump --store "$S" --box users
+check "verify and dump changed no byte" -- test "$(cat "$S"/*.box | sha256sum)" = "$sum_torn"
+check "sums differ from the original" -- test "$sum_torn" != "$sum_before"
+expect 0 "a writing open cuts the tail" -- "$BG" put --store "$S" --box users --key u9 --type 1 --json true
+check "and says so" -- grep -q "cut a torn tail" "$T/err"
+expect 0 "verify clean after the cut" -- "$BG" verify --store "$S" --box users
+
+# Mid-file damage: exit 4 for writes until recover.
+printf 'X' | dd of="$S/users.box" bs=1 seek=70 conv=notrunc 2>/dev/null
+"$BG" put --store "$S" --box users --key u10 --type 1 --json 1 >/dev/null 2>&1
+expect 4 "write to a damaged box" -- "$BG" put --store "$S" --box users --key u10 --type 1 --json 1
+check "damage named with offset" -- grep -q "box 'users' is damaged at offset 48" "$T/err"
+expect 1 "verify finds corruption" -- "$BG" verify --store "$S" --box users
+check "corruption reported" -- grep -q "CORRUPT" "$T/out"
+expect 0 "recover" -- "$BG" recover --store "$S" --box users
+check "quarantine copy" -- test -n "$(ls "$S"/quarantine/users_corrupted_*.bak)"
+expect 0 "verify clean after recover" -- "$BG" verify --store "$S"
+expect 0 "recover is idempotent" -- "$BG" recover --store "$S"
+check "nothing to do" -- grep -q "nothing to do" "$T/out"
+expect 0 "compact" -- "$BG" compact --store "$S" --box copy
+expect 0 "stats" -- "$BG" stats --store "$S" --json
+check "stats json" -- grep -q '"box":"copy","records":2' "$T/out"
+
+# The store lock: a second writer is refused while one holds it.
+if command -v flock >/dev/null; then
+  expect 3 "locked store" -- flock "$S/store.lock" "$BG" put --store "$S" --box users --key z --type 1 --json 1
+  check "lock named" -- grep -q "in use by another process" "$T/err"
+fi
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,1 +1,916 @@
-int main(void){return 0;}
+/*
+ * The boxguard command: put, get, del, dump, load, verify, recover, compact
+ * and stats over a store directory. A thin layer over the public API.
+ *
+ * Exit codes, everywhere: 0 success; 1 the answer is negative (not found,
+ * damage found); 2 bad usage or invalid input; 3 I/O or system error; 4 the
+ * store is damaged and needs `boxguard recover`. Errors go to stderr in one
+ * line that names the box, key or offset.
+ */
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "boxguard/boxguard.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_NEGATIVE = 1,
+    EXIT_USAGE = 2,
+    EXIT_SYSTEM = 3,
+    EXIT_DAMAGED = 4
+};
+
+static const char usage_text[] =
+    "usage: boxguard <command> [options]\n"
+    "\n"
+    "Records are JSON values tagged with a typeId, kept in append-only,\n"
+    "checksummed box files: box NAME lives in DIR/NAME.box.\n"
+    "\n"
+    "commands:\n"
+    "  put     --store DIR --box NAME --key KEY --type N [--json TEXT]\n"
+    "          store a value (from stdin when --json is absent; trailing\n"
+    "          newlines of stdin are dropped); creates the store and box\n"
+    "  get     --store DIR --box NAME --key KEY     print the JSON value\n"
+    "  del     --store DIR --box NAME --key KEY     delete a record\n"
+    "  dump    --store DIR --box NAME               one JSON object per line:\n"
+    "          {\"key\":...,\"type\":N,\"value\":...}\n"
+    "  load    --store DIR --box NAME               read dump lines from stdin\n"
+    "          and store them all, or nothing when any line is bad\n"
+    "  verify  --store DIR [--box NAME] [--json]   read-only check; exit 1\n"
+    "          when a box has a torn tail or damage; changes no byte\n"
+    "  recover --store DIR [--box NAME]            cut torn tails; copy a\n"
+    "          damaged box to DIR/quarantine/ and keep every frame that\n"
+    "          still verifies\n"
+    "  compact --store DIR --box NAME               rewrite with live records\n"
+    "  stats   --store DIR [--json]                 records and sizes per box\n"
+    "\n"
+    "options for writing commands:\n"
+    "  --durability full|group|off   full (default): a write returns after\n"
+    "                                fdatasync; group: one sync per 100\n"
+    "                                writes and at exit; off: no sync\n"
+    "\n"
+    "exit codes: 0 success; 1 negative answer (not found, damage found);\n"
+    "2 bad usage or invalid input; 3 I/O or system error; 4 the store is\n"
+    "damaged and needs `boxguard recover`.\n";
+
+typedef struct args {
+    const char *cmd;
+    const char *store, *box, *key, *json, *type, *durability;
+    int as_json;
+} args;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("boxguard: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int exit_for(bg_err err)
+{
+    switch (err) {
+    case 0:
+        return EXIT_OK;
+    case BG_ENOTFOUND:
+        return EXIT_NEGATIVE;
+    case BG_EINVALID:
+    case BG_ESCHEMA:
+    case BG_ECOLLISION:
+    case BG_EEXISTS:
+        return EXIT_USAGE;
+    case BG_ECORRUPT:
+    case BG_EAUTH:
+        return EXIT_DAMAGED;
+    default:
+        return EXIT_SYSTEM;
+    }
+}
+
+/* Report err with the store's detail (or a fallback) and return its exit
+ * code. */
+static int report(bg_store *s, bg_err err, const char *fallback)
+{
+    const char *d = s ? bg_store_detail(s) : "";
+    if (d[0])
+        fail("%s", d);
+    else
+        fail("%s: %s", fallback, bg_strerror(err));
+    return exit_for(err);
+}
+
+static void progress(void *ctx, const char *what, uint64_t done,
+                     uint64_t total)
+{
+    (void)ctx;
+    if (!total)
+        return;
+    fprintf(stderr, "\r%s: %3d%%", what, (int)(done * 100 / total));
+    if (done >= total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static int open_store(const args *a, int writing, bg_store **s)
+{
+    bg_store_opts o;
+    bg_store_opts_init(&o);
+    o.read_only = !writing;
+    o.create = writing;
+    if (isatty(STDERR_FILENO))
+        o.progress = progress;
+    if (a->durability) {
+        if (!strcmp(a->durability, "full"))
+            o.durability = BG_DURABILITY_FULL;
+        else if (!strcmp(a->durability, "group"))
+            o.durability = BG_DURABILITY_GROUP;
+        else if (!strcmp(a->durability, "off"))
+            o.durability = BG_DURABILITY_OFF;
+        else {
+            fail("--durability must be full, group or off, not '%s'",
+                 a->durability);
+            return EXIT_USAGE;
+        }
+    }
+    bg_err err = bg_store_open(a->store, &o, s);
+    switch (err) {
+    case 0:
+        return EXIT_OK;
+    case BG_ENOTFOUND:
+        fail("store '%s' does not exist", a->store);
+        break;
+    case BG_ELOCKED:
+        fail("store '%s' is in use by another process", a->store);
+        break;
+    case BG_EINVALID:
+        fail("store '%s' is not a usable directory", a->store);
+        break;
+    default:
+        fail("cannot open store '%s': %s", a->store, bg_strerror(err));
+    }
+    return exit_for(err);
+}
+
+/* Say what opening found: a cut torn tail, or damage. */
+static int open_box(bg_store *s, const char *name, int flags, int writing,
+                    bg_box **b)
+{
+    bg_err err = bg_box_open(s, name, flags, b);
+    if (err)
+        return report(s, err, "cannot open box");
+    const bg_box_report *r = bg_box_report_of(*b);
+    if (r->status == BG_BOX_TORN && writing)
+        fail("box '%s': cut a torn tail of %" PRIu64 " bytes at offset %" PRIu64
+             " (an interrupted write)",
+             name, r->lost_bytes, r->cut);
+    if (r->status == BG_BOX_CORRUPT) {
+        fail("box '%s' is damaged at offset %" PRIu64
+             "; showing only records that verify; run `boxguard recover "
+             "--store <dir> --box %s`",
+             name, r->first_damage, name);
+    }
+    return EXIT_OK;
+}
+
+static int need(const char *v, const char *opt, const char *cmd)
+{
+    if (v)
+        return 0;
+    fail("%s needs %s (see boxguard --help)", cmd, opt);
+    return 1;
+}
+
+static int parse_type(const char *s, uint32_t *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || s[0] == '-' || s[0] == '+' || v > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Read all of stdin; NULL when too large or on a read error. */
+static char *read_stdin(size_t max, size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf)
+        return NULL;
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                free(buf);
+                errno = EFBIG;
+                return NULL;
+            }
+            cap *= 2;
+            char *p = realloc(buf, cap + 1);
+            if (!p) {
+                free(buf);
+                return NULL;
+            }
+            buf = p;
+        }
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0) {
+            if (ferror(stdin)) {
+                free(buf);
+                return NULL;
+            }
+            break;
+        }
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int cmd_put(const args *a)
+{
+    uint32_t type;
+    if (need(a->box, "--box", "put") || need(a->key, "--key", "put") ||
+        need(a->type, "--type", "put"))
+        return EXIT_USAGE;
+    if (parse_type(a->type, &type)) {
+        fail("--type must be an integer from 0 to 4294967295, not '%s'",
+             a->type);
+        return EXIT_USAGE;
+    }
+    char *owned = NULL;
+    const char *json = a->json;
+    size_t len;
+    if (json) {
+        len = strlen(json);
+    } else {
+        owned = read_stdin(BG_RECORD_MAX_BYTES + 2, &len);
+        if (!owned) {
+            fail("cannot read the value from stdin: %s", strerror(errno));
+            return errno == EFBIG ? EXIT_USAGE : EXIT_SYSTEM;
+        }
+        while (len && (owned[len - 1] == '\n' || owned[len - 1] == '\r'))
+            owned[--len] = '\0';
+        json = owned;
+    }
+    bg_store *s;
+    bg_box *b;
+    int rc = open_store(a, 1, &s);
+    if (rc) {
+        free(owned);
+        return rc;
+    }
+    rc = open_box(s, a->box, BG_BOX_CREATE, 1, &b);
+    if (!rc) {
+        bg_err err = bg_box_put(b, a->key, strlen(a->key), type, json, len);
+        if (err)
+            rc = report(s, err, "put failed");
+    }
+    bg_err err = bg_store_close(s);
+    if (err && !rc)
+        rc = report(NULL, err, "closing the store");
+    free(owned);
+    return rc;
+}
+
+static void write_value(const char *v, size_t n)
+{
+    /* A raw line break can only be whitespace between JSON tokens; keep
+     * one record per line. */
+    for (size_t i = 0; i < n; i++)
+        putchar(v[i] == '\n' || v[i] == '\r' ? ' ' : v[i]);
+}
+
+static int cmd_get(const args *a)
+{
+    if (need(a->box, "--box", "get") || need(a->key, "--key", "get"))
+        return EXIT_USAGE;
+    bg_store *s;
+    bg_box *b;
+    int rc = open_store(a, 0, &s);
+    if (rc)
+        return rc;
+    rc = open_box(s, a->box, 0, 0, &b);
+    if (!rc) {
+        uint32_t t;
+        char *v;
+        size_t n;
+        bg_err err = bg_box_get(b, a->key, strlen(a->key), &t, &v, &n);
+        if (err) {
+            rc = report(s, err, "get failed");
+        } else {
+            fwrite(v, 1, n, stdout);
+            putchar('\n');
+            bg_store_free(s, v);
+            if (bg_box_report_of(b)->status == BG_BOX_CORRUPT)
+                rc = EXIT_DAMAGED;
+        }
+    }
+    (void)bg_store_close(s);
+    return rc;
+}
+
+static int cmd_del(const args *a)
+{
+    if (need(a->box, "--box", "del") || need(a->key, "--key", "del"))
+        return EXIT_USAGE;
+    bg_store *s;
+    bg_box *b;
+    int rc = open_store(a, 1, &s);
+    if (rc)
+        return rc;
+    rc = open_box(s, a->box, 0, 1, &b);
+    if (!rc) {
+        bg_err err = bg_box_del(b, a->key, strlen(a->key));
+        if (err)
+            rc = report(s, err, "del failed");
+    }
+    bg_err err = bg_store_close(s);
+    if (err && !rc)
+        rc = report(NULL, err, "closing the store");
+    return rc;
+}
+
+static int dump_one(void *arg, const bg_record *r)
+{
+    (void)arg;
+    char *k = malloc(r->key_len + 1);
+    if (!k)
+        return 1;
+    memcpy(k, r->key, r->key_len);
+    k[r->key_len] = '\0';
+    cJSON *ks = cJSON_CreateString(k);
+    char *kj = ks ? cJSON_PrintUnformatted(ks) : NULL;
+    if (kj) {
+        printf("{\"key\":%s,\"type\":%" PRIu32 ",\"value\":", kj, r->type);
+        write_value(r->value, r->value_len);
+        fputs("}\n", stdout);
+    }
+    cJSON_free(kj);
+    cJSON_Delete(ks);
+    free(k);
+    return kj ? 0 : 1;
+}
+
+static int cmd_dump(const args *a)
+{
+    if (need(a->box, "--box", "dump"))
+        return EXIT_USAGE;
+    bg_store *s;
+    bg_box *b;
+    int rc = open_store(a, 0, &s);
+    if (rc)
+        return rc;
+    rc = open_box(s, a->box, 0, 0, &b);
+    if (!rc) {
+        bg_err err = bg_box_iterate(b, dump_one, NULL);
+        if (err)
+            rc = report(s, err, "dump failed");
+        else if (bg_box_report_of(b)->status == BG_BOX_CORRUPT)
+            rc = EXIT_DAMAGED;
+    }
+    (void)bg_store_close(s);
+    if (fflush(stdout) != 0 && !rc) {
+        fail("cannot write to stdout: %s", strerror(errno));
+        rc = EXIT_SYSTEM;
+    }
+    return rc;
+}
+
+/* ---- load ------------------------------------------------------------- */
+
+typedef struct line_rec {
+    char *key;
+    uint32_t type;
+    const char *value; /* into the input buffer */
+    size_t value_len;
+} line_rec;
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Parse one {"key":...,"type":N,"value":...} line, member order free. The
+ * value keeps its exact bytes: cJSON finds where it ends. */
+static int parse_line(const char *p, const char *end, line_rec *r, char *why,
+                      size_t whylen)
+{
+    int have_key = 0, have_type = 0, have_value = 0;
+    p = skip_ws(p, end);
+    if (p == end || *p != '{') {
+        snprintf(why, whylen, "expected '{' at column %d", 1);
+        return -1;
+    }
+    const char *line = p;
+    p++;
+    for (;;) {
+        p = skip_ws(p, end);
+        if (p < end && *p == '}' && !have_key && !have_type && !have_value)
+            break;
+        const char *kend = NULL;
+        cJSON *name = cJSON_ParseWithLengthOpts(p, (size_t)(end - p), &kend,
+                                                0);
+        if (!name || !cJSON_IsString(name)) {
+            cJSON_Delete(name);
+            snprintf(why, whylen, "expected a member name at column %d",
+                     (int)(p - line) + 1);
+            return -1;
+        }
+        char field[16] = "";
+        snprintf(field, sizeof field, "%s", name->valuestring);
+        cJSON_Delete(name);
+        p = skip_ws(kend, end);
+        if (p == end || *p != ':') {
+            snprintf(why, whylen, "expected ':' at column %d",
+                     (int)(p - line) + 1);
+            return -1;
+        }
+        p = skip_ws(p + 1, end);
+        const char *vend = NULL;
+        cJSON *v = cJSON_ParseWithLengthOpts(p, (size_t)(end - p), &vend, 0);
+        if (!v) {
+            snprintf(why, whylen, "bad JSON value for \"%s\" at column %d",
+                     field, (int)(p - line) + 1);
+            return -1;
+        }
+        int bad = 0;
+        if (!strcmp(field, "key") && !have_key) {
+            if (!cJSON_IsString(v) || memmem(p, (size_t)(vend - p), "\\u0000", 6))
+                bad = 1;
+            else
+                r->key = strdup(v->valuestring), have_key = 1;
+        } else if (!strcmp(field, "type") && !have_type) {
+            double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+            if (d < 0 || d > UINT32_MAX || d != (double)(uint32_t)d)
+                bad = 1;
+            else
+                r->type = (uint32_t)d, have_type = 1;
+        } else if (!strcmp(field, "value") && !have_value) {
+            r->value = p;
+            r->value_len = (size_t)(vend - p);
+            have_value = 1;
+        } else {
+            snprintf(why, whylen, "unexpected or repeated member \"%s\"",
+                     field);
+            cJSON_Delete(v);
+            return -1;
+        }
+        cJSON_Delete(v);
+        if (bad) {
+            snprintf(why, whylen,
+                     "\"%s\" must be %s", field,
+                     field[0] == 'k' ? "a string without \\u0000"
+                                     : "an integer from 0 to 4294967295");
+            return -1;
+        }
+        p = skip_ws(vend, end);
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        if (p < end && *p == '}')
+            break;
+        snprintf(why, whylen, "expected ',' or '}' at column %d",
+                 (int)(p - line) + 1);
+        return -1;
+    }
+    p = skip_ws(p + 1, end);
+    if (p != end) {
+        snprintf(why, whylen, "trailing data at column %d",
+                 (int)(p - line) + 1);
+        return -1;
+    }
+    if (!have_key || !have_type || !have_value) {
+        snprintf(why, whylen, "missing \"%s\"",
+                 !have_key ? "key" : !have_type ? "type" : "value");
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_load(const args *a)
+{
+    if (need(a->box, "--box", "load"))
+        return EXIT_USAGE;
+    size_t len;
+    char *in = read_stdin(SIZE_MAX / 4, &len);
+    if (!in) {
+        fail("cannot read stdin: %s", strerror(errno));
+        return EXIT_SYSTEM;
+    }
+    size_t n = 0, cap = 1024;
+    line_rec *recs = calloc(cap, sizeof *recs);
+    int rc = recs ? EXIT_OK : EXIT_SYSTEM;
+    int tty = isatty(STDERR_FILENO);
+    size_t lineno = 0;
+    for (char *p = in; rc == EXIT_OK && p < in + len;) {
+        char *nl = memchr(p, '\n', (size_t)(in + len - p));
+        char *end = nl ? nl : in + len;
+        lineno++;
+        if (skip_ws(p, end) != end) {
+            if (n == cap) {
+                line_rec *q = realloc(recs, 2 * cap * sizeof *q);
+                if (!q) {
+                    rc = EXIT_SYSTEM;
+                    break;
+                }
+                memset(q + cap, 0, cap * sizeof *q);
+                recs = q;
+                cap *= 2;
+            }
+            char why[160];
+            if (parse_line(p, end, &recs[n], why, sizeof why)) {
+                fail("stdin line %zu: %s; nothing was loaded", lineno, why);
+                free(recs[n].key);
+                rc = EXIT_USAGE;
+                break;
+            }
+            n++;
+        }
+        if (tty && lineno % 10000 == 0)
+            fprintf(stderr, "\rload: parsed %zu lines", lineno);
+        p = end + 1;
+    }
+    if (tty && lineno >= 10000)
+        fprintf(stderr, "\rload: parsed %zu lines\n", lineno);
+    bg_store *s = NULL;
+    bg_box *b;
+    if (rc == EXIT_OK)
+        rc = open_store(a, 1, &s);
+    if (rc == EXIT_OK)
+        rc = open_box(s, a->box, BG_BOX_CREATE, 1, &b);
+    if (rc == EXIT_OK && n) {
+        bg_write *w = malloc(n * sizeof *w);
+        if (!w) {
+            rc = EXIT_SYSTEM;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                w[i] = (bg_write){0, recs[i].key, strlen(recs[i].key),
+                                  recs[i].type, recs[i].value,
+                                  recs[i].value_len};
+            bg_err err = bg_box_write_batch(b, w, n);
+            if (err) {
+                rc = report(s, err, "load failed");
+                fail("nothing was loaded");
+            }
+            free(w);
+        }
+    }
+    if (s) {
+        bg_err err = bg_store_close(s);
+        if (err && !rc)
+            rc = report(NULL, err, "closing the store");
+    }
+    if (rc == EXIT_OK)
+        fprintf(stderr, "loaded %zu records into box '%s'\n", n, a->box);
+    for (size_t i = 0; i < n; i++)
+        free(recs[i].key);
+    free(recs);
+    free(in);
+    return rc;
+}
+
+/* ---- verify, recover, compact, stats ----------------------------------- */
+
+typedef struct names {
+    char **v;
+    size_t n, cap;
+} names;
+
+static int add_name(void *arg, const char *name)
+{
+    names *ns = arg;
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2 : 8;
+        char **p = realloc(ns->v, cap * sizeof *p);
+        if (!p)
+            return 1;
+        ns->v = p;
+        ns->cap = cap;
+    }
+    ns->v[ns->n] = strdup(name);
+    if (ns->v[ns->n])
+        ns->n++;
+    return 0;
+}
+
+static void free_names(names *ns)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        free(ns->v[i]);
+    free(ns->v);
+}
+
+/* The boxes a command works on: --box, or every box of the store. */
+static int boxes_of(bg_store *s, const args *a, names *ns)
+{
+    if (a->box)
+        return add_name(ns, a->box) ? EXIT_SYSTEM : EXIT_OK;
+    bg_err err = bg_store_list_boxes(s, add_name, ns);
+    return err ? report(s, err, "cannot list boxes") : EXIT_OK;
+}
+
+static const char *status_name(bg_box_status st)
+{
+    return st == BG_BOX_CLEAN ? "clean" : st == BG_BOX_TORN ? "torn" : "corrupt";
+}
+
+static cJSON *report_json(const char *name, const bg_box_report *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "box", name);
+    cJSON_AddStringToObject(o, "status", status_name(r->status));
+    cJSON_AddNumberToObject(o, "file_size", (double)r->file_size);
+    cJSON_AddNumberToObject(o, "frames", (double)r->frames);
+    cJSON_AddBoolToObject(o, "header_ok", r->header_ok);
+    if (r->status != BG_BOX_CLEAN) {
+        cJSON_AddNumberToObject(o, "first_damage", (double)r->first_damage);
+        cJSON_AddNumberToObject(o, "lost_bytes", (double)r->lost_bytes);
+        if (r->status == BG_BOX_TORN)
+            cJSON_AddNumberToObject(o, "cut", (double)r->cut);
+        cJSON *rs = cJSON_AddArrayToObject(o, "ranges");
+        for (uint64_t i = 0; i < r->nranges && i < BG_BOX_REPORT_RANGES; i++) {
+            cJSON *pair = cJSON_CreateArray();
+            cJSON_AddItemToArray(pair,
+                                 cJSON_CreateNumber((double)r->ranges[i].off));
+            cJSON_AddItemToArray(pair,
+                                 cJSON_CreateNumber((double)r->ranges[i].len));
+            cJSON_AddItemToArray(rs, pair);
+        }
+        cJSON_AddNumberToObject(o, "damaged_ranges", (double)r->nranges);
+    }
+    if (r->quarantine[0])
+        cJSON_AddStringToObject(o, "quarantine", r->quarantine);
+    return o;
+}
+
+static void print_ranges(const bg_box_report *r)
+{
+    for (uint64_t i = 0; i < r->nranges && i < BG_BOX_REPORT_RANGES; i++)
+        printf("  damaged bytes %" PRIu64 "..%" PRIu64 " (%" PRIu64 " bytes)\n",
+               r->ranges[i].off, r->ranges[i].off + r->ranges[i].len,
+               r->ranges[i].len);
+    if (r->nranges > BG_BOX_REPORT_RANGES)
+        printf("  ... and %" PRIu64 " more damaged ranges\n",
+               r->nranges - BG_BOX_REPORT_RANGES);
+}
+
+static void print_report(const char *name, const bg_box_report *r, int fixed)
+{
+    switch (r->status) {
+    case BG_BOX_CLEAN:
+        printf("box '%s': clean (%" PRIu64 " frames, %" PRIu64 " bytes)%s\n",
+               name, r->frames, r->file_size, fixed ? ", nothing to do" : "");
+        break;
+    case BG_BOX_TORN:
+        printf("box '%s': torn tail: %" PRIu64 " bytes at offset %" PRIu64
+               " %s (an interrupted write; %" PRIu64 " earlier frames intact)\n",
+               name, r->lost_bytes, r->cut, fixed ? "cut" : "to cut",
+               r->frames - r->tail_frames);
+        break;
+    case BG_BOX_CORRUPT:
+        printf("box '%s': CORRUPT: first damaged byte at offset %" PRIu64
+               "%s; %" PRIu64 " frames verify\n",
+               name, r->first_damage, r->header_ok ? "" : " (header)",
+               r->frames);
+        print_ranges(r);
+        if (fixed)
+            printf("  recovered: kept the %" PRIu64
+                   " frames that verify; damaged file copied to %s\n",
+                   r->frames, r->quarantine);
+        else
+            printf("  run `boxguard recover --store <dir> --box %s`\n", name);
+        break;
+    }
+}
+
+static int cmd_verify_or_recover(const args *a, int fix)
+{
+    bg_store *s;
+    int rc = open_store(a, fix, &s);
+    if (rc)
+        return rc;
+    names ns = {0};
+    rc = boxes_of(s, a, &ns);
+    cJSON *arr = a->as_json ? cJSON_CreateArray() : NULL;
+    int damaged = 0;
+    for (size_t i = 0; i < ns.n && rc == EXIT_OK; i++) {
+        bg_box_report r;
+        bg_err err = fix ? bg_box_recover(s, ns.v[i], &r)
+                         : bg_box_verify(s, ns.v[i], &r);
+        if (err) {
+            rc = report(s, err, fix ? "recover failed" : "verify failed");
+            break;
+        }
+        if (r.status != BG_BOX_CLEAN)
+            damaged = 1;
+        if (arr)
+            cJSON_AddItemToArray(arr, report_json(ns.v[i], &r));
+        else
+            print_report(ns.v[i], &r, fix);
+    }
+    if (arr && rc == EXIT_OK) {
+        char *txt = cJSON_PrintUnformatted(arr);
+        if (txt)
+            puts(txt);
+        cJSON_free(txt);
+    }
+    cJSON_Delete(arr);
+    free_names(&ns);
+    bg_err err = bg_store_close(s);
+    if (err && !rc)
+        rc = report(NULL, err, "closing the store");
+    if (rc == EXIT_OK && damaged && !fix)
+        rc = EXIT_NEGATIVE;
+    return rc;
+}
+
+static int cmd_compact(const args *a)
+{
+    if (need(a->box, "--box", "compact"))
+        return EXIT_USAGE;
+    bg_store *s;
+    bg_box *b;
+    int rc = open_store(a, 1, &s);
+    if (rc)
+        return rc;
+    rc = open_box(s, a->box, 0, 1, &b);
+    if (!rc) {
+        bg_box_stats before, after;
+        bg_box_stats_of(b, &before);
+        bg_err err = bg_box_compact(b);
+        if (err) {
+            rc = report(s, err, "compact failed");
+        } else {
+            bg_box_stats_of(b, &after);
+            printf("box '%s': compacted %" PRIu64 " -> %" PRIu64
+                   " bytes (%" PRIu64 " records)\n",
+                   a->box, before.file_bytes, after.file_bytes, after.records);
+        }
+    }
+    bg_err err = bg_store_close(s);
+    if (err && !rc)
+        rc = report(NULL, err, "closing the store");
+    return rc;
+}
+
+static int cmd_stats(const args *a)
+{
+    bg_store *s;
+    int rc = open_store(a, 0, &s);
+    if (rc)
+        return rc;
+    names ns = {0};
+    rc = boxes_of(s, a, &ns);
+    cJSON *arr = a->as_json ? cJSON_CreateArray() : NULL;
+    if (!arr && rc == EXIT_OK)
+        printf("%-24s %10s %10s %12s %12s %s\n", "box", "records", "frames",
+               "bytes", "live bytes", "status");
+    int damaged = 0;
+    for (size_t i = 0; i < ns.n && rc == EXIT_OK; i++) {
+        bg_box *b;
+        bg_err err = bg_box_open(s, ns.v[i], 0, &b);
+        if (err) {
+            rc = report(s, err, "cannot open box");
+            break;
+        }
+        bg_box_stats st;
+        bg_box_stats_of(b, &st);
+        const bg_box_report *r = bg_box_report_of(b);
+        damaged |= r->status == BG_BOX_CORRUPT;
+        if (arr) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "box", ns.v[i]);
+            cJSON_AddNumberToObject(o, "records", (double)st.records);
+            cJSON_AddNumberToObject(o, "frames", (double)st.frames);
+            cJSON_AddNumberToObject(o, "bytes", (double)st.file_bytes);
+            cJSON_AddNumberToObject(o, "live_bytes", (double)st.live_bytes);
+            cJSON_AddStringToObject(o, "status", status_name(r->status));
+            cJSON_AddItemToArray(arr, o);
+        } else {
+            printf("%-24s %10" PRIu64 " %10" PRIu64 " %12" PRIu64 " %12" PRIu64
+                   " %s\n",
+                   ns.v[i], st.records, st.frames, st.file_bytes,
+                   st.live_bytes, status_name(r->status));
+        }
+    }
+    if (arr && rc == EXIT_OK) {
+        char *txt = cJSON_PrintUnformatted(arr);
+        if (txt)
+            puts(txt);
+        cJSON_free(txt);
+    }
+    cJSON_Delete(arr);
+    free_names(&ns);
+    (void)bg_store_close(s);
+    if (rc == EXIT_OK && damaged)
+        rc = EXIT_DAMAGED;
+    return rc;
+}
+
+/* ---- arguments -------------------------------------------------------- */
+
+static int parse_args(int argc, char **argv, args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->cmd = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        const char **slot = NULL;
+        if (!strcmp(o, "--store"))
+            slot = &a->store;
+        else if (!strcmp(o, "--box"))
+            slot = &a->box;
+        else if (!strcmp(o, "--key"))
+            slot = &a->key;
+        else if (!strcmp(o, "--json") && strcmp(a->cmd, "verify") &&
+                 strcmp(a->cmd, "stats"))
+            slot = &a->json;
+        else if (!strcmp(o, "--type"))
+            slot = &a->type;
+        else if (!strcmp(o, "--durability"))
+            slot = &a->durability;
+        else if (!strcmp(o, "--json"))
+            a->as_json = 1;
+        else {
+            fail("unknown option '%s' (see boxguard --help)", o);
+            return -1;
+        }
+        if (slot) {
+            if (i + 1 >= argc) {
+                fail("%s needs a value", o);
+                return -1;
+            }
+            *slot = argv[++i];
+        }
+    }
+    if (!a->store) {
+        fail("%s needs --store DIR (see boxguard --help)", a->cmd);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        fputs(usage_text, stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        puts("boxguard " BOXGUARD_VERSION);
+        return EXIT_OK;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(const args *);
+    } cmds[] = {{"put", cmd_put},       {"get", cmd_get},
+                {"del", cmd_del},       {"dump", cmd_dump},
+                {"load", cmd_load},     {"compact", cmd_compact},
+                {"stats", cmd_stats}};
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        }
+    }
+    args a;
+    int known = !strcmp(argv[1], "verify") || !strcmp(argv[1], "recover");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        known |= !strcmp(argv[1], cmds[i].name);
+    if (!known) {
+        fail("unknown command '%s' (see boxguard --help)", argv[1]);
+        return EXIT_USAGE;
+    }
+    if (parse_args(argc, argv, &a))
+        return EXIT_USAGE;
+    if (!strcmp(a.cmd, "verify"))
+        return cmd_verify_or_recover(&a, 0);
+    if (!strcmp(a.cmd, "recover"))
+        return cmd_verify_or_recover(&a, 1);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(a.cmd, cmds[i].name))
+            return cmds[i].fn(&a);
+    return EXIT_USAGE;
+}
