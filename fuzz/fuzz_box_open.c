@@ -91,8 +91,8 @@ static int open_collect(bg_sim *sim, recs *out)
             uint32_t t;
             char *v;
             size_t n;
-            FUZZ_ASSERT(bg_box_get(b, out->v[i].key, out->v[i].klen, &t, &v,
-                                   &n) == 0);
+            FUZZ_ASSERT(
+                bg_box_get(b, out->v[i].key, out->v[i].klen, &t, &v, &n) == 0);
             FUZZ_ASSERT(n == out->v[i].vlen && !memcmp(v, out->v[i].val, n));
             FUZZ_ASSERT(t == out->v[i].type);
             bg_store_free(s, v);

@@ -14,7 +14,7 @@
  */
 #include "fuzz_helpers.h"
 
-#define NK 8
+#define NK      8
 #define MAXHIST 512
 
 typedef struct model {
@@ -35,15 +35,15 @@ typedef struct state {
     model cur;     /* what every operation so far made of it */
     model durable; /* what a crash cannot take away */
     hop hist[MAXHIST];
-    int nhist;     /* operations since the durable point */
+    int nhist; /* operations since the durable point */
     char *pool[4 * MAXHIST];
     int npool;
 } state;
 
 static const char *kname(int k)
 {
-    static const char *names[NK] = {"a", "b", "c", "key-d", "e", "f",
-                                    "\xc3\xa9t\xc3\xa9", "h"};
+    static const char *names[NK] = {
+        "a", "b", "c", "key-d", "e", "f", "\xc3\xa9t\xc3\xa9", "h"};
     return names[k];
 }
 
@@ -122,8 +122,9 @@ static void crash(state *st, int mode, uint64_t seed)
         apply(&m, &st->hist[j]);
         found = agrees(st, &m);
     }
-    FUZZ_ASSERT_MSG(found, "state after crash (mode %d) is no prefix of the "
-                           "%d operations since the durable point",
+    FUZZ_ASSERT_MSG(found,
+                    "state after crash (mode %d) is no prefix of the "
+                    "%d operations since the durable point",
                     mode, st->nhist);
     st->cur = m;
     durable_point(st);
@@ -135,8 +136,9 @@ static bg_err write_op(state *st, const hop *h)
     bg_write w[4];
     for (int i = 0; i < h->n; i++) {
         const char *k = kname(h->key[i]);
-        w[i] = (bg_write){h->val[i] == NULL, k, strlen(k), 1, h->val[i],
-                          h->val[i] ? strlen(h->val[i]) : 0};
+        w[i] = (bg_write){h->val[i] == NULL, k,
+                          strlen(k),         1,
+                          h->val[i],         h->val[i] ? strlen(h->val[i]) : 0};
     }
     bg_err err = h->n == 1 && !h->val[0]
                      ? bg_box_del(st->b, w[0].key, w[0].key_len)
@@ -184,7 +186,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t c = fuzz_byte(&p);
         hop h;
         switch (c % 12) {
-        case 0: case 1: case 2: case 3:
+        case 0:
+        case 1:
+        case 2:
+        case 3:
             read_hop(st, &p, 0, &h);
             FUZZ_ASSERT(write_op(st, &h) == 0);
             break;
@@ -229,7 +234,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             read_hop(st, &p, m & 1, &h);
             (void)write_op(st, &h);
             if (m & 8)
-                if (bg_box_compact(st->b)) { /* may meet the crash */ }
+                if (bg_box_compact(st->b)) { /* may meet the crash */
+                }
             crash(st, (m >> 1) % BG_CRASH_MODES, m);
             break;
         }

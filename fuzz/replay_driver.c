@@ -73,7 +73,8 @@ int main(int argc, char **argv)
             if (e->d_name[0] == '.')
                 continue;
             if (n == cap)
-                names = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *names);
+                names =
+                    realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *names);
             names[n++] = strdup(e->d_name);
         }
         if (d)

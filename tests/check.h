@@ -41,8 +41,7 @@ static int check_failed;
         bg_err check_e = (expr);                                               \
         if (check_e != (code)) {                                               \
             fprintf(stderr, "%s:%d: %s returned %s, expected %s\n", __FILE__,  \
-                    __LINE__, #expr, bg_err_name(check_e),                     \
-                    bg_err_name(code));                                        \
+                    __LINE__, #expr, bg_err_name(check_e), bg_err_name(code)); \
             check_failed = 1;                                                  \
             return;                                                            \
         }                                                                      \

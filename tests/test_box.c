@@ -112,8 +112,7 @@ static void test_batch_is_all_or_nothing(void)
     bad.value = "{";
     bg_write w2[2] = {w[0], bad};
     CHECK_ERR(bg_box_write_batch(b, w2, 2), BG_EINVALID);
-    CHECK_ERR(bg_box_get(b, "x", 1, &(uint32_t){0}, &(char *){0},
-                         &(size_t){0}),
+    CHECK_ERR(bg_box_get(b, "x", 1, &(uint32_t){0}, &(char *){0}, &(size_t){0}),
               BG_ENOTFOUND);
     /* Cut the batch short on disk: none of it must come back. */
     bg_sim_crash_after(sim, bg_sim_get_stats(sim).changes + 1);
@@ -396,8 +395,8 @@ static void test_group_and_off_durability(void)
             CHECK_OK(tu_put(b, key(i), val(i)));
         bg_sim_crash_after(sim2, bg_sim_get_stats(sim2).changes);
         (void)bg_store_close(s);
-        CHECK_OK(bg_sim_crash(sim2, (bg_crash_mode)(seed % BG_CRASH_MODES),
-                              seed));
+        CHECK_OK(
+            bg_sim_crash(sim2, (bg_crash_mode)(seed % BG_CRASH_MODES), seed));
         CHECK_OK(bg_store_open("s", &o2, &s));
         CHECK_OK(bg_box_open(s, "b", 0, &b));
         CHECK_INT(bg_box_report_of(b)->status, !=, BG_BOX_CORRUPT);

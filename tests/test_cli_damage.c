@@ -104,16 +104,15 @@ static void test_build_store(void)
 {
     char store[128];
     snprintf(store, sizeof store, "%s/orig", base);
-    int order[][3] = {{0, 0, 0}, {1, 0, 1}, {2, 0, 2},  {3, 0, 3},
-                      {4, 0, 4}, {5, 0, 5}, {6, 0, 6},  {7, 0, 7},
-                      {8, 0, 8}, {9, 0, 9}, {1, 0, 10}, {2, 1, -1},
+    int order[][3] = {{0, 0, 0},   {1, 0, 1},  {2, 0, 2},  {3, 0, 3},
+                      {4, 0, 4},   {5, 0, 5},  {6, 0, 6},  {7, 0, 7},
+                      {8, 0, 8},   {9, 0, 9},  {1, 0, 10}, {2, 1, -1},
                       {10, 0, 11}, {11, 0, 12}};
     int n = (int)(sizeof order / sizeof order[0]);
     for (int i = 0; i < n; i++) {
-        int rc = order[i][1]
-                     ? bg("del", store, kname(order[i][0]), NULL, NULL)
-                     : bg("put", store, kname(order[i][0]),
-                          vals[order[i][2]], NULL);
+        int rc = order[i][1] ? bg("del", store, kname(order[i][0]), NULL, NULL)
+                             : bg("put", store, kname(order[i][0]),
+                                  vals[order[i][2]], NULL);
         CHECK_INT(rc, ==, 0);
         frames[i].key = order[i][0];
         frames[i].del = order[i][1];
@@ -124,8 +123,7 @@ static void test_build_store(void)
         int k = v < 10 ? v : v == 10 ? 1 : v - 1;
         valkey[v] = k;
         snprintf(allowed[v], sizeof allowed[v],
-                 "{\"key\":\"%s\",\"type\":5,\"value\":%s}", kname(k),
-                 vals[v]);
+                 "{\"key\":\"%s\",\"type\":5,\"value\":%s}", kname(k), vals[v]);
     }
     char path[160];
     snprintf(path, sizeof path, "%s/b.box", store);
@@ -153,8 +151,7 @@ static void bad(const char *what, const char *how, uint64_t at)
 {
     failures++;
     if (failures <= 10)
-        fprintf(stderr, "%s at %llu: %s\n", how, (unsigned long long)at,
-                what);
+        fprintf(stderr, "%s at %llu: %s\n", how, (unsigned long long)at, what);
 }
 
 /* Damage the file as given, then verify, recover, verify, dump. first is

@@ -16,15 +16,15 @@
  */
 #include "testutil.h"
 
-#define NKEYS 12
+#define NKEYS  12
 #define MAXOPS 64
-#define SEEDS 6
+#define SEEDS  6
 
 enum { W_PUT, W_DEL, W_BATCH, W_COMPACT, W_REOPEN, W_SYNC };
 
 typedef struct wop {
     int kind;
-    int n;          /* writes in this op (1, or 2..4 for a batch) */
+    int n; /* writes in this op (1, or 2..4 for a batch) */
     int key[4];
     int del[4];
     char *val[4];
@@ -93,8 +93,8 @@ static void generate(workload *w, uint64_t seed, int nops)
         } else if (r < 93) {
             o->kind = W_COMPACT;
         } else {
-            o->kind = w->dur == BG_DURABILITY_GROUP && r == 97 ? W_SYNC
-                                                              : W_REOPEN;
+            o->kind =
+                w->dur == BG_DURABILITY_GROUP && r == 97 ? W_SYNC : W_REOPEN;
         }
         if (o->kind == W_PUT || o->kind == W_DEL || o->kind == W_BATCH) {
             o->n = o->kind == W_BATCH ? 2 + (int)(rnd(&seed) % 3) : 1;
@@ -134,14 +134,13 @@ static const char *kname(int k)
 }
 
 typedef struct outcome {
-    int box_made;   /* the box's creation was acknowledged */
-    int durable;    /* ops[0..durable) are promised durable */
-    int attempted;  /* ops[0..attempted) were started */
-    int failed;     /* the last one attempted returned an error */
+    int box_made;  /* the box's creation was acknowledged */
+    int durable;   /* ops[0..durable) are promised durable */
+    int attempted; /* ops[0..attempted) were started */
+    int failed;    /* the last one attempted returned an error */
 } outcome;
 
-static bg_err open_box(bg_sim *sim, const workload *w, bg_store **s,
-                       bg_box **b)
+static bg_err open_box(bg_sim *sim, const workload *w, bg_store **s, bg_box **b)
 {
     bg_store_opts o = tu_opts(sim, w->dur);
     if (w->group_size)
@@ -157,8 +156,8 @@ static bg_err open_box(bg_sim *sim, const workload *w, bg_store **s,
     return err;
 }
 
-static bg_err do_op(bg_sim *sim, const workload *w, const wop *o,
-                    bg_store **s, bg_box **b)
+static bg_err do_op(bg_sim *sim, const workload *w, const wop *o, bg_store **s,
+                    bg_box **b)
 {
     switch (o->kind) {
     case W_PUT:
@@ -172,8 +171,9 @@ static bg_err do_op(bg_sim *sim, const workload *w, const wop *o,
         char keys[4][8];
         for (int i = 0; i < o->n; i++) {
             strcpy(keys[i], kname(o->key[i]));
-            wr[i] = (bg_write){o->del[i], keys[i], strlen(keys[i]), 3,
-                               o->val[i], o->val[i] ? strlen(o->val[i]) : 0};
+            wr[i] = (bg_write){
+                o->del[i], keys[i],   strlen(keys[i]),
+                3,         o->val[i], o->val[i] ? strlen(o->val[i]) : 0};
         }
         return bg_box_write_batch(*b, wr, (size_t)o->n);
     }
@@ -257,13 +257,12 @@ static void violation(const workload *w, uint64_t n, int mode, uint64_t seed,
     if (violations++ < 10)
         fprintf(stderr,
                 "VIOLATION %s: crash after op %llu, mode %d, seed %llu: %s\n",
-                w->name, (unsigned long long)n, mode,
-                (unsigned long long)seed, what);
+                w->name, (unsigned long long)n, mode, (unsigned long long)seed,
+                what);
 }
 
-static void check_after_crash(bg_sim *sim, const workload *w,
-                              const outcome *oc, uint64_t n, int mode,
-                              uint64_t seed)
+static void check_after_crash(bg_sim *sim, const workload *w, const outcome *oc,
+                              uint64_t n, int mode, uint64_t seed)
 {
     states++;
     if (bg_sim_crash(sim, (bg_crash_mode)mode, seed)) {

@@ -196,8 +196,9 @@ static int one_run(uint64_t fail_at, bg_err err, uint64_t *total_ops)
         (void)bg_store_close(s);
     }
     if (bad && reported++ < 10)
-        fprintf(stderr, "fault at op %llu (%s), during workload op %d: "
-                        "property %d violated\n",
+        fprintf(stderr,
+                "fault at op %llu (%s), during workload op %d: "
+                "property %d violated\n",
                 (unsigned long long)fail_at, bg_err_name(err), hit, bad);
     runs++;
     bg_sim_free(sim);

@@ -9,8 +9,14 @@ static bg_err val(const char *s, char *why)
 static void test_accepts_json_values(void)
 {
     char why[160];
-    const char *good[] = {"{}", "[]", "0", "-1.5e3", "\"s\"", "true",
-                          "null", " {\"a\": [1, {\"b\": null}]} \n",
+    const char *good[] = {"{}",
+                          "[]",
+                          "0",
+                          "-1.5e3",
+                          "\"s\"",
+                          "true",
+                          "null",
+                          " {\"a\": [1, {\"b\": null}]} \n",
                           "\"\\u00e9\\n\""};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         CHECK_OK(val(good[i], why));

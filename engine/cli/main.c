@@ -41,7 +41,8 @@ static const char usage_text[] =
     "  del     --store DIR --box NAME --key KEY     delete a record\n"
     "  dump    --store DIR --box NAME               one JSON object per line:\n"
     "          {\"key\":...,\"type\":N,\"value\":...}\n"
-    "  load    --store DIR --box NAME               read dump lines from stdin\n"
+    "  load    --store DIR --box NAME               read dump lines from "
+    "stdin\n"
     "          and store them all, or nothing when any line is bad\n"
     "  verify  --store DIR [--box NAME] [--json]   read-only check; exit 1\n"
     "          when a box has a torn tail or damage; changes no byte\n"
@@ -109,8 +110,7 @@ static int report(bg_store *s, bg_err err, const char *fallback)
     return exit_for(err);
 }
 
-static void progress(void *ctx, const char *what, uint64_t done,
-                     uint64_t total)
+static void progress(void *ctx, const char *what, uint64_t done, uint64_t total)
 {
     (void)ctx;
     if (!total)
@@ -424,8 +424,7 @@ static int parse_line(const char *p, const char *end, line_rec *r, char *why,
         if (p < end && *p == '}' && !have_key && !have_type && !have_value)
             break;
         const char *kend = NULL;
-        cJSON *name = cJSON_ParseWithLengthOpts(p, (size_t)(end - p), &kend,
-                                                0);
+        cJSON *name = cJSON_ParseWithLengthOpts(p, (size_t)(end - p), &kend, 0);
         if (!name || !cJSON_IsString(name)) {
             cJSON_Delete(name);
             snprintf(why, whylen, "expected a member name at column %d",
@@ -451,7 +450,8 @@ static int parse_line(const char *p, const char *end, line_rec *r, char *why,
         }
         int bad = 0;
         if (!strcmp(field, "key") && !have_key) {
-            if (!cJSON_IsString(v) || memmem(p, (size_t)(vend - p), "\\u0000", 6))
+            if (!cJSON_IsString(v) ||
+                memmem(p, (size_t)(vend - p), "\\u0000", 6))
                 bad = 1;
             else
                 r->key = strdup(v->valuestring), have_key = 1;
@@ -473,8 +473,7 @@ static int parse_line(const char *p, const char *end, line_rec *r, char *why,
         }
         cJSON_Delete(v);
         if (bad) {
-            snprintf(why, whylen,
-                     "\"%s\" must be %s", field,
+            snprintf(why, whylen, "\"%s\" must be %s", field,
                      field[0] == 'k' ? "a string without \\u0000"
                                      : "an integer from 0 to 4294967295");
             return -1;
@@ -498,7 +497,9 @@ static int parse_line(const char *p, const char *end, line_rec *r, char *why,
     }
     if (!have_key || !have_type || !have_value) {
         snprintf(why, whylen, "missing \"%s\"",
-                 !have_key ? "key" : !have_type ? "type" : "value");
+                 !have_key    ? "key"
+                 : !have_type ? "type"
+                              : "value");
         return -1;
     }
     return 0;
@@ -561,8 +562,11 @@ static int cmd_load(const args *a)
             rc = EXIT_SYSTEM;
         } else {
             for (size_t i = 0; i < n; i++)
-                w[i] = (bg_write){0, recs[i].key, strlen(recs[i].key),
-                                  recs[i].type, recs[i].value,
+                w[i] = (bg_write){0,
+                                  recs[i].key,
+                                  strlen(recs[i].key),
+                                  recs[i].type,
+                                  recs[i].value,
                                   recs[i].value_len};
             bg_err err = bg_box_write_batch(b, w, n);
             if (err) {
@@ -628,7 +632,9 @@ static int boxes_of(bg_store *s, const args *a, names *ns)
 
 static const char *status_name(bg_box_status st)
 {
-    return st == BG_BOX_CLEAN ? "clean" : st == BG_BOX_TORN ? "torn" : "corrupt";
+    return st == BG_BOX_CLEAN  ? "clean"
+           : st == BG_BOX_TORN ? "torn"
+                               : "corrupt";
 }
 
 static cJSON *report_json(const char *name, const bg_box_report *r)
@@ -680,7 +686,8 @@ static void print_report(const char *name, const bg_box_report *r, int fixed)
         break;
     case BG_BOX_TORN:
         printf("box '%s': torn tail: %" PRIu64 " bytes at offset %" PRIu64
-               " %s (an interrupted write; %" PRIu64 " earlier frames intact)\n",
+               " %s (an interrupted write; %" PRIu64
+               " earlier frames intact)\n",
                name, r->lost_bytes, r->cut, fixed ? "cut" : "to cut",
                r->frames - r->tail_frames);
         break;
@@ -806,8 +813,8 @@ static int cmd_stats(const args *a)
         } else {
             printf("%-24s %10" PRIu64 " %10" PRIu64 " %12" PRIu64 " %12" PRIu64
                    " %s\n",
-                   ns.v[i], st.records, st.frames, st.file_bytes,
-                   st.live_bytes, status_name(r->status));
+                   ns.v[i], st.records, st.frames, st.file_bytes, st.live_bytes,
+                   status_name(r->status));
         }
     }
     if (arr && rc == EXIT_OK) {
@@ -885,9 +892,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(const args *);
-    } cmds[] = {{"put", cmd_put},       {"get", cmd_get},
-                {"del", cmd_del},       {"dump", cmd_dump},
-                {"load", cmd_load},     {"compact", cmd_compact},
+    } cmds[] = {{"put", cmd_put},    {"get", cmd_get},
+                {"del", cmd_del},    {"dump", cmd_dump},
+                {"load", cmd_load},  {"compact", cmd_compact},
                 {"stats", cmd_stats}};
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

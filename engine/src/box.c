@@ -379,11 +379,11 @@ typedef struct pend {
 
 typedef struct scan {
     reader *r;
-    int salvage;   /* apply every verifying frame, batches or not */
+    int salvage; /* apply every verifying frame, batches or not */
     apply_fn apply;
     void *arg;
     uint64_t max_seq;
-    pend *pb;      /* frames of a batch not yet committed */
+    pend *pb; /* frames of a batch not yet committed */
     size_t npb, cappb;
     const char *what; /* progress label */
 } scan;
@@ -701,8 +701,7 @@ bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
                                   "box '%s' does not exist (read-only store)",
                                   name);
     } else if (err) {
-        return bg__store_fail(s, err, "box '%s': cannot stat '%s'", name,
-                              path);
+        return bg__store_fail(s, err, "box '%s': cannot stat '%s'", name, path);
     }
 
     b = bg__store_malloc(s, sizeof *b);
@@ -738,8 +737,9 @@ bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
         if (!err)
             err = v->sync(v, b->f);
         if (err) {
-            bg__store_fail(s, err, "box '%s': cannot cut torn tail at offset "
-                                   "%llu",
+            bg__store_fail(s, err,
+                           "box '%s': cannot cut torn tail at offset "
+                           "%llu",
                            name, (unsigned long long)b->rep.cut);
             goto out;
         }
@@ -773,8 +773,7 @@ static bg_err check_writable(bg_box *b)
     if (b->damaged)
         return bg__store_fail(b->s, BG_ECORRUPT,
                               "box '%s' is damaged at offset %llu; run recover",
-                              b->name,
-                              (unsigned long long)b->rep.first_damage);
+                              b->name, (unsigned long long)b->rep.first_damage);
     if (b->read_only)
         return bg__store_fail(b->s, BG_ESTATE, "box '%s' is read-only",
                               b->name);
@@ -830,8 +829,8 @@ static bg_err append(bg_box *b, const bg_write *w, size_t n)
     if (!buf)
         return BG_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        size_t flen = BG__FRAME_OVERHEAD + w[i].key_len +
-                      (w[i].del ? 0 : w[i].value_len);
+        size_t flen =
+            BG__FRAME_OVERHEAD + w[i].key_len + (w[i].del ? 0 : w[i].value_len);
         if (used + flen > cap && used) {
             err = v->write(v, b->f, pos - used, buf, used);
             if (err)
@@ -847,8 +846,7 @@ static bg_err append(bg_box *b, const bg_write *w, size_t n)
             buf = p;
             cap = flen;
         }
-        bg__box_encode_frame(buf + used,
-                             w[i].del ? BG__KIND_DEL : BG__KIND_PUT,
+        bg__box_encode_frame(buf + used, w[i].del ? BG__KIND_DEL : BG__KIND_PUT,
                              i + 1 < n ? BG__FLAG_BATCH : 0, w[i].key,
                              (uint16_t)w[i].key_len, w[i].del ? 0 : w[i].type,
                              b->next_seq + i, pos, goff, w[i].value,
@@ -967,15 +965,16 @@ static bg_err read_frame(bg_box *b, const ent *e, uint8_t **out)
     size_t got = 0;
     bg_err err = s->vfs->read(s->vfs, b->f, e->off, p, e->flen, &got);
     frame_hdr h;
-    if (!err && (got != e->flen || !frame_head(p, e->off, &h) ||
-                 h.flen != e->flen || !frame_sum_ok(p, e->flen) ||
-                 h.seq != e->seq || h.klen != e->klen ||
-                 memcmp(p + BG__FRAME_HDR, e->key, e->klen)))
+    if (!err &&
+        (got != e->flen || !frame_head(p, e->off, &h) || h.flen != e->flen ||
+         !frame_sum_ok(p, e->flen) || h.seq != e->seq || h.klen != e->klen ||
+         memcmp(p + BG__FRAME_HDR, e->key, e->klen)))
         err = BG_ECORRUPT;
     if (err) {
         bg__store_free(s, p);
-        return bg__store_fail(s, err, "box '%s', key '%.*s': frame at offset "
-                                      "%llu",
+        return bg__store_fail(s, err,
+                              "box '%s', key '%.*s': frame at offset "
+                              "%llu",
                               b->name, (int)(e->klen > 80 ? 80 : e->klen),
                               e->key, (unsigned long long)e->off);
     }
@@ -1160,8 +1159,8 @@ bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
 }
 
 /* Copy the damaged file to quarantine/<name>_corrupted_YYYYMMDD[-N].bak. */
-static bg_err quarantine(bg_store *s, const char *name, reader *r,
-                         char *qpath, size_t qcap)
+static bg_err quarantine(bg_store *s, const char *name, reader *r, char *qpath,
+                         size_t qcap)
 {
     const bg_vfs *v = s->vfs;
     char qdir[BG_PATH_MAX];
@@ -1221,8 +1220,8 @@ static bg_err salvage_flush(salvage_ctx *c)
 {
     if (!c->used)
         return 0;
-    bg_err err = c->s->vfs->write(c->s->vfs, c->f, c->pos - c->used, c->buf,
-                                  c->used);
+    bg_err err =
+        c->s->vfs->write(c->s->vfs, c->f, c->pos - c->used, c->buf, c->used);
     c->used = 0;
     return err;
 }
@@ -1295,8 +1294,8 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
         BG_TRY_OUT(v->truncate(v, r.f, rep->cut));
         BG_TRY_OUT(v->sync(v, r.f));
     } else if (rep->status == BG_BOX_CORRUPT) {
-        BG_TRY_OUT(quarantine(s, name, &r, rep->quarantine,
-                              sizeof rep->quarantine));
+        BG_TRY_OUT(
+            quarantine(s, name, &r, rep->quarantine, sizeof rep->quarantine));
         if (!rep->header_ok) {
             v->random(v, id, sizeof id);
             hflags = 0;

@@ -35,15 +35,15 @@
 
 #include <stdint.h>
 
-#define BG__BOX_HDR_SIZE 48
-#define BG__FRAME_HDR 48
+#define BG__BOX_HDR_SIZE   48
+#define BG__FRAME_HDR      48
 #define BG__FRAME_OVERHEAD 56
-#define BG__FRAME_MAGIC 0x46584742u /* "BGXF" */
-#define BG__BOX_VERSION 1
-#define BG__KIND_PUT 1
-#define BG__KIND_DEL 2
-#define BG__FLAG_BATCH 1
-#define BG__VALUE_MAX (16u << 20)
+#define BG__FRAME_MAGIC    0x46584742u /* "BGXF" */
+#define BG__BOX_VERSION    1
+#define BG__KIND_PUT       1
+#define BG__KIND_DEL       2
+#define BG__FLAG_BATCH     1
+#define BG__VALUE_MAX      (16u << 20)
 
 extern const uint8_t bg__box_magic[8];
 

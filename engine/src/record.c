@@ -10,9 +10,8 @@
 
 #include "boxguard/record.h"
 
-__attribute__((format(printf, 3, 4))) static void say(char *why,
-                                                       size_t whylen,
-                                                       const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void say(char *why, size_t whylen,
+                                                      const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -93,9 +92,8 @@ bg_err bg_record_validate(const char *json, size_t len, char *why,
         /* cJSON reports where it gave up through end (its global error
          * pointer is not used: it is shared by every thread). */
         const char *at = end;
-        size_t off = (at && at >= json && at <= json + len)
-                         ? (size_t)(at - json)
-                         : len;
+        size_t off =
+            (at && at >= json && at <= json + len) ? (size_t)(at - json) : len;
         if (off >= len || open)
             say(why, whylen, "truncated JSON: input ends at byte %zu", len);
         else

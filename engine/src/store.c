@@ -206,8 +206,7 @@ static bg_err sweep_tmp(bg_store *s)
     return 0;
 }
 
-bg_err bg_store_open(const char *dir, const bg_store_opts *opts,
-                     bg_store **out)
+bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
 {
     bg_store_opts defaults;
     if (!opts) {

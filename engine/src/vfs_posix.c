@@ -83,14 +83,14 @@ static void posix_close(const bg_vfs *vfs, bg_file *f)
     free(f);
 }
 
-static bg_err posix_read(const bg_vfs *vfs, bg_file *f, uint64_t off,
-                         void *buf, size_t len, size_t *got)
+static bg_err posix_read(const bg_vfs *vfs, bg_file *f, uint64_t off, void *buf,
+                         size_t len, size_t *got)
 {
     (void)vfs;
     size_t done = 0;
     while (done < len) {
-        ssize_t n = pread(f->fd, (char *)buf + done, len - done,
-                          (off_t)(off + done));
+        ssize_t n =
+            pread(f->fd, (char *)buf + done, len - done, (off_t)(off + done));
         if (n < 0) {
             if (errno == EINTR)
                 continue;

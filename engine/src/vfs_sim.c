@@ -763,7 +763,8 @@ static int node_crash(sim_node *n, bg_crash_mode mode, uint64_t *rng)
 bg_err bg_sim_crash(bg_sim *s, bg_crash_mode mode, uint64_t seed)
 {
     uint64_t rng = seed ^ 0xC0FFEE5EEDull;
-    size_t k = mode == BG_CRASH_DROP ? 0 : (size_t)rng_below(&rng, s->ndops + 1);
+    size_t k =
+        mode == BG_CRASH_DROP ? 0 : (size_t)rng_below(&rng, s->ndops + 1);
     bg_err err = 0;
     for (size_t i = 0; i < s->ndops; i++) {
         if (i < k && !err && dop_apply(&s->dur, &s->dops[i]))
@@ -861,8 +862,7 @@ int bg_sim_frozen(const bg_sim *s)
     return s->frozen;
 }
 
-bg_err bg_sim_read_file(bg_sim *s, const char *path, uint8_t **buf,
-                        size_t *len)
+bg_err bg_sim_read_file(bg_sim *s, const char *path, uint8_t **buf, size_t *len)
 {
     sim_ent *e = ns_find(&s->cur, path);
     if (!e || s->nodes[e->node].is_dir)

@@ -21,18 +21,18 @@ extern "C" {
 
 #define BG_RECORD_MAX_BYTES (4u << 20)
 #define BG_RECORD_MAX_DEPTH 64
-#define BG_KEY_MAX 1024
+#define BG_KEY_MAX          1024
 
 /* Check that json[0..len) is exactly one well-formed JSON value within the
  * limits. Returns 0, or BG_EINVALID with a reason (and the byte offset where
  * it applies) written to why (always NUL-terminated when whylen > 0). */
-BG_MUST_CHECK bg_err bg_record_validate(const char *json, size_t len,
-                                        char *why, size_t whylen);
+BG_MUST_CHECK bg_err bg_record_validate(const char *json, size_t len, char *why,
+                                        size_t whylen);
 
 /* Check a record key: 1..BG_KEY_MAX bytes of valid UTF-8 without NUL.
  * Returns 0 or BG_EINVALID with the reason in why. */
-BG_MUST_CHECK bg_err bg_record_check_key(const void *key, size_t len,
-                                         char *why, size_t whylen);
+BG_MUST_CHECK bg_err bg_record_check_key(const void *key, size_t len, char *why,
+                                         size_t whylen);
 
 #ifdef __cplusplus
 }

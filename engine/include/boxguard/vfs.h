@@ -23,11 +23,11 @@ typedef struct bg_vfs bg_vfs;
 typedef struct bg_file bg_file; /* opaque, owned by the vfs */
 
 enum bg_open_flags {
-    BG_OPEN_READ = 0,     /* read only */
-    BG_OPEN_WRITE = 1,    /* read and write */
-    BG_OPEN_CREATE = 2,   /* create when missing (implies WRITE) */
-    BG_OPEN_EXCL = 4,     /* with CREATE: fail with BG_EEXISTS if present */
-    BG_OPEN_PRIVATE = 8   /* with CREATE: mode 0600 instead of 0644 */
+    BG_OPEN_READ = 0,   /* read only */
+    BG_OPEN_WRITE = 1,  /* read and write */
+    BG_OPEN_CREATE = 2, /* create when missing (implies WRITE) */
+    BG_OPEN_EXCL = 4,   /* with CREATE: fail with BG_EEXISTS if present */
+    BG_OPEN_PRIVATE = 8 /* with CREATE: mode 0600 instead of 0644 */
 };
 
 /* Called once per directory entry by list(); a non-zero return stops. */
@@ -36,7 +36,8 @@ typedef int (*bg_vfs_list_fn)(void *arg, const char *name);
 struct bg_vfs {
     void *ctx;
     /* Open path; BG_ENOTFOUND when missing and not creating. */
-    bg_err (*open)(const bg_vfs *vfs, const char *path, int flags, bg_file **out);
+    bg_err (*open)(const bg_vfs *vfs, const char *path, int flags,
+                   bg_file **out);
     /* Close and release any lock held through f. Never fails. */
     void (*close)(const bg_vfs *vfs, bg_file *f);
     /* Read up to len bytes at off; *got < len only at end of file. */
