@@ -823,7 +823,13 @@ static bg_err append(bg_box *b, const bg_write *w, size_t n)
 
     uint64_t start = b->end, pos = start;
     uint64_t goff = b->group_open ? b->group_off : start;
-    size_t cap = CHUNK, used = 0;
+    /* One buffer for the whole write when it is small (the common case:
+     * a single put), else CHUNK-sized pieces. */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total +=
+            BG__FRAME_OVERHEAD + w[i].key_len + (w[i].del ? 0 : w[i].value_len);
+    size_t cap = total < CHUNK ? total : CHUNK, used = 0;
     uint8_t *buf = bg__store_malloc(s, cap);
     bg_err err = 0;
     if (!buf)
@@ -1050,7 +1056,8 @@ static bg_err compact_fill(void *arg, bg_file *f, uint64_t *end)
     compact_ctx *c = arg;
     bg_box *b = c->b;
     const bg_vfs *v = b->s->vfs;
-    size_t cap = CHUNK, used = 0;
+    size_t cap = b->live_bytes < CHUNK ? (size_t)b->live_bytes : CHUNK;
+    size_t used = 0;
     uint8_t *buf = bg__store_malloc(b->s, cap);
     bg_err err = 0;
     if (!buf)
