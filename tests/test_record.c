@@ -35,6 +35,14 @@ static void test_refuses_bad_json_with_reason(void)
     CHECK_CONTAINS(why, "trailing data");
     CHECK_ERR(bg_record_validate("[1,\0]", 5, why, sizeof why), BG_EINVALID);
     CHECK_CONTAINS(why, "NUL byte");
+    CHECK_ERR(val("{\"a\":1,\"b\":{\"c\":1,\"c\":2}}", why), BG_EINVALID);
+    CHECK_CONTAINS(why, "duplicate member name \"c\"");
+    CHECK_OK(val("[{\"a\":1},{\"a\":2}]", why)); /* different objects */
+    CHECK_ERR(val("\"\xc3\x28\"", why), BG_EINVALID);
+    CHECK_CONTAINS(why, "invalid UTF-8 at byte 1");
+    CHECK_ERR(val("[\"\xed\xa0\x80\"]", why), BG_EINVALID); /* surrogate */
+    CHECK_ERR(val("\"\\ud800\"", why), BG_EINVALID); /* lone escape */
+    CHECK_ERR(val("\"\\udc00x\"", why), BG_EINVALID);
 }
 
 static void test_every_prefix_of_an_object_is_refused(void)

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "boxguard/record.h"
@@ -60,6 +61,81 @@ static size_t raw_depth_exceeded(const char *s, size_t len, int *open)
     return 0;
 }
 
+/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing past
+ * U+10FFFF. Returns the offset of the first bad byte, or len. */
+static size_t utf8_bad_at(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        size_t n;
+        unsigned min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            n = 1, min = 0x80, c &= 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2, min = 0x800, c &= 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3, min = 0x10000, c &= 0x07;
+        } else {
+            return i;
+        }
+        if (i + n >= len)
+            return i; /* the sequence runs past the end */
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return i;
+            c = (c << 6) | (s[i + k] & 0x3F);
+        }
+        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+            return i;
+        i += n + 1;
+    }
+    return len;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first member name that occurs twice in one object of the tree, or
+ * NULL. Names are sorted per object, so large objects stay cheap. */
+static const char *duplicate_name(const cJSON *item, int *nomem)
+{
+    if (cJSON_IsObject(item)) {
+        size_t n = 0;
+        for (const cJSON *c = item->child; c; c = c->next)
+            n++;
+        if (n > 1) {
+            const char **names = malloc(n * sizeof *names);
+            if (!names) {
+                *nomem = 1;
+                return NULL;
+            }
+            size_t i = 0;
+            for (const cJSON *c = item->child; c; c = c->next)
+                names[i++] = c->string;
+            qsort(names, n, sizeof *names, cmp_name);
+            const char *dup = NULL;
+            for (i = 1; i < n && !dup; i++)
+                if (!strcmp(names[i - 1], names[i]))
+                    dup = names[i];
+            free(names);
+            if (dup)
+                return dup;
+        }
+    }
+    for (const cJSON *c = item->child; c; c = c->next) {
+        const char *d = duplicate_name(c, nomem);
+        if (d || *nomem)
+            return d;
+    }
+    return NULL;
+}
+
 bg_err bg_record_validate(const char *json, size_t len, char *why,
                           size_t whylen)
 {
@@ -77,6 +153,11 @@ bg_err bg_record_validate(const char *json, size_t len, char *why,
     if (memchr(json, '\0', len)) {
         say(why, whylen, "NUL byte in JSON at byte %zu",
             (size_t)((const char *)memchr(json, '\0', len) - json));
+        return BG_EINVALID;
+    }
+    size_t bad = utf8_bad_at((const unsigned char *)json, len);
+    if (bad != len) {
+        say(why, whylen, "invalid UTF-8 at byte %zu", bad);
         return BG_EINVALID;
     }
     int open = 0;
@@ -114,44 +195,19 @@ bg_err bg_record_validate(const char *json, size_t len, char *why,
         say(why, whylen, "JSON nested deeper than %zu",
             (size_t)BG_RECORD_MAX_DEPTH);
         err = BG_EINVALID;
+    } else {
+        int nomem = 0;
+        const char *dup = duplicate_name(doc, &nomem);
+        if (nomem) {
+            say(why, whylen, "out of memory checking member names");
+            err = BG_ENOMEM;
+        } else if (dup) {
+            say(why, whylen, "duplicate member name \"%.60s\"", dup);
+            err = BG_EINVALID;
+        }
     }
     cJSON_Delete(doc);
     return err;
-}
-
-/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing past
- * U+10FFFF. Returns the offset of the first bad byte, or len. */
-static size_t utf8_bad_at(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        size_t n;
-        unsigned min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 1, min = 0x80, c &= 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2, min = 0x800, c &= 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3, min = 0x10000, c &= 0x07;
-        } else {
-            return i;
-        }
-        if (i + n >= len)
-            return i; /* the sequence runs past the end */
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-            c = (c << 6) | (s[i + k] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-            return i;
-        i += n + 1;
-    }
-    return len;
 }
 
 bg_err bg_record_check_key(const void *key, size_t len, char *why,

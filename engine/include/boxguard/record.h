@@ -24,8 +24,10 @@ extern "C" {
 #define BG_KEY_MAX          1024
 
 /* Check that json[0..len) is exactly one well-formed JSON value within the
- * limits. Returns 0, or BG_EINVALID with a reason (and the byte offset where
- * it applies) written to why (always NUL-terminated when whylen > 0). */
+ * limits: valid UTF-8 throughout, no NUL byte, no duplicate member name in
+ * any object, nothing but whitespace after the value. Returns 0, or
+ * BG_EINVALID with a reason (and the byte offset where it applies) written
+ * to why (always NUL-terminated when whylen > 0), or BG_ENOMEM. */
 BG_MUST_CHECK bg_err bg_record_validate(const char *json, size_t len, char *why,
                                         size_t whylen);
 
