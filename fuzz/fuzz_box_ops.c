@@ -137,7 +137,7 @@ static bg_err write_op(state *st, const hop *h)
     for (int i = 0; i < h->n; i++) {
         const char *k = kname(h->key[i]);
         w[i] = (bg_write){h->val[i] == NULL, k,
-                          strlen(k),         1,
+                          strlen(k),         0,
                           h->val[i],         h->val[i] ? strlen(h->val[i]) : 0};
     }
     bg_err err = h->n == 1 && !h->val[0]

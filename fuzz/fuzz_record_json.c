@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(bg_store_open("s", &o, &s) == 0);
     FUZZ_ASSERT(bg_box_open(s, "b", BG_BOX_CREATE, &b) == 0);
     uint64_t changes = bg_sim_get_stats(sim).changes;
-    bg_err perr = bg_box_put(b, "k", 1, 9, json, size);
+    bg_err perr = bg_box_put(b, "k", 1, 0, json, size);
     FUZZ_ASSERT(perr == err);
     if (err) {
         FUZZ_ASSERT(bg_sim_get_stats(sim).changes == changes);
@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (err) {
         FUZZ_ASSERT(gerr == BG_ENOTFOUND);
     } else {
-        FUZZ_ASSERT(gerr == 0 && t == 9 && n == size && !memcmp(v, json, n));
+        FUZZ_ASSERT(gerr == 0 && t == 0 && n == size && !memcmp(v, json, n));
         bg_store_free(s, v);
     }
     FUZZ_ASSERT(bg_store_close(s) == 0);

@@ -38,7 +38,7 @@ static void test_put_get_del_iterate(void)
     CHECK(tu_has(b, "a", "{\"n\":2}"));
     CHECK_ERR(bg_box_get(b, "b", 1, &t, &v, &n), BG_ENOTFOUND);
     CHECK_OK(bg_box_get(b, "a", 1, &t, &v, &n));
-    CHECK_INT(t, ==, 1);
+    CHECK_INT(t, ==, 0);
     CHECK_INT(v[n], ==, 0);
     bg_store_free(s, v);
     CHECK_OK(bg_store_close(s));
@@ -65,12 +65,12 @@ static void test_refusals_change_nothing(void)
     CHECK_CONTAINS(bg_store_detail(s), "trailing data");
     CHECK_ERR(tu_put(b, "k", ""), BG_EINVALID);
     CHECK_ERR(tu_put(b, "", "1"), BG_EINVALID);
-    CHECK_ERR(bg_box_put(b, "k\0x", 3, 1, "1", 1), BG_EINVALID);
-    CHECK_ERR(bg_box_put(b, "\xff", 1, 1, "1", 1), BG_EINVALID);
+    CHECK_ERR(bg_box_put(b, "k\0x", 3, 0, "1", 1), BG_EINVALID);
+    CHECK_ERR(bg_box_put(b, "\xff", 1, 0, "1", 1), BG_EINVALID);
     CHECK_CONTAINS(bg_store_detail(s), "UTF-8");
     char big[BG_KEY_MAX + 2];
     memset(big, 'k', sizeof big);
-    CHECK_ERR(bg_box_put(b, big, sizeof big, 1, "1", 1), BG_EINVALID);
+    CHECK_ERR(bg_box_put(b, big, sizeof big, 0, "1", 1), BG_EINVALID);
     CHECK_INT(bg_sim_get_stats(sim).changes, ==, changes);
     CHECK(tu_has(b, "k", "1"));
     CHECK_OK(bg_store_close(s));
@@ -103,8 +103,8 @@ static void test_batch_is_all_or_nothing(void)
     CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
     CHECK_OK(tu_put(b, "keep", "true"));
     bg_write w[3] = {
-        {0, "x", 1, 1, "1", 1},
-        {0, "y", 1, 2, "2", 1},
+        {0, "x", 1, 0, "1", 1},
+        {0, "y", 1, 0, "2", 1},
         {1, "keep", 4, 0, NULL, 0},
     };
     /* A bad record anywhere refuses the whole batch. */

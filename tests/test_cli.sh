@@ -34,6 +34,15 @@ check() {
 }
 
 S=$T/store
+cat >"$T/adapters.json" <<'JSON'
+{"adapters": [
+  {"typeId": 7, "name": "User", "version": 1,
+   "fields": [{"name": "name", "type": "string", "required": true},
+              {"name": "score", "type": "number"}]},
+  {"typeId": 3, "name": "Note", "version": 1}
+]}
+JSON
+A=(--adapters "$T/adapters.json")
 expect 0 "help" -- "$BG" --help
 check "help lists commands" -- grep -q "recover --store DIR" "$T/out"
 expect 2 "no command" -- "$BG"
@@ -47,7 +56,7 @@ expect 1 "read of a missing store" -- "$BG" get --store "$S" --box b --key k
 check "missing store named" -- grep -q "store '$S' does not exist" "$T/err"
 check "reads create nothing" -- test ! -e "$S"
 
-expect 0 "put creates the store" -- "$BG" put --store "$S" --box users --key u1 --type 7 --json '{"name":"Ann","score":1.50}'
+expect 0 "put creates the store" -- "$BG" put "${A[@]}" --store "$S" --box users --key u1 --type 7 --json '{"name":"Ann","score":1.50}'
 expect 0 "put from stdin" -- bash -c "printf '[1,2,3]\n' | '$BG' put --store '$S' --box users --key u2 --type 0"
 expect 0 "get" -- "$BG" get --store "$S" --box users --key u1
 check "get prints the exact bytes" -- test "$(cat "$T/out")" = '{"name":"Ann","score":1.50}'
@@ -63,7 +72,7 @@ expect 0 "del" -- "$BG" del --store "$S" --box users --key u2
 expect 1 "del again" -- "$BG" del --store "$S" --box users --key u2
 
 # dump and load round trip, exact bytes.
-"$BG" put --store "$S" --box users --key 'caf\u00e9 "q"' --type 3 --json '{"s":"line\nbreak", "n":-0.0e+1}' 2>/dev/null
+"$BG" put "${A[@]}" --store "$S" --box users --key 'caf\u00e9 "q"' --type 3 --json '{"s":"line\nbreak", "n":-0.0e+1}' 2>/dev/null
 expect 0 "dump" -- "$BG" dump --store "$S" --box users
 cp "$T/out" "$T/dump1"
 check "dump has one line per record" -- test "$(wc -l <"$T/dump1")" -eq 2
@@ -97,7 +106,7 @@ check "json status" -- grep -q '"status":"torn"' "$T/out"
 expect 0 "dump of a torn box (read-only)" -- "$BG" dump --store "$S" --box users
 check "verify and dump changed no byte" -- test "$(cat "$S"/*.box | sha256sum)" = "$sum_torn"
 check "sums differ from the original" -- test "$sum_torn" != "$sum_before"
-expect 0 "a writing open cuts the tail" -- "$BG" put --store "$S" --box users --key u9 --type 1 --json true
+expect 0 "a writing open cuts the tail" -- "$BG" put --store "$S" --box users --key u9 --type 0 --json true
 check "and says so" -- grep -q "cut a torn tail" "$T/err"
 expect 0 "verify clean after the cut" -- "$BG" verify --store "$S" --box users
 
@@ -116,6 +125,29 @@ check "nothing to do" -- grep -q "nothing to do" "$T/out"
 expect 0 "compact" -- "$BG" compact --store "$S" --box copy
 expect 0 "stats" -- "$BG" stats --store "$S" --json
 check "stats json" -- grep -q '"box":"copy","records":2' "$T/out"
+
+# Adapters: writes must fit, reads need an adapter, the schema lock holds.
+expect 2 "a record missing a required field" -- "$BG" put --store "$S" --box users --key u5 --type 7 --json '{"score":2}'
+check "field named" -- grep -q "field 'name' is required by 'User' (typeId 7)" "$T/err"
+expect 2 "a field of the wrong type" -- "$BG" put --store "$S" --box users --key u5 --type 7 --json '{"name":5}'
+check "types named" -- grep -q "field 'name' must be string for 'User' (typeId 7), not integer" "$T/err"
+expect 2 "a typeId with no adapter" -- "$BG" put --store "$S" --box users --key u5 --type 9 --json '{}'
+check "typeId named" -- grep -q "typeId 9 has no adapter" "$T/err"
+printf '%s' '{"adapters":[{"typeId":7,"name":"User"},{"typeId":7,"name":"Account"}]}' >"$T/collide.json"
+expect 2 "two adapters on one typeId" -- "$BG" get --adapters "$T/collide.json" --store "$S" --box users --key u1
+check "both named" -- grep -q "typeId 7 is taken by adapter 'User'.*cannot register 'Account'" "$T/err"
+printf '%s' '{"adapters":[{"typeId":7,"name":"User"}]}' >"$T/dropped.json"
+expect 2 "an adapter the store knows is gone" -- "$BG" get --adapters "$T/dropped.json" --store "$S" --box users --key u1
+check "missing adapter named" -- grep -q "adapter 'Note' (typeId 3) is in the store's schema lock but is not registered" "$T/err"
+printf '%s' '{"adapters":[{"typeId":7,"name":"Account"},{"typeId":3,"name":"Note"}]}' >"$T/renamed.json"
+expect 2 "a typeId renamed" -- "$BG" put --adapters "$T/renamed.json" --store "$S" --box users --key u6 --type 0 --json 1
+check "rename named" -- grep -q "typeId 7 is registered as 'Account' but the store knows it as 'User'" "$T/err"
+expect 2 "box meta is reserved" -- "$BG" put --store "$S" --box meta --key k --type 0 --json 1
+expect 0 "a Note" -- "$BG" put --store "$S" --box notes --key n1 --type 3 --json '"hi"'
+expect 0 "accept a changed schema" -- "$BG" put --adapters "$T/dropped.json" --accept-schema --store "$S" --box users --key u6 --type 0 --json 1
+expect 2 "a record whose adapter is gone is not read" -- "$BG" get --store "$S" --box notes --key n1
+check "read refusal names box, key, typeId" -- grep -q "box 'notes', key 'n1': typeId 3 has no adapter" "$T/err"
+expect 0 "restore the adapters" -- "$BG" put "${A[@]}" --store "$S" --box users --key u6 --type 0 --json 1
 
 # The store lock: a second writer is refused while one holds it.
 if command -v flock >/dev/null; then

@@ -52,7 +52,7 @@ static int bg(const char *cmd, const char *store, const char *key,
     }
     if (json) {
         argv[n++] = "--type";
-        argv[n++] = "5";
+        argv[n++] = "0";
         argv[n++] = "--json";
         argv[n++] = json;
     }
@@ -123,7 +123,7 @@ static void test_build_store(void)
         int k = v < 10 ? v : v == 10 ? 1 : v - 1;
         valkey[v] = k;
         snprintf(allowed[v], sizeof allowed[v],
-                 "{\"key\":\"%s\",\"type\":5,\"value\":%s}", kname(k), vals[v]);
+                 "{\"key\":\"%s\",\"type\":0,\"value\":%s}", kname(k), vals[v]);
     }
     char path[160];
     snprintf(path, sizeof path, "%s/b.box", store);

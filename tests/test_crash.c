@@ -173,7 +173,7 @@ static bg_err do_op(bg_sim *sim, const workload *w, const wop *o, bg_store **s,
             strcpy(keys[i], kname(o->key[i]));
             wr[i] = (bg_write){
                 o->del[i], keys[i],   strlen(keys[i]),
-                3,         o->val[i], o->val[i] ? strlen(o->val[i]) : 0};
+                0,         o->val[i], o->val[i] ? strlen(o->val[i]) : 0};
         }
         return bg_box_write_batch(*b, wr, (size_t)o->n);
     }

@@ -97,7 +97,7 @@ static bg_err do_op(bg_sim *sim, const fop *o, bg_store **s, bg_box **b)
         char k1[8], k2[8];
         strcpy(k1, kname(o->key));
         strcpy(k2, kname(o->key2));
-        bg_write w[2] = {{0, k1, strlen(k1), 1, o->val, strlen(o->val)},
+        bg_write w[2] = {{0, k1, strlen(k1), 0, o->val, strlen(o->val)},
                          {1, k2, strlen(k2), 0, NULL, 0}};
         return bg_box_write_batch(*b, w, 2);
     }

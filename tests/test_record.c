@@ -41,7 +41,7 @@ static void test_refuses_bad_json_with_reason(void)
     CHECK_ERR(val("\"\xc3\x28\"", why), BG_EINVALID);
     CHECK_CONTAINS(why, "invalid UTF-8 at byte 1");
     CHECK_ERR(val("[\"\xed\xa0\x80\"]", why), BG_EINVALID); /* surrogate */
-    CHECK_ERR(val("\"\\ud800\"", why), BG_EINVALID); /* lone escape */
+    CHECK_ERR(val("\"\\ud800\"", why), BG_EINVALID);        /* lone escape */
     CHECK_ERR(val("\"\\udc00x\"", why), BG_EINVALID);
 }
 

@@ -71,7 +71,7 @@ static inline bg_err tu_open(bg_sim *sim, bg_durability d, bg_store **s)
 
 static inline bg_err tu_put(bg_box *b, const char *k, const char *v)
 {
-    return bg_box_put(b, k, strlen(k), 1, v, strlen(v));
+    return bg_box_put(b, k, strlen(k), 0, v, strlen(v));
 }
 
 /* 1 when key k holds exactly v. */

@@ -52,6 +52,16 @@ static const char usage_text[] =
     "  compact --store DIR --box NAME               rewrite with live records\n"
     "  stats   --store DIR [--json]                 records and sizes per box\n"
     "\n"
+    "typed records: typeId 0 takes any JSON value; every other typeId needs\n"
+    "an adapter (name, version, fields), given as a JSON manifest:\n"
+    "  --adapters FILE     {\"adapters\":[{\"typeId\":N,\"name\":\"User\",\n"
+    "                      \"version\":1,\"fields\":[{\"name\":\"id\",\n"
+    "                      \"type\":\"integer\",\"required\":true}]}]}\n"
+    "                      Without it, the adapters the store was last opened\n"
+    "                      with (its schema lock in meta.box) apply.\n"
+    "  --accept-schema     replace the store's schema lock even when an\n"
+    "                      adapter it knows is gone or a typeId was renamed\n"
+    "\n"
     "options for writing commands:\n"
     "  --durability full|group|off   full (default): a write returns after\n"
     "                                fdatasync; group: one sync per 100\n"
@@ -63,8 +73,8 @@ static const char usage_text[] =
 
 typedef struct args {
     const char *cmd;
-    const char *store, *box, *key, *json, *type, *durability;
-    int as_json;
+    const char *store, *box, *key, *json, *type, *durability, *adapters;
+    int as_json, accept_schema;
 } args;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -121,10 +131,58 @@ static void progress(void *ctx, const char *what, uint64_t done, uint64_t total)
     fflush(stderr);
 }
 
+/* Read an adapter manifest file into a new registry. */
+static int load_adapters(const char *path, bg_registry **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fail("cannot read adapter manifest '%s': %s", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            char *p = realloc(buf, cap = cap ? cap * 2 : 65536);
+            if (!p) {
+                free(buf);
+                fclose(f);
+                fail("out of memory reading '%s'", path);
+                return EXIT_SYSTEM;
+            }
+            buf = p;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (!got)
+            break;
+    }
+    fclose(f);
+    bg_registry *r = bg_registry_new();
+    bg_err err = r ? bg_registry_add_json(r, buf, len) : BG_ENOMEM;
+    free(buf);
+    if (err) {
+        fail("adapter manifest '%s': %s", path,
+             r && bg_registry_detail(r)[0] ? bg_registry_detail(r)
+                                           : bg_strerror(err));
+        bg_registry_free(r);
+        return exit_for(err);
+    }
+    *out = r;
+    return EXIT_OK;
+}
+
+static bg_registry *adapters; /* from --adapters, for the whole run */
+
 static int open_store(const args *a, int writing, bg_store **s)
 {
     bg_store_opts o;
     bg_store_opts_init(&o);
+    char detail[512] = "";
+    o.detail = detail;
+    o.detail_len = sizeof detail;
+    o.registry = adapters;
+    o.accept_schema = a->accept_schema;
     o.read_only = !writing;
     o.create = writing;
     if (isatty(STDERR_FILENO))
@@ -152,11 +210,8 @@ static int open_store(const args *a, int writing, bg_store **s)
     case BG_ELOCKED:
         fail("store '%s' is in use by another process", a->store);
         break;
-    case BG_EINVALID:
-        fail("store '%s' is not a usable directory", a->store);
-        break;
     default:
-        fail("cannot open store '%s': %s", a->store, bg_strerror(err));
+        fail("%s", detail[0] ? detail : bg_strerror(err));
     }
     return exit_for(err);
 }
@@ -853,6 +908,10 @@ static int parse_args(int argc, char **argv, args *a)
             slot = &a->type;
         else if (!strcmp(o, "--durability"))
             slot = &a->durability;
+        else if (!strcmp(o, "--adapters"))
+            slot = &a->adapters;
+        else if (!strcmp(o, "--accept-schema"))
+            a->accept_schema = 1;
         else if (!strcmp(o, "--json"))
             a->as_json = 1;
         else {
@@ -874,50 +933,65 @@ static int parse_args(int argc, char **argv, args *a)
     return 0;
 }
 
+static int cmd_verify(const args *a)
+{
+    return cmd_verify_or_recover(a, 0);
+}
+
+static int cmd_recover(const args *a)
+{
+    return cmd_verify_or_recover(a, 1);
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(const args *);
+} cmds[] = {
+    {"put", cmd_put},         {"get", cmd_get},         {"del", cmd_del},
+    {"dump", cmd_dump},       {"load", cmd_load},       {"verify", cmd_verify},
+    {"recover", cmd_recover}, {"compact", cmd_compact}, {"stats", cmd_stats}};
+
+static int run(const args *a)
+{
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(a->cmd, cmds[i].name))
+            return cmds[i].fn(a);
+    return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-        !strcmp(argv[1], "help")) {
-        fputs(usage_text, stdout);
-        return EXIT_OK;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
+            (i == 1 && !strcmp(argv[i], "help"))) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        }
     }
     if (!strcmp(argv[1], "--version")) {
         puts("boxguard " BOXGUARD_VERSION);
         return EXIT_OK;
     }
-    static const struct {
-        const char *name;
-        int (*fn)(const args *);
-    } cmds[] = {{"put", cmd_put},    {"get", cmd_get},
-                {"del", cmd_del},    {"dump", cmd_dump},
-                {"load", cmd_load},  {"compact", cmd_compact},
-                {"stats", cmd_stats}};
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        }
-    }
-    args a;
-    int known = !strcmp(argv[1], "verify") || !strcmp(argv[1], "recover");
+    int known = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         known |= !strcmp(argv[1], cmds[i].name);
     if (!known) {
         fail("unknown command '%s' (see boxguard --help)", argv[1]);
         return EXIT_USAGE;
     }
+    args a;
     if (parse_args(argc, argv, &a))
         return EXIT_USAGE;
-    if (!strcmp(a.cmd, "verify"))
-        return cmd_verify_or_recover(&a, 0);
-    if (!strcmp(a.cmd, "recover"))
-        return cmd_verify_or_recover(&a, 1);
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(a.cmd, cmds[i].name))
-            return cmds[i].fn(&a);
-    return EXIT_USAGE;
+    if (a.adapters) {
+        int rc = load_adapters(a.adapters, &adapters);
+        if (rc)
+            return rc;
+    }
+    int rc = run(&a);
+    bg_registry_free(adapters);
+    return rc;
 }

@@ -13,6 +13,7 @@
 
 #include "box_int.h"
 #include "boxguard/record.h"
+#include "boxguard/types.h"
 #include "store_int.h"
 
 const uint8_t bg__box_magic[8] = {'B', 'G', 'B', 'O', 'X', '\r', '\n', 0x1a};
@@ -180,6 +181,7 @@ struct bg_box {
     uint64_t group_off;
     unsigned group_count;
     int read_only, damaged, poisoned;
+    int reserved; /* the store's own box: no public writes */
     ent *slots;
     size_t cap, count;
     bg_box_report rep;
@@ -712,6 +714,7 @@ bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
     strcpy(b->name, name);
     strcpy(b->path, path);
     b->read_only = s->read_only;
+    b->reserved = !strcmp(name, BG__META_BOX);
 
     if (err == BG_ENOTFOUND) {
         uint8_t hdr[BG__BOX_HDR_SIZE];
@@ -800,10 +803,14 @@ static bg_err check_write(bg_box *b, const bg_write *w, size_t i)
                               b->name, i, why);
     if (w->del)
         return 0;
-    if (bg_record_validate(w->value, w->value_len, why, sizeof why))
-        return bg__store_fail(b->s, BG_EINVALID, "box '%s', key '%.*s': %s",
-                              b->name, (int)(w->key_len > 80 ? 80 : w->key_len),
-                              w->key, why);
+    int klen = (int)(w->key_len > 80 ? 80 : w->key_len);
+    bg_err err = bg_record_validate(w->value, w->value_len, why, sizeof why);
+    if (!err)
+        err = bg_registry_check(b->s->types, w->type, w->value, w->value_len,
+                                why, sizeof why);
+    if (err)
+        return bg__store_fail(b->s, err, "box '%s', key '%.*s': %s", b->name,
+                              klen, w->key, why);
     return 0;
 }
 
@@ -918,9 +925,32 @@ fail:
                           b->name, (unsigned long long)start);
 }
 
+static bg_err check_public(bg_box *b)
+{
+    if (b->reserved)
+        return bg__store_fail(b->s, BG_EINVALID,
+                              "box '%s' is reserved for the store itself",
+                              b->name);
+    return 0;
+}
+
+bg_err bg__box_open_internal(bg_store *s, const char *name, int flags,
+                             bg_box **out)
+{
+    return bg_box_open(s, name, flags, out);
+}
+
+bg_err bg__box_put_internal(bg_box *b, const char *key, const char *value,
+                            size_t len)
+{
+    bg_write w = {0, key, strlen(key), 0, value, len};
+    return append(b, &w, 1);
+}
+
 bg_err bg_box_put(bg_box *b, const void *key, size_t key_len, uint32_t type,
                   const char *value, size_t value_len)
 {
+    BG_TRY(check_public(b));
     bg_write w = {0, key, key_len, type, value, value_len};
     return append(b, &w, 1);
 }
@@ -928,6 +958,7 @@ bg_err bg_box_put(bg_box *b, const void *key, size_t key_len, uint32_t type,
 bg_err bg_box_del(bg_box *b, const void *key, size_t key_len)
 {
     bg_write w = {1, key, key_len, 0, NULL, 0};
+    BG_TRY(check_public(b));
     BG_TRY(check_writable(b));
     BG_TRY(check_write(b, &w, 0));
     if (!idx_find(b, key, key_len, key_hash(key, key_len)))
@@ -939,6 +970,7 @@ bg_err bg_box_del(bg_box *b, const void *key, size_t key_len)
 
 bg_err bg_box_write_batch(bg_box *b, const bg_write *w, size_t n)
 {
+    BG_TRY(check_public(b));
     return append(b, w, n);
 }
 
@@ -988,6 +1020,16 @@ static bg_err read_frame(bg_box *b, const ent *e, uint8_t **out)
     return 0;
 }
 
+/* A record of a typeId with no adapter is never handed out as data. */
+static bg_err check_read_type(bg_box *b, const ent *e)
+{
+    if (e->type == 0 || bg_registry_find(b->s->types, e->type))
+        return 0;
+    return bg__store_fail(
+        b->s, BG_ESCHEMA, "box '%s', key '%.*s': typeId %u has no adapter",
+        b->name, (int)(e->klen > 80 ? 80 : e->klen), e->key, (unsigned)e->type);
+}
+
 bg_err bg_box_get(bg_box *b, const void *key, size_t key_len, uint32_t *type,
                   char **value, size_t *value_len)
 {
@@ -996,6 +1038,7 @@ bg_err bg_box_get(bg_box *b, const void *key, size_t key_len, uint32_t *type,
         return bg__store_fail(b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'",
                               b->name, (int)(key_len > 80 ? 80 : key_len),
                               key_len ? (const char *)key : "");
+    BG_TRY(check_read_type(b, e));
     uint8_t *p;
     BG_TRY(read_frame(b, e, &p));
     size_t vlen = e->flen - BG__FRAME_OVERHEAD - e->klen;
@@ -1015,6 +1058,7 @@ bg_err bg_box_iterate(bg_box *b, bg_box_iter_fn fn, void *arg)
     bg_err err = 0;
     for (size_t i = 0; i < n; i++) {
         uint8_t *p;
+        BG_TRY_OUT(check_read_type(b, v[i]));
         BG_TRY_OUT(read_frame(b, v[i], &p));
         bg_record rec = {
             .key = (const char *)p + BG__FRAME_HDR,

@@ -206,6 +206,119 @@ static bg_err sweep_tmp(bg_store *s)
     return 0;
 }
 
+static bg_err registry_clone(const bg_registry *src, bg_registry **out)
+{
+    bg_registry *r = bg_registry_new();
+    if (!r)
+        return BG_ENOMEM;
+    for (size_t i = 0; i < bg_registry_count(src); i++) {
+        bg_err err = bg_registry_add(r, bg_registry_at(src, i));
+        if (err) {
+            bg_registry_free(r);
+            return err;
+        }
+    }
+    *out = r;
+    return 0;
+}
+
+#define SCHEMA_KEY "schema_lock"
+
+/* Load the schema lock from meta.box, compare it with the code's adapters,
+ * settle the effective registry, and write the lock when it changed. */
+static bg_err schema_open(bg_store *s, const bg_store_opts *o)
+{
+    bg_registry *lock = bg_registry_new();
+    if (!lock)
+        return BG_ENOMEM;
+    bg_box *meta = NULL;
+    char *v = NULL, *code_json = NULL, *lock_json = NULL;
+    bg_err err = bg__box_open_internal(s, BG__META_BOX, 0, &meta);
+    if (err == BG_ENOTFOUND) {
+        err = 0;
+        meta = NULL;
+    }
+    if (err)
+        goto out;
+    if (meta) {
+        uint32_t t;
+        size_t n;
+        err = bg_box_get(meta, SCHEMA_KEY, strlen(SCHEMA_KEY), &t, &v, &n);
+        if (err == BG_ENOTFOUND)
+            err = 0;
+        else if (!err && bg_registry_add_json(lock, v, n))
+            err = bg__store_fail(s, BG_ECORRUPT,
+                                 "store '%s': the schema lock in meta.box is "
+                                 "unreadable: %s",
+                                 s->dir, bg_registry_detail(lock));
+        if (err)
+            goto out;
+    }
+    if (!o->registry) {
+        s->types = lock;
+        lock = NULL;
+        goto out;
+    }
+    const bg_registry *code = o->registry;
+    size_t findings = 0;
+    char first[256] = "";
+    for (size_t i = 0; i < bg_registry_count(lock); i++) {
+        const bg_adapter *l = bg_registry_at(lock, i);
+        const bg_adapter *c = bg_registry_find(code, l->type_id);
+        if (c && !strcmp(c->name, l->name))
+            continue;
+        if (findings++)
+            continue;
+        if (c)
+            snprintf(first, sizeof first,
+                     "typeId %u is registered as '%s' but the store knows it "
+                     "as '%s'",
+                     (unsigned)l->type_id, c->name, l->name);
+        else
+            snprintf(first, sizeof first,
+                     "adapter '%s' (typeId %u) is in the store's schema lock "
+                     "but is not registered",
+                     l->name, (unsigned)l->type_id);
+    }
+    for (size_t i = 0; i < bg_registry_count(code); i++) {
+        const bg_adapter *c = bg_registry_at(code, i);
+        const bg_adapter *l = bg_registry_find_name(lock, c->name);
+        if (l && l->type_id != c->type_id && !findings++)
+            snprintf(first, sizeof first,
+                     "adapter '%s' moved from typeId %u to typeId %u", c->name,
+                     (unsigned)l->type_id, (unsigned)c->type_id);
+    }
+    if (findings && !o->accept_schema) {
+        err = bg__store_fail(s, BG_ESCHEMA,
+                             "store '%s': %s (%zu finding%s against the schema "
+                             "lock; never accepted silently)",
+                             s->dir, first, findings, findings > 1 ? "s" : "");
+        goto out;
+    }
+    BG_TRY_OUT(registry_clone(code, &s->types));
+    if (s->read_only)
+        goto out;
+    code_json = bg_registry_to_json(code);
+    lock_json = bg_registry_to_json(lock);
+    if (!code_json || !lock_json) {
+        err = BG_ENOMEM;
+        goto out;
+    }
+    if (strcmp(code_json, lock_json) || !meta) {
+        if (!meta)
+            BG_TRY_OUT(
+                bg__box_open_internal(s, BG__META_BOX, BG_BOX_CREATE, &meta));
+        BG_TRY_OUT(bg__box_put_internal(meta, SCHEMA_KEY, code_json,
+                                        strlen(code_json)));
+    }
+out:
+    bg_registry_free(lock);
+    bg__store_free(s, v);
+    free(code_json);
+    free(lock_json);
+    return err;
+}
+
 bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
 {
     bg_store_opts defaults;
@@ -283,10 +396,18 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
          * stopped before syncing the directory. */
         s->dir_dirty = 1;
     }
+    BG_TRY_OUT(schema_open(s, opts));
 out:
     if (err) {
-        /* The caller has no handle to read the detail from: keep it quiet
-         * and return the code alone. */
+        /* The caller has no handle to read the detail from: hand it over
+         * through opts, then free everything. */
+        if (opts->detail && opts->detail_len)
+            snprintf(opts->detail, opts->detail_len, "%s",
+                     s->detail[0] ? s->detail : bg_strerror(err));
+        while (s->nboxes)
+            (void)bg__box_close(s->boxes[s->nboxes - 1]);
+        bg__store_free(s, s->boxes);
+        bg_registry_free(s->types);
         if (s->lockf)
             s->vfs->close(s->vfs, s->lockf);
         bg__store_free(s, s);
@@ -314,6 +435,7 @@ bg_err bg_store_close(bg_store *s)
             first = err;
     }
     bg__store_free(s, s->boxes);
+    bg_registry_free(s->types);
     if (s->lockf)
         s->vfs->close(s->vfs, s->lockf);
     bg__store_free(s, s);

@@ -46,7 +46,8 @@ struct bg_store {
     bg_progress_fn progress;
     void *progress_ctx;
     bg_file *lockf;
-    int dir_dirty; /* entries of dir may not be durable yet */
+    bg_registry *types; /* effective adapters: the code's, or the lock's */
+    int dir_dirty;      /* entries of dir may not be durable yet */
     bg_box **boxes;
     size_t nboxes, capboxes;
     char detail[512];
@@ -78,7 +79,14 @@ BG_MUST_CHECK bg_err bg__store_add_box(bg_store *s, bg_box *b);
 void bg__store_remove_box(bg_store *s, bg_box *b);
 bg_box *bg__store_find_box(bg_store *s, const char *name);
 
+/* The reserved box that holds the schema lock and store settings. */
+#define BG__META_BOX "meta"
+
 /* Implemented by box.c for the store. */
+BG_MUST_CHECK bg_err bg__box_open_internal(bg_store *s, const char *name,
+                                           int flags, bg_box **out);
+BG_MUST_CHECK bg_err bg__box_put_internal(bg_box *b, const char *key,
+                                          const char *value, size_t len);
 bg_err bg__box_close(bg_box *b);
 const char *bg__box_name(const bg_box *b);
 BG_MUST_CHECK bg_err bg__box_check_name(const char *name);

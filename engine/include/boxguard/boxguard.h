@@ -7,6 +7,7 @@
 #include "boxguard/sim.h"
 #include "boxguard/store.h"
 #include "boxguard/record.h"
+#include "boxguard/types.h"
 #include "boxguard/box.h"
 
 #define BOXGUARD_VERSION "0.1.0"

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "boxguard/err.h"
+#include "boxguard/types.h"
 #include "boxguard/vfs.h"
 
 #ifdef __cplusplus
@@ -55,6 +56,16 @@ typedef struct bg_store_opts {
     int create;               /* create the directory when missing */
     bg_progress_fn progress;  /* optional */
     void *progress_ctx;
+    /* The adapters the code registers (copied at open). NULL: use the
+     * store's schema lock as it is. */
+    const bg_registry *registry;
+    /* Replace the schema lock with registry even when an adapter the store
+     * knows is missing from it or a typeId changed its name. */
+    int accept_schema;
+    /* Where bg_store_open writes its detail message when it fails (there
+     * is no store to ask). Optional. */
+    char *detail;
+    size_t detail_len;
 } bg_store_opts;
 
 /* Fill opts with the defaults above. */
@@ -64,8 +75,16 @@ void bg_store_opts_init(bg_store_opts *opts);
  * synced, when opts->create is set). Takes the store lock: exclusive for
  * writers, shared for read-only opens. Leftover temporary files of an
  * interrupted compaction or recovery are removed (writers only).
+ * The store's schema lock (the adapters it was last opened with, kept in
+ * meta.box) is checked against opts->registry: an adapter the store knows
+ * that is no longer registered, or a typeId registered under another name,
+ * fails the open with BG_ESCHEMA unless opts->accept_schema is set. New or
+ * changed adapters are written to the lock (writers only). Records of
+ * typeIds other than 0 are then checked against the adapters on every
+ * write and read.
  * Returns 0 and *out, or:
  *   BG_EINVALID   bad arguments (empty dir, group_size 0 in GROUP mode);
+ *   BG_ESCHEMA    the registry contradicts the schema lock (see above);
  *   BG_ENOTFOUND  dir is missing and create is not set;
  *   BG_ELOCKED    another opener holds the lock;
  *   BG_EIO, BG_ENOSPACE, BG_ENOMEM  from the disk or allocator.
