@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sodium.h>
 #include <xxhash.h>
 
 #include "box_int.h"
 #include "boxguard/record.h"
 #include "boxguard/types.h"
+#include "keys_int.h"
 #include "store_int.h"
 
 const uint8_t bg__box_magic[8] = {'B', 'G', 'B', 'O', 'X', '\r', '\n', 0x1a};
@@ -62,34 +64,43 @@ typedef struct frame_hdr {
 } frame_hdr;
 
 void bg__box_encode_header(uint8_t *p, const uint8_t id[16], uint16_t flags,
-                           uint64_t seq_floor)
+                           uint32_t key_id, uint64_t seq_floor)
 {
     memcpy(p, bg__box_magic, 8);
     put16(p + 8, BG__BOX_VERSION);
     put16(p + 10, flags);
-    put32(p + 12, 0);
+    put32(p + 12, key_id);
     memcpy(p + 16, id, 16);
     put64(p + 32, seq_floor);
     put64(p + 40, XXH3_64bits(p, 40));
 }
 
-static int header_parse(const uint8_t *p, uint8_t id[16], uint16_t *flags,
-                        uint64_t *seq_floor)
+typedef struct box_hdr {
+    uint8_t id[16];
+    uint16_t flags;
+    uint32_t key_id;
+    uint64_t seq_floor;
+} box_hdr;
+
+static int header_parse(const uint8_t *p, box_hdr *h)
 {
     if (memcmp(p, bg__box_magic, 8) || get16(p + 8) != BG__BOX_VERSION ||
-        get16(p + 10) != 0 || get32(p + 12) != 0 ||
+        (get16(p + 10) & ~BG__BOX_SEALED) ||
         XXH3_64bits(p, 40) != get64(p + 40))
         return 0;
-    memcpy(id, p + 16, 16);
-    *flags = get16(p + 10);
-    *seq_floor = get64(p + 32);
+    h->flags = get16(p + 10);
+    h->key_id = get32(p + 12);
+    if ((h->flags & BG__BOX_SEALED) ? h->key_id == 0 : h->key_id != 0)
+        return 0;
+    memcpy(h->id, p + 16, 16);
+    h->seq_floor = get64(p + 32);
     return 1;
 }
 
-uint32_t bg__box_encode_frame(uint8_t *p, int kind, int flags, const void *key,
-                              uint16_t klen, uint32_t type, uint64_t seq,
-                              uint64_t off, uint64_t goff, const void *value,
-                              uint32_t vlen)
+/* Write the fixed part and the key; the value region is the caller's. */
+static uint32_t frame_start(uint8_t *p, int kind, int flags, const void *key,
+                            uint16_t klen, uint32_t type, uint64_t seq,
+                            uint64_t off, uint64_t goff, uint32_t vlen)
 {
     uint32_t flen = BG__FRAME_OVERHEAD + klen + vlen;
     put32(p, BG__FRAME_MAGIC);
@@ -104,15 +115,31 @@ uint32_t bg__box_encode_frame(uint8_t *p, int kind, int flags, const void *key,
     put32(p + 40, vlen);
     put32(p + 44, 0);
     memcpy(p + BG__FRAME_HDR, key, klen);
+    return flen;
+}
+
+static void frame_finish(uint8_t *p, uint32_t flen)
+{
+    put64(p + flen - 8, XXH3_64bits(p, flen - 8));
+}
+
+uint32_t bg__box_encode_frame(uint8_t *p, int kind, int flags, const void *key,
+                              uint16_t klen, uint32_t type, uint64_t seq,
+                              uint64_t off, uint64_t goff, const void *value,
+                              uint32_t vlen)
+{
+    uint32_t flen =
+        frame_start(p, kind, flags, key, klen, type, seq, off, goff, vlen);
     if (vlen)
         memcpy(p + BG__FRAME_HDR + klen, value, vlen);
-    put64(p + flen - 8, XXH3_64bits(p, flen - 8));
+    frame_finish(p, flen);
     return flen;
 }
 
 /* Parse the fixed part of a frame found at file offset pos. Returns 1 when
- * the fields are consistent (the checksum is not checked here). */
-static int frame_head(const uint8_t *p, uint64_t pos, frame_hdr *h)
+ * the fields are consistent (the checksum is not checked here). In a sealed
+ * box every value, a delete's included, carries nonce and tag. */
+static int frame_head(const uint8_t *p, uint64_t pos, int sealed, frame_hdr *h)
 {
     if (get32(p) != BG__FRAME_MAGIC)
         return 0;
@@ -125,19 +152,68 @@ static int frame_head(const uint8_t *p, uint64_t pos, frame_hdr *h)
     h->off = get64(p + 24);
     h->goff = get64(p + 32);
     h->vlen = get32(p + 40);
+    uint32_t extra = sealed ? BG__SEAL_BYTES : 0;
     if (get32(p + 44) != 0 || h->klen == 0 || h->klen > BG_KEY_MAX ||
-        h->vlen > BG__VALUE_MAX ||
+        h->vlen > BG__VALUE_MAX || h->vlen < extra ||
         h->flen != (uint64_t)BG__FRAME_OVERHEAD + h->klen + h->vlen)
         return 0;
     if (h->kind != BG__KIND_PUT && h->kind != BG__KIND_DEL)
         return 0;
-    if ((h->kind == BG__KIND_DEL && (h->vlen || h->type)) ||
+    if ((h->kind == BG__KIND_DEL && (h->vlen != extra || h->type)) ||
         (h->flags & ~BG__FLAG_BATCH))
         return 0;
     if (h->off != pos || h->goff > pos || h->goff < BG__BOX_HDR_SIZE ||
         h->seq == 0)
         return 0;
     return 1;
+}
+
+/* ---- sealing ----------------------------------------------------------- */
+
+/* The additional data: box id, sequence, kind, typeId, key. */
+static size_t seal_ad(uint8_t *ad, const uint8_t id[16], uint64_t seq, int kind,
+                      uint32_t type, const void *key, uint16_t klen)
+{
+    memcpy(ad, id, 16);
+    put64(ad + 16, seq);
+    ad[24] = (uint8_t)kind;
+    put32(ad + 25, type);
+    put16(ad + 29, klen);
+    memcpy(ad + 31, key, klen);
+    return 31 + (size_t)klen;
+}
+
+/* out: nonce, ciphertext, tag (plen + BG__SEAL_BYTES bytes). */
+static void seal(const bg_vfs *v, const bg__key *k, const uint8_t id[16],
+                 uint64_t seq, int kind, uint32_t type, const void *key,
+                 uint16_t klen, const void *plain, size_t plen, uint8_t *out)
+{
+    uint8_t ad[31 + BG_KEY_MAX];
+    size_t adlen = seal_ad(ad, id, seq, kind, type, key, klen);
+    v->random(v, out, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+        out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+        out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + plen, NULL, plain,
+        plen, ad, adlen, NULL, out, k->k);
+}
+
+/* Authenticate and decrypt the value of frame p (header h) into out
+ * (h->vlen - BG__SEAL_BYTES bytes). Returns 0, or -1 when it does not
+ * authenticate. */
+static int unseal(const bg__key *k, const uint8_t id[16], const uint8_t *p,
+                  const frame_hdr *h, uint8_t *out)
+{
+    uint8_t ad[31 + BG_KEY_MAX];
+    size_t adlen =
+        seal_ad(ad, id, h->seq, h->kind, h->type, p + BG__FRAME_HDR, h->klen);
+    const uint8_t *v = p + BG__FRAME_HDR + h->klen;
+    size_t clen = h->vlen - BG__SEAL_BYTES;
+    return crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+               out, NULL, v + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+               clen, v + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + clen,
+               ad, adlen, v, k->k) == 0
+               ? 0
+               : -1;
 }
 
 static int frame_sum_ok(const uint8_t *p, uint32_t flen)
@@ -173,7 +249,9 @@ struct bg_box {
     bg_file *f;
     uint8_t id[16];
     uint16_t hflags;
-    uint64_t end; /* where the next frame goes */
+    uint32_t key_id;    /* sealed boxes: the key named in the header */
+    const bg__key *key; /* ... and the store's copy of it */
+    uint64_t end;       /* where the next frame goes */
     uint64_t next_seq;
     uint64_t frames;
     uint64_t live_bytes;
@@ -322,6 +400,15 @@ typedef struct reader {
     uint64_t boff;
     size_t blen;
     bg_err err;
+    /* Sealed boxes: every frame is authenticated as it is read. */
+    int sealed;
+    const bg__key *key;
+    uint8_t id[16];
+    uint8_t *plain; /* scratch for decryption */
+    size_t plain_cap;
+    int auth_failed;     /* the last rd_frame failed authentication only */
+    uint64_t auth_count; /* frames that failed authentication */
+    int json_only;       /* header lost: accept only plain JSON values */
 } reader;
 
 /* Pointer to len bytes at off, or NULL past the end (or on a read error,
@@ -356,17 +443,46 @@ static const uint8_t *rd_get(reader *r, uint64_t off, size_t len)
     return r->buf;
 }
 
-/* A whole verifying frame at pos whose sequence exceeds last_seq. */
+/* A whole verifying frame at pos whose sequence exceeds last_seq: its
+ * checksum matches and, in a sealed box, it authenticates. */
 static const uint8_t *rd_frame(reader *r, uint64_t pos, uint64_t last_seq,
                                frame_hdr *h)
 {
+    r->auth_failed = 0;
     const uint8_t *p = rd_get(r, pos, BG__FRAME_HDR);
-    if (!p || !frame_head(p, pos, h) || h->seq <= last_seq)
+    if (!p || !frame_head(p, pos, r->sealed, h) || h->seq <= last_seq)
         return NULL;
     p = rd_get(r, pos, h->flen);
     if (!p || !frame_sum_ok(p, h->flen))
         return NULL;
+    if (r->sealed) {
+        size_t need = h->vlen - BG__SEAL_BYTES + 1;
+        if (need > r->plain_cap) {
+            uint8_t *q = bg__store_realloc(r->s, r->plain, need);
+            if (!q) {
+                r->err = BG_ENOMEM;
+                return NULL;
+            }
+            r->plain = q;
+            r->plain_cap = need;
+        }
+        if (unseal(r->key, r->id, p, h, r->plain)) {
+            r->auth_failed = 1;
+            r->auth_count++;
+            return NULL;
+        }
+    } else if (r->json_only && h->kind == BG__KIND_PUT &&
+               bg_record_validate((const char *)p + BG__FRAME_HDR + h->klen,
+                                  h->vlen, NULL, 0)) {
+        return NULL;
+    }
     return p;
+}
+
+static void rd_free(reader *r)
+{
+    bg__store_free(r->s, r->buf);
+    bg__store_free(r->s, r->plain);
 }
 
 /* ---- scanning --------------------------------------------------------- */
@@ -388,6 +504,7 @@ typedef struct scan {
     pend *pb; /* frames of a batch not yet committed */
     size_t npb, cappb;
     const char *what; /* progress label */
+    const char *name; /* box name, for messages */
 } scan;
 
 static bg_err pb_push(scan *sc, uint64_t pos, uint64_t seq)
@@ -455,16 +572,33 @@ static uint64_t resync(reader *r, uint64_t from, uint64_t last_seq)
 /* Scan the file once. Without salvage, frames are applied up to the first
  * damage only (batches when they commit); the rest of the file is read to
  * classify the damage. With salvage every verifying frame is applied. */
-static bg_err scan_file(scan *sc, bg_box_report *rep, uint8_t id[16],
-                        uint16_t *hflags, uint64_t *seq_floor)
+static bg_err scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
 {
     reader *r = sc->r;
     memset(rep, 0, sizeof *rep);
+    memset(hdr, 0, sizeof *hdr);
     rep->file_size = r->size;
     const uint8_t *hp = rd_get(r, 0, BG__BOX_HDR_SIZE);
     if (r->err)
         return r->err;
-    rep->header_ok = hp && header_parse(hp, id, hflags, seq_floor);
+    rep->header_ok = hp && header_parse(hp, hdr);
+    r->sealed = rep->header_ok && (hdr->flags & BG__BOX_SEALED);
+    /* Without a header nothing says whether values were sealed: only frames
+     * whose value is JSON can be trusted as plain records. */
+    r->json_only = !rep->header_ok;
+    r->auth_count = 0;
+    if (r->sealed) {
+        BG_TRY(bg__keys_load(r->s));
+        r->key = bg__keys_find(r->s, hdr->key_id);
+        memcpy(r->id, hdr->id, 16);
+        if (!r->key)
+            return bg__store_fail(r->s, BG_EAUTH,
+                                  "box '%s' is sealed with key %08x, which "
+                                  "the store does not have (%zu key%s in "
+                                  "keys/); nothing was changed",
+                                  sc->name, (unsigned)hdr->key_id, r->s->nkeys,
+                                  r->s->nkeys == 1 ? "" : "s");
+    }
     uint64_t pos = BG__BOX_HDR_SIZE;
     uint64_t damage = UINT64_MAX, batch_at_damage = UINT64_MAX;
     uint64_t last_seq = 0, next_progress = 0;
@@ -472,7 +606,7 @@ static bg_err scan_file(scan *sc, bg_box_report *rep, uint8_t id[16],
     if (!rep->header_ok) {
         damage = 0;
         uint64_t q = r->size > pos ? resync(r, pos, 0) : r->size;
-        add_range(rep, 0, q > pos ? q : (r->size < pos ? r->size : pos));
+        add_range(rep, 0, q);
         pos = q;
     }
     rep->valid_end = rep->header_ok ? BG__BOX_HDR_SIZE : 0;
@@ -522,6 +656,12 @@ static bg_err scan_file(scan *sc, bg_box_report *rep, uint8_t id[16],
             rep->valid_end = pos;
     }
     bg__store_progress(r->s, sc->what, r->size, r->size);
+    rep->auth_failures = r->auth_count;
+    if (r->sealed && r->auth_count && rep->frames == 0)
+        return bg__store_fail(r->s, BG_EAUTH,
+                              "box '%s': no frame authenticates under key "
+                              "%08x (a wrong key?); nothing was changed",
+                              sc->name, (unsigned)hdr->key_id);
 
     if (damage == UINT64_MAX) {
         if (sc->npb) { /* a batch the crash cut short: not committed */
@@ -534,7 +674,9 @@ static bg_err scan_file(scan *sc, bg_box_report *rep, uint8_t id[16],
         return 0;
     }
     rep->first_damage = damage;
-    if (!rep->header_ok || durable_after) {
+    /* A frame whose checksum holds but which does not authenticate was
+     * edited, swapped or replayed: never the work of a crash. */
+    if (!rep->header_ok || durable_after || r->auth_count) {
         rep->status = BG_BOX_CORRUPT;
         return 0;
     }
@@ -653,9 +795,17 @@ static bg_err box_load(bg_box *b)
     bg_err err = s->vfs->size(s->vfs, b->f, &r.size);
     if (err)
         return bg__store_fail(s, err, "box '%s': cannot read size", b->name);
-    scan sc = {.r = &r, .apply = apply_index, .arg = b, .what = "open"};
-    uint64_t floor = 0;
-    BG_TRY_OUT(scan_file(&sc, &b->rep, b->id, &b->hflags, &floor));
+    scan sc = {.r = &r,
+               .apply = apply_index,
+               .arg = b,
+               .what = "open",
+               .name = b->name};
+    box_hdr hdr;
+    BG_TRY_OUT(scan_file(&sc, &b->rep, &hdr));
+    memcpy(b->id, hdr.id, 16);
+    b->hflags = hdr.flags;
+    b->key_id = hdr.key_id;
+    b->key = r.key;
     if (b->rep.status == BG_BOX_CORRUPT) {
         /* Read-only view of everything that still verifies. */
         idx_clear(b);
@@ -663,20 +813,19 @@ static bg_err box_load(bg_box *b)
         sc.salvage = 1;
         sc.npb = 0;
         bg_box_report tmp;
-        uint8_t id[16];
-        uint16_t fl;
-        uint64_t fo;
-        BG_TRY_OUT(scan_file(&sc, &tmp, id, &fl, &fo));
+        box_hdr again;
+        BG_TRY_OUT(scan_file(&sc, &tmp, &again));
         b->damaged = 1;
     }
-    b->next_seq = sc.max_seq + 1 > floor ? sc.max_seq + 1 : floor;
+    b->next_seq =
+        sc.max_seq + 1 > hdr.seq_floor ? sc.max_seq + 1 : hdr.seq_floor;
     if (b->next_seq == 0)
         b->next_seq = 1;
     b->end = b->rep.status == BG_BOX_TORN ? b->rep.cut : r.size;
 out:
-    bg__store_free(s, r.buf);
+    rd_free(&r);
     bg__store_free(s, sc.pb);
-    if (err)
+    if (err && err != BG_EAUTH)
         bg__store_fail(s, err, "box '%s': cannot scan", b->name);
     return err;
 }
@@ -718,8 +867,19 @@ bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
 
     if (err == BG_ENOTFOUND) {
         uint8_t hdr[BG__BOX_HDR_SIZE];
+        uint16_t hflags = 0;
+        uint32_t key_id = 0;
+        if (flags & BG_BOX_ENCRYPT) {
+            const bg__key *k;
+            BG_TRY_OUT(bg__keys_load(s));
+            k = bg__keys_current(s);
+            if (!k)
+                BG_TRY_OUT(bg__keys_create(s, &k));
+            hflags = BG__BOX_SEALED;
+            key_id = k->id;
+        }
         v->random(v, b->id, sizeof b->id);
-        bg__box_encode_header(hdr, b->id, 0, 0);
+        bg__box_encode_header(hdr, b->id, hflags, key_id, 0);
         uint64_t end;
         err = write_beside(s, tmp, path, hdr, NULL, NULL, &b->f, &end);
         if (err) {
@@ -735,6 +895,11 @@ bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
         }
     }
     BG_TRY_OUT(box_load(b));
+    if ((flags & BG_BOX_ENCRYPT) && !b->key) {
+        err = bg__store_fail(s, BG_EINVALID,
+                             "box '%s' exists and is not encrypted", name);
+        goto out;
+    }
     if (b->rep.status == BG_BOX_TORN && !b->read_only) {
         err = v->truncate(v, b->f, b->rep.cut);
         if (!err)
@@ -814,6 +979,33 @@ static bg_err check_write(bg_box *b, const bg_write *w, size_t i)
     return 0;
 }
 
+/* The frame length of a write in box b. */
+static size_t write_flen(const bg_box *b, const bg_write *w)
+{
+    size_t v = w->del ? 0 : w->value_len;
+    return BG__FRAME_OVERHEAD + w->key_len + v + (b->key ? BG__SEAL_BYTES : 0);
+}
+
+/* Encode write w as a frame at dst, sealing its value in a sealed box. */
+static void encode_write(bg_box *b, const bg_write *w, int flags, uint64_t seq,
+                         uint64_t off, uint64_t goff, uint8_t *dst)
+{
+    int kind = w->del ? BG__KIND_DEL : BG__KIND_PUT;
+    uint32_t type = w->del ? 0 : w->type;
+    size_t plen = w->del ? 0 : w->value_len;
+    uint16_t klen = (uint16_t)w->key_len;
+    if (!b->key) {
+        bg__box_encode_frame(dst, kind, flags, w->key, klen, type, seq, off,
+                             goff, w->value, (uint32_t)plen);
+        return;
+    }
+    uint32_t flen = frame_start(dst, kind, flags, w->key, klen, type, seq, off,
+                                goff, (uint32_t)(plen + BG__SEAL_BYTES));
+    seal(b->s->vfs, b->key, b->id, seq, kind, type, w->key, klen, w->value,
+         plen, dst + BG__FRAME_HDR + klen);
+    frame_finish(dst, flen);
+}
+
 /* Append n frames as one unit, sync as the durability mode says, then
  * update the index. On error the file is cut back and nothing changes. */
 static bg_err append(bg_box *b, const bg_write *w, size_t n)
@@ -834,16 +1026,14 @@ static bg_err append(bg_box *b, const bg_write *w, size_t n)
      * a single put), else CHUNK-sized pieces. */
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total +=
-            BG__FRAME_OVERHEAD + w[i].key_len + (w[i].del ? 0 : w[i].value_len);
+        total += write_flen(b, &w[i]);
     size_t cap = total < CHUNK ? total : CHUNK, used = 0;
     uint8_t *buf = bg__store_malloc(s, cap);
     bg_err err = 0;
     if (!buf)
         return BG_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        size_t flen =
-            BG__FRAME_OVERHEAD + w[i].key_len + (w[i].del ? 0 : w[i].value_len);
+        size_t flen = write_flen(b, &w[i]);
         if (used + flen > cap && used) {
             err = v->write(v, b->f, pos - used, buf, used);
             if (err)
@@ -859,11 +1049,8 @@ static bg_err append(bg_box *b, const bg_write *w, size_t n)
             buf = p;
             cap = flen;
         }
-        bg__box_encode_frame(buf + used, w[i].del ? BG__KIND_DEL : BG__KIND_PUT,
-                             i + 1 < n ? BG__FLAG_BATCH : 0, w[i].key,
-                             (uint16_t)w[i].key_len, w[i].del ? 0 : w[i].type,
-                             b->next_seq + i, pos, goff, w[i].value,
-                             w[i].del ? 0 : (uint32_t)w[i].value_len);
+        encode_write(b, &w[i], i + 1 < n ? BG__FLAG_BATCH : 0, b->next_seq + i,
+                     pos, goff, buf + used);
         used += flen;
         pos += flen;
     }
@@ -895,8 +1082,7 @@ static bg_err append(bg_box *b, const bg_write *w, size_t n)
     pos = start;
     for (size_t i = 0; i < n; i++) {
         frame_hdr h = {
-            .flen = (uint32_t)(BG__FRAME_OVERHEAD + w[i].key_len +
-                               (w[i].del ? 0 : w[i].value_len)),
+            .flen = (uint32_t)write_flen(b, &w[i]),
             .type = w[i].del ? 0 : w[i].type,
             .seq = b->next_seq + i,
             .off = pos,
@@ -1004,9 +1190,9 @@ static bg_err read_frame(bg_box *b, const ent *e, uint8_t **out)
     bg_err err = s->vfs->read(s->vfs, b->f, e->off, p, e->flen, &got);
     frame_hdr h;
     if (!err &&
-        (got != e->flen || !frame_head(p, e->off, &h) || h.flen != e->flen ||
-         !frame_sum_ok(p, e->flen) || h.seq != e->seq || h.klen != e->klen ||
-         memcmp(p + BG__FRAME_HDR, e->key, e->klen)))
+        (got != e->flen || !frame_head(p, e->off, b->key != NULL, &h) ||
+         h.flen != e->flen || !frame_sum_ok(p, e->flen) || h.seq != e->seq ||
+         h.klen != e->klen || memcmp(p + BG__FRAME_HDR, e->key, e->klen)))
         err = BG_ECORRUPT;
     if (err) {
         bg__store_free(s, p);
@@ -1017,6 +1203,42 @@ static bg_err read_frame(bg_box *b, const ent *e, uint8_t **out)
                               e->key, (unsigned long long)e->off);
     }
     *out = p;
+    return 0;
+}
+
+/* The value of e, verified (and in a sealed box authenticated and
+ * decrypted), NUL-terminated, in a buffer from the store's allocator. */
+static bg_err read_value(bg_box *b, const ent *e, char **out, size_t *len)
+{
+    uint8_t *p;
+    BG_TRY(read_frame(b, e, &p));
+    size_t vlen = e->flen - BG__FRAME_OVERHEAD - e->klen;
+    if (!b->key) {
+        memmove(p, p + BG__FRAME_HDR + e->klen, vlen);
+        p[vlen] = '\0';
+        *out = (char *)p;
+        *len = vlen;
+        return 0;
+    }
+    frame_hdr h;
+    (void)frame_head(p, e->off, 1, &h);
+    size_t plen = vlen - BG__SEAL_BYTES;
+    uint8_t *plain = bg__store_malloc(b->s, plen + 1);
+    bg_err err = plain ? 0 : BG_ENOMEM;
+    if (!err && unseal(b->key, b->id, p, &h, plain)) {
+        err = bg__store_fail(b->s, BG_EAUTH,
+                             "box '%s', key '%.*s': frame at offset %llu does "
+                             "not authenticate",
+                             b->name, (int)(e->klen > 80 ? 80 : e->klen),
+                             e->key, (unsigned long long)e->off);
+        bg__store_free(b->s, plain);
+    }
+    bg__store_free(b->s, p);
+    if (err)
+        return err;
+    plain[plen] = '\0';
+    *out = (char *)plain;
+    *len = plen;
     return 0;
 }
 
@@ -1039,14 +1261,8 @@ bg_err bg_box_get(bg_box *b, const void *key, size_t key_len, uint32_t *type,
                               b->name, (int)(key_len > 80 ? 80 : key_len),
                               key_len ? (const char *)key : "");
     BG_TRY(check_read_type(b, e));
-    uint8_t *p;
-    BG_TRY(read_frame(b, e, &p));
-    size_t vlen = e->flen - BG__FRAME_OVERHEAD - e->klen;
-    memmove(p, p + BG__FRAME_HDR + e->klen, vlen);
-    p[vlen] = '\0';
+    BG_TRY(read_value(b, e, value, value_len));
     *type = e->type;
-    *value = (char *)p;
-    *value_len = vlen;
     return 0;
 }
 
@@ -1057,19 +1273,20 @@ bg_err bg_box_iterate(bg_box *b, bg_box_iter_fn fn, void *arg)
     size_t n = b->count;
     bg_err err = 0;
     for (size_t i = 0; i < n; i++) {
-        uint8_t *p;
+        char *val;
+        size_t vlen;
         BG_TRY_OUT(check_read_type(b, v[i]));
-        BG_TRY_OUT(read_frame(b, v[i], &p));
+        BG_TRY_OUT(read_value(b, v[i], &val, &vlen));
         bg_record rec = {
-            .key = (const char *)p + BG__FRAME_HDR,
+            .key = v[i]->key,
             .key_len = v[i]->klen,
             .type = v[i]->type,
-            .value = (const char *)p + BG__FRAME_HDR + v[i]->klen,
-            .value_len = v[i]->flen - BG__FRAME_OVERHEAD - v[i]->klen,
+            .value = val,
+            .value_len = vlen,
             .seq = v[i]->seq,
         };
         int stop = fn(arg, &rec);
-        bg__store_free(b->s, p);
+        bg__store_free(b->s, val);
         if (stop)
             break;
     }
@@ -1093,7 +1310,38 @@ typedef struct compact_ctx {
     bg_box *b;
     ent **v;
     uint64_t *offs;
+    const bg__key *key; /* sealed boxes: re-seal under this key ... */
+    uint8_t id[16];     /* ... and this new box id */
 } compact_ctx;
+
+/* The frame of live entry e, moved to offset pos (and re-sealed). */
+static bg_err compact_frame(compact_ctx *c, const ent *e, uint64_t pos,
+                            uint8_t **out)
+{
+    bg_box *b = c->b;
+    if (!c->key) {
+        BG_TRY(read_frame(b, e, out));
+        frame_move(*out, e->flen, pos);
+        return 0;
+    }
+    char *val;
+    size_t vlen;
+    BG_TRY(read_value(b, e, &val, &vlen));
+    uint8_t *p = bg__store_malloc(b->s, e->flen);
+    if (!p) {
+        bg__store_free(b->s, val);
+        return BG_ENOMEM;
+    }
+    uint32_t flen =
+        frame_start(p, BG__KIND_PUT, 0, e->key, e->klen, e->type, e->seq, pos,
+                    pos, (uint32_t)(vlen + BG__SEAL_BYTES));
+    seal(b->s->vfs, c->key, c->id, e->seq, BG__KIND_PUT, e->type, e->key,
+         e->klen, val, vlen, p + BG__FRAME_HDR + e->klen);
+    frame_finish(p, flen);
+    bg__store_free(b->s, val);
+    *out = p;
+    return 0;
+}
 
 static bg_err compact_fill(void *arg, bg_file *f, uint64_t *end)
 {
@@ -1109,9 +1357,8 @@ static bg_err compact_fill(void *arg, bg_file *f, uint64_t *end)
     uint64_t pos = *end;
     for (size_t i = 0; i < b->count; i++) {
         uint8_t *p;
-        BG_TRY_OUT(read_frame(b, c->v[i], &p));
+        BG_TRY_OUT(compact_frame(c, c->v[i], pos, &p));
         uint32_t flen = c->v[i]->flen;
-        frame_move(p, flen, pos);
         if (used + flen > cap && used) {
             err = v->write(v, f, pos - used, buf, used);
             used = 0;
@@ -1144,14 +1391,19 @@ out:
     return err;
 }
 
-bg_err bg_box_compact(bg_box *b)
+/* Compaction, and for a sealed box re-sealing under key with a new box id
+ * (so that no frame of the old file authenticates in the new one). */
+static bg_err rewrite(bg_box *b, const bg__key *key)
 {
     bg_store *s = b->s;
     BG_TRY(check_writable(b));
     BG_TRY(bg_box_sync(b));
     char tmp[BG_PATH_MAX];
     BG_TRY(box_path(s, b->name, ".box.tmp", tmp, sizeof tmp));
-    compact_ctx c = {.b = b};
+    compact_ctx c = {.b = b, .key = key};
+    memcpy(c.id, b->id, 16);
+    if (key)
+        s->vfs->random(s->vfs, c.id, sizeof c.id);
     bg_err err = 0;
     BG_TRY_OUT(idx_sorted(b, &c.v));
     c.offs = bg__store_malloc(s, (b->count ? b->count : 1) * sizeof *c.offs);
@@ -1160,7 +1412,7 @@ bg_err bg_box_compact(bg_box *b)
         goto out;
     }
     uint8_t hdr[BG__BOX_HDR_SIZE];
-    bg__box_encode_header(hdr, b->id, b->hflags, b->next_seq);
+    bg__box_encode_header(hdr, c.id, b->hflags, key ? key->id : 0, b->next_seq);
     bg_file *nf = NULL;
     uint64_t end = 0;
     err = write_beside(s, tmp, b->path, hdr, compact_fill, &c, &nf, &end);
@@ -1168,6 +1420,11 @@ bg_err bg_box_compact(bg_box *b)
         /* The rename happened: the new file is the box now. */
         s->vfs->close(s->vfs, b->f);
         b->f = nf;
+        memcpy(b->id, c.id, 16);
+        if (key) {
+            b->key = key;
+            b->key_id = key->id;
+        }
         for (size_t i = 0; i < b->count; i++)
             c.v[i]->off = c.offs[i];
         b->end = end;
@@ -1178,9 +1435,26 @@ bg_err bg_box_compact(bg_box *b)
 out:
     bg__store_free(s, c.v);
     bg__store_free(s, c.offs);
-    if (err)
+    if (err && err != BG_EAUTH)
         return bg__store_fail(s, err, "box '%s': compaction failed", b->name);
-    return 0;
+    return err;
+}
+
+bg_err bg_box_compact(bg_box *b)
+{
+    return rewrite(b, b->key);
+}
+
+bg_err bg__box_reseal(bg_box *b, const bg__key *k)
+{
+    if (!b->key)
+        return 0;
+    return rewrite(b, k);
+}
+
+uint32_t bg__box_key_id(const bg_box *b)
+{
+    return b->key_id;
 }
 
 /* ---- verify and recover ----------------------------------------------- */
@@ -1194,19 +1468,17 @@ bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
     bg_err err = s->vfs->open(s->vfs, path, BG_OPEN_READ, &r.f);
     if (err)
         return bg__store_fail(s, err, "box '%s': cannot open '%s'", name, path);
-    scan sc = {.r = &r, .what = "verify"};
-    uint8_t id[16];
-    uint16_t fl;
-    uint64_t fo;
+    scan sc = {.r = &r, .what = "verify", .name = name};
+    box_hdr hdr;
     err = s->vfs->size(s->vfs, r.f, &r.size);
     if (!err)
-        err = scan_file(&sc, rep, id, &fl, &fo);
+        err = scan_file(&sc, rep, &hdr);
     s->vfs->close(s->vfs, r.f);
-    bg__store_free(s, r.buf);
+    rd_free(&r);
     bg__store_free(s, sc.pb);
-    if (err)
+    if (err && err != BG_EAUTH)
         return bg__store_fail(s, err, "box '%s': cannot scan '%s'", name, path);
-    return 0;
+    return err;
 }
 
 /* Copy the damaged file to quarantine/<name>_corrupted_YYYYMMDD[-N].bak. */
@@ -1308,10 +1580,8 @@ static bg_err recover_fill(void *arg, bg_file *f, uint64_t *end)
     c->sv->f = f;
     c->sv->pos = *end;
     bg_box_report tmp;
-    uint8_t id[16];
-    uint16_t fl;
-    uint64_t fo;
-    BG_TRY(scan_file(c->sc, &tmp, id, &fl, &fo));
+    box_hdr hdr;
+    BG_TRY(scan_file(c->sc, &tmp, &hdr));
     BG_TRY(salvage_flush(c->sv));
     *end = c->sv->pos;
     return 0;
@@ -1334,27 +1604,28 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
     bg_err err = v->open(v, path, BG_OPEN_WRITE, &r.f);
     if (err)
         return bg__store_fail(s, err, "box '%s': cannot open '%s'", name, path);
-    scan sc = {.r = &r, .what = "recover"};
+    scan sc = {.r = &r, .what = "recover", .name = name};
     salvage_ctx sv = {.s = s};
-    uint8_t id[16] = {0};
-    uint16_t hflags = 0;
-    uint64_t floor = 0;
+    box_hdr hdr;
     BG_TRY_OUT(v->size(v, r.f, &r.size));
-    BG_TRY_OUT(scan_file(&sc, rep, id, &hflags, &floor));
+    BG_TRY_OUT(scan_file(&sc, rep, &hdr));
     if (rep->status == BG_BOX_TORN) {
         BG_TRY_OUT(v->truncate(v, r.f, rep->cut));
         BG_TRY_OUT(v->sync(v, r.f));
     } else if (rep->status == BG_BOX_CORRUPT) {
         BG_TRY_OUT(
             quarantine(s, name, &r, rep->quarantine, sizeof rep->quarantine));
+        /* A sealed box keeps its id and key: the frames kept are the ones
+         * that authenticate under them. A lost header makes a plain box
+         * holding only the frames whose values are JSON. */
         if (!rep->header_ok) {
-            v->random(v, id, sizeof id);
-            hflags = 0;
-            floor = 0;
+            memset(&hdr, 0, sizeof hdr);
+            v->random(v, hdr.id, sizeof hdr.id);
         }
-        uint8_t hdr[BG__BOX_HDR_SIZE];
-        bg__box_encode_header(hdr, id, hflags,
-                              floor > sc.max_seq ? floor : sc.max_seq + 1);
+        uint8_t head[BG__BOX_HDR_SIZE];
+        bg__box_encode_header(head, hdr.id, hdr.flags, hdr.key_id,
+                              hdr.seq_floor > sc.max_seq ? hdr.seq_floor
+                                                         : sc.max_seq + 1);
         sv.cap = CHUNK;
         sv.buf = bg__store_malloc(s, sv.cap);
         if (!sv.buf) {
@@ -1368,16 +1639,16 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
         recover_fill_ctx rc = {&sc, &sv};
         bg_file *nf = NULL;
         uint64_t end;
-        err = write_beside(s, tmp, path, hdr, recover_fill, &rc, &nf, &end);
+        err = write_beside(s, tmp, path, head, recover_fill, &rc, &nf, &end);
         if (nf)
             v->close(v, nf);
     }
 out:
     v->close(v, r.f);
-    bg__store_free(s, r.buf);
+    rd_free(&r);
     bg__store_free(s, sc.pb);
     bg__store_free(s, sv.buf);
-    if (err)
+    if (err && err != BG_EAUTH)
         return bg__store_fail(s, err, "box '%s': recovery failed", name);
-    return 0;
+    return err;
 }

@@ -5,8 +5,8 @@
  * Header (48 bytes):
  *    0  magic "BGBOX\r\n\x1a"     8
  *    8  format version (1)        2
- *   10  flags (0; bit 0 reserved for encryption)  2
- *   12  reserved, 0               4
+ *   10  flags (bit 0: values sealed) 2
+ *   12  key id (sealed; else 0)   4   names the data key in keys/
  *   16  box id (random)          16
  *   32  sequence floor            8   next sequence is at least this
  *   40  XXH3-64 of bytes 0..39    8
@@ -23,7 +23,8 @@
  *   32  offset where its sync group began   8
  *   40  value length              4
  *   44  reserved, 0               4
- *   48  key, then value
+ *   48  key, then value; in a sealed box the value is nonce (24),
+ *       ciphertext, tag (16), and a delete carries nonce and tag
  *  end-8 XXH3-64 of everything before it   8
  *
  * The group offset is what tells a torn tail from corruption: a sync makes
@@ -44,6 +45,8 @@
 #define BG__KIND_DEL       2
 #define BG__FLAG_BATCH     1
 #define BG__VALUE_MAX      (16u << 20)
+#define BG__BOX_SEALED     1
+#define BG__SEAL_BYTES     40 /* XChaCha20-Poly1305 nonce + tag */
 
 extern const uint8_t bg__box_magic[8];
 
@@ -56,6 +59,6 @@ uint32_t bg__box_encode_frame(uint8_t *dst, int kind, int flags,
 
 /* Encode a header at dst (BG__BOX_HDR_SIZE bytes). */
 void bg__box_encode_header(uint8_t *dst, const uint8_t id[16], uint16_t flags,
-                           uint64_t seq_floor);
+                           uint32_t key_id, uint64_t seq_floor);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "keys_int.h"
 #include "store_int.h"
 
 #define LOCK_NAME "store.lock"
@@ -408,6 +409,7 @@ out:
             (void)bg__box_close(s->boxes[s->nboxes - 1]);
         bg__store_free(s, s->boxes);
         bg_registry_free(s->types);
+        bg__keys_free(s);
         if (s->lockf)
             s->vfs->close(s->vfs, s->lockf);
         bg__store_free(s, s);
@@ -436,6 +438,7 @@ bg_err bg_store_close(bg_store *s)
     }
     bg__store_free(s, s->boxes);
     bg_registry_free(s->types);
+    bg__keys_free(s);
     if (s->lockf)
         s->vfs->close(s->vfs, s->lockf);
     bg__store_free(s, s);

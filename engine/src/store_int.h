@@ -35,6 +35,8 @@
 
 #define BG_PATH_MAX 1024
 
+typedef struct bg__key bg__key;
+
 struct bg_store {
     char dir[BG_PATH_MAX];
     const bg_vfs *vfs;
@@ -47,7 +49,10 @@ struct bg_store {
     void *progress_ctx;
     bg_file *lockf;
     bg_registry *types; /* effective adapters: the code's, or the lock's */
-    int dir_dirty;      /* entries of dir may not be durable yet */
+    bg__key *keys;      /* data keys by generation (keys.c) */
+    size_t nkeys;
+    int keys_loaded;
+    int dir_dirty; /* entries of dir may not be durable yet */
     bg_box **boxes;
     size_t nboxes, capboxes;
     char detail[512];

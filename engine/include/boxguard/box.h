@@ -29,7 +29,10 @@ typedef struct bg_box bg_box;
 #define BG_BOX_NAME_MAX      64 /* names: [A-Za-z0-9_-], 1..64 characters */
 #define BG_BOX_REPORT_RANGES 16
 
-enum bg_box_open_flags { BG_BOX_CREATE = 1 };
+enum bg_box_open_flags {
+    BG_BOX_CREATE = 1, /* create the box when missing */
+    BG_BOX_ENCRYPT = 2 /* with CREATE: seal its values (see keys.h) */
+};
 
 typedef enum bg_box_status {
     BG_BOX_CLEAN = 0,
@@ -46,14 +49,16 @@ typedef struct bg_box_report {
     bg_box_status status;
     int header_ok;
     uint64_t file_size;
-    uint64_t frames;       /* frames that verify */
-    uint64_t valid_end;    /* end of the last good frame before damage */
-    uint64_t first_damage; /* offset of the first damaged byte (if any) */
-    uint64_t cut;          /* TORN: where the file is (to be) cut */
-    uint64_t tail_frames;  /* TORN: verifying frames of the cut tail */
-    uint64_t lost_bytes;   /* bytes in damaged ranges (and the cut tail) */
-    uint64_t nranges;      /* damaged ranges found; the first
-                              BG_BOX_REPORT_RANGES are listed */
+    uint64_t frames;        /* frames that verify */
+    uint64_t valid_end;     /* end of the last good frame before damage */
+    uint64_t first_damage;  /* offset of the first damaged byte (if any) */
+    uint64_t cut;           /* TORN: where the file is (to be) cut */
+    uint64_t tail_frames;   /* TORN: verifying frames of the cut tail */
+    uint64_t lost_bytes;    /* bytes in damaged ranges (and the cut tail) */
+    uint64_t auth_failures; /* sealed boxes: frames whose checksum holds but
+                               that do not authenticate (always damage) */
+    uint64_t nranges;       /* damaged ranges found; the first
+                               BG_BOX_REPORT_RANGES are listed */
     bg_box_range ranges[BG_BOX_REPORT_RANGES];
     char quarantine[256]; /* recover: where the damaged file was copied */
 } bg_box_report;

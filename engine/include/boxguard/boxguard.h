@@ -9,6 +9,7 @@
 #include "boxguard/record.h"
 #include "boxguard/types.h"
 #include "boxguard/box.h"
+#include "boxguard/keys.h"
 
 #define BOXGUARD_VERSION "0.1.0"
 

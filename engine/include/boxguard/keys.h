@@ -1,0 +1,51 @@
+/*
+ * Encryption at rest: the store's data keys and their rotation.
+ *
+ * A box created with BG_BOX_ENCRYPT seals every value with libsodium's
+ * XChaCha20-Poly1305 under the store's data key; the additional data binds
+ * the box id, sequence number, kind, typeId and key, so a frame cannot be
+ * edited, swapped, replayed or moved into another box without failing
+ * authentication. Record keys stay in clear (authenticated, not secret).
+ *
+ * Data keys are 32 random bytes in <store>/keys/<generation>.key (mode
+ * 0600), a stand-in for a platform keystore; each box header names the key
+ * it is sealed with by a 4-byte key id. Key material lives in guarded,
+ * zeroed-on-free memory (sodium_malloc) while the store is open.
+ *
+ * A box whose key the store does not have, or none of whose frames
+ * authenticate, fails with BG_EAUTH and nothing on disk is changed: a wrong
+ * key never truncates, recovers or rewrites anything.
+ */
+#ifndef BOXGUARD_KEYS_H
+#define BOXGUARD_KEYS_H
+
+#include "boxguard/err.h"
+#include "boxguard/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bg_rekey_report {
+    unsigned boxes;        /* encrypted boxes now under the new key */
+    unsigned resealed;     /* of which this call rewrote */
+    unsigned keys_removed; /* old keys destroyed */
+    uint32_t key_id;       /* the key every box is sealed with now */
+} bg_rekey_report;
+
+/* Rotate the data key: write a new key (durably, before anything uses
+ * it), re-seal every encrypted box under it (each written beside the old
+ * file and renamed into place), verify every box under the new key, and
+ * only then destroy the old keys (overwrite, sync, unlink). A crash at any
+ * point leaves every box readable under exactly one key in keys/; running
+ * rekey again finishes the rotation (it reuses a new key that no box uses
+ * yet instead of making another). Open box handles of the store are closed.
+ * Returns 0, or BG_ESTATE (read-only store), BG_EAUTH (a box the store has
+ * no key for), BG_ECORRUPT (a box that does not verify: recover it first),
+ * BG_EIO, BG_ENOSPACE, BG_ENOMEM. */
+BG_MUST_CHECK bg_err bg_store_rekey(bg_store *store, bg_rekey_report *rep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

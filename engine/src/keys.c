@@ -1,0 +1,329 @@
+/*
+ * Data key files and key rotation. Key material is read straight into
+ * sodium_malloc'd memory (guard pages, zeroed when freed) and never copied
+ * elsewhere. A key file is written beside its final name, synced, renamed
+ * and its directory synced before any box is sealed with it; it is
+ * destroyed (overwritten with zeros, synced, unlinked, directory synced)
+ * only once no box needs it.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "boxguard/keys.h"
+#include "keys_int.h"
+
+uint32_t bg__key_id(const unsigned char *k)
+{
+    unsigned char h[16];
+    crypto_generichash(h, sizeof h, k, BG__KEY_BYTES, NULL, 0);
+    uint32_t id = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+                  (uint32_t)h[3] << 24;
+    return id ? id : 1;
+}
+
+static bg_err keys_dir(bg_store *s, char *out, size_t cap)
+{
+    return bg__store_path(s, out, cap, BG__KEYS_DIR);
+}
+
+static bg_err key_path(bg_store *s, uint32_t gen, const char *suffix, char *out,
+                       size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s/%u.key%s", s->dir, BG__KEYS_DIR,
+                     (unsigned)gen, suffix);
+    return n < 0 || (size_t)n >= cap ? BG_EINVALID : 0;
+}
+
+/* Insert keeping generation order; takes ownership of k. */
+static bg_err key_insert(bg_store *s, uint32_t gen, unsigned char *k)
+{
+    bg__key *p = bg__store_realloc(s, s->keys, (s->nkeys + 1) * sizeof *p);
+    if (!p) {
+        sodium_free(k);
+        return BG_ENOMEM;
+    }
+    s->keys = p;
+    size_t at = s->nkeys;
+    while (at > 0 && s->keys[at - 1].gen > gen)
+        at--;
+    memmove(&s->keys[at + 1], &s->keys[at], (s->nkeys - at) * sizeof *p);
+    s->keys[at].gen = gen;
+    s->keys[at].k = k;
+    s->keys[at].id = bg__key_id(k);
+    s->nkeys++;
+    return 0;
+}
+
+typedef struct gens {
+    uint32_t v[64];
+    size_t n;
+    int tmp; /* a leftover .tmp was seen */
+} gens;
+
+static int collect_gen(void *arg, const char *name)
+{
+    gens *g = arg;
+    char *end;
+    unsigned long v = strtoul(name, &end, 10);
+    if (end == name || v == 0 || v > UINT32_MAX)
+        return 0;
+    if (!strcmp(end, ".key.tmp"))
+        g->tmp = 1;
+    else if (!strcmp(end, ".key") && g->n < 64)
+        g->v[g->n++] = (uint32_t)v;
+    return 0;
+}
+
+bg_err bg__keys_load(bg_store *s)
+{
+    if (s->keys_loaded)
+        return 0;
+    if (sodium_init() < 0)
+        return bg__store_fail(s, BG_EIO, "libsodium failed to initialise");
+    char dir[BG_PATH_MAX];
+    BG_TRY(keys_dir(s, dir, sizeof dir));
+    gens g = {.n = 0};
+    bg_err err = s->vfs->list(s->vfs, dir, collect_gen, &g);
+    if (err == BG_ENOTFOUND) {
+        s->keys_loaded = 1;
+        return 0;
+    }
+    if (err)
+        return bg__store_fail(s, err, "cannot list '%s'", dir);
+    for (size_t i = 0; i < g.n; i++) {
+        char path[BG_PATH_MAX];
+        BG_TRY(key_path(s, g.v[i], "", path, sizeof path));
+        bg_file *f;
+        err = s->vfs->open(s->vfs, path, BG_OPEN_READ, &f);
+        if (err)
+            return bg__store_fail(s, err, "cannot open key file '%s'", path);
+        unsigned char *k = sodium_malloc(BG__KEY_BYTES + 1);
+        size_t got = 0;
+        err = k ? s->vfs->read(s->vfs, f, 0, k, BG__KEY_BYTES + 1, &got)
+                : BG_ENOMEM;
+        s->vfs->close(s->vfs, f);
+        if (!err && got != BG__KEY_BYTES) {
+            /* Not a key: a file someone else put here. It is kept, and
+             * named, but it seals and opens nothing. */
+            sodium_free(k);
+            continue;
+        }
+        if (err) {
+            if (k)
+                sodium_free(k);
+            return bg__store_fail(s, err, "cannot read key file '%s'", path);
+        }
+        BG_TRY(key_insert(s, g.v[i], k));
+    }
+    s->keys_loaded = 1;
+    return 0;
+}
+
+const bg__key *bg__keys_find(bg_store *s, uint32_t id)
+{
+    for (size_t i = 0; i < s->nkeys; i++)
+        if (s->keys[i].id == id)
+            return &s->keys[i];
+    return NULL;
+}
+
+const bg__key *bg__keys_current(bg_store *s)
+{
+    return s->nkeys ? &s->keys[s->nkeys - 1] : NULL;
+}
+
+bg_err bg__keys_create(bg_store *s, const bg__key **out)
+{
+    const bg_vfs *v = s->vfs;
+    BG_TRY(bg__keys_load(s));
+    if (s->read_only)
+        return bg__store_fail(s, BG_ESTATE, "store opened read-only");
+    char dir[BG_PATH_MAX], tmp[BG_PATH_MAX], path[BG_PATH_MAX];
+    uint32_t gen = s->nkeys ? s->keys[s->nkeys - 1].gen + 1 : 1;
+    BG_TRY(keys_dir(s, dir, sizeof dir));
+    BG_TRY(key_path(s, gen, ".tmp", tmp, sizeof tmp));
+    BG_TRY(key_path(s, gen, "", path, sizeof path));
+    bg_err err = v->mkdir(v, dir);
+    if (!err)
+        err = v->sync_dir(v, s->dir);
+    else if (err == BG_EEXISTS)
+        err = 0;
+    if (err)
+        return bg__store_fail(s, err, "cannot create '%s'", dir);
+    unsigned char *k = sodium_malloc(BG__KEY_BYTES);
+    if (!k)
+        return BG_ENOMEM;
+    v->random(v, k, BG__KEY_BYTES);
+    bg_file *f = NULL;
+    err = v->unlink(v, tmp);
+    if (err == BG_ENOTFOUND)
+        err = 0;
+    if (!err)
+        err = v->open(v, tmp, BG_OPEN_CREATE | BG_OPEN_EXCL | BG_OPEN_PRIVATE,
+                      &f);
+    if (!err)
+        err = v->write(v, f, 0, k, BG__KEY_BYTES);
+    if (!err)
+        err = v->sync(v, f);
+    if (f)
+        v->close(v, f);
+    if (!err)
+        err = v->rename(v, tmp, path);
+    if (!err)
+        err = v->sync_dir(v, dir);
+    if (err) {
+        sodium_free(k);
+        (void)v->unlink(v, tmp);
+        return bg__store_fail(s, err, "cannot write key file '%s'", path);
+    }
+    BG_TRY(key_insert(s, gen, k));
+    *out = bg__keys_current(s);
+    return 0;
+}
+
+bg_err bg__keys_destroy(bg_store *s, uint32_t id)
+{
+    const bg_vfs *v = s->vfs;
+    size_t i = 0;
+    while (i < s->nkeys && s->keys[i].id != id)
+        i++;
+    if (i == s->nkeys)
+        return BG_ENOTFOUND;
+    char dir[BG_PATH_MAX], path[BG_PATH_MAX];
+    BG_TRY(keys_dir(s, dir, sizeof dir));
+    BG_TRY(key_path(s, s->keys[i].gen, "", path, sizeof path));
+    static const unsigned char zeros[BG__KEY_BYTES];
+    bg_file *f = NULL;
+    bg_err err = v->open(v, path, BG_OPEN_WRITE, &f);
+    if (!err)
+        err = v->write(v, f, 0, zeros, sizeof zeros);
+    if (!err)
+        err = v->sync(v, f);
+    if (f)
+        v->close(v, f);
+    if (!err)
+        err = v->unlink(v, path);
+    if (!err)
+        err = v->sync_dir(v, dir);
+    if (err)
+        return bg__store_fail(s, err, "cannot destroy key file '%s'", path);
+    sodium_free(s->keys[i].k);
+    memmove(&s->keys[i], &s->keys[i + 1], (s->nkeys - i - 1) * sizeof *s->keys);
+    s->nkeys--;
+    return 0;
+}
+
+void bg__keys_free(bg_store *s)
+{
+    for (size_t i = 0; i < s->nkeys; i++)
+        sodium_free(s->keys[i].k);
+    bg__store_free(s, s->keys);
+    s->keys = NULL;
+    s->nkeys = 0;
+}
+
+typedef struct names {
+    bg_store *s;
+    char (*v)[BG_BOX_NAME_MAX + 1];
+    size_t n, cap;
+    int nomem;
+} names;
+
+static int add_name(void *arg, const char *name)
+{
+    names *ns = arg;
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2 : 16;
+        void *p = bg__store_realloc(ns->s, ns->v, cap * sizeof *ns->v);
+        if (!p) {
+            ns->nomem = 1;
+            return 1;
+        }
+        ns->v = p;
+        ns->cap = cap;
+    }
+    snprintf(ns->v[ns->n++], sizeof *ns->v, "%s", name);
+    return 0;
+}
+
+bg_err bg_store_rekey(bg_store *s, bg_rekey_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    if (s->read_only)
+        return bg__store_fail(s, BG_ESTATE, "store opened read-only");
+    BG_TRY(bg__keys_load(s));
+    /* Every box is reopened below from its file. */
+    while (s->nboxes)
+        BG_TRY(bg__box_close(s->boxes[s->nboxes - 1]));
+    names ns = {.s = s};
+    bg_err err = bg_store_list_boxes(s, add_name, &ns);
+    if (!err && ns.nomem)
+        err = BG_ENOMEM;
+    if (err)
+        goto out;
+
+    /* A new key, unless an interrupted rotation left one no box uses. */
+    const bg__key *cur = bg__keys_current(s);
+    int cur_used = 0, any_sealed = 0;
+    for (size_t i = 0; i < ns.n; i++) {
+        bg_box *b;
+        BG_TRY_OUT(bg_box_open(s, ns.v[i], 0, &b));
+        uint32_t id = bg__box_key_id(b);
+        any_sealed |= id != 0;
+        cur_used |= cur && id == cur->id;
+        BG_TRY_OUT(bg__box_close(b));
+    }
+    if (!cur || (cur_used && s->nkeys == 1) || (!any_sealed && s->nkeys == 1))
+        BG_TRY_OUT(bg__keys_create(s, &cur));
+    uint32_t cur_id = cur->id;
+
+    for (size_t i = 0; i < ns.n; i++) {
+        bg_box *b;
+        BG_TRY_OUT(bg_box_open(s, ns.v[i], 0, &b));
+        uint32_t id = bg__box_key_id(b);
+        if (id) {
+            rep->boxes++;
+            if (id != cur_id) {
+                BG_TRY_OUT(bg__box_reseal(b, bg__keys_find(s, cur_id)));
+                rep->resealed++;
+            }
+        }
+        BG_TRY_OUT(bg__box_close(b));
+        bg__store_progress(s, "rekey", i + 1, ns.n);
+    }
+    /* Every sealed box must now verify under the new key before an old
+     * key goes. */
+    for (size_t i = 0; i < ns.n; i++) {
+        bg_box_report r;
+        BG_TRY_OUT(bg_box_verify(s, ns.v[i], &r));
+        if (r.status != BG_BOX_CLEAN) {
+            err = bg__store_fail(s, BG_ECORRUPT,
+                                 "box '%s' does not verify after re-sealing; "
+                                 "old keys kept",
+                                 ns.v[i]);
+            goto out;
+        }
+        bg_box *b;
+        BG_TRY_OUT(bg_box_open(s, ns.v[i], 0, &b));
+        uint32_t id = bg__box_key_id(b);
+        BG_TRY_OUT(bg__box_close(b));
+        if (id && id != cur_id) {
+            err = bg__store_fail(s, BG_ESTATE,
+                                 "box '%s' is still sealed with an old key",
+                                 ns.v[i]);
+            goto out;
+        }
+    }
+    while (s->nkeys > 1) {
+        uint32_t old = s->keys[0].id == cur_id ? s->keys[1].id : s->keys[0].id;
+        BG_TRY_OUT(bg__keys_destroy(s, old));
+        rep->keys_removed++;
+    }
+    rep->key_id = cur_id;
+out:
+    bg__store_free(s, ns.v);
+    return err;
+}

@@ -1,0 +1,40 @@
+/*
+ * Data keys of a store, for box.c (sealing) and keys.c (files, rotation).
+ */
+#ifndef BOXGUARD_KEYS_INT_H
+#define BOXGUARD_KEYS_INT_H
+
+#include <stdint.h>
+
+#include "store_int.h"
+
+#define BG__KEY_BYTES 32
+#define BG__KEYS_DIR  "keys"
+
+struct bg__key {
+    uint32_t gen;     /* keys/<gen>.key; the highest is current */
+    uint32_t id;      /* named in box headers */
+    unsigned char *k; /* sodium_malloc'd BG__KEY_BYTES */
+};
+
+/* The key id of key material: 4 bytes of its BLAKE2b hash, never 0. */
+uint32_t bg__key_id(const unsigned char *k);
+
+/* Load keys/ once (no directory: no keys). */
+BG_MUST_CHECK bg_err bg__keys_load(bg_store *s);
+const bg__key *bg__keys_find(bg_store *s, uint32_t id);
+/* The current key, or NULL when the store has none. */
+const bg__key *bg__keys_current(bg_store *s);
+/* Make a new key of the next generation, durably. */
+BG_MUST_CHECK bg_err bg__keys_create(bg_store *s, const bg__key **out);
+/* Overwrite, sync and unlink the key file, then forget the key. */
+BG_MUST_CHECK bg_err bg__keys_destroy(bg_store *s, uint32_t id);
+void bg__keys_free(bg_store *s);
+
+/* box.c: rewrite box b sealed under key k with a new box id (a compaction
+ * that re-seals every live record). */
+BG_MUST_CHECK bg_err bg__box_reseal(bg_box *b, const bg__key *k);
+/* box.c: the key id box b is sealed with (0: not encrypted). */
+uint32_t bg__box_key_id(const bg_box *b);
+
+#endif
