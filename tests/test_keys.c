@@ -1,0 +1,480 @@
+/*
+ * Encryption at rest: sealed round trips, a wrong key that changes nothing,
+ * edited, swapped and replayed frames caught as damage, compaction that
+ * re-seals, key rotation, and key file permissions.
+ */
+#define _GNU_SOURCE
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#include "box_int.h"
+#include <xxhash.h>
+
+static bg_err open_sealed(bg_sim *sim, bg_store **s, bg_box **b,
+                          const char *name)
+{
+    bg_err err = tu_open(sim, BG_DURABILITY_FULL, s);
+    if (err)
+        return err;
+    err = bg_box_open(*s, name, BG_BOX_CREATE | BG_BOX_ENCRYPT, b);
+    if (err)
+        (void)bg_store_close(*s);
+    return err;
+}
+
+static int contains(const uint8_t *p, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (!memcmp(p + i, needle, k))
+            return 1;
+    return 0;
+}
+
+/* Snapshot every file of the store: path and bytes. */
+typedef struct snap {
+    char path[8][64];
+    uint8_t *data[8];
+    size_t len[8];
+    int n;
+} snap;
+
+static void take(bg_sim *sim, snap *sn)
+{
+    static const char *paths[] = {"s/a.box", "s/b.box", "s/meta.box",
+                                  "s/keys/1.key", "s/keys/2.key",
+                                  "s/store.lock"};
+    sn->n = 0;
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        if (bg_sim_read_file(sim, paths[i], &sn->data[sn->n],
+                             &sn->len[sn->n]))
+            continue;
+        strcpy(sn->path[sn->n], paths[i]);
+        sn->n++;
+    }
+}
+
+static int same(bg_sim *sim, snap *a)
+{
+    snap b;
+    take(sim, &b);
+    int ok = a->n == b.n;
+    for (int i = 0; i < b.n; i++) {
+        ok = ok && !strcmp(a->path[i], b.path[i]) && a->len[i] == b.len[i] &&
+             !memcmp(a->data[i], b.data[i], b.len[i]);
+        free(b.data[i]);
+    }
+    return ok;
+}
+
+static void drop(snap *a)
+{
+    for (int i = 0; i < a->n; i++)
+        free(a->data[i]);
+}
+
+static void test_sealed_round_trip(void)
+{
+    bg_sim *sim = bg_sim_new(1);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(open_sealed(sim, &s, &b, "a"));
+    CHECK_OK(tu_put(b, "alice", "{\"secret\":\"hunter2\"}"));
+    CHECK_OK(tu_put(b, "bob", "[\"plaintext-never-on-disk\"]"));
+    CHECK_OK(bg_box_del(b, "bob", 3));
+    CHECK(tu_has(b, "alice", "{\"secret\":\"hunter2\"}"));
+    CHECK_OK(bg_store_close(s));
+    uint8_t *f;
+    size_t n;
+    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
+    CHECK(!contains(f, n, "hunter2"));
+    CHECK(!contains(f, n, "plaintext-never"));
+    CHECK(contains(f, n, "alice")); /* keys stay in clear */
+    free(f);
+    CHECK_OK(bg_sim_read_file(sim, "s/keys/1.key", &f, &n));
+    CHECK_INT(n, ==, 32);
+    free(f);
+
+    CHECK_OK(open_sealed(sim, &s, &b, "a"));
+    CHECK(tu_has(b, "alice", "{\"secret\":\"hunter2\"}"));
+    CHECK(!tu_has(b, "bob", "[\"plaintext-never-on-disk\"]"));
+    CHECK_OK(bg_box_compact(b));
+    CHECK(tu_has(b, "alice", "{\"secret\":\"hunter2\"}"));
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "a", 0, &b));
+    CHECK(tu_has(b, "alice", "{\"secret\":\"hunter2\"}"));
+    /* A plain box of the same store opened with ENCRYPT is refused. */
+    bg_box *p;
+    CHECK_OK(bg_box_open(s, "plain", BG_BOX_CREATE, &p));
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_ERR(bg_box_open(s, "plain", BG_BOX_CREATE | BG_BOX_ENCRYPT, &p),
+              BG_EINVALID);
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
+static void test_wrong_key_changes_nothing(void)
+{
+    bg_sim *sim = bg_sim_new(2);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(open_sealed(sim, &s, &b, "a"));
+    for (int i = 0; i < 5; i++) {
+        char k[8];
+        snprintf(k, sizeof k, "k%d", i);
+        CHECK_OK(tu_put(b, k, "{\"v\":1}"));
+    }
+    CHECK_OK(bg_store_close(s));
+    /* Another key in the key's place: a keystore handing back the wrong
+     * key. */
+    uint8_t other[32];
+    memset(other, 0x5a, sizeof other);
+    CHECK_OK(bg_sim_write_file(sim, "s/keys/1.key", other, 32));
+    /* Chop the tail too, as a crash would: even then nothing is cut. */
+    uint8_t *f;
+    size_t n;
+    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
+    CHECK_OK(bg_sim_write_file(sim, "s/a.box", f, n - 9));
+    free(f);
+    snap before;
+    take(sim, &before);
+    bg_box_report rep;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_ERR(bg_box_open(s, "a", 0, &b), BG_EAUTH);
+    CHECK_CONTAINS(bg_store_detail(s), "which the store does not have");
+    CHECK_ERR(bg_box_verify(s, "a", &rep), BG_EAUTH);
+    CHECK_ERR(bg_box_recover(s, "a", &rep), BG_EAUTH);
+    CHECK_ERR(bg_box_open(s, "a", BG_BOX_CREATE | BG_BOX_ENCRYPT, &b),
+              BG_EAUTH);
+    CHECK_OK(bg_store_close(s));
+    CHECK(same(sim, &before));
+
+    /* The header claims the new key: no frame authenticates, still
+     * nothing changes. */
+    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
+    uint32_t id = 0;
+    {
+        bg_sim *tmp = bg_sim_new(9);
+        bg_store *ts;
+        bg_box *tb;
+        CHECK_OK(bg_sim_mkdir(tmp, "s"));
+        CHECK_OK(bg_sim_mkdir(tmp, "s/keys"));
+        CHECK_OK(bg_sim_write_file(tmp, "s/keys/1.key", other, 32));
+        CHECK_OK(open_sealed(tmp, &ts, &tb, "x"));
+        CHECK_OK(bg_store_close(ts));
+        uint8_t *h;
+        size_t hn;
+        CHECK_OK(bg_sim_read_file(tmp, "s/x.box", &h, &hn));
+        id = (uint32_t)h[12] | (uint32_t)h[13] << 8 | (uint32_t)h[14] << 16 |
+             (uint32_t)h[15] << 24;
+        free(h);
+        bg_sim_free(tmp);
+    }
+    f[12] = (uint8_t)id, f[13] = (uint8_t)(id >> 8);
+    f[14] = (uint8_t)(id >> 16), f[15] = (uint8_t)(id >> 24);
+    uint64_t sum = XXH3_64bits(f, 40);
+    for (int i = 0; i < 8; i++)
+        f[40 + i] = (uint8_t)(sum >> (8 * i));
+    CHECK_OK(bg_sim_write_file(sim, "s/a.box", f, n));
+    free(f);
+    drop(&before);
+    take(sim, &before);
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_ERR(bg_box_open(s, "a", 0, &b), BG_EAUTH);
+    CHECK_CONTAINS(bg_store_detail(s), "no frame authenticates");
+    CHECK_ERR(bg_box_recover(s, "a", &rep), BG_EAUTH);
+    CHECK_OK(bg_store_close(s));
+    CHECK(same(sim, &before));
+    drop(&before);
+    bg_sim_free(sim);
+}
+
+/* Frame offsets of a box file. */
+static size_t frames_of(const uint8_t *f, size_t len, uint64_t *offs)
+{
+    size_t n = 0;
+    uint64_t pos = BG__BOX_HDR_SIZE;
+    while (pos + BG__FRAME_OVERHEAD <= len && n < 64) {
+        offs[n++] = pos;
+        pos += (uint32_t)f[pos + 4] | (uint32_t)f[pos + 5] << 8 |
+               (uint32_t)f[pos + 6] << 16 | (uint32_t)f[pos + 7] << 24;
+    }
+    return n;
+}
+
+static uint32_t flen_at(const uint8_t *f, uint64_t pos)
+{
+    return (uint32_t)f[pos + 4] | (uint32_t)f[pos + 5] << 8 |
+           (uint32_t)f[pos + 6] << 16 | (uint32_t)f[pos + 7] << 24;
+}
+
+/* Fix a frame's offset fields and checksum for position pos, as an
+ * attacker who knows the format would. */
+static void refit(uint8_t *p, uint64_t pos)
+{
+    uint32_t flen = flen_at(p, 0);
+    for (int i = 0; i < 8; i++) {
+        p[24 + i] = (uint8_t)(pos >> (8 * i));
+        p[32 + i] = (uint8_t)(pos >> (8 * i));
+    }
+    uint64_t sum = XXH3_64bits(p, flen - 8);
+    for (int i = 0; i < 8; i++)
+        p[flen - 8 + i] = (uint8_t)(sum >> (8 * i));
+}
+
+static void make_two_boxes(bg_sim *sim)
+{
+    bg_store *s;
+    bg_box *a, *b;
+    if (open_sealed(sim, &s, &a, "a"))
+        return;
+    if (bg_box_open(s, "b", BG_BOX_CREATE | BG_BOX_ENCRYPT, &b))
+        return;
+    /* Same-sized values so frames can be swapped in place. */
+    if (tu_put(a, "k1", "{\"v\":\"one\"}") || tu_put(a, "k2", "{\"v\":\"two\"}") ||
+        tu_put(a, "k3", "{\"v\":\"thr\"}") || tu_put(b, "k1", "{\"v\":\"BBB\"}"))
+        return;
+    (void)bg_store_close(s);
+}
+
+static void expect_damage(bg_sim *sim, const char *box, const char *gone_key,
+                          int *ok)
+{
+    bg_store *s;
+    bg_box *b;
+    bg_box_report rep;
+    *ok = 0;
+    if (tu_open(sim, BG_DURABILITY_FULL, &s))
+        return;
+    if (bg_box_verify(s, box, &rep) || rep.status != BG_BOX_CORRUPT ||
+        rep.auth_failures == 0) {
+        (void)bg_store_close(s);
+        return;
+    }
+    if (bg_box_open(s, box, 0, &b) ||
+        bg_box_report_of(b)->status != BG_BOX_CORRUPT) {
+        (void)bg_store_close(s);
+        return;
+    }
+    uint32_t t;
+    char *v;
+    size_t n;
+    bg_err e = bg_box_get(b, gone_key, strlen(gone_key), &t, &v, &n);
+    if (e == 0) {
+        /* Only an older, genuine value may show. */
+        int genuine = !strcmp(v, "{\"v\":\"one\"}") ||
+                      !strcmp(v, "{\"v\":\"two\"}") ||
+                      !strcmp(v, "{\"v\":\"thr\"}");
+        bg_store_free(s, v);
+        if (!genuine || !strcmp(gone_key, "k2"))
+            goto done;
+    }
+    if (bg_box_recover(s, box, &rep) || bg_box_verify(s, box, &rep) ||
+        rep.status != BG_BOX_CLEAN)
+        goto done;
+    *ok = 1;
+done:
+    (void)bg_store_close(s);
+}
+
+static void test_edited_frame_is_damage(void)
+{
+    bg_sim *sim = bg_sim_new(3);
+    make_two_boxes(sim);
+    uint8_t *f;
+    size_t n;
+    uint64_t offs[64];
+    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
+    CHECK_INT(frames_of(f, n, offs), ==, 3);
+    f[offs[1] + BG__FRAME_HDR + 2 + 30] ^= 1; /* ciphertext of k2 */
+    refit(f + offs[1], offs[1]);
+    CHECK_OK(bg_sim_write_file(sim, "s/a.box", f, n));
+    free(f);
+    int ok;
+    expect_damage(sim, "a", "k2", &ok);
+    CHECK(ok);
+    bg_sim_free(sim);
+}
+
+static void test_swapped_frames_are_damage(void)
+{
+    bg_sim *sim = bg_sim_new(4);
+    make_two_boxes(sim);
+    uint8_t *f;
+    size_t n;
+    uint64_t offs[64];
+    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
+    CHECK_INT(frames_of(f, n, offs), ==, 3);
+    uint32_t l = flen_at(f, offs[0]);
+    CHECK_INT(flen_at(f, offs[1]), ==, l);
+    /* Swap the sealed values of k1 and k2, keeping keys and sequence. */
+    uint8_t tmp[512];
+    size_t vo = BG__FRAME_HDR + 2, vl = l - BG__FRAME_OVERHEAD - 2;
+    memcpy(tmp, f + offs[0] + vo, vl);
+    memcpy(f + offs[0] + vo, f + offs[1] + vo, vl);
+    memcpy(f + offs[1] + vo, tmp, vl);
+    refit(f + offs[0], offs[0]);
+    refit(f + offs[1], offs[1]);
+    CHECK_OK(bg_sim_write_file(sim, "s/a.box", f, n));
+    free(f);
+    int ok;
+    expect_damage(sim, "a", "k1", &ok);
+    CHECK(ok);
+    bg_sim_free(sim);
+}
+
+static void test_frame_replayed_into_another_box(void)
+{
+    bg_sim *sim = bg_sim_new(5);
+    make_two_boxes(sim);
+    uint8_t *fa, *fb;
+    size_t na, nb;
+    uint64_t oa[64], ob[64];
+    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &fa, &na));
+    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &fb, &nb));
+    CHECK_INT(frames_of(fa, na, oa), ==, 3);
+    CHECK_INT(frames_of(fb, nb, ob), ==, 1);
+    /* b's k1 frame, with a later sequence, appended to a. */
+    uint32_t l = flen_at(fb, ob[0]);
+    uint8_t *g = malloc(na + l);
+    memcpy(g, fa, na);
+    memcpy(g + na, fb + ob[0], l);
+    g[na + 16] = 9; /* sequence 9: after a's frames */
+    refit(g + na, na);
+    CHECK_OK(bg_sim_write_file(sim, "s/a.box", g, na + l));
+    int ok;
+    expect_damage(sim, "a", "k3", &ok); /* k3 unaffected; k1 not replaced */
+    CHECK(ok);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "a", 0, &b));
+    CHECK(tu_has(b, "k1", "{\"v\":\"one\"}"));
+    CHECK_OK(bg_store_close(s));
+    free(fa);
+    free(fb);
+    free(g);
+    bg_sim_free(sim);
+}
+
+static void test_old_frame_fails_after_compaction(void)
+{
+    bg_sim *sim = bg_sim_new(6);
+    make_two_boxes(sim);
+    uint8_t *old;
+    size_t no;
+    uint64_t oo[64];
+    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &old, &no));
+    CHECK_INT(frames_of(old, no, oo), ==, 3);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "a", 0, &b));
+    CHECK_OK(bg_box_del(b, "k2", 2));
+    CHECK_OK(bg_box_compact(b));
+    CHECK_OK(bg_store_close(s));
+    /* Put k2's old frame back in, at the end, sequence beyond the rest. */
+    uint8_t *f;
+    size_t n;
+    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
+    uint32_t l = flen_at(old, oo[1]);
+    uint8_t *g = malloc(n + l);
+    memcpy(g, f, n);
+    memcpy(g + n, old + oo[1], l);
+    g[n + 16] = 99;
+    refit(g + n, n);
+    CHECK_OK(bg_sim_write_file(sim, "s/a.box", g, n + l));
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "a", 0, &b));
+    CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CORRUPT);
+    CHECK(!tu_has(b, "k2", "{\"v\":\"two\"}"));
+    CHECK_OK(bg_store_close(s));
+    free(old);
+    free(f);
+    free(g);
+    bg_sim_free(sim);
+}
+
+static void test_rekey(void)
+{
+    bg_sim *sim = bg_sim_new(7);
+    make_two_boxes(sim);
+    bg_store *s;
+    bg_box *p;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "plain", BG_BOX_CREATE, &p));
+    CHECK_OK(tu_put(p, "x", "1"));
+    uint8_t *plain_before;
+    size_t pn;
+    CHECK_OK(bg_sim_read_file(sim, "s/plain.box", &plain_before, &pn));
+    bg_rekey_report rep;
+    CHECK_OK(bg_store_rekey(s, &rep));
+    CHECK_INT(rep.boxes, ==, 2);
+    CHECK_INT(rep.resealed, ==, 2);
+    CHECK_INT(rep.keys_removed, ==, 1);
+    CHECK_OK(bg_store_close(s));
+    uint8_t *k;
+    size_t kn;
+    CHECK_ERR(bg_sim_read_file(sim, "s/keys/1.key", &k, &kn), BG_ENOTFOUND);
+    CHECK_OK(bg_sim_read_file(sim, "s/keys/2.key", &k, &kn));
+    free(k);
+    uint8_t *plain_after;
+    CHECK_OK(bg_sim_read_file(sim, "s/plain.box", &plain_after, &pn));
+    CHECK(!memcmp(plain_before, plain_after, pn)); /* untouched */
+    free(plain_before);
+    free(plain_after);
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    bg_box *a, *b;
+    CHECK_OK(bg_box_open(s, "a", 0, &a));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK(tu_has(a, "k2", "{\"v\":\"two\"}"));
+    CHECK(tu_has(b, "k1", "{\"v\":\"BBB\"}"));
+    CHECK_OK(tu_put(a, "new", "true"));
+    CHECK_OK(bg_store_rekey(s, &rep));
+    CHECK_OK(bg_store_close(s));
+    CHECK_ERR(bg_sim_read_file(sim, "s/keys/2.key", &k, &kn), BG_ENOTFOUND);
+    CHECK_OK(bg_sim_read_file(sim, "s/keys/3.key", &k, &kn));
+    free(k);
+    bg_sim_free(sim);
+}
+
+static void test_key_file_is_private(void)
+{
+    char dir[] = "/tmp/bg_test_keys_XXXXXX";
+    CHECK(mkdtemp(dir));
+    bg_store_opts o;
+    bg_store_opts_init(&o);
+    o.create = 1;
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(bg_store_open(dir, &o, &s));
+    CHECK_OK(bg_box_open(s, "a", BG_BOX_CREATE | BG_BOX_ENCRYPT, &b));
+    CHECK_OK(tu_put(b, "k", "1"));
+    CHECK_OK(bg_store_close(s));
+    char path[128];
+    snprintf(path, sizeof path, "%s/keys/1.key", dir);
+    struct stat st;
+    CHECK(stat(path, &st) == 0);
+    CHECK_INT(st.st_mode & 0777, ==, 0600);
+    CHECK_INT(st.st_size, ==, 32);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+int main(void)
+{
+    RUN(test_sealed_round_trip);
+    RUN(test_wrong_key_changes_nothing);
+    RUN(test_edited_frame_is_damage);
+    RUN(test_swapped_frames_are_damage);
+    RUN(test_frame_replayed_into_another_box);
+    RUN(test_old_frame_fails_after_compaction);
+    RUN(test_rekey);
+    RUN(test_key_file_is_private);
+    return CHECK_DONE();
+}
