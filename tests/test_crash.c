@@ -377,6 +377,139 @@ static void test_group_durability_workloads(void)
     CHECK_INT(violations, ==, 0);
 }
 
+/* ---- key rotation ------------------------------------------------------ */
+
+static const char *rk_boxes[] = {"a", "b", "p"};
+static const int rk_sealed[] = {1, 1, 0};
+
+static const char *rk_value(int box, int i)
+{
+    static char v[1200];
+    int pad = (box * 7 + i * 333) % 1000;
+    snprintf(v, sizeof v, "{\"box\":%d,\"i\":%d,\"pad\":\"%.*s\"}", box, i,
+             pad, "");
+    char *end = v + strlen(v) - 2;
+    memmove(end + pad, end, 3);
+    memset(end, 'x', (size_t)pad);
+    return v;
+}
+
+static int rk_setup(bg_sim *sim)
+{
+    bg_store *s;
+    if (tu_open(sim, BG_DURABILITY_FULL, &s))
+        return -1;
+    for (int bx = 0; bx < 3; bx++) {
+        bg_box *b;
+        if (bg_box_open(s, rk_boxes[bx],
+                        BG_BOX_CREATE | (rk_sealed[bx] ? BG_BOX_ENCRYPT : 0),
+                        &b))
+            return -1;
+        for (int i = 0; i < 4 - bx; i++) {
+            char k[8];
+            snprintf(k, sizeof k, "r%d", i);
+            if (tu_put(b, k, rk_value(bx, i)))
+                return -1;
+        }
+    }
+    return bg_store_close(s);
+}
+
+/* Every box opens under a key the store has and holds its records. */
+static const char *rk_check(bg_sim *sim)
+{
+    bg_store *s;
+    if (tu_open(sim, BG_DURABILITY_FULL, &s))
+        return "store does not open";
+    const char *bad = NULL;
+    for (int bx = 0; bx < 3 && !bad; bx++) {
+        bg_box *b;
+        if (bg_box_open(s, rk_boxes[bx], 0, &b)) {
+            bad = "a box does not open under any key of the store";
+            break;
+        }
+        if (bg_box_report_of(b)->status != BG_BOX_CLEAN)
+            bad = "a box is damaged after the crash";
+        bg_box_stats st;
+        bg_box_stats_of(b, &st);
+        if ((int)st.records != 4 - bx)
+            bad = "records lost or added";
+        for (int i = 0; i < 4 - bx && !bad; i++) {
+            char k[8];
+            snprintf(k, sizeof k, "r%d", i);
+            if (!tu_has(b, k, rk_value(bx, i)))
+                bad = "a record changed";
+        }
+    }
+    (void)bg_store_close(s);
+    return bad;
+}
+
+static void test_rekey_workload(void)
+{
+    workload w = {.name = "rekey"};
+    unsigned long long before = states;
+    bg_sim *sim = bg_sim_new(1);
+    CHECK_OK(rk_setup(sim));
+    uint64_t base = bg_sim_get_stats(sim).changes;
+    bg_store *s;
+    bg_rekey_report rep;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_store_rekey(s, &rep));
+    CHECK_INT(rep.resealed, ==, 2);
+    CHECK_OK(bg_store_close(s));
+    uint64_t total = bg_sim_get_stats(sim).changes - base;
+    bg_sim_free(sim);
+    for (uint64_t n = 1; n <= total; n++) {
+        for (int mode = 0; mode < BG_CRASH_MODES; mode++) {
+            int seeds = mode == BG_CRASH_DROP ? 1 : SEEDS;
+            for (int sd = 0; sd < seeds; sd++) {
+                uint64_t seed = n * 1000 + (uint64_t)sd;
+                sim = bg_sim_new(seed);
+                CHECK_OK(rk_setup(sim));
+                bg_sim_crash_after(sim, bg_sim_get_stats(sim).changes + n);
+                if (!tu_open(sim, BG_DURABILITY_FULL, &s)) {
+                    if (bg_store_rekey(s, &rep)) {
+                    }
+                    (void)bg_store_close(s);
+                }
+                states++;
+                CHECK_OK(bg_sim_crash(sim, (bg_crash_mode)mode, seed));
+                const char *bad = rk_check(sim);
+                /* Finishing the rotation leaves one key, every box on it. */
+                if (!bad) {
+                    if (tu_open(sim, BG_DURABILITY_FULL, &s) ||
+                        bg_store_rekey(s, &rep) || bg_store_close(s))
+                        bad = "rekey does not finish after the crash";
+                    else if (rep.boxes != 2)
+                        bad = "a sealed box went missing";
+                }
+                if (!bad)
+                    bad = rk_check(sim);
+                uint8_t *k;
+                size_t kn;
+                int keys = 0;
+                for (int g = 1; g <= 4 && !bad; g++) {
+                    char path[32];
+                    snprintf(path, sizeof path, "s/keys/%d.key", g);
+                    if (!bg_sim_read_file(sim, path, &k, &kn)) {
+                        keys++;
+                        free(k);
+                    }
+                }
+                if (!bad && keys != 1)
+                    bad = "more than one key left after rotation";
+                if (bad)
+                    violation(&w, n, mode, seed, bad);
+                bg_sim_free(sim);
+            }
+        }
+    }
+    printf("  %-24s %4llu I/O operations, %6llu crash states\n", w.name,
+           (unsigned long long)total, states - before);
+    CHECK_INT(violations, ==, 0);
+}
+
 static void test_enough_states(void)
 {
     printf("crash states explored: %llu\n", states);
@@ -388,6 +521,7 @@ int main(void)
 {
     RUN(test_full_durability_workloads);
     RUN(test_group_durability_workloads);
+    RUN(test_rekey_workload);
     RUN(test_enough_states);
     return CHECK_DONE();
 }
