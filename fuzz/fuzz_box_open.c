@@ -2,7 +2,12 @@
  * Target Functions: bg_box_verify, bg_box_open, bg_box_iterate, bg_box_get,
  * bg_box_recover (box.c scan, salvage and quarantine paths).
  *
- * The input is a box file's bytes. Properties:
+ * The input is a box file's bytes, opened with a fixed data key in
+ * keys/1.key. Or, when it starts with 'E', a list of bit flips and a cut
+ * applied to an encrypted box the target writes itself: then, besides the
+ * properties below, every record read back must be one that was written
+ * (a flipped bit anywhere never yields plaintext that was not written).
+ * Properties:
  *   - verify changes no byte;
  *   - a box that opens yields only records whose frames verify, and reading
  *     each key again gives the same bytes;
@@ -117,11 +122,53 @@ static int open_collect(bg_sim *sim, recs *out)
             bg_store_free(s, v);
         }
     } else {
-        FUZZ_ASSERT_MSG(err == BG_ENOMEM, "open: %s", bg_err_name(err));
+        FUZZ_ASSERT_MSG(err == BG_ENOMEM || err == BG_EAUTH, "open: %s",
+                        bg_err_name(err));
     }
     FUZZ_ASSERT(bg_store_close(s) == 0);
     bg_registry_free(reg);
     return status;
+}
+
+static const uint8_t fixed_key[32] = {
+    0x42, 0x6f, 0x78, 0x67, 0x75, 0x61, 0x72, 0x64, 0x20, 0x66, 0x75,
+    0x7a, 0x7a, 0x20, 0x6b, 0x65, 0x79, 0x00, 0x01, 0x02, 0x03, 0x04,
+    0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e};
+
+/* What the encrypted mode writes: every version of every key. */
+static const char *const written[][2] = {
+    {"alpha", "{\"n\":1,\"s\":\"first\"}"},
+    {"beta", "[1,2,3,{\"deep\":true}]"},
+    {"gamma", "\"a string value that spans more than one cipher block\""},
+    {"alpha", "{\"n\":2,\"s\":\"second version\"}"},
+    {"delta", "null"},
+    {"epsilon", "{\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}"},
+};
+#define NWRITTEN (sizeof written / sizeof *written)
+
+static void write_sealed_box(bg_sim *sim)
+{
+    bg_store_opts o = fuzz_opts(sim, BG_DURABILITY_FULL);
+    bg_store *s;
+    bg_box *b;
+    FUZZ_ASSERT(bg_store_open("s", &o, &s) == 0);
+    FUZZ_ASSERT(bg_box_open(s, "b", BG_BOX_CREATE | BG_BOX_ENCRYPT, &b) == 0);
+    for (size_t i = 0; i < NWRITTEN; i++)
+        FUZZ_ASSERT(bg_box_put(b, written[i][0], strlen(written[i][0]), 0,
+                               written[i][1], strlen(written[i][1])) == 0);
+    FUZZ_ASSERT(bg_box_del(b, "delta", 5) == 0);
+    FUZZ_ASSERT(bg_store_close(s) == 0);
+}
+
+static int was_written(const rec *r)
+{
+    for (size_t i = 0; i < NWRITTEN; i++)
+        if (r->klen == strlen(written[i][0]) &&
+            !memcmp(r->key, written[i][0], r->klen) &&
+            r->vlen == strlen(written[i][1]) &&
+            !memcmp(r->val, written[i][1], r->vlen) && r->type == 0)
+            return 1;
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -131,15 +178,59 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bg_sim *sim = bg_sim_new(size);
     FUZZ_ASSERT(sim);
     FUZZ_ASSERT(bg_sim_mkdir(sim, "s") == 0);
-    FUZZ_ASSERT(bg_sim_write_file(sim, "s/b.box", data, size) == 0);
+    FUZZ_ASSERT(bg_sim_mkdir(sim, "s/keys") == 0);
+    FUZZ_ASSERT(bg_sim_write_file(sim, "s/keys/1.key", fixed_key, 32) == 0);
+    int sealed_mode = size > 0 && data[0] == 'E';
+    if (sealed_mode) {
+        write_sealed_box(sim);
+        uint8_t *f;
+        size_t n;
+        read_all(sim, &f, &n);
+        /* Three bytes per flip: offset (16 bits, scaled), bit. A trailing
+         * lone byte cuts the file. */
+        size_t i = 1;
+        for (; i + 3 <= size; i += 3) {
+            size_t at = ((size_t)data[i] << 8 | data[i + 1]) % n;
+            f[at] ^= (uint8_t)(1u << (data[i + 2] % 8));
+        }
+        if (i < size)
+            n = n * data[i] / 255;
+        FUZZ_ASSERT(bg_sim_write_file(sim, "s/b.box", f, n) == 0);
+        free(f);
+    } else {
+        FUZZ_ASSERT(bg_sim_write_file(sim, "s/b.box", data, size) == 0);
+    }
+    uint8_t *orig;
+    size_t olen0;
+    read_all(sim, &orig, &olen0);
+    data = orig;
+    size = olen0;
 
     /* verify: read-only */
     bg_store_opts o = fuzz_opts(sim, BG_DURABILITY_FULL);
     bg_store *s;
     bg_box_report rep, rep2;
     FUZZ_ASSERT(bg_store_open("s", &o, &s) == 0);
-    FUZZ_ASSERT(bg_box_verify(s, "b", &rep) == 0);
+    bg_err verr = bg_box_verify(s, "b", &rep);
     FUZZ_ASSERT(bg_store_close(s) == 0);
+    if (verr == BG_EAUTH) {
+        /* Wrong key, or nothing authenticates: every path refuses and
+         * nothing on disk changes. */
+        recs none = {0};
+        FUZZ_ASSERT(bg_store_open("s", &o, &s) == 0);
+        FUZZ_ASSERT(bg_box_recover(s, "b", &rep2) == BG_EAUTH);
+        FUZZ_ASSERT(bg_store_close(s) == 0);
+        FUZZ_ASSERT(open_collect(sim, &none) == -1);
+        uint8_t *now;
+        size_t nlen;
+        read_all(sim, &now, &nlen);
+        FUZZ_ASSERT(nlen == size && !memcmp(now, data, size));
+        free(now);
+        free(orig);
+        bg_sim_free(sim);
+        return 0;
+    }
+    FUZZ_ASSERT_MSG(verr == 0, "verify: %s", bg_err_name(verr));
     uint8_t *now;
     size_t nlen;
     read_all(sim, &now, &nlen);
@@ -151,6 +242,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     recs before = {0}, after = {0};
     int status = open_collect(sim, &before);
     FUZZ_ASSERT(status == (int)rep.status);
+    for (size_t i = 0; sealed_mode && i < before.n; i++)
+        FUZZ_ASSERT_MSG(was_written(&before.v[i]),
+                        "a record that was never written came back");
 
     FUZZ_ASSERT(bg_store_open("s", &o, &s) == 0);
     FUZZ_ASSERT(bg_box_recover(s, "b", &rep2) == 0);
@@ -177,6 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     free_recs(&before);
     free_recs(&after);
+    free(orig);
     bg_sim_free(sim);
     return 0;
 }

@@ -3,9 +3,10 @@
  * bg_box_get.
  *
  * The input is a JSON candidate. Properties: validation never crashes and
- * agrees with cJSON on well-formedness within the bounds; an accepted
- * value stored in a box reads back byte-identical, after a reopen too; a
- * refused value changes nothing on disk.
+ * agrees with cJSON on well-formedness within the bounds; every proper
+ * prefix of an accepted object or array is refused; an accepted value
+ * stored in a box reads back byte-identical, after a reopen too; a refused
+ * value changes nothing on disk.
  */
 #include <cjson/cJSON.h>
 
@@ -25,7 +26,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *end = NULL;
         cJSON *doc = cJSON_ParseWithLengthOpts(json, size, &end, 0);
         FUZZ_ASSERT(doc);
+        int container = cJSON_IsObject(doc) || cJSON_IsArray(doc);
         cJSON_Delete(doc);
+        /* A truncated object or array is never taken for a whole one: every
+         * proper prefix that ends before the closing bracket is refused. */
+        size_t last = size;
+        while (last > 0 && strchr(" \t\r\n", json[last - 1]))
+            last--;
+        for (size_t n = 0; container && size <= 4096 && n + 1 < last; n++) {
+            bg_err e = bg_record_validate(json, n, why, sizeof why);
+            FUZZ_ASSERT_MSG(e == BG_EINVALID, "prefix of %zu bytes accepted",
+                            n);
+        }
     }
     bg_sim *sim = bg_sim_new(1);
     bg_store_opts o = fuzz_opts(sim, BG_DURABILITY_FULL);

@@ -155,5 +155,30 @@ if command -v flock >/dev/null; then
   check "lock named" -- grep -q "in use by another process" "$T/err"
 fi
 
+# Encryption: sealed values, a wrong key that changes nothing, rotation.
+E=$T/enc
+expect 0 "encrypted put" -- "$BG" put --store "$E" --box secrets --key s1 --type 0 --encrypt --json '{"pin":"4711-secret"}'
+expect 0 "encrypted get" -- "$BG" get --store "$E" --box secrets --key s1
+check "plaintext read back" -- test "$(cat "$T/out")" = '{"pin":"4711-secret"}'
+check "no plaintext on disk" -- bash -c "! grep -q 4711-secret '$E/secrets.box'"
+check "key file mode 0600" -- test "$(stat -c %a "$E/keys/1.key")" = 600
+expect 2 "encrypt an existing plain box" -- "$BG" put --store "$S" --box users --key z --type 0 --encrypt --json 1
+cp "$E/keys/1.key" "$T/key.orig"
+head -c 32 /dev/urandom >"$E/keys/1.key"
+sums() { find "$E" -type f -print0 | sort -z | xargs -0 sha256sum; }
+before=$(sums)
+expect 3 "wrong key: get" -- "$BG" get --store "$E" --box secrets --key s1
+check "auth error named" -- grep -q "which the store does not have" "$T/err"
+expect 3 "wrong key: put" -- "$BG" put --store "$E" --box secrets --key s2 --type 0 --json 2
+expect 3 "wrong key: verify" -- "$BG" verify --store "$E"
+expect 3 "wrong key: recover" -- "$BG" recover --store "$E"
+check "wrong key changed no byte" -- test "$(sums)" = "$before"
+cp "$T/key.orig" "$E/keys/1.key"
+expect 0 "rekey" -- "$BG" rekey --store "$E"
+check "rekey report" -- grep -q "rekeyed: 1 encrypted box under key" "$T/out"
+check "old key gone, new key there" -- test ! -e "$E/keys/1.key" -a -e "$E/keys/2.key"
+expect 0 "readable after rekey" -- "$BG" get --store "$E" --box secrets --key s1
+check "same value" -- test "$(cat "$T/out")" = '{"pin":"4711-secret"}'
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

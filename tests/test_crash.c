@@ -386,8 +386,8 @@ static const char *rk_value(int box, int i)
 {
     static char v[1200];
     int pad = (box * 7 + i * 333) % 1000;
-    snprintf(v, sizeof v, "{\"box\":%d,\"i\":%d,\"pad\":\"%.*s\"}", box, i,
-             pad, "");
+    snprintf(v, sizeof v, "{\"box\":%d,\"i\":%d,\"pad\":\"%.*s\"}", box, i, pad,
+             "");
     char *end = v + strlen(v) - 2;
     memmove(end + pad, end, 3);
     memset(end, 'x', (size_t)pad);

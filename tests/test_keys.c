@@ -43,13 +43,12 @@ typedef struct snap {
 
 static void take(bg_sim *sim, snap *sn)
 {
-    static const char *paths[] = {"s/a.box", "s/b.box", "s/meta.box",
-                                  "s/keys/1.key", "s/keys/2.key",
-                                  "s/store.lock"};
+    static const char *paths[] = {"s/a.box",      "s/b.box",
+                                  "s/meta.box",   "s/keys/1.key",
+                                  "s/keys/2.key", "s/store.lock"};
     sn->n = 0;
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
-        if (bg_sim_read_file(sim, paths[i], &sn->data[sn->n],
-                             &sn->len[sn->n]))
+        if (bg_sim_read_file(sim, paths[i], &sn->data[sn->n], &sn->len[sn->n]))
             continue;
         strcpy(sn->path[sn->n], paths[i]);
         sn->n++;
@@ -235,8 +234,10 @@ static void make_two_boxes(bg_sim *sim)
     if (bg_box_open(s, "b", BG_BOX_CREATE | BG_BOX_ENCRYPT, &b))
         return;
     /* Same-sized values so frames can be swapped in place. */
-    if (tu_put(a, "k1", "{\"v\":\"one\"}") || tu_put(a, "k2", "{\"v\":\"two\"}") ||
-        tu_put(a, "k3", "{\"v\":\"thr\"}") || tu_put(b, "k1", "{\"v\":\"BBB\"}"))
+    if (tu_put(a, "k1", "{\"v\":\"one\"}") ||
+        tu_put(a, "k2", "{\"v\":\"two\"}") ||
+        tu_put(a, "k3", "{\"v\":\"thr\"}") ||
+        tu_put(b, "k1", "{\"v\":\"BBB\"}"))
         return;
     (void)bg_store_close(s);
 }

@@ -70,8 +70,8 @@ static void test_manifest_round_trip_and_errors(void)
         "{\"adapters\":[{\"name\":\"X\"}]}",
         "{\"adapters\":[{\"typeId\":-1,\"name\":\"X\"}]}",
         "{\"adapters\":[{\"typeId\":1.5,\"name\":\"X\"}]}",
-        "{\"adapters\":[{\"typeId\":1,\"name\":\"X\",\"fields\":[{\"name\":"
-        "\"f\",\"type\":\"date\"}]}]}",
+        ("{\"adapters\":[{\"typeId\":1,\"name\":\"X\",\"fields\":[{\"name\":"
+         "\"f\",\"type\":\"date\"}]}]}"),
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK_ERR(bg_registry_add_json(r2, bad[i], strlen(bad[i])),

@@ -51,6 +51,9 @@ static const char usage_text[] =
     "          still verifies\n"
     "  compact --store DIR --box NAME               rewrite with live records\n"
     "  stats   --store DIR [--json]                 records and sizes per box\n"
+    "  rekey   --store DIR                          new data key; re-seal "
+    "every\n"
+    "          encrypted box under it; destroy the old key once all verify\n"
     "\n"
     "typed records: typeId 0 takes any JSON value; every other typeId needs\n"
     "an adapter (name, version, fields), given as a JSON manifest:\n"
@@ -62,19 +65,25 @@ static const char usage_text[] =
     "  --accept-schema     replace the store's schema lock even when an\n"
     "                      adapter it knows is gone or a typeId was renamed\n"
     "\n"
+    "encryption: put/load --encrypt create the box sealed with\n"
+    "XChaCha20-Poly1305 under the store's key (DIR/keys/, mode 0600); keys\n"
+    "stay in clear. A key the store does not have fails with the auth\n"
+    "error (exit 3) and changes nothing.\n"
+    "\n"
     "options for writing commands:\n"
     "  --durability full|group|off   full (default): a write returns after\n"
     "                                fdatasync; group: one sync per 100\n"
     "                                writes and at exit; off: no sync\n"
     "\n"
     "exit codes: 0 success; 1 negative answer (not found, damage found);\n"
-    "2 bad usage or invalid input; 3 I/O or system error; 4 the store is\n"
-    "damaged and needs `boxguard recover`.\n";
+    "2 bad usage or invalid input (schema errors included); 3 I/O or system\n"
+    "error (a locked store, a wrong data key); 4 the store is damaged and\n"
+    "needs `boxguard recover`.\n";
 
 typedef struct args {
     const char *cmd;
     const char *store, *box, *key, *json, *type, *durability, *adapters;
-    int as_json, accept_schema;
+    int as_json, accept_schema, encrypt;
 } args;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -101,7 +110,6 @@ static int exit_for(bg_err err)
     case BG_EEXISTS:
         return EXIT_USAGE;
     case BG_ECORRUPT:
-    case BG_EAUTH:
         return EXIT_DAMAGED;
     default:
         return EXIT_SYSTEM;
@@ -328,7 +336,8 @@ static int cmd_put(const args *a)
         free(owned);
         return rc;
     }
-    rc = open_box(s, a->box, BG_BOX_CREATE, 1, &b);
+    rc = open_box(s, a->box, BG_BOX_CREATE | (a->encrypt ? BG_BOX_ENCRYPT : 0),
+                  1, &b);
     if (!rc) {
         bg_err err = bg_box_put(b, a->key, strlen(a->key), type, json, len);
         if (err)
@@ -610,7 +619,8 @@ static int cmd_load(const args *a)
     if (rc == EXIT_OK)
         rc = open_store(a, 1, &s);
     if (rc == EXIT_OK)
-        rc = open_box(s, a->box, BG_BOX_CREATE, 1, &b);
+        rc = open_box(s, a->box,
+                      BG_BOX_CREATE | (a->encrypt ? BG_BOX_ENCRYPT : 0), 1, &b);
     if (rc == EXIT_OK && n) {
         bg_write *w = malloc(n * sizeof *w);
         if (!w) {
@@ -912,6 +922,8 @@ static int parse_args(int argc, char **argv, args *a)
             slot = &a->adapters;
         else if (!strcmp(o, "--accept-schema"))
             a->accept_schema = 1;
+        else if (!strcmp(o, "--encrypt"))
+            a->encrypt = 1;
         else if (!strcmp(o, "--json"))
             a->as_json = 1;
         else {
@@ -933,6 +945,27 @@ static int parse_args(int argc, char **argv, args *a)
     return 0;
 }
 
+static int cmd_rekey(const args *a)
+{
+    bg_store *s;
+    int rc = open_store(a, 1, &s);
+    if (rc)
+        return rc;
+    bg_rekey_report r;
+    bg_err err = bg_store_rekey(s, &r);
+    if (err)
+        rc = report(s, err, "rekey failed");
+    else
+        printf("rekeyed: %u encrypted box%s under key %08x (%u re-sealed "
+               "now), %u old key%s destroyed\n",
+               r.boxes, r.boxes == 1 ? "" : "es", (unsigned)r.key_id,
+               r.resealed, r.keys_removed, r.keys_removed == 1 ? "" : "s");
+    bg_err cerr = bg_store_close(s);
+    if (cerr && !rc)
+        rc = report(NULL, cerr, "closing the store");
+    return rc;
+}
+
 static int cmd_verify(const args *a)
 {
     return cmd_verify_or_recover(a, 0);
@@ -946,10 +979,11 @@ static int cmd_recover(const args *a)
 static const struct {
     const char *name;
     int (*fn)(const args *);
-} cmds[] = {
-    {"put", cmd_put},         {"get", cmd_get},         {"del", cmd_del},
-    {"dump", cmd_dump},       {"load", cmd_load},       {"verify", cmd_verify},
-    {"recover", cmd_recover}, {"compact", cmd_compact}, {"stats", cmd_stats}};
+} cmds[] = {{"put", cmd_put},         {"get", cmd_get},
+            {"del", cmd_del},         {"dump", cmd_dump},
+            {"load", cmd_load},       {"verify", cmd_verify},
+            {"recover", cmd_recover}, {"compact", cmd_compact},
+            {"stats", cmd_stats},     {"rekey", cmd_rekey}};
 
 static int run(const args *a)
 {
