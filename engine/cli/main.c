@@ -966,6 +966,215 @@ static int cmd_rekey(const args *a)
     return rc;
 }
 
+/* ---- typeids check ------------------------------------------------------ */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        if (n == cap) {
+            char *p = realloc(buf, (cap *= 2) + 1);
+            if (!p) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = p;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (!got)
+            break;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+/* GitHub workflow commands: escape data and property values. */
+static void gh_escape(const char *s, int property)
+{
+    for (; *s; s++) {
+        if (*s == '%')
+            fputs("%25", stdout);
+        else if (*s == '\r')
+            fputs("%0D", stdout);
+        else if (*s == '\n')
+            fputs("%0A", stdout);
+        else if (property && *s == ':')
+            fputs("%3A", stdout);
+        else if (property && *s == ',')
+            fputs("%2C", stdout);
+        else
+            putchar(*s);
+    }
+}
+
+static const char typeids_usage[] =
+    "usage: boxguard typeids check [--lock FILE] [--update-lock]\n"
+    "                              [--policy FILE] [--format text|json|github]\n"
+    "                              PATH...\n"
+    "\n"
+    "Scans C (bg_adapter declarations, bg_registry_add), Dart (@HiveType,\n"
+    "TypeAdapter classes, *.g.dart, registerAdapter), hive_adapters.g.yaml\n"
+    "and JSON adapter manifests under PATH, and reports two names on one\n"
+    "typeId, typeIds out of range (Hive 0..223; policy ranges), adapters\n"
+    "never registered, registrations of undeclared adapters, stale\n"
+    "generated adapters, and against the lock file typeIds reused for\n"
+    "another name or names moved to another typeId. --update-lock writes\n"
+    "the lock (default typeids.lock) from what was found; removed entries\n"
+    "stay reserved. Exit 0 clean, 1 findings, 2 usage.\n";
+
+static int cmd_typeids(int argc, char **argv)
+{
+    const char *lock = NULL, *policy = NULL, *format = "text";
+    int update = 0, npaths = 0;
+    if (argc < 3 || strcmp(argv[2], "check")) {
+        fputs(typeids_usage, stderr);
+        return EXIT_USAGE;
+    }
+    char **paths = calloc((size_t)argc, sizeof *paths);
+    if (!paths)
+        return EXIT_SYSTEM;
+    for (int i = 3; i < argc; i++) {
+        const char **slot = NULL;
+        if (!strcmp(argv[i], "--lock"))
+            slot = &lock;
+        else if (!strcmp(argv[i], "--policy"))
+            slot = &policy;
+        else if (!strcmp(argv[i], "--format"))
+            slot = &format;
+        else if (!strcmp(argv[i], "--update-lock"))
+            update = 1;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fail("typeids: unknown option '%s' (see boxguard typeids --help)",
+                 argv[i]);
+            free(paths);
+            return EXIT_USAGE;
+        } else
+            paths[npaths++] = argv[i];
+        if (slot) {
+            if (i + 1 >= argc) {
+                fail("typeids: %s needs a value", argv[i]);
+                free(paths);
+                return EXIT_USAGE;
+            }
+            *slot = argv[++i];
+        }
+    }
+    if (strcmp(format, "text") && strcmp(format, "json") &&
+        strcmp(format, "github")) {
+        fail("typeids: --format must be text, json or github, not '%s'",
+             format);
+        free(paths);
+        return EXIT_USAGE;
+    }
+    if (!npaths) {
+        fail("typeids: name at least one PATH to scan");
+        free(paths);
+        return EXIT_USAGE;
+    }
+    if (update && !lock)
+        lock = "typeids.lock";
+    bg_tid *t = bg_tid_new();
+    int rc = t ? EXIT_OK : EXIT_SYSTEM;
+    char why[256] = "";
+    const char *files[2] = {lock, policy};
+    for (int k = 0; k < 2 && rc == EXIT_OK; k++) {
+        if (!files[k])
+            continue;
+        size_t len;
+        char *txt = slurp(files[k], &len);
+        if (!txt) {
+            if (k == 0 && update && errno == ENOENT)
+                continue; /* the first --update-lock creates it */
+            fail("typeids: cannot read '%s': %s", files[k], strerror(errno));
+            rc = EXIT_USAGE;
+            break;
+        }
+        bg_err err = k == 0 ? bg_tid_load_lock(t, txt, len, why, sizeof why)
+                            : bg_tid_load_policy(t, txt, len, why, sizeof why);
+        free(txt);
+        if (err) {
+            fail("typeids: %s: %s", files[k], why[0] ? why : bg_strerror(err));
+            rc = exit_for(err);
+        }
+    }
+    for (int i = 0; i < npaths && rc == EXIT_OK; i++) {
+        bg_err err = bg_tid_scan_path(t, paths[i]);
+        if (err == BG_ENOTFOUND) {
+            fail("typeids: '%s' does not exist", paths[i]);
+            rc = EXIT_USAGE;
+        } else if (err) {
+            fail("typeids: cannot scan '%s': %s", paths[i], bg_strerror(err));
+            rc = EXIT_SYSTEM;
+        }
+    }
+    const bg_tid_finding *f = NULL;
+    size_t n = rc == EXIT_OK ? bg_tid_check(t, &f) : 0;
+    if (rc == EXIT_OK && update) {
+        char *json = bg_tid_lock_json(t);
+        FILE *out = json ? fopen(lock, "w") : NULL;
+        if (!out || fputs(json, out) < 0 || fclose(out) != 0) {
+            fail("typeids: cannot write '%s': %s", lock, strerror(errno));
+            rc = EXIT_SYSTEM;
+        }
+        free(json);
+    }
+    size_t decls = 0, regs = 0;
+    if (t)
+        bg_tid_counts(t, &decls, &regs);
+    if (rc == EXIT_OK && !strcmp(format, "json")) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON_AddNumberToObject(doc, "declarations", (double)decls);
+        cJSON_AddNumberToObject(doc, "registrations", (double)regs);
+        cJSON *arr = cJSON_AddArrayToObject(doc, "findings");
+        for (size_t i = 0; i < n; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "code", f[i].code);
+            cJSON_AddStringToObject(o, "file", f[i].file);
+            cJSON_AddNumberToObject(o, "line", f[i].line);
+            cJSON_AddStringToObject(o, "message", f[i].message);
+            cJSON_AddItemToArray(arr, o);
+        }
+        char *txt = cJSON_PrintUnformatted(doc);
+        if (txt)
+            puts(txt);
+        cJSON_free(txt);
+        cJSON_Delete(doc);
+    } else if (rc == EXIT_OK) {
+        int gh = !strcmp(format, "github");
+        for (size_t i = 0; i < n; i++) {
+            if (gh) {
+                fputs("::error file=", stdout);
+                gh_escape(f[i].file, 1);
+                printf(",line=%u,title=typeids ", f[i].line);
+                gh_escape(f[i].code, 1);
+                fputs("::", stdout);
+                gh_escape(f[i].message, 0);
+                putchar('\n');
+            } else {
+                printf("%s:%u: error: %s [%s]\n", f[i].file, f[i].line,
+                       f[i].message, f[i].code);
+            }
+        }
+        printf("typeids: %zu declarations, %zu registrations, %zu finding%s\n",
+               decls, regs, n, n == 1 ? "" : "s");
+    }
+    bg_tid_free(t);
+    free(paths);
+    if (rc == EXIT_OK && n)
+        rc = EXIT_NEGATIVE;
+    return rc;
+}
+
 static int cmd_verify(const args *a)
 {
     return cmd_verify_or_recover(a, 0);
@@ -1002,7 +1211,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
             (i == 1 && !strcmp(argv[i], "help"))) {
-            fputs(usage_text, stdout);
+            fputs(strcmp(argv[1], "typeids") ? usage_text : typeids_usage,
+                  stdout);
             return EXIT_OK;
         }
     }
@@ -1010,6 +1220,8 @@ int main(int argc, char **argv)
         puts("boxguard " BOXGUARD_VERSION);
         return EXIT_OK;
     }
+    if (!strcmp(argv[1], "typeids"))
+        return cmd_typeids(argc, argv);
     int known = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         known |= !strcmp(argv[1], cmds[i].name);

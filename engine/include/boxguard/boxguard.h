@@ -10,6 +10,7 @@
 #include "boxguard/types.h"
 #include "boxguard/box.h"
 #include "boxguard/keys.h"
+#include "boxguard/typeids.h"
 
 #define BOXGUARD_VERSION "0.1.0"
 

@@ -1,0 +1,87 @@
+/*
+ * The static typeId / adapter-registration check that CI runs.
+ *
+ * It scans source trees for type adapter declarations and registrations:
+ *   - C: boxguard's own `bg_adapter NAME = {typeId, "Name", ...}`
+ *     declarations (positional or designated, single or arrays) and
+ *     `bg_registry_add(reg, &NAME)` registrations;
+ *   - Dart (Hive): `@HiveType(typeId: N)` on a class or enum, adapter
+ *     classes `extends TypeAdapter<T>` with their `typeId` (hand-written or
+ *     generated *.g.dart), `registerAdapter(XAdapter())` calls, and hive_ce's
+ *     `hive_adapters.g.yaml` schema;
+ *   - JSON adapter manifests (the `{"adapters": [...]}` of types.h).
+ * and reports: two names on one typeId (both locations), a typeId outside
+ * its allowed range (Hive: 0..223; per-domain ranges from a policy file),
+ * a declared adapter never registered, a registration with no declaration,
+ * a generated adapter whose typeId differs from its annotation, and, against
+ * a lock file, a typeId reused for another name or a name moved to another
+ * typeId. C and JSON declarations share the boxguard namespace; Dart and
+ * the Hive schema share the hive namespace.
+ *
+ * Lock file (typeids.lock, written by bg_tid_lock_json):
+ *   {"typeids": [{"ns": "hive", "typeId": 3, "name": "User"}, ...]}
+ * An entry that is no longer declared stays in the lock ("removed": true)
+ * so that its typeId is never reused.
+ *
+ * Policy file:
+ *   {"ranges": [{"domain": "billing", "paths": ["lib/billing/"],
+ *                "min": 100, "max": 149}]}
+ */
+#ifndef BOXGUARD_TYPEIDS_H
+#define BOXGUARD_TYPEIDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "boxguard/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bg_tid bg_tid;
+
+typedef struct bg_tid_finding {
+    const char *code; /* collision, range, unregistered, undeclared,
+                         stale-generated, reused, moved, parse */
+    const char *file;
+    unsigned line;
+    const char *message; /* one line; names the other location if any */
+} bg_tid_finding;
+
+/* A new scanner, or NULL when out of memory. */
+bg_tid *bg_tid_new(void);
+void bg_tid_free(bg_tid *t);
+
+/* Scan one file's text; the language comes from path (.c .h .dart
+ * .g.dart hive_adapters.g.yaml .json; others are ignored). Returns 0 or
+ * BG_ENOMEM. */
+BG_MUST_CHECK bg_err bg_tid_scan_text(bg_tid *t, const char *path,
+                                      const char *text, size_t len);
+
+/* Scan a file or a directory tree (skipping .git, build, .dart_tool and
+ * node_modules). Returns 0, BG_ENOTFOUND, BG_EIO or BG_ENOMEM. */
+BG_MUST_CHECK bg_err bg_tid_scan_path(bg_tid *t, const char *path);
+
+/* Load a lock file or a policy file. Returns 0 or BG_EINVALID (the
+ * message says where) or BG_ENOMEM. */
+BG_MUST_CHECK bg_err bg_tid_load_lock(bg_tid *t, const char *json, size_t len,
+                                      char *why, size_t whylen);
+BG_MUST_CHECK bg_err bg_tid_load_policy(bg_tid *t, const char *json,
+                                        size_t len, char *why, size_t whylen);
+
+/* Run the checks; the findings stay valid until the next call or free.
+ * Findings are sorted by file, line and code. */
+size_t bg_tid_check(bg_tid *t, const bg_tid_finding **out);
+
+/* How many declarations and registrations were found. */
+void bg_tid_counts(const bg_tid *t, size_t *decls, size_t *regs);
+
+/* The lock file for what was scanned (plus removed entries of a loaded
+ * lock), from malloc; NULL when out of memory. */
+char *bg_tid_lock_json(const bg_tid *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1241 @@
+/*
+ * The static typeId / adapter-registration scanner (see typeids.h). A small
+ * lexer shared by C and Dart turns source into tokens (comments dropped,
+ * strings kept whole, line numbers kept); declarations and registrations
+ * are recognised as short token patterns. JSON manifests and lock files go
+ * through cJSON; hive_ce's schema YAML is read line by line, since only its
+ * `types:` map of `Name: typeId: N` is needed.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "boxguard/typeids.h"
+
+enum { NS_BG, NS_HIVE };
+static const char *const ns_names[] = {"boxguard", "hive"};
+
+enum { D_ANNOT, D_ADAPTER, D_GEN, D_YAML, D_MANIFEST, D_C };
+
+typedef struct decl {
+    int ns, kind;
+    uint32_t tid;
+    char *name;    /* the type's name */
+    char *adapter; /* Dart adapter class, or C identifier */
+    char *file;
+    unsigned line;
+    int array; /* C: one element of an array of adapters */
+} decl;
+
+typedef struct reg {
+    int ns;
+    char *adapter; /* NULL: registers every generated adapter */
+    char *file;
+    unsigned line;
+} reg;
+
+typedef struct lockent {
+    int ns;
+    uint32_t tid;
+    char *name;
+} lockent;
+
+typedef struct range {
+    char *domain;
+    char **paths;
+    size_t npaths;
+    uint32_t min, max;
+} range;
+
+typedef struct finding {
+    bg_tid_finding pub;
+    char *file;
+    char *msg;
+} finding;
+
+struct bg_tid {
+    decl *d;
+    size_t nd, capd;
+    reg *r;
+    size_t nr, capr;
+    lockent *l;
+    size_t nl;
+    range *rg;
+    size_t nrg;
+    finding *f;
+    size_t nf, capf;
+    bg_tid_finding *out;
+    int nomem;
+    /* hive_ce schema: nextTypeId per file */
+    struct {
+        char *file;
+        unsigned line;
+        uint32_t next;
+    } yaml_next[16];
+    size_t nyaml;
+};
+
+static char *dup_n(bg_tid *t, const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (!p) {
+        t->nomem = 1;
+        return NULL;
+    }
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static char *dup_s(bg_tid *t, const char *s)
+{
+    return dup_n(t, s, strlen(s));
+}
+
+bg_tid *bg_tid_new(void)
+{
+    return calloc(1, sizeof(bg_tid));
+}
+
+static void clear_findings(bg_tid *t)
+{
+    for (size_t i = 0; i < t->nf; i++) {
+        free(t->f[i].file);
+        free(t->f[i].msg);
+    }
+    t->nf = 0;
+}
+
+void bg_tid_free(bg_tid *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->nd; i++) {
+        free(t->d[i].name);
+        free(t->d[i].adapter);
+        free(t->d[i].file);
+    }
+    for (size_t i = 0; i < t->nr; i++) {
+        free(t->r[i].adapter);
+        free(t->r[i].file);
+    }
+    for (size_t i = 0; i < t->nl; i++)
+        free(t->l[i].name);
+    for (size_t i = 0; i < t->nrg; i++) {
+        free(t->rg[i].domain);
+        for (size_t j = 0; j < t->rg[i].npaths; j++)
+            free(t->rg[i].paths[j]);
+        free(t->rg[i].paths);
+    }
+    for (size_t i = 0; i < t->nyaml; i++)
+        free(t->yaml_next[i].file);
+    clear_findings(t);
+    free(t->d);
+    free(t->r);
+    free(t->l);
+    free(t->rg);
+    free(t->f);
+    free(t->out);
+    free(t);
+}
+
+static void add_decl(bg_tid *t, int ns, int kind, uint32_t tid,
+                     const char *name, size_t nlen, const char *adapter,
+                     const char *file, unsigned line, int array)
+{
+    if (t->nd == t->capd) {
+        size_t cap = t->capd ? t->capd * 2 : 32;
+        decl *p = realloc(t->d, cap * sizeof *p);
+        if (!p) {
+            t->nomem = 1;
+            return;
+        }
+        t->d = p;
+        t->capd = cap;
+    }
+    decl *d = &t->d[t->nd];
+    d->ns = ns;
+    d->kind = kind;
+    d->tid = tid;
+    d->line = line;
+    d->array = array;
+    d->name = dup_n(t, name, nlen);
+    d->adapter = dup_s(t, adapter);
+    d->file = dup_s(t, file);
+    if (d->name && d->adapter && d->file)
+        t->nd++;
+    else {
+        free(d->name);
+        free(d->adapter);
+        free(d->file);
+    }
+}
+
+static void add_reg(bg_tid *t, int ns, const char *adapter, size_t alen,
+                    const char *file, unsigned line)
+{
+    if (t->nr == t->capr) {
+        size_t cap = t->capr ? t->capr * 2 : 32;
+        reg *p = realloc(t->r, cap * sizeof *p);
+        if (!p) {
+            t->nomem = 1;
+            return;
+        }
+        t->r = p;
+        t->capr = cap;
+    }
+    reg *r = &t->r[t->nr];
+    r->ns = ns;
+    r->line = line;
+    r->adapter = adapter ? dup_n(t, adapter, alen) : NULL;
+    r->file = dup_s(t, file);
+    if (r->file && (r->adapter || !adapter))
+        t->nr++;
+    else {
+        free(r->adapter);
+        free(r->file);
+    }
+}
+
+__attribute__((format(printf, 5, 6))) static void
+add_finding(bg_tid *t, const char *code, const char *file, unsigned line,
+            const char *fmt, ...)
+{
+    if (t->nf == t->capf) {
+        size_t cap = t->capf ? t->capf * 2 : 32;
+        finding *p = realloc(t->f, cap * sizeof *p);
+        if (!p) {
+            t->nomem = 1;
+            return;
+        }
+        t->f = p;
+        t->capf = cap;
+    }
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    finding *f = &t->f[t->nf];
+    f->file = dup_s(t, file);
+    f->msg = dup_s(t, msg);
+    if (!f->file || !f->msg) {
+        free(f->file);
+        free(f->msg);
+        return;
+    }
+    f->pub.code = code;
+    f->pub.file = f->file;
+    f->pub.line = line;
+    f->pub.message = f->msg;
+    t->nf++;
+}
+
+/* ---- the lexer ----------------------------------------------------------- */
+
+enum { T_ID, T_NUM, T_STR, T_PUNCT };
+
+typedef struct tok {
+    int kind;
+    const char *s; /* STR: the content between the quotes */
+    size_t n;
+    unsigned line;
+} tok;
+
+typedef struct toks {
+    tok *v;
+    size_t n, cap;
+} toks;
+
+static int push(toks *ts, int kind, const char *s, size_t n, unsigned line)
+{
+    if (ts->n == ts->cap) {
+        size_t cap = ts->cap ? ts->cap * 2 : 256;
+        tok *p = realloc(ts->v, cap * sizeof *p);
+        if (!p)
+            return -1;
+        ts->v = p;
+        ts->cap = cap;
+    }
+    ts->v[ts->n++] = (tok){kind, s, n, line};
+    return 0;
+}
+
+static int is_id0(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c == '$';
+}
+
+static int is_id(char c)
+{
+    return is_id0(c) || (c >= '0' && c <= '9');
+}
+
+static int lex(const char *s, size_t len, toks *ts)
+{
+    unsigned line = 1;
+    size_t i = 0;
+    while (i < len) {
+        char c = s[i];
+        if (c == '\n') {
+            line++;
+            i++;
+        } else if (c == ' ' || c == '\t' || c == '\r' || c == '\f' ||
+                   c == '\v') {
+            i++;
+        } else if (c == '/' && i + 1 < len && s[i + 1] == '/') {
+            while (i < len && s[i] != '\n')
+                i++;
+        } else if (c == '/' && i + 1 < len && s[i + 1] == '*') {
+            i += 2;
+            while (i < len && !(s[i] == '*' && i + 1 < len && s[i + 1] == '/')) {
+                if (s[i] == '\n')
+                    line++;
+                i++;
+            }
+            i += 2;
+        } else if (c == '"' || c == '\'') {
+            unsigned at = line;
+            int triple = i + 2 < len && s[i + 1] == c && s[i + 2] == c;
+            size_t q = triple ? 3 : 1;
+            size_t start = i + q, j = start;
+            while (j < len) {
+                if (s[j] == '\\') {
+                    j += 2;
+                    continue;
+                }
+                if (s[j] == '\n') {
+                    line++;
+                    if (!triple)
+                        break; /* unterminated: stop at the line's end */
+                }
+                if (s[j] == c &&
+                    (!triple || (j + 2 < len && s[j + 1] == c && s[j + 2] == c)))
+                    break;
+                j++;
+            }
+            if (j > len)
+                j = len;
+            if (push(ts, T_STR, s + start, j - start, at))
+                return -1;
+            i = j + q;
+        } else if (c >= '0' && c <= '9') {
+            size_t j = i;
+            while (j < len && (is_id(s[j]) || s[j] == '.'))
+                j++;
+            if (push(ts, T_NUM, s + i, j - i, line))
+                return -1;
+            i = j;
+        } else if (is_id0(c)) {
+            size_t j = i;
+            while (j < len && is_id(s[j]))
+                j++;
+            if (push(ts, T_ID, s + i, j - i, line))
+                return -1;
+            i = j;
+        } else {
+            if (push(ts, T_PUNCT, s + i, 1, line))
+                return -1;
+            i++;
+        }
+    }
+    return 0;
+}
+
+static int is(const toks *ts, size_t i, int kind, const char *text)
+{
+    if (i >= ts->n || ts->v[i].kind != kind)
+        return 0;
+    return !text ||
+           (ts->v[i].n == strlen(text) && !memcmp(ts->v[i].s, text, ts->v[i].n));
+}
+
+#define ID(i, x) is(ts, (i), T_ID, (x))
+#define P(i, x) is(ts, (i), T_PUNCT, (x))
+
+/* A decimal or hex integer literal (C suffixes allowed) within uint32. */
+static int num_value(const tok *k, uint32_t *out)
+{
+    char buf[32];
+    if (k->kind != T_NUM || k->n >= sizeof buf)
+        return -1;
+    memcpy(buf, k->s, k->n);
+    buf[k->n] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 0);
+    while (*end == 'u' || *end == 'U' || *end == 'l' || *end == 'L')
+        end++;
+    if (errno || *end || v > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Index of the token closing the bracket at i, or ts->n. */
+static size_t match(const toks *ts, size_t i)
+{
+    char open = ts->v[i].s[0];
+    char close = open == '(' ? ')' : open == '[' ? ']' : open == '{' ? '}' : '>';
+    int depth = 0;
+    for (size_t j = i; j < ts->n; j++) {
+        if (ts->v[j].kind != T_PUNCT)
+            continue;
+        if (ts->v[j].s[0] == open)
+            depth++;
+        else if (ts->v[j].s[0] == close && --depth == 0)
+            return j;
+    }
+    return ts->n;
+}
+
+/* ---- C ------------------------------------------------------------------ */
+
+/* One initializer {..} of a bg_adapter at [a, b]: typeId and name when
+ * both are literals. */
+static int c_group(const toks *ts, size_t a, size_t b, uint32_t *tid,
+                   const tok **name)
+{
+    int have_tid = 0, have_name = 0, item = 0, depth = 0;
+    for (size_t i = a + 1; i < b; i++) {
+        if (P(i, "{") || P(i, "(") || P(i, "[")) {
+            depth++;
+            continue;
+        }
+        if (P(i, "}") || P(i, ")") || P(i, "]")) {
+            depth--;
+            continue;
+        }
+        if (depth)
+            continue;
+        if (P(i, ",")) {
+            item++;
+            continue;
+        }
+        if (P(i, ".") && i + 3 < b && P(i + 2, "=")) {
+            if (ID(i + 1, "type_id"))
+                have_tid = !num_value(&ts->v[i + 3], tid);
+            else if (ID(i + 1, "name") && ts->v[i + 3].kind == T_STR)
+                *name = &ts->v[i + 3], have_name = 1;
+            i += 3;
+            continue;
+        }
+        if (item == 0 && ts->v[i].kind == T_NUM && (i + 1 == b || P(i + 1, ",")))
+            have_tid = !num_value(&ts->v[i], tid);
+        else if (item == 1 && ts->v[i].kind == T_STR &&
+                 (i + 1 == b || P(i + 1, ",")))
+            *name = &ts->v[i], have_name = 1;
+    }
+    return have_tid && have_name;
+}
+
+static void scan_c(bg_tid *t, const char *file, const toks *ts)
+{
+    for (size_t i = 0; i + 3 < ts->n; i++) {
+        if (ID(i, "bg_adapter") && ts->v[i + 1].kind == T_ID) {
+            size_t j = i + 2;
+            int array = P(j, "[");
+            if (array)
+                j = match(ts, j) + 1;
+            if (!P(j, "=") || !P(j + 1, "{"))
+                continue;
+            char ident[128];
+            snprintf(ident, sizeof ident, "%.*s", (int)ts->v[i + 1].n,
+                     ts->v[i + 1].s);
+            size_t end = match(ts, j + 1);
+            if (!array) {
+                uint32_t tid;
+                const tok *name;
+                if (c_group(ts, j + 1, end, &tid, &name))
+                    add_decl(t, NS_BG, D_C, tid, name->s, name->n, ident,
+                             file, ts->v[i].line, 0);
+            } else {
+                for (size_t k = j + 2; k < end; k++) {
+                    if (!P(k, "{"))
+                        continue;
+                    size_t e = match(ts, k);
+                    uint32_t tid;
+                    const tok *name;
+                    if (c_group(ts, k, e, &tid, &name))
+                        add_decl(t, NS_BG, D_C, tid, name->s, name->n, ident,
+                                 file, ts->v[k].line, 1);
+                    k = e;
+                }
+            }
+            i = end;
+        } else if (ID(i, "bg_registry_add") && P(i + 1, "(")) {
+            size_t end = match(ts, i + 1);
+            for (size_t k = i + 2; k + 1 < end; k++) {
+                if (P(k, ",") && P(k + 1, "&") && k + 2 < end &&
+                    ts->v[k + 2].kind == T_ID) {
+                    add_reg(t, NS_BG, ts->v[k + 2].s, ts->v[k + 2].n, file,
+                            ts->v[k + 2].line);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/* ---- Dart --------------------------------------------------------------- */
+
+static void scan_dart(bg_tid *t, const char *file, const toks *ts,
+                      int generated)
+{
+    for (size_t i = 0; i + 2 < ts->n; i++) {
+        if (P(i, "@") && ID(i + 1, "HiveType") && P(i + 2, "(")) {
+            size_t end = match(ts, i + 2);
+            uint32_t tid = 0;
+            int have = 0;
+            const tok *aname = NULL;
+            for (size_t k = i + 3; k + 2 <= end; k++) {
+                if (ID(k, "typeId") && P(k + 1, ":"))
+                    have = !num_value(&ts->v[k + 2], &tid);
+                if (ID(k, "adapterName") && P(k + 1, ":") &&
+                    ts->v[k + 2].kind == T_STR)
+                    aname = &ts->v[k + 2];
+            }
+            /* Skip further annotations and modifiers to the class. */
+            size_t k = end + 1;
+            while (k < ts->n) {
+                if (P(k, "@")) {
+                    k += 2;
+                    while (P(k, ".") && k + 1 < ts->n)
+                        k += 2;
+                    if (P(k, "("))
+                        k = match(ts, k) + 1;
+                } else if (ID(k, "abstract") || ID(k, "final") ||
+                           ID(k, "sealed") || ID(k, "base") ||
+                           ID(k, "interface") || ID(k, "mixin")) {
+                    k++;
+                } else {
+                    break;
+                }
+            }
+            if (!have) {
+                add_finding(t, "parse", file, ts->v[i].line,
+                            "@HiveType without a literal typeId");
+            } else if ((ID(k, "class") || ID(k, "enum")) && k + 1 < ts->n &&
+                       ts->v[k + 1].kind == T_ID) {
+                char adapter[160];
+                if (aname)
+                    snprintf(adapter, sizeof adapter, "%.*s", (int)aname->n,
+                             aname->s);
+                else
+                    snprintf(adapter, sizeof adapter, "%.*sAdapter",
+                             (int)ts->v[k + 1].n, ts->v[k + 1].s);
+                add_decl(t, NS_HIVE, D_ANNOT, tid, ts->v[k + 1].s,
+                         ts->v[k + 1].n, adapter, file, ts->v[i].line, 0);
+            }
+            i = end;
+        } else if (ID(i, "class") && ts->v[i + 1].kind == T_ID &&
+                   ID(i + 2, "extends") && ID(i + 3, "TypeAdapter") &&
+                   P(i + 4, "<") && i + 5 < ts->n && ts->v[i + 5].kind == T_ID) {
+            size_t k = i + 6;
+            while (k < ts->n && !P(k, "{"))
+                k++;
+            if (k >= ts->n)
+                break;
+            size_t end = match(ts, k);
+            for (size_t m = k; m + 2 < end; m++) {
+                uint32_t tid;
+                /* final int typeId = N;  or  int get typeId => N; */
+                if (ID(m, "typeId") &&
+                    ((P(m + 1, "=") && !num_value(&ts->v[m + 2], &tid)) ||
+                     (P(m + 1, "=") && P(m + 2, ">") && m + 3 < end &&
+                      !num_value(&ts->v[m + 3], &tid)))) {
+                    char adapter[160];
+                    snprintf(adapter, sizeof adapter, "%.*s",
+                             (int)ts->v[i + 1].n, ts->v[i + 1].s);
+                    add_decl(t, NS_HIVE, generated ? D_GEN : D_ADAPTER, tid,
+                             ts->v[i + 5].s, ts->v[i + 5].n, adapter, file,
+                             ts->v[m].line, 0);
+                    break;
+                }
+            }
+            i = end;
+        } else if (ID(i, "registerAdapter")) {
+            size_t k = i + 1;
+            if (P(k, "<"))
+                k = match(ts, k) + 1;
+            if (!P(k, "("))
+                continue;
+            k++;
+            if (ID(k, "new") || ID(k, "const"))
+                k++;
+            if (k < ts->n && ts->v[k].kind == T_ID)
+                add_reg(t, NS_HIVE, ts->v[k].s, ts->v[k].n, file,
+                        ts->v[k].line);
+        } else if (ID(i, "registerAdapters") && P(i + 1, "(")) {
+            add_reg(t, NS_HIVE, NULL, 0, file, ts->v[i].line);
+        }
+    }
+}
+
+/* ---- hive_ce schema YAML ------------------------------------------------- */
+
+static void scan_yaml(bg_tid *t, const char *file, const char *s, size_t len)
+{
+    unsigned line = 0;
+    int in_types = 0;
+    char cur[128] = "";
+    for (size_t i = 0; i < len;) {
+        size_t e = i;
+        while (e < len && s[e] != '\n')
+            e++;
+        line++;
+        size_t ind = 0;
+        while (i + ind < e && s[i + ind] == ' ')
+            ind++;
+        const char *p = s + i + ind;
+        size_t n = e - i - ind;
+        while (n && (p[n - 1] == '\r' || p[n - 1] == ' '))
+            n--;
+        if (n && p[0] != '#') {
+            if (ind == 0) {
+                in_types = n == 6 && !memcmp(p, "types:", 6);
+                if (n > 11 && !memcmp(p, "nextTypeId:", 11) && t->nyaml < 16) {
+                    t->yaml_next[t->nyaml].file = dup_s(t, file);
+                    t->yaml_next[t->nyaml].line = line;
+                    t->yaml_next[t->nyaml].next =
+                        (uint32_t)strtoul(p + 11, NULL, 10);
+                    t->nyaml++;
+                }
+            } else if (in_types && ind == 2 && p[n - 1] == ':') {
+                snprintf(cur, sizeof cur, "%.*s", (int)(n - 1), p);
+            } else if (in_types && ind == 4 && cur[0] && n > 7 &&
+                       !memcmp(p, "typeId:", 7)) {
+                char *end;
+                unsigned long v = strtoul(p + 7, &end, 10);
+                char adapter[160];
+                snprintf(adapter, sizeof adapter, "%sAdapter", cur);
+                if (v <= UINT32_MAX)
+                    add_decl(t, NS_HIVE, D_YAML, (uint32_t)v, cur,
+                             strlen(cur), adapter, file, line, 0);
+            }
+        }
+        i = e + 1;
+    }
+}
+
+/* ---- JSON manifests ----------------------------------------------------- */
+
+static void scan_manifest(bg_tid *t, const char *file, const char *s,
+                          size_t len)
+{
+    cJSON *doc = cJSON_ParseWithLength(s, len);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "adapters");
+    if (!cJSON_IsArray(list)) {
+        cJSON_Delete(doc);
+        return; /* some other JSON file */
+    }
+    /* Line of the k-th "typeId" member, for the report. */
+    const char *at = s;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, list)
+    {
+        const cJSON *tid = cJSON_GetObjectItemCaseSensitive(it, "typeId");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+        const char *hit = NULL;
+        for (const char *q = at; q + 8 <= s + len; q++)
+            if (!memcmp(q, "\"typeId\"", 8)) {
+                hit = q;
+                break;
+            }
+        unsigned line = 1;
+        for (const char *q = s; hit && q < hit; q++)
+            line += *q == '\n';
+        if (hit)
+            at = hit + 8;
+        if (!cJSON_IsNumber(tid) || !cJSON_IsString(name) ||
+            tid->valuedouble < 0 || tid->valuedouble > UINT32_MAX) {
+            add_finding(t, "parse", file, line,
+                        "manifest entry without an integer typeId and a name");
+            continue;
+        }
+        char ident[160];
+        snprintf(ident, sizeof ident, "%s", name->valuestring);
+        add_decl(t, NS_BG, D_MANIFEST, (uint32_t)tid->valuedouble,
+                 name->valuestring, strlen(name->valuestring), ident, file,
+                 line, 0);
+    }
+    cJSON_Delete(doc);
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+bg_err bg_tid_scan_text(bg_tid *t, const char *path, const char *text,
+                        size_t len)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    int c = ends_with(path, ".c") || ends_with(path, ".h");
+    int dart = ends_with(path, ".dart");
+    if (c || dart) {
+        toks ts = {0};
+        if (lex(text, len, &ts)) {
+            free(ts.v);
+            return BG_ENOMEM;
+        }
+        if (c)
+            scan_c(t, path, &ts);
+        else
+            scan_dart(t, path, &ts, ends_with(path, ".g.dart"));
+        free(ts.v);
+    } else if (!strcmp(base, "hive_adapters.g.yaml")) {
+        scan_yaml(t, path, text, len);
+    } else if (ends_with(path, ".json")) {
+        scan_manifest(t, path, text, len);
+    }
+    return t->nomem ? BG_ENOMEM : 0;
+}
+
+static bg_err scan_file(bg_tid *t, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT ? BG_ENOTFOUND : BG_EIO;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    bg_err err = 0;
+    while (buf) {
+        if (n == cap) {
+            if (cap >= (64u << 20)) {
+                break; /* a generated monster: read what fits */
+            }
+            char *p = realloc(buf, cap *= 2);
+            if (!p) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = p;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (!got)
+            break;
+    }
+    if (ferror(f))
+        err = BG_EIO;
+    fclose(f);
+    if (!buf)
+        return BG_ENOMEM;
+    if (!err)
+        err = bg_tid_scan_text(t, path, buf, n);
+    free(buf);
+    return err;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+bg_err bg_tid_scan_path(bg_tid *t, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return errno == ENOENT ? BG_ENOTFOUND : BG_EIO;
+    if (!S_ISDIR(st.st_mode)) {
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        if (ends_with(path, ".c") || ends_with(path, ".h") ||
+            ends_with(path, ".dart") || ends_with(path, ".json") ||
+            !strcmp(base, "hive_adapters.g.yaml"))
+            return scan_file(t, path);
+        return 0;
+    }
+    DIR *d = opendir(path);
+    if (!d)
+        return BG_EIO;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    bg_err err = 0;
+    while ((e = readdir(d))) {
+        const char *nm = e->d_name;
+        if (nm[0] == '.' || !strcmp(nm, "build") ||
+            !strcmp(nm, "node_modules"))
+            continue;
+        if (n == cap) {
+            char **p = realloc(names, (cap = cap ? cap * 2 : 32) * sizeof *p);
+            if (!p) {
+                err = BG_ENOMEM;
+                break;
+            }
+            names = p;
+        }
+        if (!(names[n] = strdup(nm))) {
+            err = BG_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_cstr);
+    for (size_t i = 0; i < n; i++) {
+        if (!err) {
+            size_t len = strlen(path) + strlen(names[i]) + 2;
+            char *child = malloc(len);
+            if (!child) {
+                err = BG_ENOMEM;
+            } else {
+                snprintf(child, len, "%s%s%s", path,
+                         ends_with(path, "/") ? "" : "/", names[i]);
+                err = bg_tid_scan_path(t, child);
+                free(child);
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    return err;
+}
+
+/* ---- lock and policy ---------------------------------------------------- */
+
+static int ns_of(const char *s)
+{
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(s, ns_names[i]))
+            return i;
+    return -1;
+}
+
+bg_err bg_tid_load_lock(bg_tid *t, const char *json, size_t len, char *why,
+                        size_t whylen)
+{
+    cJSON *doc = cJSON_ParseWithLength(json, len);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "typeids");
+    if (!cJSON_IsArray(list)) {
+        cJSON_Delete(doc);
+        snprintf(why, whylen, "lock file needs {\"typeids\": [...]}");
+        return BG_EINVALID;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(list), k = 0;
+    lockent *l = calloc(n ? n : 1, sizeof *l);
+    if (!l) {
+        cJSON_Delete(doc);
+        return BG_ENOMEM;
+    }
+    const cJSON *it;
+    bg_err err = 0;
+    cJSON_ArrayForEach(it, list)
+    {
+        const cJSON *ns = cJSON_GetObjectItemCaseSensitive(it, "ns");
+        const cJSON *tid = cJSON_GetObjectItemCaseSensitive(it, "typeId");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+        if (!cJSON_IsString(ns) || ns_of(ns->valuestring) < 0 ||
+            !cJSON_IsNumber(tid) || tid->valuedouble < 0 ||
+            tid->valuedouble > UINT32_MAX || !cJSON_IsString(name)) {
+            snprintf(why, whylen,
+                     "lock entry %zu needs \"ns\" (boxguard or hive), "
+                     "\"typeId\" and \"name\"",
+                     k);
+            err = BG_EINVALID;
+            break;
+        }
+        l[k].ns = ns_of(ns->valuestring);
+        l[k].tid = (uint32_t)tid->valuedouble;
+        l[k].name = strdup(name->valuestring);
+        if (!l[k].name) {
+            err = BG_ENOMEM;
+            break;
+        }
+        k++;
+    }
+    cJSON_Delete(doc);
+    if (err) {
+        for (size_t i = 0; i < k; i++)
+            free(l[i].name);
+        free(l);
+        return err;
+    }
+    for (size_t i = 0; i < t->nl; i++)
+        free(t->l[i].name);
+    free(t->l);
+    t->l = l;
+    t->nl = k;
+    return 0;
+}
+
+bg_err bg_tid_load_policy(bg_tid *t, const char *json, size_t len, char *why,
+                          size_t whylen)
+{
+    cJSON *doc = cJSON_ParseWithLength(json, len);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "ranges");
+    if (!cJSON_IsArray(list)) {
+        cJSON_Delete(doc);
+        snprintf(why, whylen, "policy file needs {\"ranges\": [...]}");
+        return BG_EINVALID;
+    }
+    const cJSON *it;
+    size_t k = 0;
+    bg_err err = 0;
+    cJSON_ArrayForEach(it, list)
+    {
+        const cJSON *dom = cJSON_GetObjectItemCaseSensitive(it, "domain");
+        const cJSON *paths = cJSON_GetObjectItemCaseSensitive(it, "paths");
+        const cJSON *mn = cJSON_GetObjectItemCaseSensitive(it, "min");
+        const cJSON *mx = cJSON_GetObjectItemCaseSensitive(it, "max");
+        if (!cJSON_IsString(dom) || !cJSON_IsArray(paths) ||
+            !cJSON_IsNumber(mn) || !cJSON_IsNumber(mx) ||
+            mn->valuedouble < 0 || mx->valuedouble > UINT32_MAX ||
+            mn->valuedouble > mx->valuedouble) {
+            snprintf(why, whylen,
+                     "policy range %zu needs \"domain\", \"paths\" (array), "
+                     "\"min\" <= \"max\"",
+                     k);
+            err = BG_EINVALID;
+            break;
+        }
+        range *p = realloc(t->rg, (t->nrg + 1) * sizeof *p);
+        if (!p) {
+            err = BG_ENOMEM;
+            break;
+        }
+        t->rg = p;
+        range *r = &t->rg[t->nrg];
+        memset(r, 0, sizeof *r);
+        r->domain = strdup(dom->valuestring);
+        r->min = (uint32_t)mn->valuedouble;
+        r->max = (uint32_t)mx->valuedouble;
+        int n = cJSON_GetArraySize(paths);
+        r->paths = calloc(n ? (size_t)n : 1, sizeof *r->paths);
+        if (!r->domain || !r->paths) {
+            free(r->domain);
+            free(r->paths);
+            err = BG_ENOMEM;
+            break;
+        }
+        t->nrg++;
+        const cJSON *pp;
+        cJSON_ArrayForEach(pp, paths)
+        {
+            if (cJSON_IsString(pp) &&
+                (r->paths[r->npaths] = strdup(pp->valuestring)))
+                r->npaths++;
+        }
+        k++;
+    }
+    cJSON_Delete(doc);
+    return err;
+}
+
+/* ---- the checks --------------------------------------------------------- */
+
+static int same_name(const decl *a, const decl *b)
+{
+    return !strcmp(a->name, b->name);
+}
+
+static const char *kind_word(int kind)
+{
+    switch (kind) {
+    case D_ANNOT:
+        return "@HiveType";
+    case D_ADAPTER:
+        return "adapter class";
+    case D_GEN:
+        return "generated adapter";
+    case D_YAML:
+        return "hive schema";
+    case D_MANIFEST:
+        return "manifest";
+    default:
+        return "bg_adapter";
+    }
+}
+
+static int cmp_finding(const void *a, const void *b)
+{
+    const finding *x = a, *y = b;
+    int c = strcmp(x->pub.file, y->pub.file);
+    if (c)
+        return c;
+    if (x->pub.line != y->pub.line)
+        return x->pub.line < y->pub.line ? -1 : 1;
+    c = strcmp(x->pub.code, y->pub.code);
+    return c ? c : strcmp(x->pub.message, y->pub.message);
+}
+
+static int registered(const bg_tid *t, const decl *d, int *all)
+{
+    for (size_t i = 0; i < t->nr; i++) {
+        if (t->r[i].ns != d->ns)
+            continue;
+        if (!t->r[i].adapter) {
+            *all = 1;
+            continue;
+        }
+        if (!strcmp(t->r[i].adapter, d->adapter))
+            return 1;
+    }
+    return 0;
+}
+
+static int declared_adapter(const bg_tid *t, const reg *r)
+{
+    for (size_t i = 0; i < t->nd; i++)
+        if (t->d[i].ns == r->ns && !strcmp(t->d[i].adapter, r->adapter))
+            return 1;
+    return 0;
+}
+
+size_t bg_tid_check(bg_tid *t, const bg_tid_finding **out)
+{
+    /* Findings from parsing stay; earlier check results go. */
+    size_t keep = 0;
+    for (size_t i = 0; i < t->nf; i++) {
+        if (!strcmp(t->f[i].pub.code, "parse"))
+            t->f[keep++] = t->f[i];
+        else {
+            free(t->f[i].file);
+            free(t->f[i].msg);
+        }
+    }
+    t->nf = keep;
+
+    for (size_t i = 0; i < t->nd; i++) {
+        const decl *d = &t->d[i];
+        /* Two names on one typeId: reported at the later declaration. */
+        for (size_t j = 0; j < i; j++) {
+            const decl *e = &t->d[j];
+            if (e->ns != d->ns || e->tid != d->tid || same_name(d, e))
+                continue;
+            int first = 1; /* report each name pair once */
+            for (size_t k = 0; k < j && first; k++)
+                first = !(t->d[k].ns == d->ns && t->d[k].tid == d->tid &&
+                          same_name(&t->d[k], e));
+            for (size_t k = j + 1; k < i && first; k++)
+                first = !(t->d[k].ns == d->ns && same_name(&t->d[k], d) &&
+                          t->d[k].tid == d->tid);
+            if (first)
+                add_finding(t, "collision", d->file, d->line,
+                            "typeId %u (%s) has two names: '%s' here and '%s' "
+                            "at %s:%u",
+                            (unsigned)d->tid, ns_names[d->ns], d->name,
+                            e->name, e->file, e->line);
+        }
+        /* One name on two typeIds. */
+        for (size_t j = 0; j < i; j++) {
+            const decl *e = &t->d[j];
+            if (e->ns != d->ns || e->tid == d->tid || !same_name(d, e))
+                continue;
+            int gen = d->kind == D_GEN || e->kind == D_GEN;
+            const decl *g = d->kind == D_GEN ? d : e;
+            const decl *o = g == d ? e : d;
+            if (gen)
+                add_finding(t, "stale-generated", g->file, g->line,
+                            "generated adapter %s has typeId %u but the %s "
+                            "of '%s' at %s:%u says %u: regenerate it",
+                            g->adapter, (unsigned)g->tid, kind_word(o->kind),
+                            o->name, o->file, o->line, (unsigned)o->tid);
+            else
+                add_finding(t, "collision", d->file, d->line,
+                            "'%s' (%s) has typeId %u here and %u at %s:%u",
+                            d->name, ns_names[d->ns], (unsigned)d->tid,
+                            (unsigned)e->tid, e->file, e->line);
+            break;
+        }
+        /* Ranges. */
+        if (d->ns == NS_HIVE && d->tid > 223)
+            add_finding(t, "range", d->file, d->line,
+                        "typeId %u of '%s' is outside Hive's 0..223 "
+                        "(224..255 are Hive's own)",
+                        (unsigned)d->tid, d->name);
+        if (d->ns == NS_BG && d->tid == 0)
+            add_finding(t, "range", d->file, d->line,
+                        "typeId 0 of '%s' is boxguard's built-in any-JSON "
+                        "type; use 1 or more",
+                        d->name);
+        for (size_t r = 0; r < t->nrg; r++) {
+            const range *rg = &t->rg[r];
+            int in = 0;
+            for (size_t p = 0; p < rg->npaths && !in; p++)
+                in = strstr(d->file, rg->paths[p]) != NULL;
+            if (in && (d->tid < rg->min || d->tid > rg->max))
+                add_finding(t, "range", d->file, d->line,
+                            "typeId %u of '%s' is outside domain '%s' "
+                            "(%u..%u)",
+                            (unsigned)d->tid, d->name, rg->domain,
+                            (unsigned)rg->min, (unsigned)rg->max);
+        }
+        /* Declared but never registered. */
+        if (d->kind == D_ANNOT || d->kind == D_ADAPTER || d->kind == D_C ||
+            d->kind == D_YAML) {
+            int all = 0;
+            if (!registered(t, d, &all) &&
+                !(all && (d->kind == D_ANNOT || d->kind == D_YAML))) {
+                /* An annotation and its own adapter class or schema entry
+                 * are one adapter: report it once. */
+                int dup = 0;
+                for (size_t j = 0; j < i && !dup; j++)
+                    dup = t->d[j].ns == d->ns &&
+                          !strcmp(t->d[j].adapter, d->adapter) &&
+                          t->d[j].kind != D_GEN && t->d[j].kind != D_MANIFEST;
+                if (!dup)
+                    add_finding(t, "unregistered", d->file, d->line,
+                                "%s '%s' (typeId %u) is declared but %s is "
+                                "never registered",
+                                kind_word(d->kind), d->name, (unsigned)d->tid,
+                                d->adapter);
+            }
+        }
+        /* The lock: a typeId reused, a name moved. */
+        for (size_t k = 0; k < t->nl; k++) {
+            const lockent *l = &t->l[k];
+            if (l->ns != d->ns)
+                continue;
+            if (l->tid == d->tid && strcmp(l->name, d->name))
+                add_finding(t, "reused", d->file, d->line,
+                            "typeId %u was '%s' in the lock file; it now "
+                            "names '%s' (old data would read as the wrong "
+                            "type)",
+                            (unsigned)d->tid, l->name, d->name);
+            if (l->tid != d->tid && !strcmp(l->name, d->name))
+                add_finding(t, "moved", d->file, d->line,
+                            "'%s' was typeId %u in the lock file; it now has "
+                            "%u (its stored records would be orphaned)",
+                            d->name, (unsigned)l->tid, (unsigned)d->tid);
+        }
+    }
+    for (size_t i = 0; i < t->nr; i++) {
+        const reg *r = &t->r[i];
+        if (r->adapter && !declared_adapter(t, r))
+            add_finding(t, "undeclared", r->file, r->line,
+                        "%s is registered but no adapter of that name is "
+                        "declared",
+                        r->adapter);
+    }
+    for (size_t i = 0; i < t->nyaml; i++) {
+        uint32_t max = 0;
+        int any = 0;
+        for (size_t j = 0; j < t->nd; j++)
+            if (t->d[j].kind == D_YAML &&
+                !strcmp(t->d[j].file, t->yaml_next[i].file)) {
+                any = 1;
+                if (t->d[j].tid > max)
+                    max = t->d[j].tid;
+            }
+        if (any && t->yaml_next[i].next <= max)
+            add_finding(t, "collision", t->yaml_next[i].file,
+                        t->yaml_next[i].line,
+                        "nextTypeId %u is not above the highest typeId %u: "
+                        "the next generated type would reuse an id",
+                        (unsigned)t->yaml_next[i].next, (unsigned)max);
+    }
+    if (t->nf)
+        qsort(t->f, t->nf, sizeof *t->f, cmp_finding);
+    free(t->out);
+    t->out = malloc((t->nf ? t->nf : 1) * sizeof *t->out);
+    if (!t->out) {
+        *out = NULL;
+        return 0;
+    }
+    for (size_t i = 0; i < t->nf; i++)
+        t->out[i] = t->f[i].pub;
+    *out = t->out;
+    return t->nf;
+}
+
+void bg_tid_counts(const bg_tid *t, size_t *decls, size_t *regs)
+{
+    *decls = t->nd;
+    *regs = t->nr;
+}
+
+typedef struct lrow {
+    int ns;
+    uint32_t tid;
+    const char *name;
+    int removed;
+} lrow;
+
+static int cmp_lrow(const void *a, const void *b)
+{
+    const lrow *x = a, *y = b;
+    if (x->ns != y->ns)
+        return x->ns - y->ns;
+    if (x->tid != y->tid)
+        return x->tid < y->tid ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+char *bg_tid_lock_json(const bg_tid *t)
+{
+    lrow *rows = malloc((t->nd + t->nl + 1) * sizeof *rows);
+    if (!rows)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < t->nd; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < n && !dup; j++)
+            dup = rows[j].ns == t->d[i].ns && rows[j].tid == t->d[i].tid &&
+                  !strcmp(rows[j].name, t->d[i].name);
+        if (!dup)
+            rows[n++] = (lrow){t->d[i].ns, t->d[i].tid, t->d[i].name, 0};
+    }
+    size_t now = n;
+    for (size_t i = 0; i < t->nl; i++) {
+        int live = 0;
+        for (size_t j = 0; j < now && !live; j++)
+            live = rows[j].ns == t->l[i].ns && rows[j].tid == t->l[i].tid &&
+                   !strcmp(rows[j].name, t->l[i].name);
+        if (!live)
+            rows[n++] = (lrow){t->l[i].ns, t->l[i].tid, t->l[i].name, 1};
+    }
+    qsort(rows, n, sizeof *rows, cmp_lrow);
+    /* One entry per line, so that a change to the lock reads as a diff. */
+    size_t cap = 64 + n * 160, len = 0;
+    char *out = malloc(cap);
+    if (!out) {
+        free(rows);
+        return NULL;
+    }
+    len += (size_t)snprintf(out + len, cap - len, "{\"typeids\": [\n");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *name = cJSON_CreateString(rows[i].name);
+        char *nm = name ? cJSON_PrintUnformatted(name) : NULL;
+        size_t need = (nm ? strlen(nm) : 0) + 96;
+        if (len + need >= cap) {
+            char *p = realloc(out, cap = (cap + need) * 2);
+            if (!p) {
+                free(out);
+                out = NULL;
+            } else {
+                out = p;
+            }
+        }
+        if (out && nm)
+            len += (size_t)snprintf(
+                out + len, cap - len,
+                "  {\"ns\": \"%s\", \"typeId\": %u, \"name\": %s%s}%s\n",
+                ns_names[rows[i].ns], (unsigned)rows[i].tid, nm,
+                rows[i].removed ? ", \"removed\": true" : "",
+                i + 1 < n ? "," : "");
+        cJSON_free(nm);
+        cJSON_Delete(name);
+        if (!out)
+            break;
+    }
+    if (out)
+        snprintf(out + len, cap - len, "]}\n");
+    free(rows);
+    return out;
+}
