@@ -1019,7 +1019,8 @@ static void gh_escape(const char *s, int property)
 
 static const char typeids_usage[] =
     "usage: boxguard typeids check [--lock FILE] [--update-lock]\n"
-    "                              [--policy FILE] [--format text|json|github]\n"
+    "                              [--policy FILE] [--format "
+    "text|json|github]\n"
     "                              PATH...\n"
     "\n"
     "Scans C (bg_adapter declarations, bg_registry_add), Dart (@HiveType,\n"

@@ -79,6 +79,12 @@ struct bg_tid {
         uint32_t next;
     } yaml_next[16];
     size_t nyaml;
+    /* C: adapters built at run time (`bg_adapter a = {0};`), by file:
+     * registering them is neither a declaration nor a finding. */
+    struct {
+        char *file, *ident;
+    } * dyn;
+    size_t ndyn;
 };
 
 static char *dup_n(bg_tid *t, const char *s, size_t n)
@@ -135,6 +141,11 @@ void bg_tid_free(bg_tid *t)
     }
     for (size_t i = 0; i < t->nyaml; i++)
         free(t->yaml_next[i].file);
+    for (size_t i = 0; i < t->ndyn; i++) {
+        free(t->dyn[i].file);
+        free(t->dyn[i].ident);
+    }
+    free(t->dyn);
     clear_findings(t);
     free(t->d);
     free(t->r);
@@ -295,7 +306,8 @@ static int lex(const char *s, size_t len, toks *ts)
                 i++;
         } else if (c == '/' && i + 1 < len && s[i + 1] == '*') {
             i += 2;
-            while (i < len && !(s[i] == '*' && i + 1 < len && s[i + 1] == '/')) {
+            while (i < len &&
+                   !(s[i] == '*' && i + 1 < len && s[i + 1] == '/')) {
                 if (s[i] == '\n')
                     line++;
                 i++;
@@ -316,8 +328,8 @@ static int lex(const char *s, size_t len, toks *ts)
                     if (!triple)
                         break; /* unterminated: stop at the line's end */
                 }
-                if (s[j] == c &&
-                    (!triple || (j + 2 < len && s[j + 1] == c && s[j + 2] == c)))
+                if (s[j] == c && (!triple || (j + 2 < len && s[j + 1] == c &&
+                                              s[j + 2] == c)))
                     break;
                 j++;
             }
@@ -353,12 +365,12 @@ static int is(const toks *ts, size_t i, int kind, const char *text)
 {
     if (i >= ts->n || ts->v[i].kind != kind)
         return 0;
-    return !text ||
-           (ts->v[i].n == strlen(text) && !memcmp(ts->v[i].s, text, ts->v[i].n));
+    return !text || (ts->v[i].n == strlen(text) &&
+                     !memcmp(ts->v[i].s, text, ts->v[i].n));
 }
 
 #define ID(i, x) is(ts, (i), T_ID, (x))
-#define P(i, x) is(ts, (i), T_PUNCT, (x))
+#define P(i, x)  is(ts, (i), T_PUNCT, (x))
 
 /* A decimal or hex integer literal (C suffixes allowed) within uint32. */
 static int num_value(const tok *k, uint32_t *out)
@@ -383,7 +395,10 @@ static int num_value(const tok *k, uint32_t *out)
 static size_t match(const toks *ts, size_t i)
 {
     char open = ts->v[i].s[0];
-    char close = open == '(' ? ')' : open == '[' ? ']' : open == '{' ? '}' : '>';
+    char close = open == '('   ? ')'
+                 : open == '[' ? ']'
+                 : open == '{' ? '}'
+                               : '>';
     int depth = 0;
     for (size_t j = i; j < ts->n; j++) {
         if (ts->v[j].kind != T_PUNCT)
@@ -427,13 +442,37 @@ static int c_group(const toks *ts, size_t a, size_t b, uint32_t *tid,
             i += 3;
             continue;
         }
-        if (item == 0 && ts->v[i].kind == T_NUM && (i + 1 == b || P(i + 1, ",")))
+        if (item == 0 && ts->v[i].kind == T_NUM &&
+            (i + 1 == b || P(i + 1, ",")))
             have_tid = !num_value(&ts->v[i], tid);
         else if (item == 1 && ts->v[i].kind == T_STR &&
                  (i + 1 == b || P(i + 1, ",")))
             *name = &ts->v[i], have_name = 1;
     }
     return have_tid && have_name;
+}
+
+static void add_dyn(bg_tid *t, const char *file, const char *ident)
+{
+    void *p = realloc(t->dyn, (t->ndyn + 1) * sizeof *t->dyn);
+    if (!p) {
+        t->nomem = 1;
+        return;
+    }
+    t->dyn = p;
+    t->dyn[t->ndyn].file = dup_s(t, file);
+    t->dyn[t->ndyn].ident = dup_s(t, ident);
+    t->ndyn++;
+}
+
+static int is_dyn(const bg_tid *t, const reg *r)
+{
+    for (size_t i = 0; i < t->ndyn; i++)
+        if (t->dyn[i].file && t->dyn[i].ident &&
+            !strcmp(t->dyn[i].file, r->file) &&
+            !strcmp(t->dyn[i].ident, r->adapter))
+            return 1;
+    return 0;
 }
 
 static void scan_c(bg_tid *t, const char *file, const toks *ts)
@@ -444,18 +483,23 @@ static void scan_c(bg_tid *t, const char *file, const toks *ts)
             int array = P(j, "[");
             if (array)
                 j = match(ts, j) + 1;
-            if (!P(j, "=") || !P(j + 1, "{"))
-                continue;
             char ident[128];
             snprintf(ident, sizeof ident, "%.*s", (int)ts->v[i + 1].n,
                      ts->v[i + 1].s);
+            if (!P(j, "=") || !P(j + 1, "{")) {
+                if (P(j, "=") || P(j, ";"))
+                    add_dyn(t, file, ident);
+                continue;
+            }
             size_t end = match(ts, j + 1);
             if (!array) {
                 uint32_t tid;
                 const tok *name;
                 if (c_group(ts, j + 1, end, &tid, &name))
-                    add_decl(t, NS_BG, D_C, tid, name->s, name->n, ident,
-                             file, ts->v[i].line, 0);
+                    add_decl(t, NS_BG, D_C, tid, name->s, name->n, ident, file,
+                             ts->v[i].line, 0);
+                else
+                    add_dyn(t, file, ident);
             } else {
                 for (size_t k = j + 2; k < end; k++) {
                     if (!P(k, "{"))
@@ -473,8 +517,11 @@ static void scan_c(bg_tid *t, const char *file, const toks *ts)
         } else if (ID(i, "bg_registry_add") && P(i + 1, "(")) {
             size_t end = match(ts, i + 1);
             for (size_t k = i + 2; k + 1 < end; k++) {
+                /* Only `&name` or `&name[i]`: a member or a pointer is an
+                 * adapter made at run time. */
                 if (P(k, ",") && P(k + 1, "&") && k + 2 < end &&
-                    ts->v[k + 2].kind == T_ID) {
+                    ts->v[k + 2].kind == T_ID &&
+                    (P(k + 3, ")") || P(k + 3, "["))) {
                     add_reg(t, NS_BG, ts->v[k + 2].s, ts->v[k + 2].n, file,
                             ts->v[k + 2].line);
                     break;
@@ -537,7 +584,8 @@ static void scan_dart(bg_tid *t, const char *file, const toks *ts,
             i = end;
         } else if (ID(i, "class") && ts->v[i + 1].kind == T_ID &&
                    ID(i + 2, "extends") && ID(i + 3, "TypeAdapter") &&
-                   P(i + 4, "<") && i + 5 < ts->n && ts->v[i + 5].kind == T_ID) {
+                   P(i + 4, "<") && i + 5 < ts->n &&
+                   ts->v[i + 5].kind == T_ID) {
             size_t k = i + 6;
             while (k < ts->n && !P(k, "{"))
                 k++;
@@ -617,8 +665,8 @@ static void scan_yaml(bg_tid *t, const char *file, const char *s, size_t len)
                 char adapter[160];
                 snprintf(adapter, sizeof adapter, "%sAdapter", cur);
                 if (v <= UINT32_MAX)
-                    add_decl(t, NS_HIVE, D_YAML, (uint32_t)v, cur,
-                             strlen(cur), adapter, file, line, 0);
+                    add_decl(t, NS_HIVE, D_YAML, (uint32_t)v, cur, strlen(cur),
+                             adapter, file, line, 0);
             }
         }
         i = e + 1;
@@ -768,8 +816,7 @@ bg_err bg_tid_scan_path(bg_tid *t, const char *path)
     bg_err err = 0;
     while ((e = readdir(d))) {
         const char *nm = e->d_name;
-        if (nm[0] == '.' || !strcmp(nm, "build") ||
-            !strcmp(nm, "node_modules"))
+        if (nm[0] == '.' || !strcmp(nm, "build") || !strcmp(nm, "node_modules"))
             continue;
         if (n == cap) {
             char **p = realloc(names, (cap = cap ? cap * 2 : 32) * sizeof *p);
@@ -894,9 +941,8 @@ bg_err bg_tid_load_policy(bg_tid *t, const char *json, size_t len, char *why,
         const cJSON *mn = cJSON_GetObjectItemCaseSensitive(it, "min");
         const cJSON *mx = cJSON_GetObjectItemCaseSensitive(it, "max");
         if (!cJSON_IsString(dom) || !cJSON_IsArray(paths) ||
-            !cJSON_IsNumber(mn) || !cJSON_IsNumber(mx) ||
-            mn->valuedouble < 0 || mx->valuedouble > UINT32_MAX ||
-            mn->valuedouble > mx->valuedouble) {
+            !cJSON_IsNumber(mn) || !cJSON_IsNumber(mx) || mn->valuedouble < 0 ||
+            mx->valuedouble > UINT32_MAX || mn->valuedouble > mx->valuedouble) {
             snprintf(why, whylen,
                      "policy range %zu needs \"domain\", \"paths\" (array), "
                      "\"min\" <= \"max\"",
@@ -1029,8 +1075,8 @@ size_t bg_tid_check(bg_tid *t, const bg_tid_finding **out)
                 add_finding(t, "collision", d->file, d->line,
                             "typeId %u (%s) has two names: '%s' here and '%s' "
                             "at %s:%u",
-                            (unsigned)d->tid, ns_names[d->ns], d->name,
-                            e->name, e->file, e->line);
+                            (unsigned)d->tid, ns_names[d->ns], d->name, e->name,
+                            e->file, e->line);
         }
         /* One name on two typeIds. */
         for (size_t j = 0; j < i; j++) {
@@ -1117,7 +1163,7 @@ size_t bg_tid_check(bg_tid *t, const bg_tid_finding **out)
     }
     for (size_t i = 0; i < t->nr; i++) {
         const reg *r = &t->r[i];
-        if (r->adapter && !declared_adapter(t, r))
+        if (r->adapter && !declared_adapter(t, r) && !is_dyn(t, r))
             add_finding(t, "undeclared", r->file, r->line,
                         "%s is registered but no adapter of that name is "
                         "declared",

@@ -67,8 +67,8 @@ BG_MUST_CHECK bg_err bg_tid_scan_path(bg_tid *t, const char *path);
  * message says where) or BG_ENOMEM. */
 BG_MUST_CHECK bg_err bg_tid_load_lock(bg_tid *t, const char *json, size_t len,
                                       char *why, size_t whylen);
-BG_MUST_CHECK bg_err bg_tid_load_policy(bg_tid *t, const char *json,
-                                        size_t len, char *why, size_t whylen);
+BG_MUST_CHECK bg_err bg_tid_load_policy(bg_tid *t, const char *json, size_t len,
+                                        char *why, size_t whylen);
 
 /* Run the checks; the findings stay valid until the next call or free.
  * Findings are sorted by file, line and code. */
