@@ -260,6 +260,9 @@ struct bg_box {
     unsigned group_count;
     int read_only, damaged, poisoned;
     int reserved; /* the store's own box: no public writes */
+    /* External index (the queue): frames go to ext_fn, not to slots. */
+    bg__box_ext_fn ext_fn;
+    void *ext_arg;
     ent *slots;
     size_t cap, count;
     bg_box_report rep;
@@ -773,6 +776,16 @@ static bg_err apply_index(void *arg, const uint8_t *p, const frame_hdr *h)
 {
     bg_box *b = arg;
     b->frames++;
+    if (b->ext_fn) {
+        bg__frame_info fi = {(const char *)p + BG__FRAME_HDR,
+                             h->klen,
+                             h->kind == BG__KIND_DEL,
+                             h->type,
+                             h->seq,
+                             h->off,
+                             h->flen};
+        return b->ext_fn(b->ext_arg, &fi);
+    }
     if (h->kind == BG__KIND_PUT)
         return idx_set(b, p + BG__FRAME_HDR, h->klen, h);
     idx_del(b, p + BG__FRAME_HDR, h->klen);
@@ -810,6 +823,8 @@ static bg_err box_load(bg_box *b)
         /* Read-only view of everything that still verifies. */
         idx_clear(b);
         b->frames = 0;
+        if (b->ext_fn)
+            BG_TRY_OUT(b->ext_fn(b->ext_arg, NULL));
         sc.salvage = 1;
         sc.npb = 0;
         bg_box_report tmp;
@@ -864,6 +879,8 @@ bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
     strcpy(b->path, path);
     b->read_only = s->read_only;
     b->reserved = !strcmp(name, BG__META_BOX);
+    b->ext_fn = s->ext_fn;
+    b->ext_arg = s->ext_arg;
 
     if (err == BG_ENOTFOUND) {
         uint8_t hdr[BG__BOX_HDR_SIZE];
@@ -1008,7 +1025,10 @@ static void encode_write(bg_box *b, const bg_write *w, int flags, uint64_t seq,
 
 /* Append n frames as one unit, sync as the durability mode says, then
  * update the index. On error the file is cut back and nothing changes. */
-static bg_err append(bg_box *b, const bg_write *w, size_t n)
+static bg_err append(bg_box *b, const bg_write *w, size_t n);
+
+static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
+                        uint32_t *flens)
 {
     bg_store *s = b->s;
     const bg_vfs *v = s->vfs;
@@ -1087,7 +1107,13 @@ static bg_err append(bg_box *b, const bg_write *w, size_t n)
             .seq = b->next_seq + i,
             .off = pos,
         };
-        if (w[i].del) {
+        if (offs) {
+            offs[i] = pos;
+            flens[i] = h.flen;
+        }
+        if (b->ext_fn) {
+            /* the caller keeps its own index */
+        } else if (w[i].del) {
             idx_del(b, w[i].key, w[i].key_len);
         } else if ((err = idx_set(b, w[i].key, (uint16_t)w[i].key_len, &h))) {
             /* Out of memory with the frames on disk: the index no longer
@@ -1176,6 +1202,17 @@ bg_err bg_box_sync(bg_box *b)
     return 0;
 }
 
+static bg_err append(bg_box *b, const bg_write *w, size_t n)
+{
+    return append_at(b, w, n, NULL, NULL);
+}
+
+bg_err bg__box_append_ext(bg_box *b, const bg_write *w, size_t n,
+                          uint64_t *offs, uint32_t *flens)
+{
+    return append_at(b, w, n, offs, flens);
+}
+
 /* ---- reading ---------------------------------------------------------- */
 
 /* Read and verify the frame of e into a buffer from the store's allocator
@@ -1240,6 +1277,59 @@ static bg_err read_value(bg_box *b, const ent *e, char **out, size_t *len)
     *out = (char *)plain;
     *len = plen;
     return 0;
+}
+
+bg_err bg__box_read_at(bg_box *b, uint64_t off, uint32_t flen, char **value,
+                       size_t *vlen)
+{
+    ent e = {0};
+    uint8_t head[BG__FRAME_HDR];
+    size_t got = 0;
+    /* The key is needed to check the frame: read it from the header. */
+    bg_err err = b->s->vfs->read(b->s->vfs, b->f, off, head, sizeof head, &got);
+    if (err || got != sizeof head)
+        return bg__store_fail(b->s, err ? err : BG_ECORRUPT,
+                              "box '%s': frame at offset %llu", b->name,
+                              (unsigned long long)off);
+    frame_hdr h;
+    if (!frame_head(head, off, b->key != NULL, &h) || h.flen != flen)
+        return bg__store_fail(b->s, BG_ECORRUPT,
+                              "box '%s': frame at offset %llu does not verify",
+                              b->name, (unsigned long long)off);
+    char key[BG_KEY_MAX];
+    err = b->s->vfs->read(b->s->vfs, b->f, off + BG__FRAME_HDR, key, h.klen,
+                          &got);
+    if (err || got != h.klen)
+        return bg__store_fail(b->s, err ? err : BG_ECORRUPT,
+                              "box '%s': frame at offset %llu", b->name,
+                              (unsigned long long)off);
+    e.key = key;
+    e.klen = h.klen;
+    e.off = off;
+    e.flen = flen;
+    e.seq = h.seq;
+    e.type = h.type;
+    return read_value(b, &e, value, vlen);
+}
+
+bg_err bg__box_open_ext(bg_store *s, const char *name, int flags,
+                        bg__box_ext_fn fn, void *arg, bg_box **out)
+{
+    if (bg__store_find_box(s, name))
+        return bg__store_fail(s, BG_ESTATE, "box '%s' is already open", name);
+    s->ext_fn = fn;
+    s->ext_arg = arg;
+    bg_err err = bg_box_open(s, name, flags, out);
+    s->ext_fn = NULL;
+    s->ext_arg = NULL;
+    return err;
+}
+
+bg_err bg__box_rescan(bg_box *b)
+{
+    BG_TRY(b->ext_fn(b->ext_arg, NULL));
+    b->frames = 0;
+    return box_load(b);
 }
 
 /* A record of a typeId with no adapter is never handed out as data. */
@@ -1396,6 +1486,11 @@ out:
 static bg_err rewrite(bg_box *b, const bg__key *key)
 {
     bg_store *s = b->s;
+    if (b->ext_fn)
+        return bg__store_fail(s, BG_ESTATE,
+                              "box '%s' is indexed by its owner; compact it "
+                              "through a plain open",
+                              b->name);
     BG_TRY(check_writable(b));
     BG_TRY(bg_box_sync(b));
     char tmp[BG_PATH_MAX];

@@ -37,6 +37,19 @@
 
 typedef struct bg__key bg__key;
 
+/* A frame as a scan hands it to an external index (bg__box_open_ext). */
+typedef struct bg__frame_info {
+    const char *key;
+    uint16_t klen;
+    int del;
+    uint32_t type;
+    uint64_t seq, off;
+    uint32_t flen;
+} bg__frame_info;
+
+/* fi == NULL: forget everything (the scan starts over). */
+typedef bg_err (*bg__box_ext_fn)(void *arg, const bg__frame_info *fi);
+
 struct bg_store {
     char dir[BG_PATH_MAX];
     const bg_vfs *vfs;
@@ -50,6 +63,9 @@ struct bg_store {
     bg_file *lockf;
     bg_registry *types; /* effective adapters: the code's, or the lock's */
     bg__key *keys;      /* data keys by generation (keys.c) */
+    /* Set only while bg__box_open_ext opens a box. */
+    bg__box_ext_fn ext_fn;
+    void *ext_arg;
     size_t nkeys;
     int keys_loaded;
     int dir_dirty; /* entries of dir may not be durable yet */
@@ -86,6 +102,18 @@ bg_box *bg__store_find_box(bg_store *s, const char *name);
 
 /* The reserved box that holds the schema lock and store settings. */
 #define BG__META_BOX "meta"
+
+/* Boxes with an external index (the queue keeps its own, smaller one):
+ * frames go to fn on open and rescan; writes do not touch the box's index;
+ * values are read by offset. */
+BG_MUST_CHECK bg_err bg__box_open_ext(bg_store *s, const char *name, int flags,
+                                      bg__box_ext_fn fn, void *arg,
+                                      bg_box **out);
+BG_MUST_CHECK bg_err bg__box_append_ext(bg_box *b, const bg_write *w, size_t n,
+                                        uint64_t *offs, uint32_t *flens);
+BG_MUST_CHECK bg_err bg__box_read_at(bg_box *b, uint64_t off, uint32_t flen,
+                                     char **value, size_t *vlen);
+BG_MUST_CHECK bg_err bg__box_rescan(bg_box *b);
 
 /* Implemented by box.c for the store. */
 BG_MUST_CHECK bg_err bg__box_open_internal(bg_store *s, const char *name,

@@ -11,6 +11,7 @@
 #include "boxguard/box.h"
 #include "boxguard/keys.h"
 #include "boxguard/typeids.h"
+#include "boxguard/queue.h"
 
 #define BOXGUARD_VERSION "0.1.0"
 

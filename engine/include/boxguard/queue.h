@@ -1,0 +1,137 @@
+/*
+ * The pending-ops queue: the FIFO of operations an offline app still has to
+ * send, kept in the store's `pending_ops` box, with failed operations in
+ * `failed_ops` and the processing lock in `meta`.
+ *
+ * - enqueue appends an operation to a lane (the emergency lane is served
+ *   before the normal one) under an idempotency key: a key already pending
+ *   is not enqueued again (BG_EEXISTS, with the pending op's id).
+ * - lease hands out the oldest unleased operation (at-least-once: a lease
+ *   that is not acked, because the process died or the lease ran out, is
+ *   handed out again); ack removes it; nack counts an attempt and records
+ *   the error, and past max_attempts moves the operation to failed_ops.
+ * - retry puts a failed operation back under its idempotency key; purge
+ *   drops failed operations older than the retention (30 days by default,
+ *   by the store's clock).
+ * - The processing lock has an owner and a start time and goes stale after
+ *   lock_stale_ms (2 minutes); taking a stale lock writes an audit record
+ *   to the `audit` box.
+ *
+ * Memory: per pending operation the queue keeps its id, file offset and
+ * length, lane and a 64-bit hash of its idempotency key (about 40 bytes);
+ * payloads stay on disk. Enqueue, lease, ack and nack cost O(1) whatever
+ * the depth. The in-memory index is rebuilt from the box on open (and on
+ * demand by bg_queue_rebuild).
+ */
+#ifndef BOXGUARD_QUEUE_H
+#define BOXGUARD_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "boxguard/err.h"
+#include "boxguard/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bg_queue bg_queue;
+
+typedef enum bg_lane { BG_LANE_NORMAL = 0, BG_LANE_EMERGENCY = 1 } bg_lane;
+
+typedef struct bg_queue_opts {
+    uint32_t max_attempts; /* default 5 */
+    int64_t retention_ms;  /* failed ops kept this long; default 30 days */
+    int64_t lease_ms;      /* an unacked lease expires; default 60 s */
+    int64_t lock_stale_ms; /* processing lock goes stale; default 2 min */
+} bg_queue_opts;
+
+void bg_queue_opts_init(bg_queue_opts *o);
+
+/* One operation, as lease and the failed-op listing hand it out. Free
+ * the strings with bg_queue_op_clear. */
+typedef struct bg_queue_op {
+    uint64_t id;
+    bg_lane lane;
+    uint32_t attempts;
+    int64_t enqueued_ms;
+    int64_t failed_ms; /* failed ops only */
+    char *idem;        /* idempotency key */
+    char *payload;     /* the operation's JSON */
+    size_t payload_len;
+    char *last_error; /* NULL when none */
+} bg_queue_op;
+
+typedef struct bg_queue_stats {
+    uint64_t pending[2]; /* by lane */
+    uint64_t leased;
+    uint64_t failed;
+    uint64_t next_id;
+    int64_t oldest_ms; /* enqueue time of the oldest pending op, or 0 */
+} bg_queue_stats;
+
+/* Open the queue of a store (creating its boxes when the store is
+ * writable), rebuild the index, and settle an interrupted move to
+ * failed_ops or retry. Returns 0, or the errors of bg_box_open, BG_ENOMEM.
+ * The queue must be closed before the store. */
+BG_MUST_CHECK bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o,
+                                   bg_queue **out);
+void bg_queue_close(bg_queue *q);
+
+/* Enqueue payload (one JSON value) under idem (1..1024 bytes of UTF-8).
+ * Returns 0 with *id; BG_EEXISTS when idem is already pending (*id is
+ * that op's, nothing is written); BG_EINVALID for a bad key or payload;
+ * the write errors of bg_box_put. */
+BG_MUST_CHECK bg_err bg_queue_enqueue(bg_queue *q, bg_lane lane,
+                                      const char *idem, const char *payload,
+                                      size_t len, uint64_t *id);
+
+/* Lease the oldest unleased op, emergency lane first. Returns 0 (free op
+ * with bg_queue_op_clear), BG_ENOTFOUND when nothing is leasable, BG_EIO,
+ * BG_ECORRUPT, BG_ENOMEM. */
+BG_MUST_CHECK bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op);
+
+/* Remove a pending op for good. BG_ENOTFOUND when id is not pending. */
+BG_MUST_CHECK bg_err bg_queue_ack(bg_queue *q, uint64_t id);
+
+/* Count a failed attempt of a pending op with its error. Past
+ * max_attempts the op moves to failed_ops (*failed = 1). The lease ends.
+ * BG_ENOTFOUND when id is not pending. */
+BG_MUST_CHECK bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error,
+                                   int *failed);
+
+/* Put the failed op with idempotency key idem back at the end of the
+ * normal lane, attempts reset. Returns 0 with *id, BG_ENOTFOUND, BG_EEXISTS
+ * (that key is pending already), or write errors. */
+BG_MUST_CHECK bg_err bg_queue_retry(bg_queue *q, const char *idem,
+                                    uint64_t *id);
+
+/* Drop failed ops older than the retention. *purged counts them. */
+BG_MUST_CHECK bg_err bg_queue_purge(bg_queue *q, uint64_t *purged);
+
+/* Call fn for every failed op (oldest first). */
+typedef int (*bg_queue_op_fn)(void *arg, const bg_queue_op *op);
+BG_MUST_CHECK bg_err bg_queue_list_failed(bg_queue *q, bg_queue_op_fn fn,
+                                          void *arg);
+
+void bg_queue_stats_of(const bg_queue *q, bg_queue_stats *st);
+
+/* Rebuild the in-memory index from the pending_ops box. */
+BG_MUST_CHECK bg_err bg_queue_rebuild(bg_queue *q);
+
+/* Take the processing lock for owner. Returns 0 (*was_stale = 1 when a
+ * stale lock of another owner was taken over, which is audited),
+ * BG_ELOCKED when another owner holds a fresh lock (detail names it).
+ * Taking it again as the same owner refreshes it. */
+BG_MUST_CHECK bg_err bg_queue_lock(bg_queue *q, const char *owner,
+                                   int *was_stale);
+/* Release the lock if owner holds it; BG_ESTATE otherwise. */
+BG_MUST_CHECK bg_err bg_queue_unlock(bg_queue *q, const char *owner);
+
+void bg_queue_op_clear(bg_queue_op *op);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1071 @@
+/*
+ * The pending-ops queue (see queue.h). Each op is one record of the
+ * pending_ops box, keyed "<lane><id:16 hex>.<idempotency hash:16 hex>" so
+ * that the index is rebuilt from keys alone, holding an envelope
+ *   {"idem":...,"lane":N,"at":MS,"attempts":N[,"err":...],"op":PAYLOAD}
+ * with the payload last and byte for byte. The box runs with an external
+ * index: per lane a ring of (id, offset, length) in id order, and a hash
+ * set of idempotency keys; nothing else of an op is held in memory.
+ *
+ * Moves between pending_ops and failed_ops write the destination first and
+ * delete the source second; an op found in both after a crash is settled
+ * on open by its id: the same id means a move to failed_ops that did not
+ * finish (the pending copy goes), a newer pending id for the same key means
+ * a retry that did not finish (the failed copy goes).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "boxguard/queue.h"
+#include "boxguard/record.h"
+#include "store_int.h"
+
+#define PENDING_BOX "pending_ops"
+#define FAILED_BOX  "failed_ops"
+#define AUDIT_BOX   "audit"
+#define LOCK_KEY    "queue_lock"
+
+typedef struct qent {
+    uint64_t id; /* 0: acked out of order, skipped */
+    uint64_t off;
+    uint32_t flen;
+    uint8_t leased;
+    uint8_t pad[3];
+} qent;
+
+typedef struct ring {
+    qent *v;
+    size_t cap, head, n; /* entries v[(head + i) % cap], i < n */
+    size_t dead;         /* entries with id 0 */
+} ring;
+
+typedef struct islot {
+    uint64_t hash; /* 0: empty */
+    uint64_t id;
+} islot;
+
+typedef struct lease {
+    uint64_t id;
+    int64_t until;
+} lease;
+
+struct bg_queue {
+    bg_store *s;
+    bg_queue_opts o;
+    bg_box *pending, *failed;
+    ring lanes[2];
+    islot *set;
+    size_t setcap, setn;
+    lease *leases;
+    size_t nleases, capleases;
+    uint64_t next_id;
+    int64_t oldest_ms;
+};
+
+void bg_queue_opts_init(bg_queue_opts *o)
+{
+    o->max_attempts = 5;
+    o->retention_ms = 30LL * 24 * 3600 * 1000;
+    o->lease_ms = 60 * 1000;
+    o->lock_stale_ms = 2 * 60 * 1000;
+}
+
+/* ---- rings ----------------------------------------------------------------
+ */
+
+static qent *ring_at(ring *r, size_t i)
+{
+    return &r->v[(r->head + i) & (r->cap - 1)];
+}
+
+static bg_err ring_push(bg_queue *q, ring *r, qent e)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        qent *v = bg__store_malloc(q->s, cap * sizeof *v);
+        if (!v)
+            return BG_ENOMEM;
+        for (size_t i = 0; i < r->n; i++)
+            v[i] = *ring_at(r, i);
+        bg__store_free(q->s, r->v);
+        r->v = v;
+        r->cap = cap;
+        r->head = 0;
+    }
+    *ring_at(r, r->n) = e;
+    r->n++;
+    return 0;
+}
+
+static void ring_trim(ring *r)
+{
+    while (r->n && ring_at(r, 0)->id == 0) {
+        r->head = (r->head + 1) & (r->cap - 1);
+        r->n--;
+        r->dead--;
+    }
+}
+
+/* The entry of id (ids are increasing along a ring), or NULL. */
+static qent *ring_find(ring *r, uint64_t id)
+{
+    if (!r->n)
+        return NULL;
+    if (ring_at(r, 0)->id == id)
+        return ring_at(r, 0); /* the usual case: the head */
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        /* dead entries keep their place: search by the neighbours */
+        size_t m = mid;
+        while (m < hi && ring_at(r, m)->id == 0)
+            m++;
+        if (m == hi) {
+            hi = mid;
+            continue;
+        }
+        uint64_t v = ring_at(r, m)->id;
+        if (v == id)
+            return ring_at(r, m);
+        if (v < id)
+            lo = m + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static void ring_free(bg_queue *q, ring *r)
+{
+    bg__store_free(q->s, r->v);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- the idempotency set ---------------------------------------------- */
+
+static uint64_t idem_hash(const char *idem, size_t n)
+{
+    uint64_t h = XXH3_64bits(idem, n);
+    return h ? h : 1;
+}
+
+static bg_err set_grow(bg_queue *q)
+{
+    size_t cap = q->setcap ? q->setcap * 2 : 64;
+    islot *v = bg__store_malloc(q->s, cap * sizeof *v);
+    if (!v)
+        return BG_ENOMEM;
+    memset(v, 0, cap * sizeof *v);
+    for (size_t i = 0; i < q->setcap; i++) {
+        if (!q->set[i].hash)
+            continue;
+        size_t j = (size_t)q->set[i].hash & (cap - 1);
+        while (v[j].hash)
+            j = (j + 1) & (cap - 1);
+        v[j] = q->set[i];
+    }
+    bg__store_free(q->s, q->set);
+    q->set = v;
+    q->setcap = cap;
+    return 0;
+}
+
+static bg_err set_add(bg_queue *q, uint64_t h, uint64_t id)
+{
+    if ((q->setn + 1) * 4 > q->setcap * 3)
+        BG_TRY(set_grow(q));
+    size_t i = (size_t)h & (q->setcap - 1);
+    while (q->set[i].hash)
+        i = (i + 1) & (q->setcap - 1);
+    q->set[i].hash = h;
+    q->set[i].id = id;
+    q->setn++;
+    return 0;
+}
+
+static void set_del(bg_queue *q, uint64_t id, uint64_t h)
+{
+    if (!q->setcap)
+        return;
+    size_t mask = q->setcap - 1, i = (size_t)h & mask;
+    while (q->set[i].hash && !(q->set[i].hash == h && q->set[i].id == id))
+        i = (i + 1) & mask;
+    if (!q->set[i].hash)
+        return;
+    q->setn--;
+    for (size_t j = (i + 1) & mask; q->set[j].hash; j = (j + 1) & mask) {
+        size_t home = (size_t)q->set[j].hash & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            q->set[i] = q->set[j];
+            i = j;
+        }
+    }
+    q->set[i].hash = 0;
+}
+
+/* ---- envelopes ----------------------------------------------------------- */
+
+typedef struct env {
+    char *idem;
+    int lane;
+    int64_t at, failed_at;
+    uint32_t attempts;
+    char *err;
+    const char *op; /* into the text */
+    size_t op_len;
+} env;
+
+static void env_clear(env *e)
+{
+    free(e->idem);
+    free(e->err);
+    memset(e, 0, sizeof *e);
+}
+
+/* Parse an envelope; the payload stays a span of text. */
+static bg_err env_parse(const char *text, size_t len, env *e)
+{
+    memset(e, 0, sizeof *e);
+    const char *mark = NULL;
+    for (size_t i = 0; i + 6 <= len; i++)
+        if (!memcmp(text + i, ",\"op\":", 6)) {
+            mark = text + i;
+            break;
+        }
+    if (!mark || len < 1 || text[len - 1] != '}')
+        return BG_ECORRUPT;
+    e->op = mark + 6;
+    e->op_len = (size_t)(text + len - 1 - e->op);
+    /* The metadata alone: everything before ",\"op\":", closed. */
+    size_t mlen = (size_t)(mark - text);
+    char *meta = malloc(mlen + 2);
+    if (!meta)
+        return BG_ENOMEM;
+    memcpy(meta, text, mlen);
+    meta[mlen] = '}';
+    meta[mlen + 1] = '\0';
+    cJSON *doc = cJSON_Parse(meta);
+    free(meta);
+    const cJSON *idem = cJSON_GetObjectItemCaseSensitive(doc, "idem");
+    const cJSON *lane = cJSON_GetObjectItemCaseSensitive(doc, "lane");
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(doc, "at");
+    const cJSON *att = cJSON_GetObjectItemCaseSensitive(doc, "attempts");
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(doc, "err");
+    const cJSON *fat = cJSON_GetObjectItemCaseSensitive(doc, "failed_at");
+    bg_err rc = 0;
+    if (!cJSON_IsString(idem) || !cJSON_IsNumber(lane) || !cJSON_IsNumber(at) ||
+        !cJSON_IsNumber(att)) {
+        rc = BG_ECORRUPT;
+    } else {
+        e->idem = strdup(idem->valuestring);
+        e->lane = lane->valueint ? 1 : 0;
+        e->at = (int64_t)at->valuedouble;
+        e->attempts = (uint32_t)att->valuedouble;
+        e->failed_at = cJSON_IsNumber(fat) ? (int64_t)fat->valuedouble : 0;
+        if (cJSON_IsString(err))
+            e->err = strdup(err->valuestring);
+        if (!e->idem || (cJSON_IsString(err) && !e->err))
+            rc = BG_ENOMEM;
+    }
+    cJSON_Delete(doc);
+    if (rc)
+        env_clear(e);
+    return rc;
+}
+
+/* Build an envelope; returns malloc'd text. */
+static char *env_build(const char *idem, int lane, int64_t at,
+                       uint32_t attempts, const char *err, int64_t failed_at,
+                       const char *op, size_t op_len, size_t *len)
+{
+    cJSON *s1 = cJSON_CreateString(idem);
+    cJSON *s2 = err ? cJSON_CreateString(err) : NULL;
+    char *i = s1 ? cJSON_PrintUnformatted(s1) : NULL;
+    char *e = s2 ? cJSON_PrintUnformatted(s2) : NULL;
+    char *out = NULL;
+    if (i && (!err || e)) {
+        size_t cap = strlen(i) + (e ? strlen(e) : 0) + op_len + 160;
+        out = malloc(cap);
+        if (out) {
+            int n = snprintf(out, cap,
+                             "{\"idem\":%s,\"lane\":%d,\"at\":%" PRId64
+                             ",\"attempts\":%u",
+                             i, lane, at, (unsigned)attempts);
+            if (e)
+                n += snprintf(out + n, cap - (size_t)n, ",\"err\":%s", e);
+            if (failed_at)
+                n += snprintf(out + n, cap - (size_t)n,
+                              ",\"failed_at\":%" PRId64, failed_at);
+            n += snprintf(out + n, cap - (size_t)n, ",\"op\":");
+            memcpy(out + n, op, op_len);
+            n += (int)op_len;
+            out[n++] = '}';
+            out[n] = '\0';
+            *len = (size_t)n;
+        }
+    }
+    cJSON_free(i);
+    cJSON_free(e);
+    cJSON_Delete(s1);
+    cJSON_Delete(s2);
+    return out;
+}
+
+static void id_key(uint64_t id, char key[17])
+{
+    snprintf(key, 17, "%016" PRIx64, id);
+}
+
+#define QKEY_LEN 34
+
+static void qkey(int lane, uint64_t id, uint64_t h, char key[QKEY_LEN + 1])
+{
+    snprintf(key, QKEY_LEN + 1, "%c%016" PRIx64 ".%016" PRIx64,
+             lane ? 'e' : 'n', id, h);
+}
+
+static int parse_qkey(const char *key, size_t klen, int *lane, uint64_t *id,
+                      uint64_t *h)
+{
+    if (klen != QKEY_LEN || (key[0] != 'n' && key[0] != 'e') || key[17] != '.')
+        return -1;
+    char buf[17];
+    char *end;
+    memcpy(buf, key + 1, 16);
+    buf[16] = '\0';
+    *id = strtoull(buf, &end, 16);
+    if (*end || !*id)
+        return -1;
+    memcpy(buf, key + 18, 16);
+    *h = strtoull(buf, &end, 16);
+    if (*end)
+        return -1;
+    *lane = key[0] == 'e';
+    return 0;
+}
+
+static int key_id(const char *key, size_t klen, uint64_t *id)
+{
+    if (klen != 16)
+        return -1;
+    char buf[17];
+    memcpy(buf, key, 16);
+    buf[16] = '\0';
+    char *end;
+    unsigned long long v = strtoull(buf, &end, 16);
+    if (*end || v == 0)
+        return -1;
+    *id = v;
+    return 0;
+}
+
+/* ---- the index
+ * --------------------------------------------------------------- */
+
+/* Frames of pending_ops as the box scan hands them over, in file order:
+ * the keys alone rebuild the index. */
+static bg_err index_frame(void *arg, const bg__frame_info *fi)
+{
+    bg_queue *q = arg;
+    if (!fi) {
+        for (int l = 0; l < 2; l++)
+            ring_free(q, &q->lanes[l]);
+        bg__store_free(q->s, q->set);
+        q->set = NULL;
+        q->setcap = q->setn = 0;
+        return 0;
+    }
+    int lane;
+    uint64_t id, h;
+    if (parse_qkey(fi->key, fi->klen, &lane, &id, &h))
+        return 0; /* not an op record */
+    if (id >= q->next_id)
+        q->next_id = id + 1;
+    ring *r = &q->lanes[lane];
+    qent *e = ring_find(r, id);
+    if (e && e->id) {
+        if (fi->del) {
+            e->id = 0;
+            r->dead++;
+            ring_trim(r);
+            set_del(q, id, h);
+        } else {
+            e->off = fi->off; /* a rewrite (nack): same place in line */
+            e->flen = fi->flen;
+        }
+        return 0;
+    }
+    if (fi->del)
+        return 0;
+    qent n = {id, fi->off, fi->flen, 0, {0}};
+    BG_TRY(ring_push(q, r, n));
+    return set_add(q, h, id);
+}
+
+static bg_err read_env(bg_queue *q, const qent *e, char **text, env *en)
+{
+    size_t len;
+    BG_TRY(bg__box_read_at(q->pending, e->off, e->flen, text, &len));
+    bg_err err = env_parse(*text, len, en);
+    if (err) {
+        bg__store_free(q->s, *text);
+        *text = NULL;
+        return bg__store_fail(q->s, err,
+                              "box '" PENDING_BOX "': op %016" PRIx64
+                              " is not a queue record",
+                              e->id);
+    }
+    return 0;
+}
+
+/* After a scan: the oldest op's age, from the heads of the lanes. */
+static bg_err index_finish(bg_queue *q)
+{
+    q->oldest_ms = 0;
+    for (int l = 0; l < 2; l++) {
+        ring *r = &q->lanes[l];
+        ring_trim(r);
+        if (!r->n)
+            continue;
+        char *text;
+        env en;
+        BG_TRY(read_env(q, ring_at(r, 0), &text, &en));
+        if (!q->oldest_ms || en.at < q->oldest_ms)
+            q->oldest_ms = en.at;
+        env_clear(&en);
+        bg__store_free(q->s, text);
+    }
+    return 0;
+}
+
+static void set_clear(bg_queue *q)
+{
+    bg__store_free(q->s, q->set);
+    q->set = NULL;
+    q->setcap = q->setn = 0;
+}
+
+bg_err bg_queue_rebuild(bg_queue *q)
+{
+    for (int l = 0; l < 2; l++)
+        ring_free(q, &q->lanes[l]);
+    set_clear(q);
+    q->nleases = 0;
+    BG_TRY(bg__box_rescan(q->pending));
+    return index_finish(q);
+}
+
+/* ---- open and close --------------------------------------------------------
+ */
+
+static qent *find_any(bg_queue *q, uint64_t id, int *lane)
+{
+    for (int l = 0; l < 2; l++) {
+        qent *e = ring_find(&q->lanes[l], id);
+        if (e && e->id) {
+            if (lane)
+                *lane = l;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* The pending op with idempotency key idem, or 0. */
+static bg_err find_idem(bg_queue *q, const char *idem, uint64_t *id)
+{
+    *id = 0;
+    if (!q->setcap)
+        return 0;
+    uint64_t h = idem_hash(idem, strlen(idem));
+    size_t mask = q->setcap - 1;
+    for (size_t i = (size_t)h & mask; q->set[i].hash; i = (i + 1) & mask) {
+        if (q->set[i].hash != h)
+            continue;
+        /* 64-bit hashes can collide: compare the key itself. */
+        qent *e = find_any(q, q->set[i].id, NULL);
+        if (!e)
+            continue;
+        char *text;
+        env en;
+        BG_TRY(read_env(q, e, &text, &en));
+        int same = !strcmp(en.idem, idem);
+        env_clear(&en);
+        bg__store_free(q->s, text);
+        if (same) {
+            *id = q->set[i].id;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static bg_err del_pending(bg_queue *q, uint64_t id);
+
+typedef struct settle_ctx {
+    bg_queue *q;
+    uint64_t *drop_failed;
+    size_t n, cap;
+    bg_err err;
+} settle_ctx;
+
+static int settle_one(void *arg, const bg_record *r)
+{
+    settle_ctx *c = arg;
+    uint64_t id;
+    if (key_id(r->key, r->key_len, &id))
+        return 0;
+    env en;
+    if (env_parse(r->value, r->value_len, &en))
+        return 0;
+    uint64_t pend = 0;
+    if (find_any(c->q, id, NULL)) {
+        /* A move to failed_ops that did not finish: finish it. */
+        c->err = del_pending(c->q, id);
+    } else if (!(c->err = find_idem(c->q, en.idem, &pend)) && pend > id) {
+        /* A retry that did not finish: the failed copy goes. */
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 8;
+            uint64_t *p = realloc(c->drop_failed, cap * sizeof *p);
+            if (!p) {
+                c->err = BG_ENOMEM;
+            } else {
+                c->drop_failed = p;
+                c->cap = cap;
+            }
+        }
+        if (!c->err)
+            c->drop_failed[c->n++] = id;
+    }
+    env_clear(&en);
+    return c->err != 0;
+}
+
+bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
+{
+    bg_queue *q = bg__store_malloc(s, sizeof *q);
+    if (!q)
+        return BG_ENOMEM;
+    memset(q, 0, sizeof *q);
+    q->s = s;
+    if (o)
+        q->o = *o;
+    else
+        bg_queue_opts_init(&q->o);
+    q->next_id = 1;
+    int flags = s->read_only ? 0 : BG_BOX_CREATE;
+    bg_err err =
+        bg__box_open_ext(s, PENDING_BOX, flags, index_frame, q, &q->pending);
+    if (!err)
+        err = index_finish(q);
+    if (!err)
+        err = bg_box_open(s, FAILED_BOX, flags, &q->failed);
+    if (!err && !s->read_only) {
+        settle_ctx c = {.q = q};
+        err = bg_box_iterate(q->failed, settle_one, &c);
+        if (!err)
+            err = c.err;
+        for (size_t i = 0; i < c.n && !err; i++) {
+            char key[17];
+            id_key(c.drop_failed[i], key);
+            err = bg_box_del(q->failed, key, 16);
+        }
+        free(c.drop_failed);
+    }
+    if (err) {
+        bg_queue_close(q);
+        return err;
+    }
+    *out = q;
+    return 0;
+}
+
+void bg_queue_close(bg_queue *q)
+{
+    if (!q)
+        return;
+    for (int l = 0; l < 2; l++)
+        ring_free(q, &q->lanes[l]);
+    set_clear(q);
+    bg__store_free(q->s, q->leases);
+    /* The boxes belong to the store and close with it. */
+    bg__store_free(q->s, q);
+}
+
+/* ---- operations ------------------------------------------------------------
+ */
+
+bg_err bg_queue_enqueue(bg_queue *q, bg_lane lane, const char *idem,
+                        const char *payload, size_t len, uint64_t *id)
+{
+    char why[160];
+    size_t ilen = idem ? strlen(idem) : 0;
+    if (bg_record_check_key(idem, ilen, why, sizeof why))
+        return bg__store_fail(q->s, BG_EINVALID, "idempotency key: %s", why);
+    if (bg_record_validate(payload, len, why, sizeof why))
+        return bg__store_fail(q->s, BG_EINVALID, "op '%.80s': %s", idem, why);
+    uint64_t dup;
+    BG_TRY(find_idem(q, idem, &dup));
+    if (dup) {
+        *id = dup;
+        return bg__store_fail(q->s, BG_EEXISTS,
+                              "op '%.80s' is already pending as %016" PRIx64
+                              "; not enqueued twice",
+                              idem, dup);
+    }
+    int64_t now = bg__store_now_ms(q->s);
+    size_t elen;
+    char *text =
+        env_build(idem, lane ? 1 : 0, now, 0, NULL, 0, payload, len, &elen);
+    if (!text)
+        return BG_ENOMEM;
+    uint64_t nid = q->next_id, h = idem_hash(idem, ilen);
+    char key[QKEY_LEN + 1];
+    qkey(lane ? 1 : 0, nid, h, key);
+    bg_write w = {0, key, QKEY_LEN, 0, text, elen};
+    uint64_t off;
+    uint32_t flen;
+    bg_err err = bg__box_append_ext(q->pending, &w, 1, &off, &flen);
+    free(text);
+    if (err)
+        return err;
+    q->next_id++;
+    qent e = {nid, off, flen, 0, {0}};
+    /* The op is durable; if memory runs out now, the index is rebuilt
+     * from the box on the next open. */
+    err = ring_push(q, &q->lanes[lane ? 1 : 0], e);
+    if (!err)
+        err = set_add(q, h, nid);
+    if (!q->oldest_ms)
+        q->oldest_ms = now;
+    *id = nid;
+    return err;
+}
+
+static lease *find_lease(bg_queue *q, uint64_t id)
+{
+    for (size_t i = 0; i < q->nleases; i++)
+        if (q->leases[i].id == id)
+            return &q->leases[i];
+    return NULL;
+}
+
+static void end_lease(bg_queue *q, qent *e)
+{
+    if (!e->leased)
+        return;
+    e->leased = 0;
+    for (size_t i = 0; i < q->nleases; i++)
+        if (q->leases[i].id == e->id) {
+            q->leases[i] = q->leases[--q->nleases];
+            break;
+        }
+}
+
+static bg_err fill_op(bg_queue *q, const env *en, uint64_t id, int lane,
+                      bg_queue_op *op)
+{
+    memset(op, 0, sizeof *op);
+    op->id = id;
+    op->lane = (bg_lane)lane;
+    op->attempts = en->attempts;
+    op->enqueued_ms = en->at;
+    op->failed_ms = en->failed_at;
+    op->idem = strdup(en->idem);
+    op->payload = malloc(en->op_len + 1);
+    op->last_error = en->err ? strdup(en->err) : NULL;
+    if (!op->idem || !op->payload || (en->err && !op->last_error)) {
+        bg_queue_op_clear(op);
+        return bg__store_fail(q->s, BG_ENOMEM, "out of memory");
+    }
+    memcpy(op->payload, en->op, en->op_len);
+    op->payload[en->op_len] = '\0';
+    op->payload_len = en->op_len;
+    return 0;
+}
+
+bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
+{
+    int64_t now = bg__store_now_ms(q->s);
+    for (int l = 1; l >= 0; l--) {
+        ring *r = &q->lanes[l];
+        ring_trim(r);
+        for (size_t i = 0; i < r->n; i++) {
+            qent *e = ring_at(r, i);
+            if (!e->id)
+                continue;
+            if (e->leased) {
+                lease *ls = find_lease(q, e->id);
+                if (ls && ls->until > now)
+                    continue;
+                end_lease(q, e); /* expired: deliver again */
+            }
+            char *text;
+            env en;
+            BG_TRY(read_env(q, e, &text, &en));
+            bg_err err = fill_op(q, &en, e->id, l, op);
+            env_clear(&en);
+            bg__store_free(q->s, text);
+            if (err)
+                return err;
+            if (q->nleases == q->capleases) {
+                size_t cap = q->capleases ? q->capleases * 2 : 8;
+                lease *p = bg__store_realloc(q->s, q->leases, cap * sizeof *p);
+                if (!p) {
+                    bg_queue_op_clear(op);
+                    return BG_ENOMEM;
+                }
+                q->leases = p;
+                q->capleases = cap;
+            }
+            q->leases[q->nleases].id = e->id;
+            q->leases[q->nleases].until = now + q->o.lease_ms;
+            q->nleases++;
+            e->leased = 1;
+            return 0;
+        }
+    }
+    return bg__store_fail(q->s, BG_ENOTFOUND, "no op to lease");
+}
+
+/* Delete a pending op from the box and the index. */
+static bg_err del_pending(bg_queue *q, uint64_t id)
+{
+    int lane;
+    qent *e = find_any(q, id, &lane);
+    if (!e)
+        return bg__store_fail(q->s, BG_ENOTFOUND,
+                              "op %016" PRIx64 " is not pending", id);
+    char *text;
+    env en;
+    BG_TRY(read_env(q, e, &text, &en));
+    uint64_t h = idem_hash(en.idem, strlen(en.idem));
+    env_clear(&en);
+    bg__store_free(q->s, text);
+    char key[QKEY_LEN + 1];
+    qkey(lane, id, h, key);
+    bg_write w = {1, key, QKEY_LEN, 0, NULL, 0};
+    BG_TRY(bg__box_append_ext(q->pending, &w, 1, NULL, NULL));
+    end_lease(q, e);
+    e->id = 0;
+    q->lanes[lane].dead++;
+    ring_trim(&q->lanes[lane]);
+    set_del(q, id, h);
+    if (!q->lanes[0].n && !q->lanes[1].n)
+        q->oldest_ms = 0;
+    return 0;
+}
+
+bg_err bg_queue_ack(bg_queue *q, uint64_t id)
+{
+    return del_pending(q, id);
+}
+
+bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
+{
+    *failed = 0;
+    int lane;
+    qent *e = find_any(q, id, &lane);
+    if (!e)
+        return bg__store_fail(q->s, BG_ENOTFOUND,
+                              "op %016" PRIx64 " is not pending", id);
+    char *text;
+    env en;
+    BG_TRY(read_env(q, e, &text, &en));
+    uint32_t attempts = en.attempts + 1;
+    char key[17];
+    id_key(id, key);
+    size_t elen;
+    bg_err err = 0;
+    int to_failed = attempts >= q->o.max_attempts;
+    char *next = env_build(
+        en.idem, en.lane, en.at, attempts, error ? error : "",
+        to_failed ? bg__store_now_ms(q->s) : 0, en.op, en.op_len, &elen);
+    if (!next) {
+        err = BG_ENOMEM;
+    } else if (to_failed) {
+        /* Into failed_ops first, then out of pending_ops. */
+        err = bg_box_put(q->failed, key, 16, 0, next, elen);
+        if (!err)
+            err = del_pending(q, id);
+        if (!err)
+            *failed = 1;
+    } else {
+        char pkey[QKEY_LEN + 1];
+        qkey(lane, id, idem_hash(en.idem, strlen(en.idem)), pkey);
+        bg_write w = {0, pkey, QKEY_LEN, 0, next, elen};
+        uint64_t off;
+        uint32_t flen;
+        err = bg__box_append_ext(q->pending, &w, 1, &off, &flen);
+        if (!err) {
+            e->off = off;
+            e->flen = flen;
+            end_lease(q, e);
+        }
+    }
+    free(next);
+    env_clear(&en);
+    bg__store_free(q->s, text);
+    return err;
+}
+
+typedef struct find_failed_ctx {
+    const char *idem;
+    uint64_t id;
+    char *value;
+    size_t len;
+    int nomem;
+} find_failed_ctx;
+
+static int find_failed(void *arg, const bg_record *r)
+{
+    find_failed_ctx *c = arg;
+    env en;
+    if (env_parse(r->value, r->value_len, &en))
+        return 0;
+    int hit = !strcmp(en.idem, c->idem);
+    env_clear(&en);
+    if (!hit || key_id(r->key, r->key_len, &c->id))
+        return 0;
+    c->value = malloc(r->value_len + 1);
+    if (!c->value) {
+        c->nomem = 1;
+        return 1;
+    }
+    memcpy(c->value, r->value, r->value_len);
+    c->len = r->value_len;
+    return 1;
+}
+
+bg_err bg_queue_retry(bg_queue *q, const char *idem, uint64_t *id)
+{
+    find_failed_ctx c = {.idem = idem};
+    BG_TRY(bg_box_iterate(q->failed, find_failed, &c));
+    if (c.nomem)
+        return BG_ENOMEM;
+    if (!c.value)
+        return bg__store_fail(q->s, BG_ENOTFOUND,
+                              "no failed op with idempotency key '%.80s'",
+                              idem);
+    env en;
+    bg_err err = env_parse(c.value, c.len, &en);
+    if (!err) {
+        /* Pending first (a new id), then out of failed_ops. */
+        err =
+            bg_queue_enqueue(q, BG_LANE_NORMAL, en.idem, en.op, en.op_len, id);
+        if (!err) {
+            char key[17];
+            id_key(c.id, key);
+            err = bg_box_del(q->failed, key, 16);
+        }
+        env_clear(&en);
+    }
+    free(c.value);
+    return err;
+}
+
+typedef struct purge_ctx {
+    int64_t cutoff;
+    uint64_t *ids;
+    size_t n, cap;
+    int nomem;
+} purge_ctx;
+
+static int purge_one(void *arg, const bg_record *r)
+{
+    purge_ctx *c = arg;
+    env en;
+    uint64_t id;
+    if (env_parse(r->value, r->value_len, &en) ||
+        key_id(r->key, r->key_len, &id))
+        return 0;
+    int old = en.failed_at && en.failed_at < c->cutoff;
+    env_clear(&en);
+    if (!old)
+        return 0;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        uint64_t *p = realloc(c->ids, cap * sizeof *p);
+        if (!p) {
+            c->nomem = 1;
+            return 1;
+        }
+        c->ids = p;
+        c->cap = cap;
+    }
+    c->ids[c->n++] = id;
+    return 0;
+}
+
+bg_err bg_queue_purge(bg_queue *q, uint64_t *purged)
+{
+    *purged = 0;
+    purge_ctx c = {.cutoff = bg__store_now_ms(q->s) - q->o.retention_ms};
+    bg_err err = bg_box_iterate(q->failed, purge_one, &c);
+    if (!err && c.nomem)
+        err = BG_ENOMEM;
+    for (size_t i = 0; i < c.n && !err; i++) {
+        char key[17];
+        id_key(c.ids[i], key);
+        err = bg_box_del(q->failed, key, 16);
+        if (!err)
+            (*purged)++;
+    }
+    free(c.ids);
+    return err;
+}
+
+typedef struct list_ctx {
+    bg_queue *q;
+    bg_queue_op_fn fn;
+    void *arg;
+    bg_err err;
+} list_ctx;
+
+static int list_one(void *arg, const bg_record *r)
+{
+    list_ctx *c = arg;
+    env en;
+    uint64_t id;
+    if (key_id(r->key, r->key_len, &id) ||
+        env_parse(r->value, r->value_len, &en))
+        return 0;
+    bg_queue_op op;
+    c->err = fill_op(c->q, &en, id, en.lane, &op);
+    env_clear(&en);
+    if (c->err)
+        return 1;
+    int stop = c->fn(c->arg, &op);
+    bg_queue_op_clear(&op);
+    return stop;
+}
+
+bg_err bg_queue_list_failed(bg_queue *q, bg_queue_op_fn fn, void *arg)
+{
+    list_ctx c = {q, fn, arg, 0};
+    BG_TRY(bg_box_iterate(q->failed, list_one, &c));
+    return c.err;
+}
+
+void bg_queue_stats_of(const bg_queue *q, bg_queue_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    for (int l = 0; l < 2; l++)
+        st->pending[l] = q->lanes[l].n - q->lanes[l].dead;
+    st->leased = q->nleases;
+    bg_box_stats bs;
+    bg_box_stats_of(q->failed, &bs);
+    st->failed = bs.records;
+    st->next_id = q->next_id;
+    st->oldest_ms = q->oldest_ms;
+}
+
+void bg_queue_op_clear(bg_queue_op *op)
+{
+    free(op->idem);
+    free(op->payload);
+    free(op->last_error);
+    memset(op, 0, sizeof *op);
+}
+
+/* ---- the processing lock ---------------------------------------------------
+ */
+
+bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
+{
+    *was_stale = 0;
+    char why[160];
+    if (bg_record_check_key(owner, owner ? strlen(owner) : 0, why, sizeof why))
+        return bg__store_fail(q->s, BG_EINVALID, "lock owner: %s", why);
+    bg_box *meta;
+    BG_TRY(bg__box_open_internal(q->s, BG__META_BOX, BG_BOX_CREATE, &meta));
+    int64_t now = bg__store_now_ms(q->s);
+    uint32_t t;
+    char *v = NULL;
+    size_t n;
+    bg_err err = bg_box_get(meta, LOCK_KEY, strlen(LOCK_KEY), &t, &v, &n);
+    if (err && err != BG_ENOTFOUND)
+        return err;
+    char old_owner[256] = "";
+    int64_t since = 0;
+    if (!err) {
+        cJSON *doc = cJSON_ParseWithLength(v, n);
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, "owner");
+        const cJSON *sn = cJSON_GetObjectItemCaseSensitive(doc, "since");
+        if (cJSON_IsString(o) && cJSON_IsNumber(sn)) {
+            snprintf(old_owner, sizeof old_owner, "%s", o->valuestring);
+            since = (int64_t)sn->valuedouble;
+        }
+        cJSON_Delete(doc);
+        bg__store_free(q->s, v);
+    }
+    if (old_owner[0] && strcmp(old_owner, owner)) {
+        if (now - since < q->o.lock_stale_ms)
+            return bg__store_fail(q->s, BG_ELOCKED,
+                                  "the queue is locked by '%s' since %" PRId64
+                                  " ms ago (stale after %" PRId64 " ms)",
+                                  old_owner, now - since, q->o.lock_stale_ms);
+        /* Stale: take it over, and say so in the audit box. */
+        bg_box *audit;
+        BG_TRY(bg_box_open(q->s, AUDIT_BOX, BG_BOX_CREATE, &audit));
+        cJSON *rec = cJSON_CreateObject();
+        cJSON_AddStringToObject(rec, "event", "stale_queue_lock_taken");
+        cJSON_AddStringToObject(rec, "old_owner", old_owner);
+        cJSON_AddNumberToObject(rec, "old_since", (double)since);
+        cJSON_AddStringToObject(rec, "new_owner", owner);
+        cJSON_AddNumberToObject(rec, "at", (double)now);
+        char *txt = cJSON_PrintUnformatted(rec);
+        cJSON_Delete(rec);
+        if (!txt)
+            return BG_ENOMEM;
+        char akey[48];
+        bg_box_stats as;
+        bg_box_stats_of(audit, &as);
+        snprintf(akey, sizeof akey, "%016" PRIx64 "-%" PRIu64, (uint64_t)now,
+                 as.next_seq);
+        err = bg_box_put(audit, akey, strlen(akey), 0, txt, strlen(txt));
+        cJSON_free(txt);
+        if (err)
+            return err;
+        *was_stale = 1;
+    }
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "owner", owner);
+    cJSON_AddNumberToObject(rec, "since", (double)now);
+    char *txt = cJSON_PrintUnformatted(rec);
+    cJSON_Delete(rec);
+    if (!txt)
+        return BG_ENOMEM;
+    err = bg__box_put_internal(meta, LOCK_KEY, txt, strlen(txt));
+    cJSON_free(txt);
+    return err;
+}
+
+bg_err bg_queue_unlock(bg_queue *q, const char *owner)
+{
+    bg_box *meta;
+    BG_TRY(bg__box_open_internal(q->s, BG__META_BOX, BG_BOX_CREATE, &meta));
+    uint32_t t;
+    char *v = NULL;
+    size_t n;
+    bg_err err = bg_box_get(meta, LOCK_KEY, strlen(LOCK_KEY), &t, &v, &n);
+    if (err == BG_ENOTFOUND)
+        return bg__store_fail(q->s, BG_ESTATE, "the queue is not locked");
+    if (err)
+        return err;
+    cJSON *doc = cJSON_ParseWithLength(v, n);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, "owner");
+    int mine = cJSON_IsString(o) && !strcmp(o->valuestring, owner);
+    cJSON_Delete(doc);
+    bg__store_free(q->s, v);
+    if (!mine)
+        return bg__store_fail(q->s, BG_ESTATE,
+                              "the queue lock is not held by '%s'", owner);
+    bg_write w = {1, LOCK_KEY, strlen(LOCK_KEY), 0, NULL, 0};
+    return bg__box_append_ext(meta, &w, 1, NULL, NULL);
+}

@@ -1,0 +1,239 @@
+/*
+ * The pending-ops queue: FIFO per lane, emergency first, idempotency,
+ * at-least-once leases, nack and failure, retry and purge by the clock,
+ * the processing lock with its audit record, rebuilds and reopens, and the
+ * refusals.
+ */
+#include "testutil.h"
+
+static bg_err qopen(bg_sim *sim, bg_store **s, bg_queue **q)
+{
+    bg_err err = tu_open(sim, BG_DURABILITY_FULL, s);
+    if (err)
+        return err;
+    bg_queue_opts o;
+    bg_queue_opts_init(&o);
+    o.max_attempts = 3;
+    err = bg_queue_open(*s, &o, q);
+    if (err)
+        (void)bg_store_close(*s);
+    return err;
+}
+
+static void qclose(bg_store *s, bg_queue *q)
+{
+    bg_queue_close(q);
+    (void)bg_store_close(s);
+}
+
+static bg_err enq(bg_queue *q, bg_lane lane, const char *idem, uint64_t *id)
+{
+    char payload[128];
+    snprintf(payload, sizeof payload, "{\"op\":\"%s\",\"n\":[1,2.50]}", idem);
+    return bg_queue_enqueue(q, lane, idem, payload, strlen(payload), id);
+}
+
+static void test_fifo_lanes_and_idempotency(void)
+{
+    bg_sim *sim = bg_sim_new(1);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a, b, c, e, dup;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "b", &b));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "c", &c));
+    CHECK_OK(enq(q, BG_LANE_EMERGENCY, "e", &e));
+    CHECK_ERR(enq(q, BG_LANE_NORMAL, "b", &dup), BG_EEXISTS);
+    CHECK_INT(dup, ==, b);
+    CHECK_CONTAINS(bg_store_detail(s), "already pending");
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.pending[0], ==, 3);
+    CHECK_INT(st.pending[1], ==, 1);
+    bg_queue_op op;
+    CHECK_OK(bg_queue_lease(q, &op));
+    CHECK_INT(op.id, ==, e); /* emergency first */
+    CHECK_STR(op.payload, "{\"op\":\"e\",\"n\":[1,2.50]}");
+    CHECK_OK(bg_queue_ack(q, op.id));
+    bg_queue_op_clear(&op);
+    CHECK_OK(bg_queue_lease(q, &op));
+    CHECK_INT(op.id, ==, a);
+    CHECK_STR(op.idem, "a");
+    bg_queue_op op2;
+    CHECK_OK(bg_queue_lease(q, &op2)); /* a is leased: next is b */
+    CHECK_INT(op2.id, ==, b);
+    CHECK_OK(bg_queue_ack(q, op2.id)); /* out of order */
+    bg_queue_op_clear(&op2);
+    CHECK_ERR(bg_queue_ack(q, op2.id ? op2.id : b), BG_ENOTFOUND);
+    /* b is gone: its key may be enqueued again. */
+    uint64_t b2;
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "b", &b2));
+    CHECK_INT(b2, >, e);
+    qclose(s, q);
+
+    /* Reopen: a was leased, never acked: delivered again, first. */
+    CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(bg_queue_lease(q, &op2));
+    CHECK_INT(op2.id, ==, a);
+    bg_queue_op_clear(&op2);
+    CHECK_OK(bg_queue_lease(q, &op2));
+    CHECK_INT(op2.id, ==, c);
+    bg_queue_op_clear(&op2);
+    CHECK_OK(bg_queue_lease(q, &op2));
+    CHECK_INT(op2.id, ==, b2);
+    bg_queue_op_clear(&op2);
+    CHECK_ERR(bg_queue_lease(q, &op2), BG_ENOTFOUND);
+    CHECK_ERR(enq(q, BG_LANE_NORMAL, "c", &dup), BG_EEXISTS);
+    CHECK_OK(bg_queue_rebuild(q));
+    CHECK_ERR(enq(q, BG_LANE_NORMAL, "a", &dup), BG_EEXISTS);
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.pending[0], ==, 3);
+    CHECK_INT(st.next_id, ==, b2 + 1);
+    bg_queue_op_clear(&op);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+static void test_lease_expires(void)
+{
+    bg_sim *sim = bg_sim_new(2);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a;
+    int64_t saved = tu_now;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    bg_queue_op op;
+    CHECK_OK(bg_queue_lease(q, &op));
+    bg_queue_op_clear(&op);
+    CHECK_ERR(bg_queue_lease(q, &op), BG_ENOTFOUND);
+    tu_now += 61 * 1000;
+    CHECK_OK(bg_queue_lease(q, &op)); /* the lease ran out */
+    CHECK_INT(op.id, ==, a);
+    bg_queue_op_clear(&op);
+    tu_now = saved;
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+static int count_failed(void *arg, const bg_queue_op *op)
+{
+    (*(int *)arg)++;
+    return strcmp(op->last_error, "HTTP 500") != 0;
+}
+
+static void test_nack_fail_retry_purge(void)
+{
+    bg_sim *sim = bg_sim_new(3);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a, b;
+    int64_t saved = tu_now;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "b", &b));
+    int failed = 0;
+    bg_queue_op op;
+    for (int i = 1; i <= 3; i++) {
+        CHECK_OK(bg_queue_lease(q, &op));
+        CHECK_INT(op.id, ==, a); /* stays at the head */
+        CHECK_INT(op.attempts, ==, i - 1);
+        bg_queue_op_clear(&op);
+        CHECK_OK(bg_queue_nack(q, a, "HTTP 500", &failed));
+        CHECK_INT(failed, ==, i == 3);
+    }
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.pending[0], ==, 1);
+    CHECK_INT(st.failed, ==, 1);
+    int n = 0;
+    CHECK_OK(bg_queue_list_failed(q, count_failed, &n));
+    CHECK_INT(n, ==, 1);
+    CHECK_OK(bg_queue_lease(q, &op));
+    CHECK_INT(op.id, ==, b);
+    bg_queue_op_clear(&op);
+    uint64_t again;
+    CHECK_OK(bg_queue_retry(q, "a", &again));
+    CHECK_INT(again, >, b);
+    CHECK_ERR(bg_queue_retry(q, "a", &again), BG_ENOTFOUND);
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.failed, ==, 0);
+    CHECK_INT(st.pending[0], ==, 2);
+    /* Fail it again, then purge past retention only. */
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(bg_queue_nack(q, again, "timeout", &failed));
+    CHECK_INT(failed, ==, 1);
+    uint64_t purged;
+    CHECK_OK(bg_queue_purge(q, &purged));
+    CHECK_INT(purged, ==, 0);
+    tu_now += 31LL * 24 * 3600 * 1000;
+    CHECK_OK(bg_queue_purge(q, &purged));
+    CHECK_INT(purged, ==, 1);
+    tu_now = saved;
+    CHECK_ERR(bg_queue_nack(q, 999, "x", &failed), BG_ENOTFOUND);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+static void test_processing_lock(void)
+{
+    bg_sim *sim = bg_sim_new(4);
+    bg_store *s;
+    bg_queue *q;
+    int64_t saved = tu_now;
+    int stale;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(bg_queue_lock(q, "worker-1", &stale));
+    CHECK_INT(stale, ==, 0);
+    CHECK_OK(bg_queue_lock(q, "worker-1", &stale)); /* refresh */
+    CHECK_ERR(bg_queue_lock(q, "worker-2", &stale), BG_ELOCKED);
+    CHECK_CONTAINS(bg_store_detail(s), "locked by 'worker-1'");
+    tu_now += 121 * 1000;
+    CHECK_OK(bg_queue_lock(q, "worker-2", &stale));
+    CHECK_INT(stale, ==, 1);
+    bg_box *audit;
+    CHECK_OK(bg_box_open(s, "audit", 0, &audit));
+    bg_box_stats as;
+    bg_box_stats_of(audit, &as);
+    CHECK_INT(as.records, ==, 1);
+    CHECK_ERR(bg_queue_unlock(q, "worker-1"), BG_ESTATE);
+    CHECK_OK(bg_queue_unlock(q, "worker-2"));
+    CHECK_OK(bg_queue_lock(q, "worker-3", &stale));
+    CHECK_INT(stale, ==, 0);
+    tu_now = saved;
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+static void test_refusals(void)
+{
+    bg_sim *sim = bg_sim_new(5);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t id;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_ERR(bg_queue_enqueue(q, BG_LANE_NORMAL, "", "1", 1, &id),
+              BG_EINVALID);
+    CHECK_ERR(bg_queue_enqueue(q, BG_LANE_NORMAL, "k", "{", 1, &id),
+              BG_EINVALID);
+    CHECK_CONTAINS(bg_store_detail(s), "truncated JSON");
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.pending[0] + st.pending[1], ==, 0);
+    int stale;
+    CHECK_ERR(bg_queue_lock(q, "", &stale), BG_EINVALID);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+int main(void)
+{
+    RUN(test_fifo_lanes_and_idempotency);
+    RUN(test_lease_expires);
+    RUN(test_nack_fail_retry_purge);
+    RUN(test_processing_lock);
+    RUN(test_refusals);
+    return CHECK_DONE();
+}
