@@ -406,7 +406,7 @@ static int rk_setup(bg_sim *sim)
                         &b))
             return -1;
         for (int i = 0; i < 4 - bx; i++) {
-            char k[8];
+            char k[16];
             snprintf(k, sizeof k, "r%d", i);
             if (tu_put(b, k, rk_value(bx, i)))
                 return -1;
@@ -435,7 +435,7 @@ static const char *rk_check(bg_sim *sim)
         if ((int)st.records != 4 - bx)
             bad = "records lost or added";
         for (int i = 0; i < 4 - bx && !bad; i++) {
-            char k[8];
+            char k[16];
             snprintf(k, sizeof k, "r%d", i);
             if (!tu_has(b, k, rk_value(bx, i)))
                 bad = "a record changed";
