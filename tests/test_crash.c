@@ -510,6 +510,284 @@ static void test_rekey_workload(void)
     CHECK_INT(violations, ==, 0);
 }
 
+/* ---- the queue ----------------------------------------------------------- */
+
+enum { Q_ENQ, Q_ACK, Q_NACK, Q_RETRY, Q_REOPEN };
+
+typedef struct qop {
+    int kind;
+    int idem; /* Q_ENQ, Q_RETRY */
+    int lane;
+} qop;
+
+#define QN 8 /* idempotency keys */
+
+typedef struct qmodel {
+    int status[QN]; /* 0 never, 1 pending, 2 acked, 3 failed */
+    int lane[QN];
+    int attempts[QN];
+    int order[QN]; /* enqueue order of the pending ones */
+    int clock;
+} qmodel;
+
+static const qop qwork[] = {
+    {Q_ENQ, 0, 0},   {Q_ENQ, 1, 0},  {Q_ENQ, 2, 1},  {Q_ENQ, 1, 0},
+    {Q_ACK, 0, 0},   {Q_ENQ, 3, 0},  {Q_NACK, 0, 0}, {Q_NACK, 0, 0},
+    {Q_ENQ, 4, 1},   {Q_REOPEN, 0, 0}, {Q_ACK, 0, 0}, {Q_RETRY, 0, 0},
+    {Q_ENQ, 5, 0},   {Q_ACK, 0, 0},  {Q_NACK, 0, 0}, {Q_ENQ, 2, 0},
+    {Q_ACK, 0, 0},   {Q_ENQ, 6, 1},  {Q_ACK, 0, 0},  {Q_REOPEN, 0, 0},
+    {Q_ACK, 0, 0},   {Q_ENQ, 7, 0},  {Q_NACK, 0, 0}, {Q_NACK, 0, 0},
+};
+#define QWORK ((int)(sizeof qwork / sizeof qwork[0]))
+
+static const char *qidem(int i)
+{
+    static char b[16];
+    snprintf(b, sizeof b, "op-%d", i);
+    return b;
+}
+
+static void qpayload(int i, char *out, size_t cap)
+{
+    snprintf(out, cap, "{\"idem\":%d,\"body\":\"%0*d\"}", i, 100 + i * 90,
+             i);
+}
+
+/* The head the model would lease: emergency first, then enqueue order. */
+static int qhead(const qmodel *m)
+{
+    for (int lane = 1; lane >= 0; lane--) {
+        int best = -1;
+        for (int i = 0; i < QN; i++)
+            if (m->status[i] == 1 && m->lane[i] == lane &&
+                (best < 0 || m->order[i] < m->order[best]))
+                best = i;
+        if (best >= 0)
+            return best;
+    }
+    return -1;
+}
+
+static void qapply(qmodel *m, const qop *o)
+{
+    int h;
+    switch (o->kind) {
+    case Q_ENQ:
+        if (m->status[o->idem] != 1) {
+            m->status[o->idem] = 1;
+            m->lane[o->idem] = o->lane;
+            m->attempts[o->idem] = 0;
+            m->order[o->idem] = ++m->clock;
+        }
+        break;
+    case Q_ACK:
+        if ((h = qhead(m)) >= 0)
+            m->status[h] = 2;
+        break;
+    case Q_NACK:
+        if ((h = qhead(m)) >= 0 && ++m->attempts[h] >= 2)
+            m->status[h] = 3;
+        break;
+    case Q_RETRY:
+        if (m->status[o->idem] == 3) {
+            m->status[o->idem] = 1;
+            m->lane[o->idem] = 0;
+            m->attempts[o->idem] = 0;
+            m->order[o->idem] = ++m->clock;
+        }
+        break;
+    }
+}
+
+static bg_err qopen_store(bg_sim *sim, bg_store **s, bg_queue **q)
+{
+    bg_err err = tu_open(sim, BG_DURABILITY_FULL, s);
+    if (err)
+        return err;
+    bg_queue_opts o;
+    bg_queue_opts_init(&o);
+    o.max_attempts = 2;
+    err = bg_queue_open(*s, &o, q);
+    if (err)
+        (void)bg_store_close(*s);
+    return err;
+}
+
+/* Runs the workload; returns the number of ops that returned success
+ * (the next one, if any, was cut short). */
+static int qrun(bg_sim *sim)
+{
+    bg_store *s;
+    bg_queue *q;
+    if (qopen_store(sim, &s, &q))
+        return -1;
+    int done = 0;
+    for (int i = 0; i < QWORK; i++) {
+        const qop *o = &qwork[i];
+        bg_err err = 0;
+        uint64_t id;
+        bg_queue_op op;
+        int failed;
+        char payload[1200];
+        switch (o->kind) {
+        case Q_ENQ:
+            qpayload(o->idem, payload, sizeof payload);
+            err = bg_queue_enqueue(q, (bg_lane)o->lane, qidem(o->idem), payload,
+                                   strlen(payload), &id);
+            if (err == BG_EEXISTS)
+                err = 0;
+            break;
+        case Q_ACK:
+        case Q_NACK:
+            err = bg_queue_lease(q, &op);
+            if (err == BG_ENOTFOUND) {
+                err = 0;
+                break;
+            }
+            if (!err)
+                err = o->kind == Q_ACK ? bg_queue_ack(q, op.id)
+                                       : bg_queue_nack(q, op.id, "boom",
+                                                       &failed);
+            bg_queue_op_clear(&op);
+            break;
+        case Q_RETRY:
+            err = bg_queue_retry(q, qidem(o->idem), &id);
+            if (err == BG_ENOTFOUND || err == BG_EEXISTS)
+                err = 0;
+            break;
+        case Q_REOPEN:
+            bg_queue_close(q);
+            err = bg_store_close(s);
+            s = NULL;
+            if (!err)
+                err = qopen_store(sim, &s, &q);
+            break;
+        }
+        if (err) {
+            if (getenv("BG_DEBUG_QUEUE"))
+                fprintf(stderr, "queue op %d: %s (%s)\n", i, bg_err_name(err),
+                        s ? bg_store_detail(s) : "");
+            break;
+        }
+        done = i + 1;
+    }
+    if (s) {
+        bg_queue_close(q);
+        (void)bg_store_close(s);
+    }
+    return done;
+}
+
+typedef struct qseen {
+    int idem[64];
+    int lane[64];
+    uint64_t id[64];
+    int n;
+    int failed[QN];
+    int bad_payload;
+} qseen;
+
+static int qfailed_fn(void *arg, const bg_queue_op *op)
+{
+    qseen *sn = arg;
+    int i = atoi(op->idem + 3);
+    if (i >= 0 && i < QN)
+        sn->failed[i]++;
+    return 0;
+}
+
+static const char *qcheck(bg_sim *sim, int done)
+{
+    bg_store *s;
+    bg_queue *q;
+    if (qopen_store(sim, &s, &q))
+        return "queue does not open";
+    qseen sn = {{0}, {0}, {0}, 0, {0}, 0};
+    bg_queue_op op;
+    const char *bad = NULL;
+    /* Drain by leasing: every pending op comes out, leased-but-unacked
+     * ones included. */
+    while (!bad && sn.n < 64 && bg_queue_lease(q, &op) == 0) {
+        int i = atoi(op.idem + 3);
+        char payload[1200];
+        qpayload(i, payload, sizeof payload);
+        if (strcmp(op.payload, payload))
+            bad = "a payload changed";
+        sn.idem[sn.n] = i;
+        sn.lane[sn.n] = op.lane;
+        sn.id[sn.n] = op.id;
+        sn.n++;
+        bg_queue_op_clear(&op);
+    }
+    if (!bad && bg_queue_list_failed(q, qfailed_fn, &sn))
+        bad = "failed ops unreadable";
+    bg_queue_close(q);
+    (void)bg_store_close(s);
+    if (bad)
+        return bad;
+    /* Order: emergency first, ids increasing within a lane. */
+    for (int k = 1; k < sn.n; k++) {
+        if (sn.lane[k] > sn.lane[k - 1])
+            return "emergency op served after a normal one";
+        if (sn.lane[k] == sn.lane[k - 1] && sn.id[k] <= sn.id[k - 1])
+            return "order within a lane not kept";
+        for (int j = 0; j < k; j++)
+            if (sn.idem[j] == sn.idem[k])
+                return "one idempotency key pending twice";
+    }
+    /* State: that after `done` ops, or after the one cut short too. */
+    for (int extra = 0; extra <= (done < QWORK ? 1 : 0); extra++) {
+        qmodel m = {{0}, {0}, {0}, {0}, 0};
+        for (int i = 0; i < done + extra; i++)
+            qapply(&m, &qwork[i]);
+        int ok = 1, k = 0;
+        qmodel drain = m;
+        int h;
+        while (ok && (h = qhead(&drain)) >= 0) {
+            ok = k < sn.n && sn.idem[k] == h && sn.lane[k] == drain.lane[h];
+            drain.status[h] = 2;
+            k++;
+        }
+        ok = ok && k == sn.n;
+        for (int i = 0; i < QN && ok; i++)
+            ok = sn.failed[i] == (m.status[i] == 3);
+        if (ok)
+            return NULL;
+    }
+    return "queue state is not that of an allowed prefix";
+}
+
+static void test_queue_workload(void)
+{
+    workload w = {.name = "queue"};
+    unsigned long long before = states;
+    bg_sim *sim = bg_sim_new(1);
+    CHECK_INT(qrun(sim), ==, QWORK);
+    uint64_t total = bg_sim_get_stats(sim).changes;
+    CHECK(qcheck(sim, QWORK) == NULL);
+    bg_sim_free(sim);
+    for (uint64_t n = 1; n <= total; n++) {
+        for (int mode = 0; mode < BG_CRASH_MODES; mode++) {
+            int seeds = mode == BG_CRASH_DROP ? 1 : SEEDS;
+            for (int sd = 0; sd < seeds; sd++) {
+                uint64_t seed = n * 1000 + (uint64_t)sd;
+                sim = bg_sim_new(seed);
+                bg_sim_crash_after(sim, n);
+                int done = qrun(sim);
+                states++;
+                CHECK_OK(bg_sim_crash(sim, (bg_crash_mode)mode, seed));
+                const char *bad = qcheck(sim, done < 0 ? 0 : done);
+                if (bad)
+                    violation(&w, n, mode, seed, bad);
+                bg_sim_free(sim);
+            }
+        }
+    }
+    printf("  %-24s %4llu I/O operations, %6llu crash states\n", w.name,
+           (unsigned long long)total, states - before);
+    CHECK_INT(violations, ==, 0);
+}
+
 static void test_enough_states(void)
 {
     printf("crash states explored: %llu\n", states);
@@ -522,6 +800,7 @@ int main(void)
     RUN(test_full_durability_workloads);
     RUN(test_group_durability_workloads);
     RUN(test_rekey_workload);
+    RUN(test_queue_workload);
     RUN(test_enough_states);
     return CHECK_DONE();
 }
