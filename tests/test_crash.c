@@ -531,12 +531,12 @@ typedef struct qmodel {
 } qmodel;
 
 static const qop qwork[] = {
-    {Q_ENQ, 0, 0},   {Q_ENQ, 1, 0},  {Q_ENQ, 2, 1},  {Q_ENQ, 1, 0},
-    {Q_ACK, 0, 0},   {Q_ENQ, 3, 0},  {Q_NACK, 0, 0}, {Q_NACK, 0, 0},
-    {Q_ENQ, 4, 1},   {Q_REOPEN, 0, 0}, {Q_ACK, 0, 0}, {Q_RETRY, 0, 0},
-    {Q_ENQ, 5, 0},   {Q_ACK, 0, 0},  {Q_NACK, 0, 0}, {Q_ENQ, 2, 0},
-    {Q_ACK, 0, 0},   {Q_ENQ, 6, 1},  {Q_ACK, 0, 0},  {Q_REOPEN, 0, 0},
-    {Q_ACK, 0, 0},   {Q_ENQ, 7, 0},  {Q_NACK, 0, 0}, {Q_NACK, 0, 0},
+    {Q_ENQ, 0, 0}, {Q_ENQ, 1, 0},    {Q_ENQ, 2, 1},  {Q_ENQ, 1, 0},
+    {Q_ACK, 0, 0}, {Q_ENQ, 3, 0},    {Q_NACK, 0, 0}, {Q_NACK, 0, 0},
+    {Q_ENQ, 4, 1}, {Q_REOPEN, 0, 0}, {Q_ACK, 0, 0},  {Q_RETRY, 0, 0},
+    {Q_ENQ, 5, 0}, {Q_ACK, 0, 0},    {Q_NACK, 0, 0}, {Q_ENQ, 2, 0},
+    {Q_ACK, 0, 0}, {Q_ENQ, 6, 1},    {Q_ACK, 0, 0},  {Q_REOPEN, 0, 0},
+    {Q_ACK, 0, 0}, {Q_ENQ, 7, 0},    {Q_NACK, 0, 0}, {Q_NACK, 0, 0},
 };
 #define QWORK ((int)(sizeof qwork / sizeof qwork[0]))
 
@@ -549,8 +549,7 @@ static const char *qidem(int i)
 
 static void qpayload(int i, char *out, size_t cap)
 {
-    snprintf(out, cap, "{\"idem\":%d,\"body\":\"%0*d\"}", i, 100 + i * 90,
-             i);
+    snprintf(out, cap, "{\"idem\":%d,\"body\":\"%0*d\"}", i, 100 + i * 90, i);
 }
 
 /* The head the model would lease: emergency first, then enqueue order. */
@@ -645,9 +644,9 @@ static int qrun(bg_sim *sim)
                 break;
             }
             if (!err)
-                err = o->kind == Q_ACK ? bg_queue_ack(q, op.id)
-                                       : bg_queue_nack(q, op.id, "boom",
-                                                       &failed);
+                err = o->kind == Q_ACK
+                          ? bg_queue_ack(q, op.id)
+                          : bg_queue_nack(q, op.id, "boom", &failed);
             bg_queue_op_clear(&op);
             break;
         case Q_RETRY:
@@ -753,6 +752,15 @@ static const char *qcheck(bg_sim *sim, int done)
             ok = sn.failed[i] == (m.status[i] == 3);
         if (ok)
             return NULL;
+    }
+    if (getenv("BG_DEBUG_QUEUE")) {
+        fprintf(stderr, "done %d; leased:", done);
+        for (int k = 0; k < sn.n; k++)
+            fprintf(stderr, " %d/%d", sn.idem[k], sn.lane[k]);
+        fprintf(stderr, "; failed:");
+        for (int i = 0; i < QN; i++)
+            fprintf(stderr, " %d", sn.failed[i]);
+        fprintf(stderr, "\n");
     }
     return "queue state is not that of an allowed prefix";
 }

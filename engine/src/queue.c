@@ -9,9 +9,11 @@
  *
  * Moves between pending_ops and failed_ops write the destination first and
  * delete the source second; an op found in both after a crash is settled
- * on open by its id: the same id means a move to failed_ops that did not
- * finish (the pending copy goes), a newer pending id for the same key means
- * a retry that did not finish (the failed copy goes).
+ * on open: the same id in both means a move to failed_ops that did not
+ * finish (the pending copy goes); a pending op whose envelope says
+ * "retry_of": <failed id> means a retry that did not finish (the failed
+ * copy goes). A new enqueue under the key of a failed op is neither: both
+ * stay.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
@@ -213,6 +215,7 @@ static void set_del(bg_queue *q, uint64_t id, uint64_t h)
 typedef struct env {
     char *idem;
     int lane;
+    uint64_t retry_of;
     int64_t at, failed_at;
     uint32_t attempts;
     char *err;
@@ -257,6 +260,7 @@ static bg_err env_parse(const char *text, size_t len, env *e)
     const cJSON *att = cJSON_GetObjectItemCaseSensitive(doc, "attempts");
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(doc, "err");
     const cJSON *fat = cJSON_GetObjectItemCaseSensitive(doc, "failed_at");
+    const cJSON *rof = cJSON_GetObjectItemCaseSensitive(doc, "retry_of");
     bg_err rc = 0;
     if (!cJSON_IsString(idem) || !cJSON_IsNumber(lane) || !cJSON_IsNumber(at) ||
         !cJSON_IsNumber(att)) {
@@ -267,6 +271,7 @@ static bg_err env_parse(const char *text, size_t len, env *e)
         e->at = (int64_t)at->valuedouble;
         e->attempts = (uint32_t)att->valuedouble;
         e->failed_at = cJSON_IsNumber(fat) ? (int64_t)fat->valuedouble : 0;
+        e->retry_of = cJSON_IsNumber(rof) ? (uint64_t)rof->valuedouble : 0;
         if (cJSON_IsString(err))
             e->err = strdup(err->valuestring);
         if (!e->idem || (cJSON_IsString(err) && !e->err))
@@ -281,7 +286,8 @@ static bg_err env_parse(const char *text, size_t len, env *e)
 /* Build an envelope; returns malloc'd text. */
 static char *env_build(const char *idem, int lane, int64_t at,
                        uint32_t attempts, const char *err, int64_t failed_at,
-                       const char *op, size_t op_len, size_t *len)
+                       uint64_t retry_of, const char *op, size_t op_len,
+                       size_t *len)
 {
     cJSON *s1 = cJSON_CreateString(idem);
     cJSON *s2 = err ? cJSON_CreateString(err) : NULL;
@@ -301,6 +307,9 @@ static char *env_build(const char *idem, int lane, int64_t at,
             if (failed_at)
                 n += snprintf(out + n, cap - (size_t)n,
                               ",\"failed_at\":%" PRId64, failed_at);
+            if (retry_of)
+                n += snprintf(out + n, cap - (size_t)n,
+                              ",\"retry_of\":%" PRIu64, retry_of);
             n += snprintf(out + n, cap - (size_t)n, ",\"op\":");
             memcpy(out + n, op, op_len);
             n += (int)op_len;
@@ -524,10 +533,24 @@ static int settle_one(void *arg, const bg_record *r)
     if (env_parse(r->value, r->value_len, &en))
         return 0;
     uint64_t pend = 0;
-    if (find_any(c->q, id, NULL)) {
+    int retried = 0;
+    if (!find_any(c->q, id, NULL) &&
+        !(c->err = find_idem(c->q, en.idem, &pend)) && pend) {
+        char *text;
+        env pe;
+        qent *e = find_any(c->q, pend, NULL);
+        if (e && !(c->err = read_env(c->q, e, &text, &pe))) {
+            retried = pe.retry_of == id;
+            env_clear(&pe);
+            bg__store_free(c->q->s, text);
+        }
+    }
+    if (c->err) {
+        /* fall through to the return */
+    } else if (find_any(c->q, id, NULL)) {
         /* A move to failed_ops that did not finish: finish it. */
         c->err = del_pending(c->q, id);
-    } else if (!(c->err = find_idem(c->q, en.idem, &pend)) && pend > id) {
+    } else if (retried) {
         /* A retry that did not finish: the failed copy goes. */
         if (c->n == c->cap) {
             size_t cap = c->cap ? c->cap * 2 : 8;
@@ -600,8 +623,19 @@ void bg_queue_close(bg_queue *q)
 /* ---- operations ------------------------------------------------------------
  */
 
+static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
+                      const char *payload, size_t len, uint64_t retry_of,
+                      uint64_t *id);
+
 bg_err bg_queue_enqueue(bg_queue *q, bg_lane lane, const char *idem,
                         const char *payload, size_t len, uint64_t *id)
+{
+    return enqueue(q, lane, idem, payload, len, 0, id);
+}
+
+static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
+                      const char *payload, size_t len, uint64_t retry_of,
+                      uint64_t *id)
 {
     char why[160];
     size_t ilen = idem ? strlen(idem) : 0;
@@ -620,8 +654,8 @@ bg_err bg_queue_enqueue(bg_queue *q, bg_lane lane, const char *idem,
     }
     int64_t now = bg__store_now_ms(q->s);
     size_t elen;
-    char *text =
-        env_build(idem, lane ? 1 : 0, now, 0, NULL, 0, payload, len, &elen);
+    char *text = env_build(idem, lane ? 1 : 0, now, 0, NULL, 0, retry_of,
+                           payload, len, &elen);
     if (!text)
         return BG_ENOMEM;
     uint64_t nid = q->next_id, h = idem_hash(idem, ilen);
@@ -785,7 +819,7 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
     int to_failed = attempts >= q->o.max_attempts;
     char *next = env_build(
         en.idem, en.lane, en.at, attempts, error ? error : "",
-        to_failed ? bg__store_now_ms(q->s) : 0, en.op, en.op_len, &elen);
+        to_failed ? bg__store_now_ms(q->s) : 0, 0, en.op, en.op_len, &elen);
     if (!next) {
         err = BG_ENOMEM;
     } else if (to_failed) {
@@ -856,8 +890,7 @@ bg_err bg_queue_retry(bg_queue *q, const char *idem, uint64_t *id)
     bg_err err = env_parse(c.value, c.len, &en);
     if (!err) {
         /* Pending first (a new id), then out of failed_ops. */
-        err =
-            bg_queue_enqueue(q, BG_LANE_NORMAL, en.idem, en.op, en.op_len, id);
+        err = enqueue(q, BG_LANE_NORMAL, en.idem, en.op, en.op_len, c.id, id);
         if (!err) {
             char key[17];
             id_key(c.id, key);

@@ -1,0 +1,245 @@
+/*
+ * Target Functions: bg_queue_enqueue, bg_queue_lease, bg_queue_ack,
+ * bg_queue_nack, bg_queue_retry, bg_queue_list_failed, bg_queue_open (index
+ * rebuild and the settling of interrupted moves), on the simulated disk.
+ *
+ * The input drives enqueues (6 idempotency keys, two lanes), lease+ack,
+ * lease+nack, retries, reopens and power losses (at once, or in the middle
+ * of the next operation, in any crash mode) against an in-memory model.
+ * Properties: without a crash every operation does what the model says;
+ * after a crash the queue holds exactly the model's state after every
+ * acknowledged operation, with or without the one cut short: an ack never
+ * undone, an enqueue never lost, lane order kept, no key pending twice,
+ * leased-but-unacked ops delivered again.
+ */
+#include "fuzz_helpers.h"
+
+#define QN 6
+
+typedef struct model {
+    int status[QN];  /* 0 never, 1 pending, 2 gone */
+    int nfailed[QN]; /* records in failed_ops under the key */
+    int lane[QN], attempts[QN], order[QN], clock;
+} model;
+
+enum { ENQ, ACK, NACK, RETRY };
+
+typedef struct op {
+    int kind, idem, lane;
+} op;
+
+static int head(const model *m)
+{
+    for (int lane = 1; lane >= 0; lane--) {
+        int best = -1;
+        for (int i = 0; i < QN; i++)
+            if (m->status[i] == 1 && m->lane[i] == lane &&
+                (best < 0 || m->order[i] < m->order[best]))
+                best = i;
+        if (best >= 0)
+            return best;
+    }
+    return -1;
+}
+
+static void apply(model *m, const op *o)
+{
+    int h;
+    switch (o->kind) {
+    case ENQ:
+        if (m->status[o->idem] != 1) {
+            m->status[o->idem] = 1;
+            m->lane[o->idem] = o->lane;
+            m->attempts[o->idem] = 0;
+            m->order[o->idem] = ++m->clock;
+        }
+        break;
+    case ACK:
+        if ((h = head(m)) >= 0)
+            m->status[h] = 2;
+        break;
+    case NACK:
+        if ((h = head(m)) >= 0 && ++m->attempts[h] >= 3) {
+            m->status[h] = 2;
+            m->nfailed[h]++;
+        }
+        break;
+    case RETRY:
+        if (m->nfailed[o->idem] && m->status[o->idem] != 1) {
+            m->nfailed[o->idem]--;
+            m->status[o->idem] = 1;
+            m->lane[o->idem] = 0;
+            m->attempts[o->idem] = 0;
+            m->order[o->idem] = ++m->clock;
+        }
+        break;
+    }
+}
+
+typedef struct st {
+    bg_sim *sim;
+    bg_store *s;
+    bg_queue *q;
+    model m;
+} st;
+
+static void payload(int i, char *out, size_t cap)
+{
+    snprintf(out, cap, "{\"k\":%d,\"pad\":\"%0*d\"}", i, 40 + 97 * i, 7);
+}
+
+static void qopen(st *t)
+{
+    bg_store_opts o = fuzz_opts(t->sim, BG_DURABILITY_FULL);
+    FUZZ_ASSERT(bg_store_open("s", &o, &t->s) == 0);
+    bg_queue_opts qo;
+    bg_queue_opts_init(&qo);
+    qo.max_attempts = 3;
+    bg_err err = bg_queue_open(t->s, &qo, &t->q);
+    FUZZ_ASSERT_MSG(err == 0, "queue open: %s (%s)", bg_err_name(err),
+                    bg_store_detail(t->s));
+}
+
+static void qclose(st *t)
+{
+    bg_queue_close(t->q);
+    (void)bg_store_close(t->s);
+}
+
+static bg_err run(st *t, const op *o)
+{
+    char name[8], body[1024];
+    snprintf(name, sizeof name, "k%d", o->idem);
+    bg_queue_op lo;
+    uint64_t id;
+    int failed;
+    bg_err err;
+    switch (o->kind) {
+    case ENQ:
+        payload(o->idem, body, sizeof body);
+        err = bg_queue_enqueue(t->q, (bg_lane)o->lane, name, body, strlen(body),
+                               &id);
+        return err == BG_EEXISTS ? 0 : err;
+    case ACK:
+    case NACK:
+        err = bg_queue_lease(t->q, &lo);
+        if (err == BG_ENOTFOUND)
+            return 0;
+        if (!err)
+            err = o->kind == ACK ? bg_queue_ack(t->q, lo.id)
+                                 : bg_queue_nack(t->q, lo.id, "e", &failed);
+        bg_queue_op_clear(&lo);
+        return err;
+    default:
+        err = bg_queue_retry(t->q, name, &id);
+        return err == BG_ENOTFOUND || err == BG_EEXISTS ? 0 : err;
+    }
+}
+
+static int count_failed(void *arg, const bg_queue_op *fo)
+{
+    int i = atoi(fo->idem + 1);
+    if (i >= 0 && i < QN)
+        ((int *)arg)[i]++;
+    return 0;
+}
+
+/* Lease everything and compare with m; 1 when equal. Leaves leases
+ * behind: the caller reopens. */
+static int drain_matches(st *t, const model *m)
+{
+    model d = *m;
+    bg_queue_op lo;
+    int h, ok = 1;
+    while (ok && (h = head(&d)) >= 0) {
+        if (bg_queue_lease(t->q, &lo)) {
+            ok = 0;
+            break;
+        }
+        char body[1024];
+        payload(h, body, sizeof body);
+        ok = atoi(lo.idem + 1) == h && (int)lo.lane == d.lane[h] &&
+             (int)lo.attempts == d.attempts[h] && !strcmp(lo.payload, body);
+        bg_queue_op_clear(&lo);
+        d.status[h] = 2;
+    }
+    if (ok && bg_queue_lease(t->q, &lo) == 0) {
+        bg_queue_op_clear(&lo);
+        ok = 0;
+    }
+    int counts[QN] = {0};
+    FUZZ_ASSERT(bg_queue_list_failed(t->q, count_failed, counts) == 0);
+    for (int i = 0; i < QN && ok; i++)
+        ok = counts[i] == m->nfailed[i];
+    return ok;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_producer p = {data, size};
+    st t = {0};
+    t.sim = bg_sim_new(size);
+    FUZZ_ASSERT(t.sim);
+    qopen(&t);
+    for (int step = 0; step < 120 && p.size; step++) {
+        uint8_t c = fuzz_byte(&p), a = fuzz_byte(&p);
+        op o = {ENQ, a % QN, (a >> 3) & 1};
+        switch (c % 9) {
+        case 0:
+        case 1:
+        case 2:
+            o.kind = ENQ;
+            break;
+        case 3:
+        case 4:
+            o.kind = ACK;
+            break;
+        case 5:
+            o.kind = NACK;
+            break;
+        case 6:
+            o.kind = RETRY;
+            break;
+        case 7: /* reopen */
+            qclose(&t);
+            qopen(&t);
+            continue;
+        default: { /* power loss, at once or inside the next op */
+            uint64_t now = bg_sim_get_stats(t.sim).changes;
+            bg_sim_crash_after(t.sim, now + (a & 1 ? 0 : 1 + a % 5));
+            o.kind = (a >> 4) % 4;
+            o.idem = (a >> 1) % QN;
+            bg_err err = bg_sim_frozen(t.sim) ? BG_EIO : run(&t, &o);
+            model before = t.m, after = t.m;
+            if (!err)
+                apply(&before, &o);
+            apply(&after, &o);
+            bg_sim_crash_after(t.sim, bg_sim_get_stats(t.sim).changes);
+            qclose(&t);
+            FUZZ_ASSERT(bg_sim_crash(t.sim, (bg_crash_mode)(a % 4), a) == 0);
+            qopen(&t);
+            if (drain_matches(&t, &before))
+                t.m = before;
+            else {
+                qclose(&t);
+                qopen(&t);
+                FUZZ_ASSERT_MSG(drain_matches(&t, &after),
+                                "after a crash the queue matches neither "
+                                "model state");
+                t.m = after;
+            }
+            qclose(&t);
+            qopen(&t);
+            continue;
+        }
+        }
+        bg_err err = run(&t, &o);
+        FUZZ_ASSERT_MSG(err == 0, "op %d: %s (%s)", o.kind, bg_err_name(err),
+                        bg_store_detail(t.s));
+        apply(&t.m, &o);
+    }
+    FUZZ_ASSERT(drain_matches(&t, &t.m));
+    qclose(&t);
+    bg_sim_free(t.sim);
+    return 0;
+}
