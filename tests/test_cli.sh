@@ -180,5 +180,33 @@ check "old key gone, new key there" -- test ! -e "$E/keys/1.key" -a -e "$E/keys/
 expect 0 "readable after rekey" -- "$BG" get --store "$E" --box secrets --key s1
 check "same value" -- test "$(cat "$T/out")" = '{"pin":"4711-secret"}'
 
+# The queue.
+Q=$T/queue
+expect 0 "enqueue" -- "$BG" queue enqueue --store "$Q" --idem save-1 --op '{"save":1}'
+check "enqueue prints the id" -- test "$(cat "$T/out")" = 1
+expect 0 "enqueue from stdin, emergency" -- bash -c "echo '{\"wipe\":true}' | '$BG' queue enqueue --store '$Q' --idem wipe --lane emergency"
+expect 1 "duplicate idempotency key" -- "$BG" queue enqueue --store "$Q" --idem save-1 --op '{"save":1}'
+check "duplicate said" -- grep -q "duplicate: 'save-1' is already pending as 1" "$T/out"
+expect 0 "lease serves emergency first" -- "$BG" queue lease --store "$Q" --json
+check "lease json" -- grep -q '"id":2,"idem":"wipe","lane":"emergency"' "$T/out"
+expect 0 "ack" -- "$BG" queue ack --store "$Q" --id 2
+expect 1 "ack again" -- "$BG" queue ack --store "$Q" --id 2
+expect 0 "nack 1" -- "$BG" queue nack --store "$Q" --id 1 --error "HTTP 503" --max-attempts 2
+expect 0 "nack 2 moves to failed" -- "$BG" queue nack --store "$Q" --id 1 --error "HTTP 503" --max-attempts 2
+check "moved said" -- grep -q "moved to failed_ops" "$T/out"
+expect 0 "failed list" -- "$BG" queue failed --store "$Q" --json
+check "failed op listed with its error" -- grep -q '"last_error":"HTTP 503"' "$T/out"
+expect 0 "retry" -- "$BG" queue retry --store "$Q" --idem save-1
+expect 0 "stats" -- "$BG" queue stats --store "$Q" --json
+check "stats json" -- grep -q '"pending":1,"emergency":0,"normal":1,"leased":0,"failed":0' "$T/out"
+expect 0 "rebuild-index" -- "$BG" queue rebuild-index --store "$Q"
+expect 0 "lock" -- "$BG" queue lock --store "$Q" --owner w1
+expect 3 "lock held by another" -- "$BG" queue lock --store "$Q" --owner w2
+check "holder named" -- grep -q "locked by 'w1'" "$T/err"
+expect 0 "release" -- "$BG" queue lock --store "$Q" --owner w1 --release
+expect 2 "enqueue of bad JSON" -- "$BG" queue enqueue --store "$Q" --idem x --op '{'
+expect 2 "queue usage" -- "$BG" queue frob --store "$Q"
+expect 2 "ack needs an id" -- "$BG" queue ack --store "$Q"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1176,6 +1176,257 @@ static int cmd_typeids(int argc, char **argv)
     return rc;
 }
 
+/* ---- queue --------------------------------------------------------------- */
+
+static const char queue_usage[] =
+    "usage: boxguard queue COMMAND --store DIR [options] [--json]\n"
+    "  enqueue --idem KEY [--lane normal|emergency] [--op JSON]   (op from\n"
+    "          stdin when --op is absent); a key already pending is not\n"
+    "          enqueued twice (exit 1, says so)\n"
+    "  lease                       print the oldest op, emergency lane first\n"
+    "  ack     --id ID             remove a pending op\n"
+    "  nack    --id ID --error TEXT  count a failed attempt; past the limit\n"
+    "          (--max-attempts, default 5) the op moves to failed_ops\n"
+    "  retry   --idem KEY          put a failed op back\n"
+    "  purge                       drop failed ops older than 30 days\n"
+    "  failed                      list failed ops\n"
+    "  stats                       pending, leased, failed counts\n"
+    "  rebuild-index               rebuild the index from the pending_ops box\n"
+    "  lock    --owner NAME [--release]  take (or release) the processing\n"
+    "          lock; a lock older than 2 minutes is stale and taken over\n";
+
+static void print_op(const bg_queue_op *op, int as_json)
+{
+    if (as_json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double)op->id);
+        cJSON_AddStringToObject(o, "idem", op->idem);
+        cJSON_AddStringToObject(o, "lane", op->lane ? "emergency" : "normal");
+        cJSON_AddNumberToObject(o, "attempts", op->attempts);
+        cJSON_AddNumberToObject(o, "enqueued_ms", (double)op->enqueued_ms);
+        if (op->last_error)
+            cJSON_AddStringToObject(o, "last_error", op->last_error);
+        cJSON *p = cJSON_ParseWithLength(op->payload, op->payload_len);
+        if (p)
+            cJSON_AddItemToObject(o, "op", p);
+        char *t = cJSON_PrintUnformatted(o);
+        if (t)
+            puts(t);
+        cJSON_free(t);
+        cJSON_Delete(o);
+    } else {
+        printf("%" PRIu64 " %s %s attempts=%u%s%s %.*s\n", op->id,
+               op->lane ? "emergency" : "normal", op->idem,
+               (unsigned)op->attempts, op->last_error ? " error=" : "",
+               op->last_error ? op->last_error : "", (int)op->payload_len,
+               op->payload);
+    }
+}
+
+static int print_failed(void *arg, const bg_queue_op *op)
+{
+    print_op(op, *(int *)arg);
+    return 0;
+}
+
+static int cmd_queue(int argc, char **argv)
+{
+    if (argc < 3) {
+        fputs(queue_usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *sub = argv[2], *store = NULL, *idem = NULL, *lane = "normal",
+               *opjson = NULL, *id_s = NULL, *error = NULL, *owner = NULL,
+               *max_s = NULL;
+    int as_json = 0, release = 0;
+    for (int i = 3; i < argc; i++) {
+        const char **slot = NULL;
+        if (!strcmp(argv[i], "--store"))
+            slot = &store;
+        else if (!strcmp(argv[i], "--idem"))
+            slot = &idem;
+        else if (!strcmp(argv[i], "--lane"))
+            slot = &lane;
+        else if (!strcmp(argv[i], "--op"))
+            slot = &opjson;
+        else if (!strcmp(argv[i], "--id"))
+            slot = &id_s;
+        else if (!strcmp(argv[i], "--error"))
+            slot = &error;
+        else if (!strcmp(argv[i], "--owner"))
+            slot = &owner;
+        else if (!strcmp(argv[i], "--max-attempts"))
+            slot = &max_s;
+        else if (!strcmp(argv[i], "--json"))
+            as_json = 1;
+        else if (!strcmp(argv[i], "--release"))
+            release = 1;
+        else {
+            fail("queue: unknown option '%s' (see boxguard queue --help)",
+                 argv[i]);
+            return EXIT_USAGE;
+        }
+        if (slot) {
+            if (i + 1 >= argc) {
+                fail("queue: %s needs a value", argv[i]);
+                return EXIT_USAGE;
+            }
+            *slot = argv[++i];
+        }
+    }
+    static const char *const subs[] = {
+        "enqueue", "lease",  "ack",   "nack",          "retry",
+        "purge",   "failed", "stats", "rebuild-index", "lock"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof subs / sizeof *subs; i++)
+        known |= !strcmp(sub, subs[i]);
+    if (!known) {
+        fail("queue: unknown command '%s' (see boxguard queue --help)", sub);
+        return EXIT_USAGE;
+    }
+    if (!store) {
+        fail("queue %s needs --store DIR", sub);
+        return EXIT_USAGE;
+    }
+    uint64_t id = 0;
+    if ((!strcmp(sub, "ack") || !strcmp(sub, "nack"))) {
+        char *end;
+        if (!id_s || !*id_s || (id = strtoull(id_s, &end, 10), *end) || !id) {
+            fail("queue %s needs --id ID (a positive integer)", sub);
+            return EXIT_USAGE;
+        }
+    }
+    if ((!strcmp(sub, "enqueue") || !strcmp(sub, "retry")) && !idem) {
+        fail("queue %s needs --idem KEY", sub);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(sub, "lock") && !owner) {
+        fail("queue lock needs --owner NAME");
+        return EXIT_USAGE;
+    }
+    if (strcmp(lane, "normal") && strcmp(lane, "emergency")) {
+        fail("queue: --lane must be normal or emergency, not '%s'", lane);
+        return EXIT_USAGE;
+    }
+    bg_queue_opts qo;
+    bg_queue_opts_init(&qo);
+    if (max_s) {
+        char *end;
+        unsigned long v = strtoul(max_s, &end, 10);
+        if (*end || !v || v > 1000000) {
+            fail("queue: --max-attempts must be 1..1000000");
+            return EXIT_USAGE;
+        }
+        qo.max_attempts = (uint32_t)v;
+    }
+    char *owned = NULL;
+    size_t oplen = 0;
+    if (!strcmp(sub, "enqueue")) {
+        if (opjson) {
+            oplen = strlen(opjson);
+        } else {
+            owned = read_stdin(BG_RECORD_MAX_BYTES + 2, &oplen);
+            if (!owned) {
+                fail("cannot read the op from stdin: %s", strerror(errno));
+                return EXIT_SYSTEM;
+            }
+            while (oplen &&
+                   (owned[oplen - 1] == '\n' || owned[oplen - 1] == '\r'))
+                owned[--oplen] = '\0';
+            opjson = owned;
+        }
+    }
+    args a = {.cmd = sub, .store = store};
+    int writing = strcmp(sub, "stats") && strcmp(sub, "failed");
+    bg_store *s;
+    bg_queue *q = NULL;
+    int rc = open_store(&a, writing, &s);
+    if (rc) {
+        free(owned);
+        return rc;
+    }
+    bg_err err = bg_queue_open(s, &qo, &q);
+    if (err) {
+        rc = report(s, err, "cannot open the queue");
+        goto out;
+    }
+    bg_queue_op op;
+    int flag = 0;
+    uint64_t n = 0;
+    if (!strcmp(sub, "enqueue")) {
+        err = bg_queue_enqueue(
+            q, strcmp(lane, "emergency") ? BG_LANE_NORMAL : BG_LANE_EMERGENCY,
+            idem, opjson, oplen, &id);
+        if (err == BG_EEXISTS) {
+            printf("duplicate: '%s' is already pending as %" PRIu64
+                   "; not enqueued\n",
+                   idem, id);
+            rc = EXIT_NEGATIVE;
+            err = 0;
+        } else if (!err) {
+            printf("%" PRIu64 "\n", id);
+        }
+    } else if (!strcmp(sub, "lease")) {
+        err = bg_queue_lease(q, &op);
+        if (!err) {
+            print_op(&op, as_json);
+            bg_queue_op_clear(&op);
+        }
+    } else if (!strcmp(sub, "ack")) {
+        err = bg_queue_ack(q, id);
+    } else if (!strcmp(sub, "nack")) {
+        err = bg_queue_nack(q, id, error ? error : "", &flag);
+        if (!err && flag)
+            printf("%" PRIu64 " moved to failed_ops after %u attempts\n", id,
+                   (unsigned)qo.max_attempts);
+    } else if (!strcmp(sub, "retry")) {
+        err = bg_queue_retry(q, idem, &id);
+        if (!err)
+            printf("%" PRIu64 "\n", id);
+    } else if (!strcmp(sub, "purge")) {
+        err = bg_queue_purge(q, &n);
+        if (!err)
+            printf("purged %" PRIu64 " failed ops\n", n);
+    } else if (!strcmp(sub, "failed")) {
+        err = bg_queue_list_failed(q, print_failed, &as_json);
+    } else if (!strcmp(sub, "rebuild-index")) {
+        err = bg_queue_rebuild(q);
+    } else if (!strcmp(sub, "lock")) {
+        if (release) {
+            err = bg_queue_unlock(q, owner);
+        } else {
+            err = bg_queue_lock(q, owner, &flag);
+            if (!err && flag)
+                printf("took over a stale lock (audited)\n");
+        }
+    }
+    if (!err && (!strcmp(sub, "stats") || !strcmp(sub, "rebuild-index"))) {
+        bg_queue_stats st;
+        bg_queue_stats_of(q, &st);
+        if (as_json)
+            printf("{\"pending\":%" PRIu64 ",\"emergency\":%" PRIu64
+                   ",\"normal\":%" PRIu64 ",\"leased\":%" PRIu64
+                   ",\"failed\":%" PRIu64 ",\"next_id\":%" PRIu64
+                   ",\"oldest_ms\":%" PRId64 "}\n",
+                   st.pending[0] + st.pending[1], st.pending[1], st.pending[0],
+                   st.leased, st.failed, st.next_id, st.oldest_ms);
+        else
+            printf("pending %" PRIu64 " (emergency %" PRIu64 ", normal %" PRIu64
+                   "), failed %" PRIu64 ", next id %" PRIu64 "\n",
+                   st.pending[0] + st.pending[1], st.pending[1], st.pending[0],
+                   st.failed, st.next_id);
+    }
+    if (err)
+        rc = report(s, err, "queue");
+out:
+    bg_queue_close(q);
+    bg_err cerr = bg_store_close(s);
+    if (cerr && !rc)
+        rc = report(NULL, cerr, "closing the store");
+    free(owned);
+    return rc;
+}
+
 static int cmd_verify(const args *a)
 {
     return cmd_verify_or_recover(a, 0);
@@ -1212,7 +1463,9 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
             (i == 1 && !strcmp(argv[i], "help"))) {
-            fputs(strcmp(argv[1], "typeids") ? usage_text : typeids_usage,
+            fputs(!strcmp(argv[1], "typeids") ? typeids_usage
+                  : !strcmp(argv[1], "queue") ? queue_usage
+                                              : usage_text,
                   stdout);
             return EXIT_OK;
         }
@@ -1223,6 +1476,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "typeids"))
         return cmd_typeids(argc, argv);
+    if (!strcmp(argv[1], "queue"))
+        return cmd_queue(argc, argv);
     int known = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         known |= !strcmp(argv[1], cmds[i].name);
