@@ -396,7 +396,8 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
     if (id >= q->next_id)
         q->next_id = id + 1;
     ring *r = &q->lanes[lane];
-    qent *e = ring_find(r, id);
+    /* A new op has the highest id of its lane: no search for it. */
+    qent *e = r->n && ring_at(r, r->n - 1)->id < id ? NULL : ring_find(r, id);
     if (e && e->id) {
         if (fi->del) {
             e->id = 0;
@@ -767,7 +768,8 @@ bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
     return bg__store_fail(q->s, BG_ENOTFOUND, "no op to lease");
 }
 
-/* Delete a pending op from the box and the index. */
+/* Delete a pending op from the box and the index. Its key (lane, id and
+ * idempotency hash) is read back from the frame: no payload is parsed. */
 static bg_err del_pending(bg_queue *q, uint64_t id)
 {
     int lane;
@@ -775,14 +777,16 @@ static bg_err del_pending(bg_queue *q, uint64_t id)
     if (!e)
         return bg__store_fail(q->s, BG_ENOTFOUND,
                               "op %016" PRIx64 " is not pending", id);
-    char *text;
-    env en;
-    BG_TRY(read_env(q, e, &text, &en));
-    uint64_t h = idem_hash(en.idem, strlen(en.idem));
-    env_clear(&en);
-    bg__store_free(q->s, text);
-    char key[QKEY_LEN + 1];
-    qkey(lane, id, h, key);
+    char key[64];
+    size_t klen;
+    int l2;
+    uint64_t id2, h;
+    BG_TRY(bg__box_read_key_at(q->pending, e->off, key, sizeof key, &klen));
+    if (parse_qkey(key, klen, &l2, &id2, &h) || id2 != id)
+        return bg__store_fail(q->s, BG_ECORRUPT,
+                              "box '" PENDING_BOX "': op %016" PRIx64
+                              " has a foreign key",
+                              id);
     bg_write w = {1, key, QKEY_LEN, 0, NULL, 0};
     BG_TRY(bg__box_append_ext(q->pending, &w, 1, NULL, NULL));
     end_lease(q, e);

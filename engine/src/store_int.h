@@ -104,8 +104,9 @@ bg_box *bg__store_find_box(bg_store *s, const char *name);
 #define BG__META_BOX "meta"
 
 /* Boxes with an external index (the queue keeps its own, smaller one):
- * frames go to fn on open and rescan; writes do not touch the box's index;
- * values are read by offset. */
+ * frames go to fn on open and rescan; writes do not touch the box's index
+ * and are not validated again (the owner built them from validated
+ * parts); values are read by offset. */
 BG_MUST_CHECK bg_err bg__box_open_ext(bg_store *s, const char *name, int flags,
                                       bg__box_ext_fn fn, void *arg,
                                       bg_box **out);
@@ -114,6 +115,10 @@ BG_MUST_CHECK bg_err bg__box_append_ext(bg_box *b, const bg_write *w, size_t n,
 BG_MUST_CHECK bg_err bg__box_read_at(bg_box *b, uint64_t off, uint32_t flen,
                                      char **value, size_t *vlen);
 BG_MUST_CHECK bg_err bg__box_rescan(bg_box *b);
+/* The key of the frame at off (at most 64 bytes), unverified: for owners
+ * that keep their index in keys. */
+BG_MUST_CHECK bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key,
+                                         size_t cap, size_t *klen);
 
 /* Implemented by box.c for the store. */
 BG_MUST_CHECK bg_err bg__box_open_internal(bg_store *s, const char *name,
