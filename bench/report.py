@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Benchmark report for boxguard: goals as ratios measured in one run,
+regressions against a baseline within a noise band taken from repeated
+runs, plots drawn with gnuplot, hyperfine timings of whole commands.
+
+usage: report.py --out DIR [--baseline FILE] [--hyperfine FILE] RUN.json...
+
+Exits 1 when a figure regresses beyond the noise band, 0 otherwise
+(goals that are not met are reported, not failed: they are goals).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+NOISE_FLOOR = 0.50  # a regression must exceed 50% at least (fdatasync
+                    # latency on shared machines moves that much) ...
+NOISE_FACTOR = 3.0  # ... or three times the spread seen across the runs
+                    # (the current ones or the baseline's, the larger)
+
+
+def key(r):
+    return (r["system"], r["mode"], int(r["depth"]), r["op"])
+
+
+def index(run):
+    return {key(r): r for r in run["results"]}
+
+
+def find(idx, system, mode, depth, op):
+    return idx.get((system, mode, depth, op))
+
+
+def goals(run):
+    """The issue's performance goals, each as a ratio from this one run."""
+    idx = index(run)
+    depths = sorted({int(r["depth"]) for r in run["results"] if r["system"] == "boxguard"})
+    lo, hi = depths[0], depths[-1]
+    out = []
+    raw = find(idx, "raw", "append+fdatasync", 0, "append")
+
+    def add(name, value, target, ok, detail):
+        out.append({"goal": name, "measured": value, "target": target,
+                    "met": bool(ok), "detail": detail})
+
+    if raw:
+        worst = max(find(idx, "boxguard", "full", d, "enqueue")["p50_us"] for d in depths)
+        r = worst / raw["p50_us"]
+        add("durable enqueue p50 vs raw append+fdatasync p50", r, "<= 1.0x", r <= 1.0,
+            "worst depth: %.1f us vs %.1f us" % (worst, raw["p50_us"]))
+    ours = find(idx, "boxguard", "full", hi, "enqueue")
+    theirs = find(idx, "sqlite", "FULL", hi, "enqueue")
+    if ours and theirs:
+        r = ours["p999_us"] / theirs["p999_us"]
+        add("durable enqueue p99.9 at depth %d vs SQLite FULL" % hi, r, "<= 0.2x", r <= 0.2,
+            "%.0f us vs %.0f us" % (ours["p999_us"], theirs["p999_us"]))
+    for op in ("enqueue", "lease+ack"):
+        worst = None
+        for d in depths:
+            a = find(idx, "boxguard", "group100", d, op)
+            b = find(idx, "sqlite", "FULL/batch100", d, op)
+            if a and b:
+                r = a["ops_per_s"] / b["ops_per_s"]
+                worst = r if worst is None else min(worst, r)
+        if worst is not None:
+            add("group (100 per sync) %s throughput vs SQLite batched 100" % op, worst,
+                ">= 3x", worst >= 3.0, "worst depth")
+    for op in ("enqueue", "lease+ack"):
+        worst = None
+        for d in depths:
+            a = find(idx, "boxguard", "off", d, op)
+            b = find(idx, "sqlite", "OFF", d, op)
+            if a and b:
+                r = b["p50_us"] / a["p50_us"]
+                worst = r if worst is None else min(worst, r)
+        if worst is not None:
+            add("off %s p50 speed-up over SQLite OFF" % op, worst, ">= 5x", worst >= 5.0,
+                "worst depth")
+    for mode in ("full", "group10", "group100", "off"):
+        for op in ("enqueue", "lease+ack"):
+            a = find(idx, "boxguard", mode, hi, op)
+            b = find(idx, "boxguard", mode, lo, op)
+            if a and b:
+                r = a["p50_us"] / b["p50_us"]
+                add("%s %s p50 at depth %d vs depth %d" % (mode, op, hi, lo), r,
+                    "<= 1.2x", r <= 1.2, "%.1f us vs %.1f us" % (a["p50_us"], b["p50_us"]))
+    ro = run.get("reopen") or {}
+    if ro.get("pending"):
+        add("reopen of %d pending ops vs one sequential read" % ro["pending"],
+            ro["open_over_read"], "<= 3x", ro["open_over_read"] <= 3.0,
+            "%.0f ms vs %.0f ms" % (ro["open_us"] / 1e3, ro["sequential_read_us"] / 1e3))
+        add("RAM per pending op beyond a fixed base", ro["bytes_per_pending_op"],
+            "< 64 bytes", ro["bytes_per_pending_op"] < 64,
+            "%d KiB at %d ops, %d KiB empty" % (ro["rss_kib"], ro["pending"], ro["empty_rss_kib"]))
+    return out
+
+
+def combine(runs):
+    """Median and spread (max/min - 1) of each boxguard figure across runs."""
+    figs = {}
+    for run in runs:
+        for r in run["results"]:
+            if r["system"] != "boxguard":
+                continue
+            for f in ("p50_us", "p99_us", "ops_per_s"):
+                figs.setdefault(key(r) + (f,), []).append(r[f])
+    out = {}
+    for k, v in figs.items():
+        med = statistics.median(v)
+        spread = (max(v) / min(v) - 1.0) if min(v) > 0 else 0.0
+        out[k] = (med, spread)
+    return out
+
+
+def regressions(current, baseline_runs):
+    base = combine(baseline_runs)
+    rows = []
+    for k, (med, spread) in sorted(current.items()):
+        if k not in base:
+            continue
+        b, bspread = base[k]
+        if b <= 0 or med <= 0:
+            continue
+        worse = (b / med) if k[4] == "ops_per_s" else (med / b)
+        band = max(NOISE_FLOOR, NOISE_FACTOR * max(spread, bspread))
+        rows.append({"what": "%s %s depth %d %s %s" % k, "baseline": b, "now": med,
+                     "worse_by": worse, "band": band, "regressed": worse > 1.0 + band})
+    return rows
+
+
+def plot(runs, out):
+    run = runs[0]
+    idx = index(run)
+    series = sorted({(r["system"], r["mode"]) for r in run["results"] if r["system"] != "raw"})
+    made = []
+    for op in ("enqueue", "lease+ack"):
+        name = "latency-" + op.replace("+", "-")
+        dat = os.path.join(out, name + ".dat")
+        lines = []
+        with open(dat, "w") as f:
+            for i, (sysname, mode) in enumerate(series):
+                pts = sorted((int(r["depth"]), r["p50_us"], r["p99_us"]) for k2, r in idx.items()
+                             if k2[0] == sysname and k2[1] == mode and k2[3] == op)
+                if not pts:
+                    continue
+                f.write("# %s %s\n" % (sysname, mode))
+                for d, p50, p99 in pts:
+                    f.write("%d %g %g\n" % (d, p50, p99))
+                f.write("\n\n")
+                lines.append((len(lines), "%s %s" % (sysname, mode)))
+        raw = find(idx, "raw", "append+fdatasync", 0, "append")
+        gp = os.path.join(out, name + ".gp")
+        png = name + ".png"
+        with open(gp, "w") as f:
+            f.write('set terminal png size 1000,600\n')
+            f.write('set output "%s"\n' % os.path.join(out, png))
+            f.write('set title "%s latency (p50) against queue depth"\n' % op)
+            f.write('set logscale xy\nset xlabel "pending ops"\nset ylabel "microseconds"\n')
+            f.write('set key outside right\nset grid\n')
+            parts = ['"%s" index %d using 1:2 with linespoints title "%s"' % (dat, i, t)
+                     for i, t in lines]
+            if raw:
+                parts.append('%g with lines dashtype 2 title "raw append+fdatasync"' % raw["p50_us"])
+            f.write("plot " + ", \\\n     ".join(parts) + "\n")
+        try:
+            subprocess.run(["gnuplot", gp], check=True, capture_output=True)
+            made.append(png)
+        except (OSError, subprocess.CalledProcessError) as e:
+            print("report: gnuplot failed for %s: %s" % (op, e), file=sys.stderr)
+    return made
+
+
+def fmt(v):
+    return "%.3g" % v if isinstance(v, float) else str(v)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--baseline")
+    ap.add_argument("--hyperfine")
+    ap.add_argument("runs", nargs="+")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    runs = []
+    for p in a.runs:
+        with open(p) as f:
+            runs.append(json.load(f))
+    run = runs[0]
+    g = goals(run)
+    cur = combine(runs)
+    regs = []
+    if a.baseline and os.path.exists(a.baseline):
+        with open(a.baseline) as f:
+            base = json.load(f)
+        regs = regressions(cur, base.get("runs") or [base])
+    pngs = plot(runs, a.out)
+    m, b = run["machine"], run["build"]
+    md = ["# boxguard benchmark report", "",
+          "%s run of %s on %s (%s, %d cores, %d MiB), kernel %s; build: %s; SQLite %s; "
+          "%d run%s; %.0f s for the first." % (
+              run["kind"], run["date"], m.get("host", "?"), m.get("cpu", "?"), m.get("cores", 0),
+              m.get("mem_mib", 0), m.get("kernel", "?"), b.get("build", "?"), b.get("sqlite", "?"),
+              len(runs), "" if len(runs) == 1 else "s", run.get("seconds", 0)), "",
+          "## Goals (ratios measured in one run)", "",
+          "| goal | measured | target | met | detail |", "|---|---|---|---|---|"]
+    for x in g:
+        md.append("| %s | %s | %s | %s | %s |" % (x["goal"], fmt(x["measured"]), x["target"],
+                                                 "yes" if x["met"] else "**no**", x["detail"]))
+    unmet = [x for x in g if not x["met"]]
+    md += ["", "%d of %d goals met.%s" % (len(g) - len(unmet), len(g),
+                                         " Not met: " + "; ".join("%s (%s, target %s)" % (
+                                             x["goal"], fmt(x["measured"]), x["target"])
+                                             for x in unmet) if unmet else ""), ""]
+    md += ["## Regressions against the baseline", ""]
+    if not regs:
+        md.append("No baseline figures to compare with.")
+    else:
+        md.append("A figure regresses when it is worse than the baseline by more than "
+                  "max(%d%%, %gx the spread across this run's repeats)." % (
+                      NOISE_FLOOR * 100, NOISE_FACTOR))
+        md += ["", "| figure | baseline | now | worse by | band | regressed |", "|---|---|---|---|---|---|"]
+        for r in regs:
+            md.append("| %s | %s | %s | %.2fx | %.0f%% | %s |" % (
+                r["what"], fmt(r["baseline"]), fmt(r["now"]), r["worse_by"], r["band"] * 100,
+                "**yes**" if r["regressed"] else "no"))
+    md += ["", "## Latency against depth", ""] + ["![%s](%s)" % (p, p) for p in pngs]
+    md += ["", "## All figures (first run)", "",
+           "| system | mode | depth | op | n | p50 us | p90 us | p99 us | p99.9 us | max us | ops/s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in run["results"]:
+        md.append("| %s | %s | %d | %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f |" % (
+            r["system"], r["mode"], r["depth"], r["op"], r["n"], r["p50_us"], r["p90_us"],
+            r["p99_us"], r["p999_us"], r["max_us"], r["ops_per_s"]))
+    if a.hyperfine and os.path.exists(a.hyperfine):
+        with open(a.hyperfine) as f:
+            hf = json.load(f)
+        md += ["", "## Whole commands (hyperfine)", "", "| command | mean s | stddev s | runs |",
+               "|---|---|---|---|"]
+        for r in hf.get("results", []):
+            md.append("| `%s` | %.3f | %.3f | %d |" % (r["command"], r["mean"], r.get("stddev") or 0,
+                                                     len(r.get("times", []))))
+    with open(os.path.join(a.out, "report.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    with open(os.path.join(a.out, "goals.json"), "w") as f:
+        json.dump({"goals": g, "regressions": regs}, f, indent=1)
+    bad = [r for r in regs if r["regressed"]]
+    print("bench: %d/%d goals met; %d figures compared with the baseline, %d regressed; report: %s"
+          % (len(g) - len(unmet), len(g), len(regs), len(bad), os.path.join(a.out, "report.md")))
+    for r in bad:
+        print("  REGRESSION %s: %.2fx worse (band %.0f%%)" % (r["what"], r["worse_by"], r["band"] * 100))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
