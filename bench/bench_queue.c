@@ -85,9 +85,12 @@ static void record(const char *system, const char *mode, uint64_t depth,
     cJSON_AddNumberToObject(o, "p99_us", pct(v, n, 99));
     cJSON_AddNumberToObject(o, "p999_us", pct(v, n, 99.9));
     cJSON_AddNumberToObject(o, "max_us", n ? v[n - 1] : 0);
-    cJSON_AddNumberToObject(o, "ops_per_s", wall_us > 0 ? n / (wall_us / 1e6) : 0);
+    cJSON_AddNumberToObject(o, "ops_per_s",
+                            wall_us > 0 ? n / (wall_us / 1e6) : 0);
     cJSON_AddItemToArray(results, o);
-    fprintf(stderr, "  %-9s %-7s depth %-8" PRIu64 " %-10s n=%-6zu p50 %8.1f us  p99 %9.1f us  %9.0f op/s\n",
+    fprintf(stderr,
+            "  %-9s %-7s depth %-8" PRIu64
+            " %-10s n=%-6zu p50 %8.1f us  p99 %9.1f us  %9.0f op/s\n",
             system, mode, depth, op, n, pct(v, n, 50), pct(v, n, 99),
             wall_us > 0 ? n / (wall_us / 1e6) : 0);
 }
@@ -196,7 +199,7 @@ static void bg_measure(const char *dir, const char *mode, bg_durability d,
 
 /* ---- raw --------------------------------------------------------------- */
 
-static void raw_measure(const char *dir, int sync, size_t n)
+static void raw_measure(const char *dir, int sync, uint64_t depth, size_t n)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/raw.log", dir);
@@ -214,7 +217,7 @@ static void raw_measure(const char *dir, int sync, size_t n)
             die("raw", strerror(errno));
         lat[i] = now_us() - a;
     }
-    record("raw", sync ? "append+fdatasync" : "append", 0, "append", lat, n,
+    record("raw", sync ? "append+fdatasync" : "append", depth, "append", lat, n,
            now_us() - t0);
     free(lat);
     close(fd);
@@ -369,7 +372,8 @@ static int run_probe(const char *self, const char *dir, double *us,
 static double read_all(const char *dir)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "find '%s' -maxdepth 1 -name '*.box' -type f", dir);
+    snprintf(cmd, sizeof cmd, "find '%s' -maxdepth 1 -name '*.box' -type f",
+             dir);
     FILE *p = popen(cmd, "r");
     char path[1024];
     static char buf[1 << 20];
@@ -470,14 +474,15 @@ int main(int argc, char **argv)
     double t_start = now_us();
     fprintf(stderr, "bench_queue: %s run in %s\n", quick ? "quick" : "full",
             base);
-    raw_measure(base, 1, n_full);
-    raw_measure(base, 0, n_off);
     uint64_t have = 0, sq_have = 0;
     for (size_t d = 0; d < ndepths; d++) {
         uint64_t depth = depths[d];
         fprintf(stderr, "depth %" PRIu64 ": filling\n", depth);
         bg_fill(qdir, depth, &have);
         sq_fill(sdir, depth, &sq_have);
+        /* The raw limits beside ours, at each depth, in the same minute. */
+        raw_measure(base, 1, depth, n_full);
+        raw_measure(base, 0, depth, n_off);
         bg_measure(qdir, "full", BG_DURABILITY_FULL, 0, depth, n_full);
         bg_measure(qdir, "group10", BG_DURABILITY_GROUP, 10, depth, n_group);
         bg_measure(qdir, "group100", BG_DURABILITY_GROUP, 100, depth, n_group);
@@ -514,10 +519,9 @@ int main(int argc, char **argv)
         cJSON_AddNumberToObject(reopen, "open_over_read", open_us / read_us);
         cJSON_AddNumberToObject(reopen, "rss_kib", (double)rss);
         cJSON_AddNumberToObject(reopen, "empty_rss_kib", (double)rss0);
-        cJSON_AddNumberToObject(reopen, "bytes_per_pending_op",
-                                pending ? (double)(rss - rss0) * 1024.0 /
-                                              (double)pending
-                                        : 0);
+        cJSON_AddNumberToObject(
+            reopen, "bytes_per_pending_op",
+            pending ? (double)(rss - rss0) * 1024.0 / (double)pending : 0);
         fprintf(stderr,
                 "reopen of %" PRIu64 " pending ops: %.0f ms (read %.0f ms), "
                 "%.1f bytes/op beyond a %ld KiB base\n",

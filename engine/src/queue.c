@@ -32,12 +32,13 @@
 #define AUDIT_BOX   "audit"
 #define LOCK_KEY    "queue_lock"
 
+/* 16 bytes per pending op: offsets up to 1 TiB, frames up to 8 MiB (a
+ * queue payload is at most BG_RECORD_MAX_BYTES). */
 typedef struct qent {
     uint64_t id; /* 0: acked out of order, skipped */
-    uint64_t off;
-    uint32_t flen;
-    uint8_t leased;
-    uint8_t pad[3];
+    uint64_t off : 40;
+    uint64_t flen : 23;
+    uint64_t leased : 1;
 } qent;
 
 typedef struct ring {
@@ -338,38 +339,41 @@ static void qkey(int lane, uint64_t id, uint64_t h, char key[QKEY_LEN + 1])
              lane ? 'e' : 'n', id, h);
 }
 
-static int parse_qkey(const char *key, size_t klen, int *lane, uint64_t *id,
-                      uint64_t *h)
+static int hex16(const char *p, uint64_t *out);
+
+/* A failed_ops key: the op id in 16 hex digits. */
+static int key_id(const char *key, size_t klen, uint64_t *id)
 {
-    if (klen != QKEY_LEN || (key[0] != 'n' && key[0] != 'e') || key[17] != '.')
+    if (klen != 16 || hex16(key, id) || !*id)
         return -1;
-    char buf[17];
-    char *end;
-    memcpy(buf, key + 1, 16);
-    buf[16] = '\0';
-    *id = strtoull(buf, &end, 16);
-    if (*end || !*id)
-        return -1;
-    memcpy(buf, key + 18, 16);
-    *h = strtoull(buf, &end, 16);
-    if (*end)
-        return -1;
-    *lane = key[0] == 'e';
     return 0;
 }
 
-static int key_id(const char *key, size_t klen, uint64_t *id)
+static int hex16(const char *p, uint64_t *out)
 {
-    if (klen != 16)
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = p[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else
+            return -1;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_qkey(const char *key, size_t klen, int *lane, uint64_t *id,
+                      uint64_t *h)
+{
+    if (klen != QKEY_LEN || (key[0] != 'n' && key[0] != 'e') ||
+        key[17] != '.' || hex16(key + 1, id) || !*id || hex16(key + 18, h))
         return -1;
-    char buf[17];
-    memcpy(buf, key, 16);
-    buf[16] = '\0';
-    char *end;
-    unsigned long long v = strtoull(buf, &end, 16);
-    if (*end || v == 0)
-        return -1;
-    *id = v;
+    *lane = key[0] == 'e';
     return 0;
 }
 
@@ -412,7 +416,12 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
     }
     if (fi->del)
         return 0;
-    qent n = {id, fi->off, fi->flen, 0, {0}};
+    if (fi->off >= (1ull << 40) || fi->flen >= (1u << 23))
+        return bg__store_fail(q->s, BG_ECORRUPT,
+                              "box '" PENDING_BOX "': op %016" PRIx64
+                              " is past the queue's limits",
+                              id);
+    qent n = {id, fi->off, fi->flen, 0};
     BG_TRY(ring_push(q, r, n));
     return set_add(q, h, id);
 }
@@ -670,7 +679,12 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     if (err)
         return err;
     q->next_id++;
-    qent e = {nid, off, flen, 0, {0}};
+    if (off >= (1ull << 40) || flen >= (1u << 23))
+        return bg__store_fail(q->s, BG_ENOSPACE,
+                              "box '" PENDING_BOX
+                              "' is past the queue's limits "
+                              "(1 TiB); compact it");
+    qent e = {nid, off, flen, 0};
     /* The op is durable; if memory runs out now, the index is rebuilt
      * from the box on the next open. */
     err = ring_push(q, &q->lanes[lane ? 1 : 0], e);
@@ -783,10 +797,9 @@ static bg_err del_pending(bg_queue *q, uint64_t id)
     uint64_t id2, h;
     BG_TRY(bg__box_read_key_at(q->pending, e->off, key, sizeof key, &klen));
     if (parse_qkey(key, klen, &l2, &id2, &h) || id2 != id)
-        return bg__store_fail(q->s, BG_ECORRUPT,
-                              "box '" PENDING_BOX "': op %016" PRIx64
-                              " has a foreign key",
-                              id);
+        return bg__store_fail(
+            q->s, BG_ECORRUPT,
+            "box '" PENDING_BOX "': op %016" PRIx64 " has a foreign key", id);
     bg_write w = {1, key, QKEY_LEN, 0, NULL, 0};
     BG_TRY(bg__box_append_ext(q->pending, &w, 1, NULL, NULL));
     end_lease(q, e);
