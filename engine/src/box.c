@@ -1220,9 +1220,9 @@ bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key, size_t cap,
     size_t got = 0;
     bg_err err = b->s->vfs->read(b->s->vfs, b->f, off, head, sizeof head, &got);
     frame_hdr h;
-    if (!err && (got < BG__FRAME_HDR ||
-                 !frame_head(head, off, b->key != NULL, &h) ||
-                 h.klen > cap || h.klen > 64 || got < (size_t)BG__FRAME_HDR + h.klen))
+    if (!err &&
+        (got < BG__FRAME_HDR || !frame_head(head, off, b->key != NULL, &h) ||
+         h.klen > cap || h.klen > 64 || got < (size_t)BG__FRAME_HDR + h.klen))
         err = BG_ECORRUPT;
     if (err)
         return bg__store_fail(b->s, err, "box '%s': frame at offset %llu",
