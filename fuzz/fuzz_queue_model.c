@@ -1,18 +1,21 @@
 /*
  * Target Functions: bg_queue_enqueue, bg_queue_lease, bg_queue_ack,
- * bg_queue_nack, bg_queue_retry, bg_queue_list_failed, bg_queue_open (index
+ * bg_queue_nack, bg_queue_retry, bg_queue_list_failed, bg_queue_compact,
+ * bg_queue_open (index
  * rebuild and the settling of interrupted moves), on the simulated disk.
  *
  * The input drives enqueues (6 idempotency keys, two lanes), lease+ack,
- * lease+nack, retries, reopens and power losses (at once, or in the middle
- * of the next operation, in any crash mode) against an in-memory model.
- * Properties: without a crash every operation does what the model says;
+ * lease+nack, retries, compactions, reopens and power losses (at once, or in
+ * the middle of the next operation, in any crash mode) against an in-memory
+ * model. Properties: without a crash every operation does what the model says;
  * after a crash the queue holds exactly the model's state after every
  * acknowledged operation, with or without the one cut short: an ack never
  * undone, an enqueue never lost, lane order kept, no key pending twice,
- * leased-but-unacked ops delivered again.
+ * leased-but-unacked ops delivered again; the index stays in id order with
+ * its dead entries counted; ids never go back, compaction included.
  */
 #include "fuzz_helpers.h"
+#include "queue_int.h"
 
 #define QN 6
 
@@ -200,9 +203,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 6:
             o.kind = RETRY;
             break;
-        case 7: /* reopen */
-            qclose(&t);
-            qopen(&t);
+        case 7: /* reopen, or compact */
+            if (a & 1) {
+                FUZZ_ASSERT(bg_queue_compact(t.q) == 0);
+            } else {
+                qclose(&t);
+                qopen(&t);
+            }
             continue;
         default: { /* power loss, at once or inside the next op */
             uint64_t now = bg_sim_get_stats(t.sim).changes;
@@ -236,6 +243,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bg_err err = run(&t, &o);
         FUZZ_ASSERT_MSG(err == 0, "op %d: %s (%s)", o.kind, bg_err_name(err),
                         bg_store_detail(t.s));
+        const char *broken = bg__queue_check(t.q);
+        FUZZ_ASSERT_MSG(!broken, "index: %s", broken);
         apply(&t.m, &o);
     }
     FUZZ_ASSERT(drain_matches(&t, &t.m));

@@ -200,6 +200,9 @@ expect 0 "retry" -- "$BG" queue retry --store "$Q" --idem save-1
 expect 0 "stats" -- "$BG" queue stats --store "$Q" --json
 check "stats json" -- grep -q '"pending":1,"emergency":0,"normal":1,"leased":0,"failed":0' "$T/out"
 expect 0 "rebuild-index" -- "$BG" queue rebuild-index --store "$Q"
+expect 0 "compact" -- "$BG" queue compact --store "$Q"
+expect 0 "stats after compact" -- "$BG" queue stats --store "$Q" --json
+check "nothing lost by compaction" -- grep -q '"pending":1,' "$T/out"
 expect 0 "lock" -- "$BG" queue lock --store "$Q" --owner w1
 expect 3 "lock held by another" -- "$BG" queue lock --store "$Q" --owner w2
 check "holder named" -- grep -q "locked by 'w1'" "$T/err"

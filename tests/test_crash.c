@@ -512,7 +512,7 @@ static void test_rekey_workload(void)
 
 /* ---- the queue ----------------------------------------------------------- */
 
-enum { Q_ENQ, Q_ACK, Q_NACK, Q_RETRY, Q_REOPEN };
+enum { Q_ENQ, Q_ACK, Q_NACK, Q_RETRY, Q_REOPEN, Q_COMPACT };
 
 typedef struct qop {
     int kind;
@@ -531,12 +531,13 @@ typedef struct qmodel {
 } qmodel;
 
 static const qop qwork[] = {
-    {Q_ENQ, 0, 0}, {Q_ENQ, 1, 0},    {Q_ENQ, 2, 1},  {Q_ENQ, 1, 0},
-    {Q_ACK, 0, 0}, {Q_ENQ, 3, 0},    {Q_NACK, 0, 0}, {Q_NACK, 0, 0},
-    {Q_ENQ, 4, 1}, {Q_REOPEN, 0, 0}, {Q_ACK, 0, 0},  {Q_RETRY, 0, 0},
-    {Q_ENQ, 5, 0}, {Q_ACK, 0, 0},    {Q_NACK, 0, 0}, {Q_ENQ, 2, 0},
-    {Q_ACK, 0, 0}, {Q_ENQ, 6, 1},    {Q_ACK, 0, 0},  {Q_REOPEN, 0, 0},
-    {Q_ACK, 0, 0}, {Q_ENQ, 7, 0},    {Q_NACK, 0, 0}, {Q_NACK, 0, 0},
+    {Q_ENQ, 0, 0},     {Q_ENQ, 1, 0},    {Q_ENQ, 2, 1},  {Q_ENQ, 1, 0},
+    {Q_ACK, 0, 0},     {Q_ENQ, 3, 0},    {Q_NACK, 0, 0}, {Q_NACK, 0, 0},
+    {Q_ENQ, 4, 1},     {Q_REOPEN, 0, 0}, {Q_ACK, 0, 0},  {Q_COMPACT, 0, 0},
+    {Q_RETRY, 0, 0},   {Q_ENQ, 5, 0},    {Q_ACK, 0, 0},  {Q_NACK, 0, 0},
+    {Q_ENQ, 2, 0},     {Q_ACK, 0, 0},    {Q_ENQ, 6, 1},  {Q_ACK, 0, 0},
+    {Q_REOPEN, 0, 0},  {Q_ACK, 0, 0},    {Q_ENQ, 7, 0},  {Q_NACK, 0, 0},
+    {Q_COMPACT, 0, 0}, {Q_NACK, 0, 0},
 };
 #define QWORK ((int)(sizeof qwork / sizeof qwork[0]))
 
@@ -653,6 +654,9 @@ static int qrun(bg_sim *sim)
             err = bg_queue_retry(q, qidem(o->idem), &id);
             if (err == BG_ENOTFOUND || err == BG_EEXISTS)
                 err = 0;
+            break;
+        case Q_COMPACT:
+            err = bg_queue_compact(q);
             break;
         case Q_REOPEN:
             bg_queue_close(q);
@@ -772,7 +776,10 @@ static void test_queue_workload(void)
     bg_sim *sim = bg_sim_new(1);
     CHECK_INT(qrun(sim), ==, QWORK);
     uint64_t total = bg_sim_get_stats(sim).changes;
-    CHECK(qcheck(sim, QWORK) == NULL);
+    const char *why = qcheck(sim, QWORK);
+    if (why)
+        fprintf(stderr, "queue workload without a crash: %s\n", why);
+    CHECK(why == NULL);
     bg_sim_free(sim);
     for (uint64_t n = 1; n <= total; n++) {
         for (int mode = 0; mode < BG_CRASH_MODES; mode++) {

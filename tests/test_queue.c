@@ -228,6 +228,57 @@ static void test_refusals(void)
     bg_sim_free(sim);
 }
 
+static void test_compaction(void)
+{
+    bg_sim *sim = bg_sim_new(6);
+    bg_store *s;
+    bg_queue *q;
+    CHECK_OK(qopen(sim, &s, &q));
+    char idem[32], body[1200];
+    /* Churn: ~2.5 MiB of acked ops must not stay in the box. */
+    for (int i = 0; i < 2500; i++) {
+        uint64_t id;
+        snprintf(idem, sizeof idem, "op-%d", i);
+        snprintf(body, sizeof body, "{\"i\":%d,\"pad\":\"%0900d\"}", i, 0);
+        CHECK_OK(
+            bg_queue_enqueue(q, BG_LANE_NORMAL, idem, body, strlen(body), &id));
+        if (i % 10 != 9) /* every tenth stays pending */
+            CHECK_OK(bg_queue_ack(q, id));
+    }
+    uint8_t *f;
+    size_t n;
+    CHECK_OK(bg_sim_read_file(sim, "s/pending_ops.box", &f, &n));
+    free(f);
+    CHECK_INT(n, <, 1u << 20); /* compacted along the way */
+    CHECK_OK(bg_queue_compact(q));
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    uint64_t next = st.next_id;
+    qclose(s, q);
+    CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
+    CHECK_OK(qopen(sim, &s, &q));
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.pending[0], ==, 250);
+    CHECK_INT(st.next_id, ==, next); /* ids never go back */
+    for (int i = 9; i < 2500; i += 10) {
+        bg_queue_op op;
+        CHECK_OK(bg_queue_lease(q, &op));
+        snprintf(idem, sizeof idem, "op-%d", i);
+        CHECK_STR(op.idem, idem);
+        CHECK_OK(bg_queue_ack(q, op.id));
+        bg_queue_op_clear(&op);
+    }
+    /* Everything acked and compacted away: ids still go on. */
+    CHECK_OK(bg_queue_compact(q));
+    qclose(s, q);
+    CHECK_OK(qopen(sim, &s, &q));
+    uint64_t id;
+    CHECK_OK(bg_queue_enqueue(q, BG_LANE_NORMAL, "after", "1", 1, &id));
+    CHECK_INT(id, ==, next);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_fifo_lanes_and_idempotency);
@@ -235,5 +286,6 @@ int main(void)
     RUN(test_nack_fail_retry_purge);
     RUN(test_processing_lock);
     RUN(test_refusals);
+    RUN(test_compaction);
     return CHECK_DONE();
 }

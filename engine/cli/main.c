@@ -1192,6 +1192,7 @@ static const char queue_usage[] =
     "  failed                      list failed ops\n"
     "  stats                       pending, leased, failed counts\n"
     "  rebuild-index               rebuild the index from the pending_ops box\n"
+    "  compact                     drop acked ops from the pending_ops box\n"
     "  lock    --owner NAME [--release]  take (or release) the processing\n"
     "          lock; a lock older than 2 minutes is stale and taken over\n";
 
@@ -1275,8 +1276,8 @@ static int cmd_queue(int argc, char **argv)
         }
     }
     static const char *const subs[] = {
-        "enqueue", "lease",  "ack",   "nack",          "retry",
-        "purge",   "failed", "stats", "rebuild-index", "lock"};
+        "enqueue", "lease", "ack",           "nack",    "retry", "purge",
+        "failed",  "stats", "rebuild-index", "compact", "lock"};
     int known = 0;
     for (size_t i = 0; i < sizeof subs / sizeof *subs; i++)
         known |= !strcmp(sub, subs[i]);
@@ -1391,6 +1392,8 @@ static int cmd_queue(int argc, char **argv)
         err = bg_queue_list_failed(q, print_failed, &as_json);
     } else if (!strcmp(sub, "rebuild-index")) {
         err = bg_queue_rebuild(q);
+    } else if (!strcmp(sub, "compact")) {
+        err = bg_queue_compact(q);
     } else if (!strcmp(sub, "lock")) {
         if (release) {
             err = bg_queue_unlock(q, owner);

@@ -1351,6 +1351,115 @@ bg_err bg__box_rescan(bg_box *b)
     return box_load(b);
 }
 
+typedef struct ext_fill_ctx {
+    bg_box *b;
+    const bg_write *trailer; /* written after the frames (optional) */
+    uint64_t seq0; /* frames are renumbered from here, in the given order */
+    const uint64_t *offs;
+    const uint32_t *flens;
+    size_t n;
+    uint64_t *new_offs;
+} ext_fill_ctx;
+
+/* Copy the given frames, verified, in the given (file) order. */
+static bg_err ext_fill(void *arg, bg_file *f, uint64_t *end)
+{
+    ext_fill_ctx *c = arg;
+    bg_box *b = c->b;
+    const bg_vfs *v = b->s->vfs;
+    size_t cap = CHUNK, used = 0;
+    uint8_t *buf = bg__store_malloc(b->s, cap);
+    bg_err err = 0;
+    if (!buf)
+        return BG_ENOMEM;
+    uint64_t pos = *end;
+    for (size_t i = 0; i < c->n && !err; i++) {
+        uint32_t flen = c->flens[i];
+        if (used + flen > cap && used) {
+            err = v->write(v, f, pos - used, buf, used);
+            used = 0;
+        }
+        if (!err && flen > cap) {
+            uint8_t *q = bg__store_realloc(b->s, buf, flen);
+            if (q)
+                buf = q, cap = flen;
+            else
+                err = BG_ENOMEM;
+        }
+        size_t got = 0;
+        if (!err)
+            err = v->read(v, b->f, c->offs[i], buf + used, flen, &got);
+        frame_hdr h;
+        if (!err &&
+            (got != flen || !frame_head(buf + used, c->offs[i], 0, &h) ||
+             h.flen != flen || !frame_sum_ok(buf + used, flen)))
+            err = bg__store_fail(b->s, BG_ECORRUPT,
+                                 "box '%s': frame at offset %llu does not "
+                                 "verify",
+                                 b->name, (unsigned long long)c->offs[i]);
+        if (!err) {
+            put64(buf + used + 16, c->seq0 + i);
+            frame_move(buf + used, flen, pos);
+            c->new_offs[i] = pos;
+            used += flen;
+            pos += flen;
+        }
+    }
+    if (!err && used)
+        err = v->write(v, f, pos - used, buf, used);
+    if (!err && c->trailer) {
+        const bg_write *t = c->trailer;
+        size_t flen = BG__FRAME_OVERHEAD + t->key_len + t->value_len;
+        uint8_t *tb = bg__store_malloc(b->s, flen);
+        if (!tb) {
+            err = BG_ENOMEM;
+        } else {
+            bg__box_encode_frame(tb, BG__KIND_PUT, 0, t->key,
+                                 (uint16_t)t->key_len, t->type, c->seq0 + c->n,
+                                 pos, pos, t->value, (uint32_t)t->value_len);
+            err = v->write(v, f, pos, tb, flen);
+            pos += flen;
+            bg__store_free(b->s, tb);
+        }
+    }
+    if (!err)
+        *end = pos;
+    bg__store_free(b->s, buf);
+    return err;
+}
+
+bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
+                           const uint32_t *flens, size_t n, uint64_t *new_offs,
+                           const bg_write *trailer)
+{
+    bg_store *s = b->s;
+    if (b->key)
+        return bg__store_fail(s, BG_ESTATE, "box '%s': sealed", b->name);
+    BG_TRY(check_writable(b));
+    BG_TRY(bg_box_sync(b));
+    char tmp[BG_PATH_MAX];
+    BG_TRY(box_path(s, b->name, ".box.tmp", tmp, sizeof tmp));
+    uint8_t hdr[BG__BOX_HDR_SIZE];
+    bg__box_encode_header(hdr, b->id, b->hflags, 0, b->next_seq + n + 1);
+    ext_fill_ctx c = {b, trailer, b->next_seq, offs, flens, n, new_offs};
+    bg_file *nf = NULL;
+    uint64_t end = 0;
+    bg_err err = write_beside(s, tmp, b->path, hdr, ext_fill, &c, &nf, &end);
+    if (nf) {
+        /* Swapped in. A failed directory sync is made good before the next
+         * durable write (dir_dirty), and either file holds the same ops. */
+        s->vfs->close(s->vfs, b->f);
+        b->f = nf;
+        b->end = end;
+        b->frames = n + (trailer ? 1 : 0);
+        b->next_seq += n + 1;
+        b->group_open = 0;
+        b->group_count = 0;
+        return 0;
+    }
+    return err;
+}
+
 /* A record of a typeId with no adapter is never handed out as data. */
 static bg_err check_read_type(bg_box *b, const ent *e)
 {
@@ -1564,6 +1673,11 @@ bg_err bg__box_reseal(bg_box *b, const bg__key *k)
     if (!b->key)
         return 0;
     return rewrite(b, k);
+}
+
+uint64_t bg__box_end(const bg_box *b)
+{
+    return b->end;
 }
 
 uint32_t bg__box_key_id(const bg_box *b)

@@ -25,6 +25,7 @@
 
 #include "boxguard/queue.h"
 #include "boxguard/record.h"
+#include "queue_int.h"
 #include "store_int.h"
 
 #define PENDING_BOX "pending_ops"
@@ -68,6 +69,7 @@ struct bg_queue {
     size_t nleases, capleases;
     uint64_t next_id;
     int64_t oldest_ms;
+    uint64_t live_bytes; /* frames of pending ops: compaction's measure */
 };
 
 void bg_queue_opts_init(bg_queue_opts *o)
@@ -386,6 +388,7 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
 {
     bg_queue *q = arg;
     if (!fi) {
+        q->live_bytes = 0;
         for (int l = 0; l < 2; l++)
             ring_free(q, &q->lanes[l]);
         bg__store_free(q->s, q->set);
@@ -395,6 +398,13 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
     }
     int lane;
     uint64_t id, h;
+    if (fi->klen == 17 && fi->key[0] == '~' && !fi->del &&
+        !hex16(fi->key + 1, &id)) {
+        /* The id floor a compaction leaves: ids never go back. */
+        if (id > q->next_id)
+            q->next_id = id;
+        return 0;
+    }
     if (parse_qkey(fi->key, fi->klen, &lane, &id, &h))
         return 0; /* not an op record */
     if (id >= q->next_id)
@@ -404,11 +414,13 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
     qent *e = r->n && ring_at(r, r->n - 1)->id < id ? NULL : ring_find(r, id);
     if (e && e->id) {
         if (fi->del) {
+            q->live_bytes -= e->flen;
             e->id = 0;
             r->dead++;
             ring_trim(r);
             set_del(q, id, h);
         } else {
+            q->live_bytes += fi->flen - (uint64_t)e->flen;
             e->off = fi->off; /* a rewrite (nack): same place in line */
             e->flen = fi->flen;
         }
@@ -423,6 +435,7 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
                               id);
     qent n = {id, fi->off, fi->flen, 0};
     BG_TRY(ring_push(q, r, n));
+    q->live_bytes += fi->flen;
     return set_add(q, h, id);
 }
 
@@ -539,6 +552,8 @@ static int settle_one(void *arg, const bg_record *r)
     uint64_t id;
     if (key_id(r->key, r->key_len, &id))
         return 0;
+    if (id >= c->q->next_id)
+        c->q->next_id = id + 1;
     env en;
     if (env_parse(r->value, r->value_len, &en))
         return 0;
@@ -690,6 +705,7 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     err = ring_push(q, &q->lanes[lane ? 1 : 0], e);
     if (!err)
         err = set_add(q, h, nid);
+    q->live_bytes += flen;
     if (!q->oldest_ms)
         q->oldest_ms = now;
     *id = nid;
@@ -803,6 +819,7 @@ static bg_err del_pending(bg_queue *q, uint64_t id)
     bg_write w = {1, key, QKEY_LEN, 0, NULL, 0};
     BG_TRY(bg__box_append_ext(q->pending, &w, 1, NULL, NULL));
     end_lease(q, e);
+    q->live_bytes -= e->flen;
     e->id = 0;
     q->lanes[lane].dead++;
     ring_trim(&q->lanes[lane]);
@@ -812,9 +829,67 @@ static bg_err del_pending(bg_queue *q, uint64_t id)
     return 0;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    uint64_t x = (*(qent *const *)a)->id, y = (*(qent *const *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+bg_err bg_queue_compact(bg_queue *q)
+{
+    size_t n = 0;
+    for (int l = 0; l < 2; l++)
+        n += q->lanes[l].n - q->lanes[l].dead;
+    qent **v = bg__store_malloc(q->s, (n ? n : 1) * sizeof *v);
+    uint64_t *offs = bg__store_malloc(q->s, (n ? n : 1) * sizeof *offs);
+    uint64_t *noffs = bg__store_malloc(q->s, (n ? n : 1) * sizeof *noffs);
+    uint32_t *flens = bg__store_malloc(q->s, (n ? n : 1) * sizeof *flens);
+    bg_err err = v && offs && noffs && flens ? 0 : BG_ENOMEM;
+    if (!err) {
+        size_t k = 0;
+        for (int l = 0; l < 2; l++)
+            for (size_t i = 0; i < q->lanes[l].n; i++)
+                if (ring_at(&q->lanes[l], i)->id)
+                    v[k++] = ring_at(&q->lanes[l], i);
+        /* Id order: a scan of the new file rebuilds each lane in order (a
+         * nack's rewrite sits later in the old file than younger ops). */
+        qsort(v, n, sizeof *v, cmp_id);
+        for (size_t i = 0; i < n; i++) {
+            offs[i] = v[i]->off;
+            flens[i] = v[i]->flen;
+        }
+        /* A marker with the next id: acked ops leave the box, their ids
+         * are never handed out again. */
+        char mark[18];
+        snprintf(mark, sizeof mark, "~%016" PRIx64, q->next_id);
+        bg_write trailer = {0, mark, 17, 0, "0", 1};
+        err = bg__box_rewrite_ext(q->pending, offs, flens, n, noffs, &trailer);
+        for (size_t i = 0; i < n && !err; i++)
+            v[i]->off = noffs[i];
+    }
+    bg__store_free(q->s, v);
+    bg__store_free(q->s, offs);
+    bg__store_free(q->s, noffs);
+    bg__store_free(q->s, flens);
+    return err;
+}
+
+/* Compact when most of the box is acked ops: over 1 MiB and over three
+ * times the live frames. The cost is O(live), paid once per that much
+ * churn. */
+#define COMPACT_MIN (1u << 20)
+
 bg_err bg_queue_ack(bg_queue *q, uint64_t id)
 {
-    return del_pending(q, id);
+    BG_TRY(del_pending(q, id));
+    uint64_t end = bg__box_end(q->pending);
+    if (end > COMPACT_MIN && end > 3 * q->live_bytes) {
+        /* The ack is durable already; a compaction that fails leaves the
+         * box as it was and is tried again later. */
+        if (bg_queue_compact(q)) {
+        }
+    }
+    return 0;
 }
 
 bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
@@ -854,6 +929,7 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
         uint32_t flen;
         err = bg__box_append_ext(q->pending, &w, 1, &off, &flen);
         if (!err) {
+            q->live_bytes += flen - (uint64_t)e->flen;
             e->off = off;
             e->flen = flen;
             end_lease(q, e);
@@ -1118,4 +1194,35 @@ bg_err bg_queue_unlock(bg_queue *q, const char *owner)
                               "the queue lock is not held by '%s'", owner);
     bg_write w = {1, LOCK_KEY, strlen(LOCK_KEY), 0, NULL, 0};
     return bg__box_append_ext(meta, &w, 1, NULL, NULL);
+}
+
+const char *bg__queue_check(bg_queue *q)
+{
+    static char msg[160];
+    for (int l = 0; l < 2; l++) {
+        ring *r = &q->lanes[l];
+        size_t dead = 0;
+        uint64_t last = 0;
+        for (size_t i = 0; i < r->n; i++) {
+            qent *e = ring_at(r, i);
+            if (!e->id) {
+                dead++;
+                continue;
+            }
+            if (e->id <= last) {
+                snprintf(msg, sizeof msg,
+                         "lane %d not in id order at %zu: %llu after %llu", l,
+                         i, (unsigned long long)e->id,
+                         (unsigned long long)last);
+                return msg;
+            }
+            last = e->id;
+        }
+        if (dead != r->dead) {
+            snprintf(msg, sizeof msg, "lane %d dead %zu counted %zu", l, dead,
+                     r->dead);
+            return msg;
+        }
+    }
+    return NULL;
 }

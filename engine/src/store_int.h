@@ -115,6 +115,19 @@ BG_MUST_CHECK bg_err bg__box_append_ext(bg_box *b, const bg_write *w, size_t n,
 BG_MUST_CHECK bg_err bg__box_read_at(bg_box *b, uint64_t off, uint32_t flen,
                                      char **value, size_t *vlen);
 BG_MUST_CHECK bg_err bg__box_rescan(bg_box *b);
+/* Compact a box with an external index: write the frames at offs, in the
+ * order given (their sequence numbers are renumbered to keep rising), then
+ * trailer (a put written as is, may be NULL), to a new file, verified, and
+ * swap it in like bg_box_compact.
+ * new_offs receives their new offsets; valid when the return is 0 (or when
+ * only the final directory sync failed: the swap happened). */
+BG_MUST_CHECK bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
+                                         const uint32_t *flens, size_t n,
+                                         uint64_t *new_offs,
+                                         const bg_write *trailer);
+/* The end of the box file: where the next frame goes. */
+uint64_t bg__box_end(const bg_box *b);
+
 /* The key of the frame at off (at most 64 bytes), unverified: for owners
  * that keep their index in keys. */
 BG_MUST_CHECK bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key,

@@ -117,6 +117,12 @@ BG_MUST_CHECK bg_err bg_queue_list_failed(bg_queue *q, bg_queue_op_fn fn,
 
 void bg_queue_stats_of(const bg_queue *q, bg_queue_stats *st);
 
+/* Rewrite pending_ops with only the pending ops (written beside, synced,
+ * renamed into place). Acks do this by themselves once the box is over
+ * 1 MiB and three times its live ops. Returns 0 or the errors of
+ * bg_box_compact; on error the box is as it was. */
+BG_MUST_CHECK bg_err bg_queue_compact(bg_queue *q);
+
 /* Rebuild the in-memory index from the pending_ops box. */
 BG_MUST_CHECK bg_err bg_queue_rebuild(bg_queue *q);
 
