@@ -196,7 +196,10 @@ expect 0 "nack 2 moves to failed" -- "$BG" queue nack --store "$Q" --id 1 --erro
 check "moved said" -- grep -q "moved to failed_ops" "$T/out"
 expect 0 "failed list" -- "$BG" queue failed --store "$Q" --json
 check "failed op listed with its error" -- grep -q '"last_error":"HTTP 503"' "$T/out"
-expect 0 "retry" -- "$BG" queue retry --store "$Q" --idem save-1
+expect 0 "retry" -- "$BG" queue retry --store "$Q" --idem save-1 --json
+check "retry json" -- grep -q '^{"id":3}$' "$T/out"
+expect 1 "duplicate in json" -- "$BG" queue enqueue --store "$Q" --idem save-1 --op 1 --json
+check "duplicate json" -- grep -q '"duplicate":true' "$T/out"
 expect 0 "stats" -- "$BG" queue stats --store "$Q" --json
 check "stats json" -- grep -q '"pending":1,"emergency":0,"normal":1,"leased":0,"failed":0' "$T/out"
 expect 0 "rebuild-index" -- "$BG" queue rebuild-index --store "$Q"

@@ -1180,6 +1180,7 @@ static int cmd_typeids(int argc, char **argv)
 
 static const char queue_usage[] =
     "usage: boxguard queue COMMAND --store DIR [options] [--json]\n"
+    "  (--json: one JSON object per answer, for every command)\n"
     "  enqueue --idem KEY [--lane normal|emergency] [--op JSON]   (op from\n"
     "          stdin when --op is absent); a key already pending is not\n"
     "          enqueued twice (exit 1, says so)\n"
@@ -1359,13 +1360,19 @@ static int cmd_queue(int argc, char **argv)
             q, strcmp(lane, "emergency") ? BG_LANE_NORMAL : BG_LANE_EMERGENCY,
             idem, opjson, oplen, &id);
         if (err == BG_EEXISTS) {
-            printf("duplicate: '%s' is already pending as %" PRIu64
-                   "; not enqueued\n",
-                   idem, id);
+            if (as_json)
+                printf("{\"id\":%" PRIu64 ",\"duplicate\":true}\n", id);
+            else
+                printf("duplicate: '%s' is already pending as %" PRIu64
+                       "; not enqueued\n",
+                       idem, id);
             rc = EXIT_NEGATIVE;
             err = 0;
         } else if (!err) {
-            printf("%" PRIu64 "\n", id);
+            if (as_json)
+                printf("{\"id\":%" PRIu64 ",\"duplicate\":false}\n", id);
+            else
+                printf("%" PRIu64 "\n", id);
         }
     } else if (!strcmp(sub, "lease")) {
         err = bg_queue_lease(q, &op);
@@ -1375,18 +1382,27 @@ static int cmd_queue(int argc, char **argv)
         }
     } else if (!strcmp(sub, "ack")) {
         err = bg_queue_ack(q, id);
+        if (!err && as_json)
+            printf("{\"acked\":%" PRIu64 "}\n", id);
     } else if (!strcmp(sub, "nack")) {
         err = bg_queue_nack(q, id, error ? error : "", &flag);
-        if (!err && flag)
+        if (!err && as_json)
+            printf("{\"id\":%" PRIu64 ",\"failed\":%s}\n", id,
+                   flag ? "true" : "false");
+        else if (!err && flag)
             printf("%" PRIu64 " moved to failed_ops after %u attempts\n", id,
                    (unsigned)qo.max_attempts);
     } else if (!strcmp(sub, "retry")) {
         err = bg_queue_retry(q, idem, &id);
-        if (!err)
+        if (!err && as_json)
+            printf("{\"id\":%" PRIu64 "}\n", id);
+        else if (!err)
             printf("%" PRIu64 "\n", id);
     } else if (!strcmp(sub, "purge")) {
         err = bg_queue_purge(q, &n);
-        if (!err)
+        if (!err && as_json)
+            printf("{\"purged\":%" PRIu64 "}\n", n);
+        else if (!err)
             printf("purged %" PRIu64 " failed ops\n", n);
     } else if (!strcmp(sub, "failed")) {
         err = bg_queue_list_failed(q, print_failed, &as_json);
@@ -1399,7 +1415,10 @@ static int cmd_queue(int argc, char **argv)
             err = bg_queue_unlock(q, owner);
         } else {
             err = bg_queue_lock(q, owner, &flag);
-            if (!err && flag)
+            if (!err && as_json)
+                printf("{\"locked\":true,\"took_over_stale\":%s}\n",
+                       flag ? "true" : "false");
+            else if (!err && flag)
                 printf("took over a stale lock (audited)\n");
         }
     }
