@@ -337,8 +337,22 @@ static void sq_measure(const char *dir, const char *sync, unsigned batch,
 
 /* ---- reopen and memory ------------------------------------------------- */
 
+/* Resident memory now (VmRSS), KiB. */
+static long rss_now_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6))
+            v = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return v;
+}
+
 /* Child mode: open the queue of DIR and print the open time (µs), the
- * pending count and the peak RSS (KiB). */
+ * pending count, the peak RSS and the RSS once open (KiB). */
 static int probe(const char *dir)
 {
     double a = now_us();
@@ -349,23 +363,23 @@ static int probe(const char *dir)
     bg_queue_stats_of(b.q, &st);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("%.1f %" PRIu64 " %ld\n", t, st.pending[0] + st.pending[1],
-           ru.ru_maxrss);
+    printf("%.1f %" PRIu64 " %ld %ld\n", t, st.pending[0] + st.pending[1],
+           ru.ru_maxrss, rss_now_kib());
     bg_shut(&b);
     return 0;
 }
 
 static int run_probe(const char *self, const char *dir, double *us,
-                     uint64_t *pending, long *rss_kib)
+                     uint64_t *pending, long *rss_kib, long *now_kib)
 {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "'%s' --probe '%s'", self, dir);
     FILE *p = popen(cmd, "r");
     if (!p)
         return -1;
-    int n = fscanf(p, "%lf %" SCNu64 " %ld", us, pending, rss_kib);
+    int n = fscanf(p, "%lf %" SCNu64 " %ld %ld", us, pending, rss_kib, now_kib);
     int rc = pclose(p);
-    return n == 3 && rc == 0 ? 0 : -1;
+    return n == 4 && rc == 0 ? 0 : -1;
 }
 
 /* One sequential read of every file of the store. */
@@ -504,15 +518,15 @@ int main(int argc, char **argv)
     }
     double open_us = 0, empty_us = 0;
     uint64_t pending = 0, p0 = 0;
-    long rss = 0, rss0 = 0;
+    long rss = 0, rss0 = 0, now = 0, now0 = 0;
     cJSON *reopen = cJSON_CreateObject();
     double read_us = read_all(qdir); /* warm the cache like the open will */
     read_us = read_all(qdir);
     char self[1024];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     self[sl > 0 ? sl : 0] = '\0';
-    if (run_probe(self, qdir, &open_us, &pending, &rss) == 0 &&
-        run_probe(self, edir, &empty_us, &p0, &rss0) == 0) {
+    if (run_probe(self, qdir, &open_us, &pending, &rss, &now) == 0 &&
+        run_probe(self, edir, &empty_us, &p0, &rss0, &now0) == 0) {
         cJSON_AddNumberToObject(reopen, "pending", (double)pending);
         cJSON_AddNumberToObject(reopen, "open_us", open_us);
         cJSON_AddNumberToObject(reopen, "sequential_read_us", read_us);
@@ -524,10 +538,11 @@ int main(int argc, char **argv)
             pending ? (double)(rss - rss0) * 1024.0 / (double)pending : 0);
         fprintf(stderr,
                 "reopen of %" PRIu64 " pending ops: %.0f ms (read %.0f ms), "
-                "%.1f bytes/op beyond a %ld KiB base\n",
+                "%.1f bytes/op held beyond a %ld KiB base (peak %.1f)\n",
                 pending, open_us / 1e3, read_us / 1e3,
-                pending ? (double)(rss - rss0) * 1024.0 / (double)pending : 0,
-                rss0);
+                pending ? (double)(now - now0) * 1024.0 / (double)pending : 0,
+                now0,
+                pending ? (double)(rss - rss0) * 1024.0 / (double)pending : 0);
     }
 
     cJSON *doc = cJSON_CreateObject();

@@ -96,9 +96,12 @@ def goals(run):
         add("reopen of %d pending ops vs one sequential read" % ro["pending"],
             ro["open_over_read"], "<= 3x", ro["open_over_read"] <= 3.0,
             "%.0f ms vs %.0f ms" % (ro["open_us"] / 1e3, ro["sequential_read_us"] / 1e3))
-        add("RAM per pending op beyond a fixed base", ro["bytes_per_pending_op"],
+        now = ro.get("rss_now_kib", ro["rss_kib"])
+        add("RAM held per pending op beyond a fixed base", ro["bytes_per_pending_op"],
             "< 64 bytes", ro["bytes_per_pending_op"] < 64,
-            "%d KiB at %d ops, %d KiB empty" % (ro["rss_kib"], ro["pending"], ro["empty_rss_kib"]))
+            "RSS once open %d KiB at %d ops, %d KiB empty; peak RSS %d KiB (%.1f bytes/op)"
+            % (now, ro["pending"], ro.get("empty_rss_now_kib", ro["empty_rss_kib"]),
+               ro["rss_kib"], ro.get("peak_bytes_per_pending_op", ro["bytes_per_pending_op"])))
     return out
 
 
