@@ -48,9 +48,15 @@ typedef struct ring {
     size_t dead;         /* entries with id 0 */
 } ring;
 
+/* 8 bytes per pending op: the upper half of the idempotency hash (also
+ * its probe position) and the low half of the op's id. A match is checked
+ * against the op's key and envelope on disk, so the halves only need to be
+ * nearly unique. Ids are rebuilt from their low half relative to the next
+ * id: an op that stays pending while 2^32 later ops come and go is past
+ * that window (see queue.h). */
 typedef struct islot {
-    uint64_t hash; /* 0: empty */
-    uint64_t id;
+    uint32_t hi; /* 0: empty */
+    uint32_t id_lo;
 } islot;
 
 typedef struct lease {
@@ -159,6 +165,11 @@ static uint64_t idem_hash(const char *idem, size_t n)
     return h ? h : 1;
 }
 
+static uint32_t slot_hi(uint64_t h)
+{
+    return (uint32_t)(h >> 32) | 1;
+}
+
 static bg_err set_grow(bg_queue *q)
 {
     size_t cap = q->setcap ? q->setcap * 2 : 64;
@@ -167,10 +178,10 @@ static bg_err set_grow(bg_queue *q)
         return BG_ENOMEM;
     memset(v, 0, cap * sizeof *v);
     for (size_t i = 0; i < q->setcap; i++) {
-        if (!q->set[i].hash)
+        if (!q->set[i].hi)
             continue;
-        size_t j = (size_t)q->set[i].hash & (cap - 1);
-        while (v[j].hash)
+        size_t j = (size_t)q->set[i].hi & (cap - 1);
+        while (v[j].hi)
             j = (j + 1) & (cap - 1);
         v[j] = q->set[i];
     }
@@ -184,11 +195,12 @@ static bg_err set_add(bg_queue *q, uint64_t h, uint64_t id)
 {
     if ((q->setn + 1) * 4 > q->setcap * 3)
         BG_TRY(set_grow(q));
-    size_t i = (size_t)h & (q->setcap - 1);
-    while (q->set[i].hash)
+    uint32_t hi = slot_hi(h);
+    size_t i = (size_t)hi & (q->setcap - 1);
+    while (q->set[i].hi)
         i = (i + 1) & (q->setcap - 1);
-    q->set[i].hash = h;
-    q->set[i].id = id;
+    q->set[i].hi = hi;
+    q->set[i].id_lo = (uint32_t)id;
     q->setn++;
     return 0;
 }
@@ -197,20 +209,29 @@ static void set_del(bg_queue *q, uint64_t id, uint64_t h)
 {
     if (!q->setcap)
         return;
-    size_t mask = q->setcap - 1, i = (size_t)h & mask;
-    while (q->set[i].hash && !(q->set[i].hash == h && q->set[i].id == id))
+    uint32_t hi = slot_hi(h);
+    size_t mask = q->setcap - 1, i = (size_t)hi & mask;
+    while (q->set[i].hi &&
+           !(q->set[i].hi == hi && q->set[i].id_lo == (uint32_t)id))
         i = (i + 1) & mask;
-    if (!q->set[i].hash)
+    if (!q->set[i].hi)
         return;
     q->setn--;
-    for (size_t j = (i + 1) & mask; q->set[j].hash; j = (j + 1) & mask) {
-        size_t home = (size_t)q->set[j].hash & mask;
+    for (size_t j = (i + 1) & mask; q->set[j].hi; j = (j + 1) & mask) {
+        size_t home = (size_t)q->set[j].hi & mask;
         if (((j - home) & mask) >= ((j - i) & mask)) {
             q->set[i] = q->set[j];
             i = j;
         }
     }
-    q->set[i].hash = 0;
+    q->set[i].hi = 0;
+}
+
+/* The full id of a pending op from its low half. */
+static uint64_t slot_id(const bg_queue *q, uint32_t lo)
+{
+    uint64_t top = q->next_id - 1;
+    return top - (uint32_t)((uint32_t)top - lo);
 }
 
 /* ---- envelopes ----------------------------------------------------------- */
@@ -515,12 +536,14 @@ static bg_err find_idem(bg_queue *q, const char *idem, uint64_t *id)
     if (!q->setcap)
         return 0;
     uint64_t h = idem_hash(idem, strlen(idem));
+    uint32_t hi = slot_hi(h);
     size_t mask = q->setcap - 1;
-    for (size_t i = (size_t)h & mask; q->set[i].hash; i = (i + 1) & mask) {
-        if (q->set[i].hash != h)
+    for (size_t i = (size_t)hi & mask; q->set[i].hi; i = (i + 1) & mask) {
+        if (q->set[i].hi != hi)
             continue;
-        /* 64-bit hashes can collide: compare the key itself. */
-        qent *e = find_any(q, q->set[i].id, NULL);
+        /* Half a hash and half an id: compare the key itself. */
+        uint64_t cand = slot_id(q, q->set[i].id_lo);
+        qent *e = find_any(q, cand, NULL);
         if (!e)
             continue;
         char *text;
@@ -530,7 +553,7 @@ static bg_err find_idem(bg_queue *q, const char *idem, uint64_t *id)
         env_clear(&en);
         bg__store_free(q->s, text);
         if (same) {
-            *id = q->set[i].id;
+            *id = cand;
             return 0;
         }
     }

@@ -18,10 +18,12 @@
  *   to the `audit` box.
  *
  * Memory: per pending operation the queue keeps its id, file offset and
- * length, lane and a 64-bit hash of its idempotency key (about 40 bytes);
- * payloads stay on disk. Enqueue, lease, ack and nack cost O(1) whatever
- * the depth. The in-memory index is rebuilt from the box on open (and on
- * demand by bg_queue_rebuild).
+ * length (16 bytes) and a slot of its idempotency set (8 bytes, a table at
+ * most three quarters full); payloads stay on disk. The set holds the low
+ * half of each id: an op that stays pending while more than 2^32 later ops
+ * are enqueued is no longer recognised as a duplicate. Enqueue, lease, ack and
+ * nack cost O(1) whatever the depth. The in-memory index is rebuilt from the
+ * box on open (and on demand by bg_queue_rebuild).
  */
 #ifndef BOXGUARD_QUEUE_H
 #define BOXGUARD_QUEUE_H
