@@ -45,6 +45,7 @@ JSON
 A=(--adapters "$T/adapters.json")
 expect 0 "help" -- "$BG" --help
 check "help lists commands" -- grep -q "recover --store DIR" "$T/out"
+check "help lists queue and typeids" -- bash -c "grep -q '  queue   enqueue' '$T/out' && grep -q '  typeids check' '$T/out' && grep -q '  rekey   --store' '$T/out'"
 expect 2 "no command" -- "$BG"
 expect 2 "unknown command" -- "$BG" frobnicate --store "$S"
 check "unknown command named" -- grep -q "unknown command 'frobnicate'" "$T/err"
