@@ -215,5 +215,13 @@ expect 2 "enqueue of bad JSON" -- "$BG" queue enqueue --store "$Q" --idem x --op
 expect 2 "queue usage" -- "$BG" queue frob --store "$Q"
 expect 2 "ack needs an id" -- "$BG" queue ack --store "$Q"
 
+# Startup validation.
+expect 0 "validate ready" -- "$BG" validate --store "$Q" --schema-version 1
+check "ready said" -- grep -q "^ready (schema version 1)" "$T/out"
+expect 1 "validate an older store" -- "$BG" validate --store "$Q" --schema-version 2 --json
+check "needs_migration" -- grep -q '"status":"needs_migration"' "$T/out"
+expect 1 "validate a missing store" -- "$BG" validate --store "$T/none"
+check "blocked" -- grep -q "^blocked" "$T/out"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

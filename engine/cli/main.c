@@ -57,6 +57,9 @@ static const char usage_text[] =
     "  typeids check [--lock F] [--update-lock] [--policy F]\n"
     "          [--format text|json|github] PATH...  the static typeId and\n"
     "          adapter-registration check (boxguard typeids --help)\n"
+    "  validate --store DIR [--schema-version N] [--json]  may the app open\n"
+    "          the store? ready, needs_migration, needs_recovery or blocked,\n"
+    "          each finding with its action; exit 0 only for ready; read-only\n"
     "  rekey   --store DIR                          new data key; re-seal "
     "every\n"
     "          encrypted box under it; destroy the old key once all verify\n"
@@ -918,7 +921,7 @@ static int parse_args(int argc, char **argv, args *a)
         else if (!strcmp(o, "--key"))
             slot = &a->key;
         else if (!strcmp(o, "--json") && strcmp(a->cmd, "verify") &&
-                 strcmp(a->cmd, "stats"))
+                 strcmp(a->cmd, "stats") && strcmp(a->cmd, "validate"))
             slot = &a->json;
         else if (!strcmp(o, "--type"))
             slot = &a->type;
@@ -926,6 +929,8 @@ static int parse_args(int argc, char **argv, args *a)
             slot = &a->durability;
         else if (!strcmp(o, "--adapters"))
             slot = &a->adapters;
+        else if (!strcmp(o, "--schema-version"))
+            slot = &a->type;
         else if (!strcmp(o, "--accept-schema"))
             a->accept_schema = 1;
         else if (!strcmp(o, "--encrypt"))
@@ -1455,6 +1460,55 @@ out:
     return rc;
 }
 
+static int cmd_validate(const args *a)
+{
+    bg_validate_opts o = {NULL, adapters, 0};
+    if (a->type) { /* --schema-version */
+        char *end;
+        unsigned long v = strtoul(a->type, &end, 10);
+        if (*end || !v || v > 4294967295ul) {
+            fail("--schema-version must be a positive integer, not '%s'",
+                 a->type);
+            return EXIT_USAGE;
+        }
+        o.code_version = (uint32_t)v;
+    }
+    bg_validation r;
+    if (bg_validate(a->store, &o, &r)) {
+        fail("validate: out of memory");
+        return EXIT_SYSTEM;
+    }
+    if (a->as_json) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON_AddStringToObject(doc, "status", bg_readiness_name(r.status));
+        cJSON_AddNumberToObject(doc, "stored_version", r.stored_version);
+        cJSON *arr = cJSON_AddArrayToObject(doc, "findings");
+        for (size_t i = 0; i < r.nfindings && i < BG_VALIDATE_MAX_FINDINGS;
+             i++) {
+            cJSON *f = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "severity",
+                                    bg_readiness_name(r.findings[i].severity));
+            cJSON_AddStringToObject(f, "code", r.findings[i].code);
+            cJSON_AddStringToObject(f, "message", r.findings[i].message);
+            cJSON_AddStringToObject(f, "action", r.findings[i].action);
+            cJSON_AddItemToArray(arr, f);
+        }
+        char *t = cJSON_PrintUnformatted(doc);
+        if (t)
+            puts(t);
+        cJSON_free(t);
+        cJSON_Delete(doc);
+    } else {
+        printf("%s (schema version %u)\n", bg_readiness_name(r.status),
+               (unsigned)r.stored_version);
+        for (size_t i = 0; i < r.nfindings && i < BG_VALIDATE_MAX_FINDINGS; i++)
+            printf("  %s: %s\n    action: %s\n",
+                   bg_readiness_name(r.findings[i].severity),
+                   r.findings[i].message, r.findings[i].action);
+    }
+    return r.status == BG_READY ? EXIT_OK : EXIT_NEGATIVE;
+}
+
 static int cmd_verify(const args *a)
 {
     return cmd_verify_or_recover(a, 0);
@@ -1468,11 +1522,11 @@ static int cmd_recover(const args *a)
 static const struct {
     const char *name;
     int (*fn)(const args *);
-} cmds[] = {{"put", cmd_put},         {"get", cmd_get},
-            {"del", cmd_del},         {"dump", cmd_dump},
-            {"load", cmd_load},       {"verify", cmd_verify},
-            {"recover", cmd_recover}, {"compact", cmd_compact},
-            {"stats", cmd_stats},     {"rekey", cmd_rekey}};
+} cmds[] = {
+    {"put", cmd_put},         {"get", cmd_get},          {"del", cmd_del},
+    {"dump", cmd_dump},       {"load", cmd_load},        {"verify", cmd_verify},
+    {"recover", cmd_recover}, {"compact", cmd_compact},  {"stats", cmd_stats},
+    {"rekey", cmd_rekey},     {"validate", cmd_validate}};
 
 static int run(const args *a)
 {

@@ -225,6 +225,39 @@ static bg_err registry_clone(const bg_registry *src, bg_registry **out)
 
 #define SCHEMA_KEY "schema_lock"
 
+size_t bg__schema_compare(const bg_registry *lock, const bg_registry *code,
+                          char *first, size_t cap)
+{
+    size_t findings = 0;
+    for (size_t i = 0; i < bg_registry_count(lock); i++) {
+        const bg_adapter *l = bg_registry_at(lock, i);
+        const bg_adapter *c = bg_registry_find(code, l->type_id);
+        if (c && !strcmp(c->name, l->name))
+            continue;
+        if (findings++)
+            continue;
+        if (c)
+            snprintf(first, cap,
+                     "typeId %u is registered as '%s' but the store knows it "
+                     "as '%s'",
+                     (unsigned)l->type_id, c->name, l->name);
+        else
+            snprintf(first, cap,
+                     "adapter '%s' (typeId %u) is in the store's schema lock "
+                     "but is not registered",
+                     l->name, (unsigned)l->type_id);
+    }
+    for (size_t i = 0; i < bg_registry_count(code); i++) {
+        const bg_adapter *c = bg_registry_at(code, i);
+        const bg_adapter *l = bg_registry_find_name(lock, c->name);
+        if (l && l->type_id != c->type_id && !findings++)
+            snprintf(first, cap,
+                     "adapter '%s' moved from typeId %u to typeId %u", c->name,
+                     (unsigned)l->type_id, (unsigned)c->type_id);
+    }
+    return findings;
+}
+
 /* Load the schema lock from meta.box, compare it with the code's adapters,
  * settle the effective registry, and write the lock when it changed. */
 static bg_err schema_open(bg_store *s, const bg_store_opts *o)
@@ -261,34 +294,8 @@ static bg_err schema_open(bg_store *s, const bg_store_opts *o)
         goto out;
     }
     const bg_registry *code = o->registry;
-    size_t findings = 0;
     char first[256] = "";
-    for (size_t i = 0; i < bg_registry_count(lock); i++) {
-        const bg_adapter *l = bg_registry_at(lock, i);
-        const bg_adapter *c = bg_registry_find(code, l->type_id);
-        if (c && !strcmp(c->name, l->name))
-            continue;
-        if (findings++)
-            continue;
-        if (c)
-            snprintf(first, sizeof first,
-                     "typeId %u is registered as '%s' but the store knows it "
-                     "as '%s'",
-                     (unsigned)l->type_id, c->name, l->name);
-        else
-            snprintf(first, sizeof first,
-                     "adapter '%s' (typeId %u) is in the store's schema lock "
-                     "but is not registered",
-                     l->name, (unsigned)l->type_id);
-    }
-    for (size_t i = 0; i < bg_registry_count(code); i++) {
-        const bg_adapter *c = bg_registry_at(code, i);
-        const bg_adapter *l = bg_registry_find_name(lock, c->name);
-        if (l && l->type_id != c->type_id && !findings++)
-            snprintf(first, sizeof first,
-                     "adapter '%s' moved from typeId %u to typeId %u", c->name,
-                     (unsigned)l->type_id, (unsigned)c->type_id);
-    }
+    size_t findings = bg__schema_compare(lock, code, first, sizeof first);
     if (findings && !o->accept_schema) {
         err = bg__store_fail(s, BG_ESCHEMA,
                              "store '%s': %s (%zu finding%s against the schema "

@@ -133,6 +133,12 @@ uint64_t bg__box_end(const bg_box *b);
 BG_MUST_CHECK bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key,
                                          size_t cap, size_t *klen);
 
+/* Compare the adapters of a schema lock with the code's: the number of
+ * findings (a locked adapter missing or renamed, a name moved), the first
+ * one described in first. */
+size_t bg__schema_compare(const bg_registry *lock, const bg_registry *code,
+                          char *first, size_t cap);
+
 /* Implemented by box.c for the store. */
 BG_MUST_CHECK bg_err bg__box_open_internal(bg_store *s, const char *name,
                                            int flags, bg_box **out);

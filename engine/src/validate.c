@@ -1,0 +1,192 @@
+/*
+ * Startup validation (see validate.h): a read-only open, then the checks
+ * in order of what they can find, each adding a finding with its action.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "boxguard/validate.h"
+#include "store_int.h"
+
+const char *bg_readiness_name(bg_readiness r)
+{
+    switch (r) {
+    case BG_READY:
+        return "ready";
+    case BG_NEEDS_MIGRATION:
+        return "needs_migration";
+    case BG_NEEDS_RECOVERY:
+        return "needs_recovery";
+    case BG_BLOCKED:
+        return "blocked";
+    }
+    return "unknown";
+}
+
+__attribute__((format(printf, 5, 6))) static void
+add(bg_validation *v, bg_readiness sev, const char *code, const char *action,
+    const char *fmt, ...)
+{
+    if (sev > v->status)
+        v->status = sev;
+    if (v->nfindings < BG_VALIDATE_MAX_FINDINGS) {
+        bg_finding *f = &v->findings[v->nfindings];
+        f->severity = sev;
+        snprintf(f->code, sizeof f->code, "%s", code);
+        snprintf(f->action, sizeof f->action, "%s", action);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(f->message, sizeof f->message, fmt, ap);
+        va_end(ap);
+    }
+    v->nfindings++;
+}
+
+typedef struct names {
+    bg_store *s;
+    char (*v)[BG_BOX_NAME_MAX + 1];
+    size_t n, cap;
+    int nomem;
+} names;
+
+static int add_name(void *arg, const char *name)
+{
+    names *ns = arg;
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2 : 16;
+        void *p = bg__store_realloc(ns->s, ns->v, cap * sizeof *ns->v);
+        if (!p) {
+            ns->nomem = 1;
+            return 1;
+        }
+        ns->v = p;
+        ns->cap = cap;
+    }
+    snprintf(ns->v[ns->n++], sizeof *ns->v, "%s", name);
+    return 0;
+}
+
+static int exists(bg_store *s, const char *name)
+{
+    char path[BG_PATH_MAX];
+    if (bg__store_path(s, path, sizeof path, name))
+        return 0;
+    return s->vfs->stat(s->vfs, path, NULL) == 0;
+}
+
+static uint32_t stored_version(bg_store *s)
+{
+    bg_box *meta;
+    if (bg_box_open(s, BG__META_BOX, 0, &meta))
+        return 1;
+    uint32_t t;
+    char *v;
+    size_t n;
+    uint32_t version = 1;
+    if (!bg_box_get(meta, "schema_version", 14, &t, &v, &n)) {
+        cJSON *doc = cJSON_ParseWithLength(v, n);
+        const cJSON *ver = cJSON_GetObjectItemCaseSensitive(doc, "version");
+        if (cJSON_IsNumber(ver) && ver->valuedouble >= 1 &&
+            ver->valuedouble <= 4294967295.0)
+            version = (uint32_t)ver->valuedouble;
+        cJSON_Delete(doc);
+        bg_store_free(s, v);
+    }
+    return version;
+}
+
+bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
+{
+    memset(v, 0, sizeof *v);
+    v->stored_version = 1;
+    bg_store_opts so;
+    bg_store_opts_init(&so);
+    so.vfs = o ? o->vfs : NULL;
+    so.read_only = 1;
+    char detail[512] = "";
+    so.detail = detail;
+    so.detail_len = sizeof detail;
+    bg_store *s;
+    bg_err err = bg_store_open(dir, &so, &s);
+    if (err == BG_ENOMEM)
+        return err;
+    if (err) {
+        if (err == BG_ELOCKED)
+            add(v, BG_BLOCKED, "store_locked", "wait for the other opener",
+                "store '%s' is open in another process", dir);
+        else
+            add(v, BG_BLOCKED, "store_missing", "check the store path",
+                "store '%s' cannot be opened: %s", dir, detail);
+        return 0;
+    }
+    /* Work that was interrupted comes first: the next open finishes it. */
+    if (exists(s, "migration.journal"))
+        add(v, BG_NEEDS_RECOVERY, "migration_interrupted",
+            "open the store for writing (or `boxguard migrate status`) to "
+            "finish or roll back the migration",
+            "a migration was interrupted (migration.journal is present)");
+    if (exists(s, "erase.intent"))
+        add(v, BG_NEEDS_RECOVERY, "erase_interrupted",
+            "open the store for writing to finish the erase",
+            "a secure erase was interrupted (erase.intent is present)");
+    /* Adapters against the schema lock. */
+    if (o && o->registry && s->types) {
+        char first[256] = "";
+        size_t n =
+            bg__schema_compare(s->types, o->registry, first, sizeof first);
+        if (n)
+            add(v, BG_BLOCKED, "adapters",
+                "register the missing adapters, or accept the change "
+                "explicitly (--accept-schema)",
+                "%s (%zu finding%s against the schema lock)", first, n,
+                n == 1 ? "" : "s");
+    }
+    /* The schema version. */
+    v->stored_version = stored_version(s);
+    if (o && o->code_version) {
+        if (v->stored_version > o->code_version)
+            add(v, BG_BLOCKED, "schema_newer",
+                "update the app; never downgrade stored data",
+                "the store is at schema version %u, newer than the code's %u",
+                (unsigned)v->stored_version, (unsigned)o->code_version);
+        else if (v->stored_version < o->code_version)
+            add(v, BG_NEEDS_MIGRATION, "schema_older",
+                "run the migrations to the code's version",
+                "the store is at schema version %u, older than the code's %u",
+                (unsigned)v->stored_version, (unsigned)o->code_version);
+    }
+    /* Every box must open. */
+    names ns = {.s = s};
+    err = bg_store_list_boxes(s, add_name, &ns);
+    if (!err && ns.nomem)
+        err = BG_ENOMEM;
+    for (size_t i = 0; i < ns.n && !err; i++) {
+        bg_box_report r;
+        bg_err e = bg_box_verify(s, ns.v[i], &r);
+        if (e == BG_EAUTH)
+            add(v, BG_BLOCKED, "box_key",
+                "restore the store's data key; nothing was changed", "%s",
+                bg_store_detail(s));
+        else if (e == BG_ENOMEM)
+            err = e;
+        else if (e)
+            add(v, BG_NEEDS_RECOVERY, "box_damaged",
+                "boxguard recover --store <dir>", "box '%s' cannot be read: %s",
+                ns.v[i], bg_strerror(e));
+        else if (r.status == BG_BOX_CORRUPT)
+            add(v, BG_NEEDS_RECOVERY, "box_damaged",
+                "boxguard recover --store <dir> --box <name>",
+                "box '%s' is damaged at offset %llu", ns.v[i],
+                (unsigned long long)r.first_damage);
+        else if (r.status == BG_BOX_TORN)
+            add(v, BG_READY, "box_torn", "none: the next writable open cuts it",
+                "box '%s' ends in a torn write of %llu bytes (a crash)",
+                ns.v[i], (unsigned long long)r.lost_bytes);
+    }
+    bg__store_free(s, ns.v);
+    (void)bg_store_close(s);
+    return err;
+}

@@ -1,0 +1,168 @@
+/*
+ * Startup validation: ready, needs_migration, needs_recovery and blocked,
+ * each from the finding that causes it, and never a byte changed.
+ */
+#include "testutil.h"
+
+#include "store_int.h"
+
+static bg_validation v;
+
+static bg_err check(bg_sim *sim, const bg_registry *r, uint32_t version)
+{
+    bg_validate_opts o = {bg_sim_vfs(sim), r, version};
+    return bg_validate("s", &o, &v);
+}
+
+static int has(const char *code)
+{
+    for (size_t i = 0; i < v.nfindings && i < BG_VALIDATE_MAX_FINDINGS; i++)
+        if (!strcmp(v.findings[i].code, code))
+            return 1;
+    return 0;
+}
+
+static bg_err make_store(bg_sim *sim, uint32_t version)
+{
+    bg_store *s;
+    bg_box *b, *meta;
+    bg_err err = tu_open(sim, BG_DURABILITY_FULL, &s);
+    if (err)
+        return err;
+    err = bg_box_open(s, "notes", BG_BOX_CREATE, &b);
+    if (!err)
+        err = tu_put(b, "n1", "{\"t\":1}");
+    if (!err && version) {
+        char rec[64];
+        snprintf(rec, sizeof rec, "{\"version\":%u}", (unsigned)version);
+        err = bg__box_open_internal(s, BG__META_BOX, BG_BOX_CREATE, &meta);
+        if (!err)
+            err =
+                bg__box_put_internal(meta, "schema_version", rec, strlen(rec));
+    }
+    bg_err cerr = bg_store_close(s);
+    return err ? err : cerr;
+}
+
+static void test_ready_and_versions(void)
+{
+    bg_sim *sim = bg_sim_new(1);
+    CHECK_OK(make_store(sim, 3));
+    CHECK_OK(check(sim, NULL, 3));
+    CHECK_INT(v.status, ==, BG_READY);
+    CHECK_INT(v.stored_version, ==, 3);
+    CHECK_INT(v.nfindings, ==, 0);
+    CHECK_OK(check(sim, NULL, 4));
+    CHECK_INT(v.status, ==, BG_NEEDS_MIGRATION);
+    CHECK(has("schema_older"));
+    /* Newer than the code: blocked, and nothing is changed. */
+    uint8_t *before, *after;
+    size_t bn, an;
+    CHECK_OK(bg_sim_read_file(sim, "s/meta.box", &before, &bn));
+    bg_sim_stats st0 = bg_sim_get_stats(sim);
+    CHECK_OK(check(sim, NULL, 2));
+    CHECK_INT(v.status, ==, BG_BLOCKED);
+    CHECK(has("schema_newer"));
+    CHECK_CONTAINS(v.findings[0].action, "never downgrade");
+    CHECK_INT(bg_sim_get_stats(sim).changes, ==, st0.changes);
+    CHECK_OK(bg_sim_read_file(sim, "s/meta.box", &after, &an));
+    CHECK(bn == an && !memcmp(before, after, bn));
+    free(before);
+    free(after);
+    bg_sim_free(sim);
+}
+
+static void test_needs_recovery(void)
+{
+    bg_sim *sim = bg_sim_new(2);
+    CHECK_OK(make_store(sim, 0));
+    CHECK_OK(bg_sim_write_file(sim, "s/migration.journal",
+                               (const uint8_t *)"{}", 2));
+    CHECK_OK(check(sim, NULL, 0));
+    CHECK_INT(v.status, ==, BG_NEEDS_RECOVERY);
+    CHECK(has("migration_interrupted"));
+    bg_sim_free(sim);
+
+    sim = bg_sim_new(3);
+    CHECK_OK(make_store(sim, 0));
+    uint8_t *f;
+    size_t n;
+    CHECK_OK(bg_sim_read_file(sim, "s/notes.box", &f, &n));
+    f[60] ^= 1;
+    /* A second frame after the damage makes it corruption, not a tail. */
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "notes", 0, &b));
+    CHECK_OK(tu_put(b, "n2", "2"));
+    CHECK_OK(bg_store_close(s));
+    uint8_t *g;
+    size_t gn;
+    CHECK_OK(bg_sim_read_file(sim, "s/notes.box", &g, &gn));
+    g[60] ^= 1;
+    CHECK_OK(bg_sim_write_file(sim, "s/notes.box", g, gn));
+    CHECK_OK(check(sim, NULL, 0));
+    CHECK_INT(v.status, ==, BG_NEEDS_RECOVERY);
+    CHECK(has("box_damaged"));
+    free(f);
+    free(g);
+    bg_sim_free(sim);
+}
+
+static void test_blocked(void)
+{
+    bg_sim *sim = bg_sim_new(4);
+    CHECK_OK(
+        bg_validate("nope", &(bg_validate_opts){bg_sim_vfs(sim), NULL, 0}, &v));
+    CHECK_INT(v.status, ==, BG_BLOCKED);
+    CHECK(has("store_missing"));
+
+    /* Adapters that contradict the schema lock. */
+    bg_registry *r = bg_registry_new();
+    bg_adapter user = {3, "User", 1, NULL, 0};
+    CHECK_OK(bg_registry_add(r, &user));
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.registry = r;
+    bg_store *s;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_store_close(s));
+    bg_registry *other = bg_registry_new();
+    bg_adapter acct = {3, "Account", 1, NULL, 0};
+    CHECK_OK(bg_registry_add(other, &acct));
+    CHECK_OK(check(sim, other, 0));
+    CHECK_INT(v.status, ==, BG_BLOCKED);
+    CHECK(has("adapters"));
+    CHECK_CONTAINS(v.findings[0].message, "registered as 'Account'");
+    CHECK_OK(check(sim, r, 0));
+    CHECK_INT(v.status, ==, BG_READY);
+
+    /* A sealed box whose key is gone. */
+    bg_box *b;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "secret", BG_BOX_CREATE | BG_BOX_ENCRYPT, &b));
+    CHECK_OK(tu_put(b, "k", "1"));
+    CHECK_OK(bg_store_close(s));
+    uint8_t wrong[32] = {1};
+    CHECK_OK(bg_sim_write_file(sim, "s/keys/1.key", wrong, 32));
+    CHECK_OK(check(sim, r, 0));
+    CHECK_INT(v.status, ==, BG_BLOCKED);
+    CHECK(has("box_key"));
+
+    /* Locked by another opener. */
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(check(sim, NULL, 0));
+    CHECK_INT(v.status, ==, BG_BLOCKED);
+    CHECK(has("store_locked"));
+    CHECK_OK(bg_store_close(s));
+    bg_registry_free(r);
+    bg_registry_free(other);
+    bg_sim_free(sim);
+}
+
+int main(void)
+{
+    RUN(test_ready_and_versions);
+    RUN(test_needs_recovery);
+    RUN(test_blocked);
+    return CHECK_DONE();
+}
