@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -458,14 +459,16 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    char tmpl[] = "/tmp/bg_bench_XXXXXX";
     char base[1024];
     if (dir) {
         snprintf(base, sizeof base, "%s", dir);
     } else {
-        if (!mkdtemp(tmpl))
-            die("mkdtemp", strerror(errno));
-        snprintf(base, sizeof base, "%s", tmpl);
+        /* A fresh directory of ours under $TMPDIR, removed at the end. */
+        const char *root = getenv("TMPDIR");
+        snprintf(base, sizeof base, "%s/bg_bench.%ld",
+                 root && *root ? root : "/tmp", (long)getpid());
+        if (mkdir(base, 0700) != 0)
+            die(base, strerror(errno));
     }
     char qdir[1100], sdir[1100];
     snprintf(qdir, sizeof qdir, "%s/queue", base);

@@ -15,11 +15,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tempdir.h"
 
 #include "box_int.h"
 
 static const char *cli;
-static char base[64];
+static char base[256];
 
 /* Run the CLI with args; stdout to out_path (or /dev/null). Returns the
  * exit code, or 100 + signal number when it died of a signal. */
@@ -257,9 +258,10 @@ int main(int argc, char **argv)
         return 2;
     }
     cli = argv[1];
-    snprintf(base, sizeof base, "/tmp/bg_damage_XXXXXX");
-    if (!mkdtemp(base))
+    if (tu_tempdir(base, sizeof base, "damage")) {
+        perror("test_cli_damage: temporary directory");
         return 2;
+    }
     build_values();
     RUN(test_build_store);
     RUN(test_byte_flips);

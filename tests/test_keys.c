@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tempdir.h"
 #include "testutil.h"
 
 #include "box_int.h"
@@ -445,8 +446,8 @@ static void test_rekey(void)
 
 static void test_key_file_is_private(void)
 {
-    char dir[] = "/tmp/bg_test_keys_XXXXXX";
-    CHECK(mkdtemp(dir));
+    char dir[256];
+    CHECK(tu_tempdir(dir, sizeof dir, "test_keys") == 0);
     bg_store_opts o;
     bg_store_opts_init(&o);
     o.create = 1;
@@ -456,13 +457,13 @@ static void test_key_file_is_private(void)
     CHECK_OK(bg_box_open(s, "a", BG_BOX_CREATE | BG_BOX_ENCRYPT, &b));
     CHECK_OK(tu_put(b, "k", "1"));
     CHECK_OK(bg_store_close(s));
-    char path[128];
+    char path[300];
     snprintf(path, sizeof path, "%s/keys/1.key", dir);
     struct stat st;
     CHECK(stat(path, &st) == 0);
     CHECK_INT(st.st_mode & 0777, ==, 0600);
     CHECK_INT(st.st_size, ==, 32);
-    char cmd[160];
+    char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);
 }

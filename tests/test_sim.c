@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tempdir.h"
 
 static bg_err wr(const bg_vfs *v, bg_file *f, uint64_t off, const char *s)
 {
@@ -225,10 +226,10 @@ static void test_locks_and_errors(void)
 
 static void test_posix_vfs(void)
 {
-    char dir[] = "/tmp/bg_test_vfs_XXXXXX";
-    CHECK(mkdtemp(dir));
+    char dir[256];
+    CHECK(tu_tempdir(dir, sizeof dir, "test_vfs") == 0);
     const bg_vfs *v = bg_vfs_posix();
-    char path[128];
+    char path[300];
     snprintf(path, sizeof path, "%s/f", dir);
     bg_file *a, *b;
     CHECK_OK(v->open(v, path, BG_OPEN_CREATE, &a));
