@@ -103,7 +103,7 @@ static const char *kname(int k)
  * put k10, k11 (values 11, 12). Records which frame is which. */
 static void test_build_store(void)
 {
-    char store[128];
+    char store[320];
     snprintf(store, sizeof store, "%s/orig", base);
     int order[][3] = {{0, 0, 0},   {1, 0, 1},  {2, 0, 2},  {3, 0, 3},
                       {4, 0, 4},   {5, 0, 5},  {6, 0, 6},  {7, 0, 7},
@@ -126,7 +126,7 @@ static void test_build_store(void)
         snprintf(allowed[v], sizeof allowed[v],
                  "{\"key\":\"%s\",\"type\":0,\"value\":%s}", kname(k), vals[v]);
     }
-    char path[160];
+    char path[400];
     snprintf(path, sizeof path, "%s/b.box", store);
     FILE *f = fopen(path, "rb");
     CHECK(f);
@@ -161,7 +161,7 @@ static void bad(const char *what, const char *how, uint64_t at)
 static void one(const uint8_t *img, size_t len, uint64_t first, int boundary,
                 const char *how, uint64_t at)
 {
-    char store[128], path[160], out[160];
+    char store[320], path[160], out[160];
     snprintf(store, sizeof store, "%s/d%d", base, scenarios++);
     mkdir(store, 0755);
     snprintf(path, sizeof path, "%s/b.box", store);
@@ -267,7 +267,7 @@ int main(int argc, char **argv)
     RUN(test_byte_flips);
     RUN(test_truncations);
     printf("damaged files checked: %d, failures: %d\n", scenarios, failures);
-    char cmd[128];
+    char cmd[320];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", base);
