@@ -161,7 +161,7 @@ static void bad(const char *what, const char *how, uint64_t at)
 static void one(const uint8_t *img, size_t len, uint64_t first, int boundary,
                 const char *how, uint64_t at)
 {
-    char store[320], path[160], out[160];
+    char store[320], path[400], out[400];
     snprintf(store, sizeof store, "%s/d%d", base, scenarios++);
     mkdir(store, 0755);
     snprintf(path, sizeof path, "%s/b.box", store);
