@@ -35,7 +35,7 @@ static bg_err make_store(bg_sim *sim, uint32_t version)
     if (!err && version) {
         char rec[64];
         snprintf(rec, sizeof rec, "{\"version\":%u}", (unsigned)version);
-        err = bg__box_open_internal(s, BG__META_BOX, BG_BOX_CREATE, &meta);
+        err = bg_box_open(s, BG__META_BOX, BG_BOX_CREATE, &meta);
         if (!err)
             err =
                 bg__box_put_internal(meta, "schema_version", rec, strlen(rec));

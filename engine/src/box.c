@@ -845,10 +845,15 @@ out:
     return err;
 }
 
-bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
+/* Open (or create) a box; an owner that keeps its own index passes
+ * ext_fn, which then receives the frames instead of the box's index. */
+static bg_err box_open(bg_store *s, const char *name, int flags,
+                       bg__box_ext_fn ext_fn, void *ext_arg, bg_box **out)
 {
     BG_TRY(check_name(s, name));
     bg_box *b = bg__store_find_box(s, name);
+    if (b && ext_fn)
+        return bg__store_fail(s, BG_ESTATE, "box '%s' is already open", name);
     if (b) {
         *out = b;
         return 0;
@@ -879,8 +884,8 @@ bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
     strcpy(b->path, path);
     b->read_only = s->read_only;
     b->reserved = !strcmp(name, BG__META_BOX);
-    b->ext_fn = s->ext_fn;
-    b->ext_arg = s->ext_arg;
+    b->ext_fn = ext_fn;
+    b->ext_arg = ext_arg;
 
     if (err == BG_ENOTFOUND) {
         uint8_t hdr[BG__BOX_HDR_SIZE];
@@ -937,6 +942,11 @@ bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
 out:
     box_free(b);
     return err;
+}
+
+bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
+{
+    return box_open(s, name, flags, NULL, NULL, out);
 }
 
 bg_err bg__box_close(bg_box *b)
@@ -1146,12 +1156,6 @@ static bg_err check_public(bg_box *b)
     return 0;
 }
 
-bg_err bg__box_open_internal(bg_store *s, const char *name, int flags,
-                             bg_box **out)
-{
-    return bg_box_open(s, name, flags, out);
-}
-
 bg_err bg__box_put_internal(bg_box *b, const char *key, const char *value,
                             size_t len)
 {
@@ -1334,14 +1338,7 @@ bg_err bg__box_read_at(bg_box *b, uint64_t off, uint32_t flen, char **value,
 bg_err bg__box_open_ext(bg_store *s, const char *name, int flags,
                         bg__box_ext_fn fn, void *arg, bg_box **out)
 {
-    if (bg__store_find_box(s, name))
-        return bg__store_fail(s, BG_ESTATE, "box '%s' is already open", name);
-    s->ext_fn = fn;
-    s->ext_arg = arg;
-    bg_err err = bg_box_open(s, name, flags, out);
-    s->ext_fn = NULL;
-    s->ext_arg = NULL;
-    return err;
+    return box_open(s, name, flags, fn, arg, out);
 }
 
 bg_err bg__box_rescan(bg_box *b)

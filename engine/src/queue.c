@@ -1132,7 +1132,7 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
     if (bg_record_check_key(owner, owner ? strlen(owner) : 0, why, sizeof why))
         return bg__store_fail(q->s, BG_EINVALID, "lock owner: %s", why);
     bg_box *meta;
-    BG_TRY(bg__box_open_internal(q->s, BG__META_BOX, BG_BOX_CREATE, &meta));
+    BG_TRY(bg_box_open(q->s, BG__META_BOX, BG_BOX_CREATE, &meta));
     int64_t now = bg__store_now_ms(q->s);
     uint32_t t;
     char *v = NULL;
@@ -1198,7 +1198,7 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
 bg_err bg_queue_unlock(bg_queue *q, const char *owner)
 {
     bg_box *meta;
-    BG_TRY(bg__box_open_internal(q->s, BG__META_BOX, BG_BOX_CREATE, &meta));
+    BG_TRY(bg_box_open(q->s, BG__META_BOX, BG_BOX_CREATE, &meta));
     uint32_t t;
     char *v = NULL;
     size_t n;

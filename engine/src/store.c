@@ -267,7 +267,7 @@ static bg_err schema_open(bg_store *s, const bg_store_opts *o)
         return BG_ENOMEM;
     bg_box *meta = NULL;
     char *v = NULL, *code_json = NULL, *lock_json = NULL;
-    bg_err err = bg__box_open_internal(s, BG__META_BOX, 0, &meta);
+    bg_err err = bg_box_open(s, BG__META_BOX, 0, &meta);
     if (err == BG_ENOTFOUND) {
         err = 0;
         meta = NULL;
@@ -314,8 +314,7 @@ static bg_err schema_open(bg_store *s, const bg_store_opts *o)
     }
     if (strcmp(code_json, lock_json) || !meta) {
         if (!meta)
-            BG_TRY_OUT(
-                bg__box_open_internal(s, BG__META_BOX, BG_BOX_CREATE, &meta));
+            BG_TRY_OUT(bg_box_open(s, BG__META_BOX, BG_BOX_CREATE, &meta));
         BG_TRY_OUT(bg__box_put_internal(meta, SCHEMA_KEY, code_json,
                                         strlen(code_json)));
     }

@@ -63,9 +63,6 @@ struct bg_store {
     bg_file *lockf;
     bg_registry *types; /* effective adapters: the code's, or the lock's */
     bg__key *keys;      /* data keys by generation (keys.c) */
-    /* Set only while bg__box_open_ext opens a box. */
-    bg__box_ext_fn ext_fn;
-    void *ext_arg;
     size_t nkeys;
     int keys_loaded;
     int dir_dirty; /* entries of dir may not be durable yet */
@@ -140,8 +137,6 @@ size_t bg__schema_compare(const bg_registry *lock, const bg_registry *code,
                           char *first, size_t cap);
 
 /* Implemented by box.c for the store. */
-BG_MUST_CHECK bg_err bg__box_open_internal(bg_store *s, const char *name,
-                                           int flags, bg_box **out);
 BG_MUST_CHECK bg_err bg__box_put_internal(bg_box *b, const char *key,
                                           const char *value, size_t len);
 bg_err bg__box_close(bg_box *b);
