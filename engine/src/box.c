@@ -488,6 +488,68 @@ static void rd_free(reader *r)
     bg__store_free(r->s, r->plain);
 }
 
+/* ---- writing frames through a buffer ------------------------------------ */
+
+/* Frames are encoded into a buffer and written in CHUNK-sized pieces; pos
+ * is where the next frame lands in the file. */
+typedef struct fwriter {
+    bg_store *s;
+    bg_file *f;
+    uint8_t *buf;
+    size_t cap, used;
+    uint64_t pos;
+} fwriter;
+
+static void fw_init(fwriter *w, bg_store *s, bg_file *f, uint64_t pos)
+{
+    memset(w, 0, sizeof *w);
+    w->s = s;
+    w->f = f;
+    w->pos = pos;
+}
+
+static bg_err fw_flush(fwriter *w)
+{
+    if (!w->used)
+        return 0;
+    bg_err err =
+        w->s->vfs->write(w->s->vfs, w->f, w->pos - w->used, w->buf, w->used);
+    w->used = 0;
+    return err;
+}
+
+/* Room for len bytes at offset w->pos; the caller fills them, then calls
+ * fw_commit. hint sizes a first buffer (the whole write when small). */
+static bg_err fw_reserve(fwriter *w, size_t len, size_t hint, uint8_t **out)
+{
+    if (w->used + len > w->cap && w->used)
+        BG_TRY(fw_flush(w));
+    if (len > w->cap) {
+        size_t cap = hint > len ? (hint < CHUNK ? hint : CHUNK) : len;
+        if (cap < len)
+            cap = len;
+        uint8_t *p = bg__store_realloc(w->s, w->buf, cap);
+        if (!p)
+            return BG_ENOMEM;
+        w->buf = p;
+        w->cap = cap;
+    }
+    *out = w->buf + w->used;
+    return 0;
+}
+
+static void fw_commit(fwriter *w, size_t len)
+{
+    w->used += len;
+    w->pos += len;
+}
+
+static void fw_free(fwriter *w)
+{
+    bg__store_free(w->s, w->buf);
+    w->buf = NULL;
+}
+
 /* ---- scanning --------------------------------------------------------- */
 
 /* Called for each frame that a scan applies; p holds the whole frame. */
@@ -1050,43 +1112,30 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
     if (s->durability != BG_DURABILITY_OFF)
         BG_TRY(bg__store_settle_dir(s));
 
-    uint64_t start = b->end, pos = start;
+    uint64_t start = b->end, pos;
     uint64_t goff = b->group_open ? b->group_off : start;
     /* One buffer for the whole write when it is small (the common case:
      * a single put), else CHUNK-sized pieces. */
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += write_flen(b, &w[i]);
-    size_t cap = total < CHUNK ? total : CHUNK, used = 0;
-    uint8_t *buf = bg__store_malloc(s, cap);
+    fwriter fw;
+    fw_init(&fw, s, b->f, start);
     bg_err err = 0;
-    if (!buf)
-        return BG_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         size_t flen = write_flen(b, &w[i]);
-        if (used + flen > cap && used) {
-            err = v->write(v, b->f, pos - used, buf, used);
-            if (err)
-                goto fail;
-            used = 0;
-        }
-        if (flen > cap) {
-            uint8_t *p = bg__store_realloc(s, buf, flen);
-            if (!p) {
-                err = BG_ENOMEM;
-                goto fail;
-            }
-            buf = p;
-            cap = flen;
-        }
+        uint8_t *dst;
+        err = fw_reserve(&fw, flen, total, &dst);
+        if (err)
+            goto fail;
         encode_write(b, &w[i], i + 1 < n ? BG__FLAG_BATCH : 0, b->next_seq + i,
-                     pos, goff, buf + used);
-        used += flen;
-        pos += flen;
+                     fw.pos, goff, dst);
+        fw_commit(&fw, flen);
     }
-    err = v->write(v, b->f, pos - used, buf, used);
+    err = fw_flush(&fw);
     if (err)
         goto fail;
+    fw_free(&fw);
 
     int sync_now = s->durability == BG_DURABILITY_FULL;
     if (s->durability == BG_DURABILITY_GROUP) {
@@ -1136,12 +1185,11 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
     b->next_seq += n;
     b->frames += n;
     b->end = pos;
-    bg__store_free(s, buf);
     if (err)
         return bg__store_fail(s, err, "box '%s': index update failed", b->name);
     return 0;
 fail:
-    bg__store_free(s, buf);
+    fw_free(&fw);
     rollback(b, start);
     return bg__store_fail(s, err, "box '%s': write at offset %llu failed",
                           b->name, (unsigned long long)start);
@@ -1358,70 +1406,54 @@ typedef struct ext_fill_ctx {
     uint64_t *new_offs;
 } ext_fill_ctx;
 
-/* Copy the given frames, verified, in the given (file) order. */
+/* Copy the given frames, verified, renumbered, then the trailer. */
 static bg_err ext_fill(void *arg, bg_file *f, uint64_t *end)
 {
     ext_fill_ctx *c = arg;
     bg_box *b = c->b;
     const bg_vfs *v = b->s->vfs;
-    size_t cap = CHUNK, used = 0;
-    uint8_t *buf = bg__store_malloc(b->s, cap);
+    fwriter fw;
+    fw_init(&fw, b->s, f, *end);
     bg_err err = 0;
-    if (!buf)
-        return BG_ENOMEM;
-    uint64_t pos = *end;
     for (size_t i = 0; i < c->n && !err; i++) {
         uint32_t flen = c->flens[i];
-        if (used + flen > cap && used) {
-            err = v->write(v, f, pos - used, buf, used);
-            used = 0;
-        }
-        if (!err && flen > cap) {
-            uint8_t *q = bg__store_realloc(b->s, buf, flen);
-            if (q)
-                buf = q, cap = flen;
-            else
-                err = BG_ENOMEM;
-        }
+        uint8_t *dst;
         size_t got = 0;
-        if (!err)
-            err = v->read(v, b->f, c->offs[i], buf + used, flen, &got);
         frame_hdr h;
-        if (!err &&
-            (got != flen || !frame_head(buf + used, c->offs[i], 0, &h) ||
-             h.flen != flen || !frame_sum_ok(buf + used, flen)))
+        err = fw_reserve(&fw, flen, CHUNK, &dst);
+        if (!err)
+            err = v->read(v, b->f, c->offs[i], dst, flen, &got);
+        if (!err && (got != flen || !frame_head(dst, c->offs[i], 0, &h) ||
+                     h.flen != flen || !frame_sum_ok(dst, flen)))
             err = bg__store_fail(b->s, BG_ECORRUPT,
                                  "box '%s': frame at offset %llu does not "
                                  "verify",
                                  b->name, (unsigned long long)c->offs[i]);
         if (!err) {
-            put64(buf + used + 16, c->seq0 + i);
-            frame_move(buf + used, flen, pos);
-            c->new_offs[i] = pos;
-            used += flen;
-            pos += flen;
+            put64(dst + 16, c->seq0 + i);
+            frame_move(dst, flen, fw.pos);
+            c->new_offs[i] = fw.pos;
+            fw_commit(&fw, flen);
         }
     }
-    if (!err && used)
-        err = v->write(v, f, pos - used, buf, used);
     if (!err && c->trailer) {
         const bg_write *t = c->trailer;
         size_t flen = BG__FRAME_OVERHEAD + t->key_len + t->value_len;
-        uint8_t *tb = bg__store_malloc(b->s, flen);
-        if (!tb) {
-            err = BG_ENOMEM;
-        } else {
-            bg__box_encode_frame(tb, BG__KIND_PUT, 0, t->key,
+        uint8_t *dst;
+        err = fw_reserve(&fw, flen, CHUNK, &dst);
+        if (!err) {
+            bg__box_encode_frame(dst, BG__KIND_PUT, 0, t->key,
                                  (uint16_t)t->key_len, t->type, c->seq0 + c->n,
-                                 pos, pos, t->value, (uint32_t)t->value_len);
-            err = v->write(v, f, pos, tb, flen);
-            pos += flen;
-            bg__store_free(b->s, tb);
+                                 fw.pos, fw.pos, t->value,
+                                 (uint32_t)t->value_len);
+            fw_commit(&fw, flen);
         }
     }
     if (!err)
-        *end = pos;
-    bg__store_free(b->s, buf);
+        err = fw_flush(&fw);
+    if (!err)
+        *end = fw.pos;
+    fw_free(&fw);
     return err;
 }
 
@@ -1562,47 +1594,30 @@ static bg_err compact_fill(void *arg, bg_file *f, uint64_t *end)
 {
     compact_ctx *c = arg;
     bg_box *b = c->b;
-    const bg_vfs *v = b->s->vfs;
-    size_t cap = b->live_bytes < CHUNK ? (size_t)b->live_bytes : CHUNK;
-    size_t used = 0;
-    uint8_t *buf = bg__store_malloc(b->s, cap);
+    fwriter fw;
+    fw_init(&fw, b->s, f, *end);
     bg_err err = 0;
-    if (!buf)
-        return BG_ENOMEM;
-    uint64_t pos = *end;
-    for (size_t i = 0; i < b->count; i++) {
-        uint8_t *p;
-        BG_TRY_OUT(compact_frame(c, c->v[i], pos, &p));
+    for (size_t i = 0; i < b->count && !err; i++) {
+        uint8_t *p, *dst;
         uint32_t flen = c->v[i]->flen;
-        if (used + flen > cap && used) {
-            err = v->write(v, f, pos - used, buf, used);
-            used = 0;
-        }
-        if (!err && flen > cap) {
-            uint8_t *q = bg__store_realloc(b->s, buf, flen);
-            if (q)
-                buf = q, cap = flen;
-            else
-                err = BG_ENOMEM;
-        }
+        BG_TRY_OUT(compact_frame(c, c->v[i], fw.pos, &p));
+        err = fw_reserve(&fw, flen, (size_t)b->live_bytes, &dst);
         if (!err) {
-            memcpy(buf + used, p, flen);
-            used += flen;
+            memcpy(dst, p, flen);
+            c->offs[i] = fw.pos;
+            fw_commit(&fw, flen);
         }
         bg__store_free(b->s, p);
-        if (err)
-            goto out;
-        c->offs[i] = pos;
-        pos += flen;
         if ((i & 1023) == 0)
             bg__store_progress(b->s, "compact", i, b->count);
     }
-    if (used)
-        BG_TRY_OUT(v->write(v, f, pos - used, buf, used));
+    if (!err)
+        err = fw_flush(&fw);
     bg__store_progress(b->s, "compact", b->count, b->count);
-    *end = pos;
+    if (!err)
+        *end = fw.pos;
 out:
-    bg__store_free(b->s, buf);
+    fw_free(&fw);
     return err;
 }
 
@@ -1755,60 +1770,32 @@ static bg_err quarantine(bg_store *s, const char *name, reader *r, char *qpath,
     return err;
 }
 
-typedef struct salvage_ctx {
-    bg_store *s;
-    bg_file *f;
-    uint8_t *buf;
-    size_t cap, used;
-    uint64_t pos;
-    bg_err err;
-} salvage_ctx;
-
-static bg_err salvage_flush(salvage_ctx *c)
-{
-    if (!c->used)
-        return 0;
-    bg_err err =
-        c->s->vfs->write(c->s->vfs, c->f, c->pos - c->used, c->buf, c->used);
-    c->used = 0;
-    return err;
-}
-
+/* Each frame that still verifies, moved to the new file. */
 static bg_err salvage_apply(void *arg, const uint8_t *p, const frame_hdr *h)
 {
-    salvage_ctx *c = arg;
-    if (c->used + h->flen > c->cap) {
-        BG_TRY(salvage_flush(c));
-        if (h->flen > c->cap) {
-            uint8_t *q = bg__store_realloc(c->s, c->buf, h->flen);
-            if (!q)
-                return BG_ENOMEM;
-            c->buf = q;
-            c->cap = h->flen;
-        }
-    }
-    memcpy(c->buf + c->used, p, h->flen);
-    frame_move(c->buf + c->used, h->flen, c->pos);
-    c->used += h->flen;
-    c->pos += h->flen;
+    fwriter *fw = arg;
+    uint8_t *dst;
+    BG_TRY(fw_reserve(fw, h->flen, CHUNK, &dst));
+    memcpy(dst, p, h->flen);
+    frame_move(dst, h->flen, fw->pos);
+    fw_commit(fw, h->flen);
     return 0;
 }
 
 typedef struct recover_fill_ctx {
     scan *sc;
-    salvage_ctx *sv;
+    fwriter *fw;
 } recover_fill_ctx;
 
 static bg_err recover_fill(void *arg, bg_file *f, uint64_t *end)
 {
     recover_fill_ctx *c = arg;
-    c->sv->f = f;
-    c->sv->pos = *end;
+    fw_init(c->fw, c->sc->r->s, f, *end);
     bg_box_report tmp;
     box_hdr hdr;
     BG_TRY(scan_file(c->sc, &tmp, &hdr));
-    BG_TRY(salvage_flush(c->sv));
-    *end = c->sv->pos;
+    BG_TRY(fw_flush(c->fw));
+    *end = c->fw->pos;
     return 0;
 }
 
@@ -1830,7 +1817,7 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
     if (err)
         return bg__store_fail(s, err, "box '%s': cannot open '%s'", name, path);
     scan sc = {.r = &r, .what = "recover", .name = name};
-    salvage_ctx sv = {.s = s};
+    fwriter fw = {.s = s};
     box_hdr hdr;
     BG_TRY_OUT(v->size(v, r.f, &r.size));
     BG_TRY_OUT(scan_file(&sc, rep, &hdr));
@@ -1851,17 +1838,11 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
         bg__box_encode_header(head, hdr.id, hdr.flags, hdr.key_id,
                               hdr.seq_floor > sc.max_seq ? hdr.seq_floor
                                                          : sc.max_seq + 1);
-        sv.cap = CHUNK;
-        sv.buf = bg__store_malloc(s, sv.cap);
-        if (!sv.buf) {
-            err = BG_ENOMEM;
-            goto out;
-        }
         sc.salvage = 1;
         sc.apply = salvage_apply;
-        sc.arg = &sv;
+        sc.arg = &fw;
         sc.npb = 0;
-        recover_fill_ctx rc = {&sc, &sv};
+        recover_fill_ctx rc = {&sc, &fw};
         bg_file *nf = NULL;
         uint64_t end;
         err = write_beside(s, tmp, path, head, recover_fill, &rc, &nf, &end);
@@ -1872,7 +1853,7 @@ out:
     v->close(v, r.f);
     rd_free(&r);
     bg__store_free(s, sc.pb);
-    bg__store_free(s, sv.buf);
+    fw_free(&fw);
     if (err && err != BG_EAUTH)
         return bg__store_fail(s, err, "box '%s': recovery failed", name);
     return err;
