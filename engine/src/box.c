@@ -1297,10 +1297,11 @@ static bg_err read_frame(bg_box *b, const ent *e, uint8_t **out)
     size_t got = 0;
     bg_err err = s->vfs->read(s->vfs, b->f, e->off, p, e->flen, &got);
     frame_hdr h;
-    if (!err &&
-        (got != e->flen || !frame_head(p, e->off, b->key != NULL, &h) ||
-         h.flen != e->flen || !frame_sum_ok(p, e->flen) || h.seq != e->seq ||
-         h.klen != e->klen || memcmp(p + BG__FRAME_HDR, e->key, e->klen)))
+    /* An entry without a key (an owner's index) checks the frame alone. */
+    if (!err && (got != e->flen || !frame_head(p, e->off, b->key != NULL, &h) ||
+                 h.flen != e->flen || !frame_sum_ok(p, e->flen) ||
+                 (e->key && (h.seq != e->seq || h.klen != e->klen ||
+                             memcmp(p + BG__FRAME_HDR, e->key, e->klen)))))
         err = BG_ECORRUPT;
     if (err) {
         bg__store_free(s, p);
@@ -1308,28 +1309,28 @@ static bg_err read_frame(bg_box *b, const ent *e, uint8_t **out)
                               "box '%s', key '%.*s': frame at offset "
                               "%llu",
                               b->name, (int)(e->klen > 80 ? 80 : e->klen),
-                              e->key, (unsigned long long)e->off);
+                              e->key ? e->key : "", (unsigned long long)e->off);
     }
     *out = p;
     return 0;
 }
 
-/* The value of e, verified (and in a sealed box authenticated and
- * decrypted), NUL-terminated, in a buffer from the store's allocator. */
-static bg_err read_value(bg_box *b, const ent *e, char **out, size_t *len)
+/* The value of the verified frame p (read from off), authenticated and
+ * decrypted in a sealed box, NUL-terminated, in a buffer from the store's
+ * allocator. Takes p. */
+static bg_err frame_value(bg_box *b, uint8_t *p, uint64_t off, char **out,
+                          size_t *len)
 {
-    uint8_t *p;
-    BG_TRY(read_frame(b, e, &p));
-    size_t vlen = e->flen - BG__FRAME_OVERHEAD - e->klen;
+    frame_hdr h;
+    (void)frame_head(p, off, b->key != NULL, &h);
+    size_t vlen = h.vlen;
     if (!b->key) {
-        memmove(p, p + BG__FRAME_HDR + e->klen, vlen);
+        memmove(p, p + BG__FRAME_HDR + h.klen, vlen);
         p[vlen] = '\0';
         *out = (char *)p;
         *len = vlen;
         return 0;
     }
-    frame_hdr h;
-    (void)frame_head(p, e->off, 1, &h);
     size_t plen = vlen - BG__SEAL_BYTES;
     uint8_t *plain = bg__store_malloc(b->s, plen + 1);
     bg_err err = plain ? 0 : BG_ENOMEM;
@@ -1337,8 +1338,9 @@ static bg_err read_value(bg_box *b, const ent *e, char **out, size_t *len)
         err = bg__store_fail(b->s, BG_EAUTH,
                              "box '%s', key '%.*s': frame at offset %llu does "
                              "not authenticate",
-                             b->name, (int)(e->klen > 80 ? 80 : e->klen),
-                             e->key, (unsigned long long)e->off);
+                             b->name, (int)(h.klen > 80 ? 80 : h.klen),
+                             (const char *)p + BG__FRAME_HDR,
+                             (unsigned long long)off);
         bg__store_free(b->s, plain);
     }
     bg__store_free(b->s, p);
@@ -1350,37 +1352,20 @@ static bg_err read_value(bg_box *b, const ent *e, char **out, size_t *len)
     return 0;
 }
 
+static bg_err read_value(bg_box *b, const ent *e, char **out, size_t *len)
+{
+    uint8_t *p;
+    BG_TRY(read_frame(b, e, &p));
+    return frame_value(b, p, e->off, out, len);
+}
+
 bg_err bg__box_read_at(bg_box *b, uint64_t off, uint32_t flen, char **value,
                        size_t *vlen)
 {
-    ent e = {0};
-    uint8_t head[BG__FRAME_HDR];
-    size_t got = 0;
-    /* The key is needed to check the frame: read it from the header. */
-    bg_err err = b->s->vfs->read(b->s->vfs, b->f, off, head, sizeof head, &got);
-    if (err || got != sizeof head)
-        return bg__store_fail(b->s, err ? err : BG_ECORRUPT,
-                              "box '%s': frame at offset %llu", b->name,
-                              (unsigned long long)off);
-    frame_hdr h;
-    if (!frame_head(head, off, b->key != NULL, &h) || h.flen != flen)
-        return bg__store_fail(b->s, BG_ECORRUPT,
-                              "box '%s': frame at offset %llu does not verify",
-                              b->name, (unsigned long long)off);
-    char key[BG_KEY_MAX];
-    err = b->s->vfs->read(b->s->vfs, b->f, off + BG__FRAME_HDR, key, h.klen,
-                          &got);
-    if (err || got != h.klen)
-        return bg__store_fail(b->s, err ? err : BG_ECORRUPT,
-                              "box '%s': frame at offset %llu", b->name,
-                              (unsigned long long)off);
-    e.key = key;
-    e.klen = h.klen;
-    e.off = off;
-    e.flen = flen;
-    e.seq = h.seq;
-    e.type = h.type;
-    return read_value(b, &e, value, vlen);
+    ent e = {.off = off, .flen = flen};
+    uint8_t *p;
+    BG_TRY(read_frame(b, &e, &p));
+    return frame_value(b, p, off, value, vlen);
 }
 
 bg_err bg__box_open_ext(bg_store *s, const char *name, int flags,
