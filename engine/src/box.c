@@ -15,6 +15,8 @@
 #include "box_int.h"
 #include "boxguard/record.h"
 #include "boxguard/types.h"
+#include "record_int.h"
+#include "types_int.h"
 #include "keys_int.h"
 #include "store_int.h"
 
@@ -1058,10 +1060,14 @@ static bg_err check_write(bg_box *b, const bg_write *w, size_t i)
     if (w->del)
         return 0;
     int klen = (int)(w->key_len > 80 ? 80 : w->key_len);
-    bg_err err = bg_record_validate(w->value, w->value_len, why, sizeof why);
+    /* One parse serves validation and the adapter's fields. */
+    cJSON *doc = NULL;
+    bg_err err = bg__record_parse(w->value, w->value_len, why, sizeof why,
+                                  w->type ? &doc : NULL);
     if (!err)
-        err = bg_registry_check(b->s->types, w->type, w->value, w->value_len,
-                                why, sizeof why);
+        err =
+            bg__registry_check_doc(b->s->types, w->type, doc, why, sizeof why);
+    cJSON_Delete(doc);
     if (err)
         return bg__store_fail(b->s, err, "box '%s', key '%.*s': %s", b->name,
                               klen, w->key, why);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "boxguard/record.h"
+#include "record_int.h"
 
 __attribute__((format(printf, 3, 4))) static void say(char *why, size_t whylen,
                                                       const char *fmt, ...)
@@ -139,6 +140,12 @@ static const char *duplicate_name(const cJSON *item, int *nomem)
 bg_err bg_record_validate(const char *json, size_t len, char *why,
                           size_t whylen)
 {
+    return bg__record_parse(json, len, why, whylen, NULL);
+}
+
+bg_err bg__record_parse(const char *json, size_t len, char *why, size_t whylen,
+                        cJSON **out)
+{
     if (whylen)
         why[0] = '\0';
     if (!json || len == 0) {
@@ -206,7 +213,10 @@ bg_err bg_record_validate(const char *json, size_t len, char *why,
             err = BG_EINVALID;
         }
     }
-    cJSON_Delete(doc);
+    if (!err && out)
+        *out = doc;
+    else
+        cJSON_Delete(doc);
     return err;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "boxguard/types.h"
+#include "types_int.h"
 
 struct bg_registry {
     bg_adapter *v; /* sorted by type_id; names and fields owned */
@@ -400,6 +401,23 @@ bg_err bg_registry_check(const bg_registry *r, uint32_t type_id,
         snprintf(why, whylen, "not valid JSON");
         return BG_EINVALID;
     }
+    bg_err err = bg__registry_check_doc(r, type_id, doc, why, whylen);
+    cJSON_Delete(doc);
+    return err;
+}
+
+bg_err bg__registry_check_doc(const bg_registry *r, uint32_t type_id,
+                              const cJSON *doc, char *why, size_t whylen)
+{
+    if (whylen)
+        why[0] = '\0';
+    if (type_id == 0)
+        return 0;
+    const bg_adapter *a = bg_registry_find(r, type_id);
+    if (!a) {
+        snprintf(why, whylen, "typeId %u has no adapter", (unsigned)type_id);
+        return BG_ESCHEMA;
+    }
     bg_err err = 0;
     if (!cJSON_IsObject(doc)) {
         snprintf(why, whylen,
@@ -423,6 +441,5 @@ bg_err bg_registry_check(const bg_registry *r, uint32_t type_id,
             err = BG_ESCHEMA;
         }
     }
-    cJSON_Delete(doc);
     return err;
 }
