@@ -225,30 +225,6 @@ void bg__keys_free(bg_store *s)
     s->nkeys = 0;
 }
 
-typedef struct names {
-    bg_store *s;
-    char (*v)[BG_BOX_NAME_MAX + 1];
-    size_t n, cap;
-    int nomem;
-} names;
-
-static int add_name(void *arg, const char *name)
-{
-    names *ns = arg;
-    if (ns->n == ns->cap) {
-        size_t cap = ns->cap ? ns->cap * 2 : 16;
-        void *p = bg__store_realloc(ns->s, ns->v, cap * sizeof *ns->v);
-        if (!p) {
-            ns->nomem = 1;
-            return 1;
-        }
-        ns->v = p;
-        ns->cap = cap;
-    }
-    snprintf(ns->v[ns->n++], sizeof *ns->v, "%s", name);
-    return 0;
-}
-
 bg_err bg_store_rekey(bg_store *s, bg_rekey_report *rep)
 {
     memset(rep, 0, sizeof *rep);
@@ -258,10 +234,8 @@ bg_err bg_store_rekey(bg_store *s, bg_rekey_report *rep)
     /* Every box is reopened below from its file. */
     while (s->nboxes)
         BG_TRY(bg__box_close(s->boxes[s->nboxes - 1]));
-    names ns = {.s = s};
-    bg_err err = bg_store_list_boxes(s, add_name, &ns);
-    if (!err && ns.nomem)
-        err = BG_ENOMEM;
+    bg__names ns;
+    bg_err err = bg__store_box_names(s, &ns);
     if (err)
         goto out;
 
@@ -324,6 +298,6 @@ bg_err bg_store_rekey(bg_store *s, bg_rekey_report *rep)
     }
     rep->key_id = cur_id;
 out:
-    bg__store_free(s, ns.v);
+    bg__names_free(s, &ns);
     return err;
 }

@@ -453,8 +453,8 @@ bg_err bg_store_close(bg_store *s)
 
 typedef struct list_ctx {
     bg_store *s;
-    char **names;
-    size_t n, cap;
+    bg__names *out;
+    size_t cap;
     int nomem;
 } list_ctx;
 
@@ -469,46 +469,55 @@ static int collect_box(void *arg, const char *name)
     base[len - 4] = '\0';
     if (bg__box_check_name(base))
         return 0;
-    if (c->n == c->cap) {
+    bg__names *ns = c->out;
+    if (ns->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 8;
-        char **p = bg__store_realloc(c->s, c->names, cap * sizeof *p);
+        void *p = bg__store_realloc(c->s, ns->v, cap * sizeof *ns->v);
         if (!p) {
             c->nomem = 1;
             return 1;
         }
-        c->names = p;
+        ns->v = p;
         c->cap = cap;
     }
-    c->names[c->n] = bg__store_malloc(c->s, len - 3);
-    if (!c->names[c->n]) {
-        c->nomem = 1;
-        return 1;
-    }
-    memcpy(c->names[c->n++], base, len - 3);
+    memcpy(ns->v[ns->n++], base, len - 3);
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_name(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(a, b);
+}
+
+bg_err bg__store_box_names(bg_store *s, bg__names *out)
+{
+    memset(out, 0, sizeof *out);
+    list_ctx c = {.s = s, .out = out};
+    bg_err err = s->vfs->list(s->vfs, s->dir, collect_box, &c);
+    if (!err && c.nomem)
+        err = BG_ENOMEM;
+    if (err) {
+        bg__names_free(s, out);
+        return bg__store_fail(s, err, "cannot list store '%s'", s->dir);
+    }
+    if (out->n)
+        qsort(out->v, out->n, sizeof *out->v, cmp_name);
+    return 0;
+}
+
+void bg__names_free(bg_store *s, bg__names *ns)
+{
+    bg__store_free(s, ns->v);
+    ns->v = NULL;
+    ns->n = 0;
 }
 
 bg_err bg_store_list_boxes(bg_store *s, bg_store_box_fn fn, void *arg)
 {
-    list_ctx c = {.s = s};
-    bg_err err = s->vfs->list(s->vfs, s->dir, collect_box, &c);
-    if (!err && c.nomem)
-        err = BG_ENOMEM;
-    if (!err && c.n)
-        qsort(c.names, c.n, sizeof *c.names, cmp_str);
-    int stop = 0;
-    for (size_t i = 0; i < c.n; i++) {
-        if (!err && !stop)
-            stop = fn(arg, c.names[i]);
-        bg__store_free(s, c.names[i]);
+    bg__names ns;
+    BG_TRY(bg__store_box_names(s, &ns));
+    for (size_t i = 0; i < ns.n && !fn(arg, ns.v[i]); i++) {
     }
-    bg__store_free(s, c.names);
-    if (err)
-        return bg__store_fail(s, err, "cannot list store '%s'", s->dir);
+    bg__names_free(s, &ns);
     return 0;
 }

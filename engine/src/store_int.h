@@ -130,6 +130,14 @@ uint64_t bg__box_end(const bg_box *b);
 BG_MUST_CHECK bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key,
                                          size_t cap, size_t *klen);
 
+/* The store's box names, sorted. */
+typedef struct bg__names {
+    char (*v)[BG_BOX_NAME_MAX + 1];
+    size_t n;
+} bg__names;
+BG_MUST_CHECK bg_err bg__store_box_names(bg_store *s, bg__names *out);
+void bg__names_free(bg_store *s, bg__names *ns);
+
 /* Compare the adapters of a schema lock with the code's: the number of
  * findings (a locked adapter missing or renamed, a name moved), the first
  * one described in first. */

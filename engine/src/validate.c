@@ -45,30 +45,6 @@ add(bg_validation *v, bg_readiness sev, const char *code, const char *action,
     v->nfindings++;
 }
 
-typedef struct names {
-    bg_store *s;
-    char (*v)[BG_BOX_NAME_MAX + 1];
-    size_t n, cap;
-    int nomem;
-} names;
-
-static int add_name(void *arg, const char *name)
-{
-    names *ns = arg;
-    if (ns->n == ns->cap) {
-        size_t cap = ns->cap ? ns->cap * 2 : 16;
-        void *p = bg__store_realloc(ns->s, ns->v, cap * sizeof *ns->v);
-        if (!p) {
-            ns->nomem = 1;
-            return 1;
-        }
-        ns->v = p;
-        ns->cap = cap;
-    }
-    snprintf(ns->v[ns->n++], sizeof *ns->v, "%s", name);
-    return 0;
-}
-
 static int exists(bg_store *s, const char *name)
 {
     char path[BG_PATH_MAX];
@@ -159,10 +135,8 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
                 (unsigned)v->stored_version, (unsigned)o->code_version);
     }
     /* Every box must open. */
-    names ns = {.s = s};
-    err = bg_store_list_boxes(s, add_name, &ns);
-    if (!err && ns.nomem)
-        err = BG_ENOMEM;
+    bg__names ns = {0};
+    err = bg__store_box_names(s, &ns);
     for (size_t i = 0; i < ns.n && !err; i++) {
         bg_box_report r;
         bg_err e = bg_box_verify(s, ns.v[i], &r);
@@ -186,7 +160,7 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
                 "box '%s' ends in a torn write of %llu bytes (a crash)",
                 ns.v[i], (unsigned long long)r.lost_bytes);
     }
-    bg__store_free(s, ns.v);
+    bg__names_free(s, &ns);
     (void)bg_store_close(s);
     return err;
 }
