@@ -148,33 +148,72 @@ static void progress(void *ctx, const char *what, uint64_t done, uint64_t total)
     fflush(stderr);
 }
 
-/* Read an adapter manifest file into a new registry. */
-static int load_adapters(const char *path, bg_registry **out)
+/* Read all of f, at most max bytes, NUL-terminated; NULL with errno set
+ * (EFBIG when larger) on failure. */
+static char *read_stream(FILE *f, size_t max, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fail("cannot read adapter manifest '%s': %s", path, strerror(errno));
-        return EXIT_USAGE;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf)
+        return NULL;
     for (;;) {
-        if (len == cap) {
-            char *p = realloc(buf, cap = cap ? cap * 2 : 65536);
+        if (n == cap) {
+            if (cap > max) {
+                free(buf);
+                errno = EFBIG;
+                return NULL;
+            }
+            cap *= 2;
+            char *p = realloc(buf, cap + 1);
             if (!p) {
                 free(buf);
-                fclose(f);
-                fail("out of memory reading '%s'", path);
-                return EXIT_SYSTEM;
+                return NULL;
             }
             buf = p;
         }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (!got)
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                free(buf);
+                errno = EIO;
+                return NULL;
+            }
             break;
+        }
     }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static char *read_stdin(size_t max, size_t *len)
+{
+    return read_stream(stdin, max, len);
+}
+
+/* A whole file; NULL with errno set. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = read_stream(f, SIZE_MAX / 4, len);
+    int e = errno;
     fclose(f);
+    errno = e;
+    return buf;
+}
+
+/* Read an adapter manifest file into a new registry. */
+static int load_adapters(const char *path, bg_registry **out)
+{
+    size_t len;
+    char *buf = slurp(path, &len);
+    if (!buf) {
+        fail("cannot read adapter manifest '%s': %s", path, strerror(errno));
+        return EXIT_USAGE;
+    }
     bg_registry *r = bg_registry_new();
     bg_err err = r ? bg_registry_add_json(r, buf, len) : BG_ENOMEM;
     free(buf);
@@ -254,6 +293,37 @@ static int open_box(bg_store *s, const char *name, int flags, int writing,
     return EXIT_OK;
 }
 
+/* The store (and box) a command works on. begin opens them; end closes
+ * the store and, for a writing command, reports a failed final sync. */
+typedef struct session {
+    bg_store *s;
+    bg_box *b;
+    int writing;
+} session;
+
+static int begin(const args *a, int writing, const char *box, int box_flags,
+                 session *ss)
+{
+    ss->s = NULL;
+    ss->b = NULL;
+    ss->writing = writing;
+    int rc = open_store(a, writing, &ss->s);
+    if (!rc && box)
+        rc = open_box(ss->s, box, box_flags, writing, &ss->b);
+    return rc;
+}
+
+static int end(session *ss, int rc)
+{
+    if (!ss->s)
+        return rc;
+    bg_err err = bg_store_close(ss->s);
+    ss->s = NULL;
+    if (err && !rc && ss->writing)
+        rc = report(NULL, err, "closing the store");
+    return rc;
+}
+
 static int need(const char *v, const char *opt, const char *cmd)
 {
     if (v)
@@ -275,41 +345,27 @@ static int parse_type(const char *s, uint32_t *out)
     return 0;
 }
 
-/* Read all of stdin; NULL when too large or on a read error. */
-static char *read_stdin(size_t max, size_t *len)
+/* The JSON given on the command line, or else stdin without its trailing
+ * newlines (*owned then holds it). Returns an exit code. */
+static int value_arg(const char *given, const char *what, char **owned,
+                     const char **json, size_t *len)
 {
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf)
-        return NULL;
-    for (;;) {
-        if (n == cap) {
-            if (cap > max) {
-                free(buf);
-                errno = EFBIG;
-                return NULL;
-            }
-            cap *= 2;
-            char *p = realloc(buf, cap + 1);
-            if (!p) {
-                free(buf);
-                return NULL;
-            }
-            buf = p;
-        }
-        size_t got = fread(buf + n, 1, cap - n, stdin);
-        n += got;
-        if (got == 0) {
-            if (ferror(stdin)) {
-                free(buf);
-                return NULL;
-            }
-            break;
-        }
+    *owned = NULL;
+    if (given) {
+        *json = given;
+        *len = strlen(given);
+        return EXIT_OK;
     }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    char *in = read_stdin(BG_RECORD_MAX_BYTES + 2, len);
+    if (!in) {
+        fail("cannot read the %s from stdin: %s", what, strerror(errno));
+        return errno == EFBIG ? EXIT_USAGE : EXIT_SYSTEM;
+    }
+    while (*len && (in[*len - 1] == '\n' || in[*len - 1] == '\r'))
+        in[--*len] = '\0';
+    *owned = in;
+    *json = in;
+    return EXIT_OK;
 }
 
 static int cmd_put(const args *a)
@@ -323,40 +379,22 @@ static int cmd_put(const args *a)
              a->type);
         return EXIT_USAGE;
     }
-    char *owned = NULL;
-    const char *json = a->json;
+    char *owned;
+    const char *json;
     size_t len;
-    if (json) {
-        len = strlen(json);
-    } else {
-        owned = read_stdin(BG_RECORD_MAX_BYTES + 2, &len);
-        if (!owned) {
-            fail("cannot read the value from stdin: %s", strerror(errno));
-            return errno == EFBIG ? EXIT_USAGE : EXIT_SYSTEM;
-        }
-        while (len && (owned[len - 1] == '\n' || owned[len - 1] == '\r'))
-            owned[--len] = '\0';
-        json = owned;
-    }
-    bg_store *s;
-    bg_box *b;
-    int rc = open_store(a, 1, &s);
-    if (rc) {
-        free(owned);
-        return rc;
-    }
-    rc = open_box(s, a->box, BG_BOX_CREATE | (a->encrypt ? BG_BOX_ENCRYPT : 0),
-                  1, &b);
+    int vrc = value_arg(a->json, "value", &owned, &json, &len);
+    if (vrc)
+        return vrc;
+    session ss;
+    int rc = begin(a, 1, a->box,
+                   BG_BOX_CREATE | (a->encrypt ? BG_BOX_ENCRYPT : 0), &ss);
     if (!rc) {
-        bg_err err = bg_box_put(b, a->key, strlen(a->key), type, json, len);
+        bg_err err = bg_box_put(ss.b, a->key, strlen(a->key), type, json, len);
         if (err)
-            rc = report(s, err, "put failed");
+            rc = report(ss.s, err, "put failed");
     }
-    bg_err err = bg_store_close(s);
-    if (err && !rc)
-        rc = report(NULL, err, "closing the store");
     free(owned);
-    return rc;
+    return end(&ss, rc);
 }
 
 static void write_value(const char *v, size_t n)
@@ -371,50 +409,38 @@ static int cmd_get(const args *a)
 {
     if (need(a->box, "--box", "get") || need(a->key, "--key", "get"))
         return EXIT_USAGE;
-    bg_store *s;
-    bg_box *b;
-    int rc = open_store(a, 0, &s);
-    if (rc)
-        return rc;
-    rc = open_box(s, a->box, 0, 0, &b);
+    session ss;
+    int rc = begin(a, 0, a->box, 0, &ss);
     if (!rc) {
         uint32_t t;
         char *v;
         size_t n;
-        bg_err err = bg_box_get(b, a->key, strlen(a->key), &t, &v, &n);
+        bg_err err = bg_box_get(ss.b, a->key, strlen(a->key), &t, &v, &n);
         if (err) {
-            rc = report(s, err, "get failed");
+            rc = report(ss.s, err, "get failed");
         } else {
             fwrite(v, 1, n, stdout);
             putchar('\n');
-            bg_store_free(s, v);
-            if (bg_box_report_of(b)->status == BG_BOX_CORRUPT)
+            bg_store_free(ss.s, v);
+            if (bg_box_report_of(ss.b)->status == BG_BOX_CORRUPT)
                 rc = EXIT_DAMAGED;
         }
     }
-    (void)bg_store_close(s);
-    return rc;
+    return end(&ss, rc);
 }
 
 static int cmd_del(const args *a)
 {
     if (need(a->box, "--box", "del") || need(a->key, "--key", "del"))
         return EXIT_USAGE;
-    bg_store *s;
-    bg_box *b;
-    int rc = open_store(a, 1, &s);
-    if (rc)
-        return rc;
-    rc = open_box(s, a->box, 0, 1, &b);
+    session ss;
+    int rc = begin(a, 1, a->box, 0, &ss);
     if (!rc) {
-        bg_err err = bg_box_del(b, a->key, strlen(a->key));
+        bg_err err = bg_box_del(ss.b, a->key, strlen(a->key));
         if (err)
-            rc = report(s, err, "del failed");
+            rc = report(ss.s, err, "del failed");
     }
-    bg_err err = bg_store_close(s);
-    if (err && !rc)
-        rc = report(NULL, err, "closing the store");
-    return rc;
+    return end(&ss, rc);
 }
 
 static int dump_one(void *arg, const bg_record *r)
@@ -442,20 +468,16 @@ static int cmd_dump(const args *a)
 {
     if (need(a->box, "--box", "dump"))
         return EXIT_USAGE;
-    bg_store *s;
-    bg_box *b;
-    int rc = open_store(a, 0, &s);
-    if (rc)
-        return rc;
-    rc = open_box(s, a->box, 0, 0, &b);
+    session ss;
+    int rc = begin(a, 0, a->box, 0, &ss);
     if (!rc) {
-        bg_err err = bg_box_iterate(b, dump_one, NULL);
+        bg_err err = bg_box_iterate(ss.b, dump_one, NULL);
         if (err)
-            rc = report(s, err, "dump failed");
-        else if (bg_box_report_of(b)->status == BG_BOX_CORRUPT)
+            rc = report(ss.s, err, "dump failed");
+        else if (bg_box_report_of(ss.b)->status == BG_BOX_CORRUPT)
             rc = EXIT_DAMAGED;
     }
-    (void)bg_store_close(s);
+    rc = end(&ss, rc);
     if (fflush(stdout) != 0 && !rc) {
         fail("cannot write to stdout: %s", strerror(errno));
         rc = EXIT_SYSTEM;
@@ -623,13 +645,10 @@ static int cmd_load(const args *a)
     }
     if (tty && lineno >= 10000)
         fprintf(stderr, "\rload: parsed %zu lines\n", lineno);
-    bg_store *s = NULL;
-    bg_box *b;
+    session ss = {0};
     if (rc == EXIT_OK)
-        rc = open_store(a, 1, &s);
-    if (rc == EXIT_OK)
-        rc = open_box(s, a->box,
-                      BG_BOX_CREATE | (a->encrypt ? BG_BOX_ENCRYPT : 0), 1, &b);
+        rc = begin(a, 1, a->box,
+                   BG_BOX_CREATE | (a->encrypt ? BG_BOX_ENCRYPT : 0), &ss);
     if (rc == EXIT_OK && n) {
         bg_write *w = malloc(n * sizeof *w);
         if (!w) {
@@ -642,19 +661,15 @@ static int cmd_load(const args *a)
                                   recs[i].type,
                                   recs[i].value,
                                   recs[i].value_len};
-            bg_err err = bg_box_write_batch(b, w, n);
+            bg_err err = bg_box_write_batch(ss.b, w, n);
             if (err) {
-                rc = report(s, err, "load failed");
+                rc = report(ss.s, err, "load failed");
                 fail("nothing was loaded");
             }
             free(w);
         }
     }
-    if (s) {
-        bg_err err = bg_store_close(s);
-        if (err && !rc)
-            rc = report(NULL, err, "closing the store");
-    }
+    rc = end(&ss, rc);
     if (rc == EXIT_OK)
         fprintf(stderr, "loaded %zu records into box '%s'\n", n, a->box);
     for (size_t i = 0; i < n; i++)
@@ -783,10 +798,11 @@ static void print_report(const char *name, const bg_box_report *r, int fixed)
 
 static int cmd_verify_or_recover(const args *a, int fix)
 {
-    bg_store *s;
-    int rc = open_store(a, fix, &s);
+    session ss;
+    int rc = begin(a, fix, NULL, 0, &ss);
     if (rc)
-        return rc;
+        return end(&ss, rc);
+    bg_store *s = ss.s;
     names ns = {0};
     rc = boxes_of(s, a, &ns);
     cJSON *arr = a->as_json ? cJSON_CreateArray() : NULL;
@@ -814,9 +830,7 @@ static int cmd_verify_or_recover(const args *a, int fix)
     }
     cJSON_Delete(arr);
     free_names(&ns);
-    bg_err err = bg_store_close(s);
-    if (err && !rc)
-        rc = report(NULL, err, "closing the store");
+    rc = end(&ss, rc);
     if (rc == EXIT_OK && damaged && !fix)
         rc = EXIT_NEGATIVE;
     return rc;
@@ -826,37 +840,31 @@ static int cmd_compact(const args *a)
 {
     if (need(a->box, "--box", "compact"))
         return EXIT_USAGE;
-    bg_store *s;
-    bg_box *b;
-    int rc = open_store(a, 1, &s);
-    if (rc)
-        return rc;
-    rc = open_box(s, a->box, 0, 1, &b);
+    session ss;
+    int rc = begin(a, 1, a->box, 0, &ss);
     if (!rc) {
         bg_box_stats before, after;
-        bg_box_stats_of(b, &before);
-        bg_err err = bg_box_compact(b);
+        bg_box_stats_of(ss.b, &before);
+        bg_err err = bg_box_compact(ss.b);
         if (err) {
-            rc = report(s, err, "compact failed");
+            rc = report(ss.s, err, "compact failed");
         } else {
-            bg_box_stats_of(b, &after);
+            bg_box_stats_of(ss.b, &after);
             printf("box '%s': compacted %" PRIu64 " -> %" PRIu64
                    " bytes (%" PRIu64 " records)\n",
                    a->box, before.file_bytes, after.file_bytes, after.records);
         }
     }
-    bg_err err = bg_store_close(s);
-    if (err && !rc)
-        rc = report(NULL, err, "closing the store");
-    return rc;
+    return end(&ss, rc);
 }
 
 static int cmd_stats(const args *a)
 {
-    bg_store *s;
-    int rc = open_store(a, 0, &s);
+    session ss;
+    int rc = begin(a, 0, NULL, 0, &ss);
     if (rc)
-        return rc;
+        return end(&ss, rc);
+    bg_store *s = ss.s;
     names ns = {0};
     rc = boxes_of(s, a, &ns);
     cJSON *arr = a->as_json ? cJSON_CreateArray() : NULL;
@@ -899,7 +907,7 @@ static int cmd_stats(const args *a)
     }
     cJSON_Delete(arr);
     free_names(&ns);
-    (void)bg_store_close(s);
+    rc = end(&ss, rc);
     if (rc == EXIT_OK && damaged)
         rc = EXIT_DAMAGED;
     return rc;
@@ -958,56 +966,23 @@ static int parse_args(int argc, char **argv, args *a)
 
 static int cmd_rekey(const args *a)
 {
-    bg_store *s;
-    int rc = open_store(a, 1, &s);
+    session ss;
+    int rc = begin(a, 1, NULL, 0, &ss);
     if (rc)
-        return rc;
+        return end(&ss, rc);
     bg_rekey_report r;
-    bg_err err = bg_store_rekey(s, &r);
+    bg_err err = bg_store_rekey(ss.s, &r);
     if (err)
-        rc = report(s, err, "rekey failed");
+        rc = report(ss.s, err, "rekey failed");
     else
         printf("rekeyed: %u encrypted box%s under key %08x (%u re-sealed "
                "now), %u old key%s destroyed\n",
                r.boxes, r.boxes == 1 ? "" : "es", (unsigned)r.key_id,
                r.resealed, r.keys_removed, r.keys_removed == 1 ? "" : "s");
-    bg_err cerr = bg_store_close(s);
-    if (cerr && !rc)
-        rc = report(NULL, cerr, "closing the store");
-    return rc;
+    return end(&ss, rc);
 }
 
 /* ---- typeids check ------------------------------------------------------ */
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        if (n == cap) {
-            char *p = realloc(buf, (cap *= 2) + 1);
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (!got)
-            break;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = n;
-    }
-    return buf;
-}
 
 /* GitHub workflow commands: escape data and property values. */
 static void gh_escape(const char *s, int property)
@@ -1335,29 +1310,20 @@ static int cmd_queue(int argc, char **argv)
     char *owned = NULL;
     size_t oplen = 0;
     if (!strcmp(sub, "enqueue")) {
-        if (opjson) {
-            oplen = strlen(opjson);
-        } else {
-            owned = read_stdin(BG_RECORD_MAX_BYTES + 2, &oplen);
-            if (!owned) {
-                fail("cannot read the op from stdin: %s", strerror(errno));
-                return EXIT_SYSTEM;
-            }
-            while (oplen &&
-                   (owned[oplen - 1] == '\n' || owned[oplen - 1] == '\r'))
-                owned[--oplen] = '\0';
-            opjson = owned;
-        }
+        int vrc = value_arg(opjson, "op", &owned, &opjson, &oplen);
+        if (vrc)
+            return vrc;
     }
     args a = {.cmd = sub, .store = store};
     int writing = strcmp(sub, "stats") && strcmp(sub, "failed");
-    bg_store *s;
+    session ss;
     bg_queue *q = NULL;
-    int rc = open_store(&a, writing, &s);
+    int rc = begin(&a, writing, NULL, 0, &ss);
     if (rc) {
         free(owned);
-        return rc;
+        return end(&ss, rc);
     }
+    bg_store *s = ss.s;
     bg_err err = bg_queue_open(s, &qo, &q);
     if (err) {
         rc = report(s, err, "cannot open the queue");
@@ -1453,11 +1419,8 @@ static int cmd_queue(int argc, char **argv)
         rc = report(s, err, "queue");
 out:
     bg_queue_close(q);
-    bg_err cerr = bg_store_close(s);
-    if (cerr && !rc)
-        rc = report(NULL, cerr, "closing the store");
     free(owned);
-    return rc;
+    return end(&ss, rc);
 }
 
 static int cmd_validate(const args *a)
