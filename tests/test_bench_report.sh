@@ -4,10 +4,7 @@
 # usage: test_bench_report.sh path/to/report.py
 set -u
 R=${1:?usage: test_bench_report.sh path/to/report.py}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-check() { local what=$1; shift 2; if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $what" >&2; fi; }
+source "$(dirname "$0")/lib.sh"
 
 run() { # run FILE P50_FULL OPS_GROUP100 [OPS_SQLITE_BATCH100]
   cat >"$1" <<JSON
@@ -46,5 +43,4 @@ check "unmet goal reported" -- grep -q "group (100 per sync) enqueue throughput 
 run "$T/busy.json" 250 15000 3750
 python3 "$R" --out "$T/o4" --baseline "$T/base.json" "$T/busy.json" >"$T/out" 2>&1
 check "a machine-wide slowdown is not a regression" -- test $? -eq 0
-echo "bench report: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish "bench report"

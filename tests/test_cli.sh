@@ -4,34 +4,7 @@
 # usage: test_cli.sh path/to/boxguard
 set -u
 BG=${1:?usage: test_cli.sh path/to/boxguard}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-
-# expect CODE DESCRIPTION -- command...: run, compare the exit code.
-expect() {
-  local want=$1 what=$2
-  shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then
-    pass=$((pass + 1))
-  else
-    fail=$((fail + 1))
-    echo "FAIL: $what: exit $got, expected $want" >&2
-    sed 's/^/  stdout: /' "$T/out" >&2
-    sed 's/^/  stderr: /' "$T/err" >&2
-  fi
-}
-
-# check DESCRIPTION -- test...: a plain assertion.
-check() {
-  local what=$1
-  shift 2
-  if "$@"; then pass=$((pass + 1)); else
-    fail=$((fail + 1)); echo "FAIL: $what" >&2
-  fi
-}
+source "$(dirname "$0")/lib.sh"
 
 S=$T/store
 cat >"$T/adapters.json" <<'JSON'
@@ -223,5 +196,4 @@ check "needs_migration" -- grep -q '"status":"needs_migration"' "$T/out"
 expect 1 "validate a missing store" -- "$BG" validate --store "$T/none"
 check "blocked" -- grep -q "^blocked" "$T/out"
 
-echo "cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish "cli"

@@ -6,26 +6,7 @@
 # usage: test_typeids.sh path/to/boxguard
 set -u
 BG=${1:?usage: test_typeids.sh path/to/boxguard}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-
-expect() {
-  local want=$1 what=$2
-  shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then pass=$((pass + 1)); else
-    fail=$((fail + 1)); echo "FAIL: $what: exit $got, expected $want" >&2
-    sed 's/^/  stdout: /' "$T/out" >&2; sed 's/^/  stderr: /' "$T/err" >&2
-  fi
-}
-check() {
-  local what=$1
-  shift 2
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi
-}
-has() { grep -qF -- "$1" "$T/out"; }
+source "$(dirname "$0")/lib.sh"
 
 # A clean Dart app: annotations, generated adapters, registrations.
 D=$T/clean/lib
@@ -202,5 +183,4 @@ expect 2 "bad lock" -- bash -c "echo '{}' > '$T/bad.lock'; '$BG' typeids check -
 expect 2 "unknown subcommand" -- "$BG" typeids list "$T/clean"
 expect 0 "help" -- "$BG" typeids --help
 
-echo "typeids: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish "typeids"
