@@ -16,74 +16,17 @@
  */
 #include "fuzz_helpers.h"
 #include "queue_int.h"
+#include "queue_model.h"
 
-#define QN 6
+#define QN 6 /* keys the input picks from, of the model's QM_KEYS */
 
-typedef struct model {
-    int status[QN];  /* 0 never, 1 pending, 2 gone */
-    int nfailed[QN]; /* records in failed_ops under the key */
-    int lane[QN], attempts[QN], order[QN], clock;
-} model;
-
-enum { ENQ, ACK, NACK, RETRY };
-
-typedef struct op {
-    int kind, idem, lane;
-} op;
-
-static int head(const model *m)
-{
-    for (int lane = 1; lane >= 0; lane--) {
-        int best = -1;
-        for (int i = 0; i < QN; i++)
-            if (m->status[i] == 1 && m->lane[i] == lane &&
-                (best < 0 || m->order[i] < m->order[best]))
-                best = i;
-        if (best >= 0)
-            return best;
-    }
-    return -1;
-}
-
-static void apply(model *m, const op *o)
-{
-    int h;
-    switch (o->kind) {
-    case ENQ:
-        if (m->status[o->idem] != 1) {
-            m->status[o->idem] = 1;
-            m->lane[o->idem] = o->lane;
-            m->attempts[o->idem] = 0;
-            m->order[o->idem] = ++m->clock;
-        }
-        break;
-    case ACK:
-        if ((h = head(m)) >= 0)
-            m->status[h] = 2;
-        break;
-    case NACK:
-        if ((h = head(m)) >= 0 && ++m->attempts[h] >= 3) {
-            m->status[h] = 2;
-            m->nfailed[h]++;
-        }
-        break;
-    case RETRY:
-        if (m->nfailed[o->idem] && m->status[o->idem] != 1) {
-            m->nfailed[o->idem]--;
-            m->status[o->idem] = 1;
-            m->lane[o->idem] = 0;
-            m->attempts[o->idem] = 0;
-            m->order[o->idem] = ++m->clock;
-        }
-        break;
-    }
-}
+typedef qm_op op;
 
 typedef struct st {
     bg_sim *sim;
     bg_store *s;
     bg_queue *q;
-    model m;
+    qm_model m;
 } st;
 
 static void payload(int i, char *out, size_t cap)
@@ -118,18 +61,18 @@ static bg_err run(st *t, const op *o)
     int failed;
     bg_err err;
     switch (o->kind) {
-    case ENQ:
+    case QM_ENQ:
         payload(o->idem, body, sizeof body);
         err = bg_queue_enqueue(t->q, (bg_lane)o->lane, name, body, strlen(body),
                                &id);
         return err == BG_EEXISTS ? 0 : err;
-    case ACK:
-    case NACK:
+    case QM_ACK:
+    case QM_NACK:
         err = bg_queue_lease(t->q, &lo);
         if (err == BG_ENOTFOUND)
             return 0;
         if (!err)
-            err = o->kind == ACK ? bg_queue_ack(t->q, lo.id)
+            err = o->kind == QM_ACK ? bg_queue_ack(t->q, lo.id)
                                  : bg_queue_nack(t->q, lo.id, "e", &failed);
         bg_queue_op_clear(&lo);
         return err;
@@ -149,12 +92,12 @@ static int count_failed(void *arg, const bg_queue_op *fo)
 
 /* Lease everything and compare with m; 1 when equal. Leaves leases
  * behind: the caller reopens. */
-static int drain_matches(st *t, const model *m)
+static int drain_matches(st *t, const qm_model *m)
 {
-    model d = *m;
+    qm_model d = *m;
     bg_queue_op lo;
     int h, ok = 1;
-    while (ok && (h = head(&d)) >= 0) {
+    while (ok && (h = qm_head(&d)) >= 0) {
         if (bg_queue_lease(t->q, &lo)) {
             ok = 0;
             break;
@@ -181,27 +124,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_producer p = {data, size};
     st t = {0};
+    t.m.max_attempts = 3; /* qopen sets the queue's limit to match */
     t.sim = bg_sim_new(size);
     FUZZ_ASSERT(t.sim);
     qopen(&t);
     for (int step = 0; step < 120 && p.size; step++) {
         uint8_t c = fuzz_byte(&p), a = fuzz_byte(&p);
-        op o = {ENQ, a % QN, (a >> 3) & 1};
+        op o = {QM_ENQ, a % QN, (a >> 3) & 1};
         switch (c % 9) {
         case 0:
         case 1:
         case 2:
-            o.kind = ENQ;
+            o.kind = QM_ENQ;
             break;
         case 3:
         case 4:
-            o.kind = ACK;
+            o.kind = QM_ACK;
             break;
         case 5:
-            o.kind = NACK;
+            o.kind = QM_NACK;
             break;
         case 6:
-            o.kind = RETRY;
+            o.kind = QM_RETRY;
             break;
         case 7: /* reopen, or compact */
             if (a & 1) {
@@ -217,10 +161,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             o.kind = (a >> 4) % 4;
             o.idem = (a >> 1) % QN;
             bg_err err = bg_sim_frozen(t.sim) ? BG_EIO : run(&t, &o);
-            model before = t.m, after = t.m;
+            qm_model before = t.m, after = t.m;
             if (!err)
-                apply(&before, &o);
-            apply(&after, &o);
+                qm_apply(&before, &o);
+            qm_apply(&after, &o);
             bg_sim_crash_after(t.sim, bg_sim_get_stats(t.sim).changes);
             qclose(&t);
             FUZZ_ASSERT(bg_sim_crash(t.sim, (bg_crash_mode)(a % 4), a) == 0);
@@ -245,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         bg_store_detail(t.s));
         const char *broken = bg__queue_check(t.q);
         FUZZ_ASSERT_MSG(!broken, "index: %s", broken);
-        apply(&t.m, &o);
+        qm_apply(&t.m, &o);
     }
     FUZZ_ASSERT(drain_matches(&t, &t.m));
     qclose(&t);

@@ -16,6 +16,8 @@
  */
 #include "testutil.h"
 
+#include "queue_model.h"
+
 #define NKEYS  12
 #define MAXOPS 64
 #define SEEDS  6
@@ -512,23 +514,18 @@ static void test_rekey_workload(void)
 
 /* ---- the queue ----------------------------------------------------------- */
 
-enum { Q_ENQ, Q_ACK, Q_NACK, Q_RETRY, Q_REOPEN, Q_COMPACT };
-
-typedef struct qop {
-    int kind;
-    int idem; /* Q_ENQ, Q_RETRY */
-    int lane;
-} qop;
-
-#define QN 8 /* idempotency keys */
-
-typedef struct qmodel {
-    int status[QN]; /* 0 never, 1 pending, 2 acked, 3 failed */
-    int lane[QN];
-    int attempts[QN];
-    int order[QN]; /* enqueue order of the pending ones */
-    int clock;
-} qmodel;
+/* The model's ops, and two that change no state. */
+enum {
+    Q_ENQ = QM_ENQ,
+    Q_ACK = QM_ACK,
+    Q_NACK = QM_NACK,
+    Q_RETRY = QM_RETRY,
+    Q_REOPEN = 100,
+    Q_COMPACT
+};
+typedef qm_op qop;
+#define QN QM_KEYS
+#define QMAX_ATTEMPTS 2
 
 static const qop qwork[] = {
     {Q_ENQ, 0, 0},     {Q_ENQ, 1, 0},    {Q_ENQ, 2, 1},  {Q_ENQ, 1, 0},
@@ -553,52 +550,6 @@ static void qpayload(int i, char *out, size_t cap)
     snprintf(out, cap, "{\"idem\":%d,\"body\":\"%0*d\"}", i, 100 + i * 90, i);
 }
 
-/* The head the model would lease: emergency first, then enqueue order. */
-static int qhead(const qmodel *m)
-{
-    for (int lane = 1; lane >= 0; lane--) {
-        int best = -1;
-        for (int i = 0; i < QN; i++)
-            if (m->status[i] == 1 && m->lane[i] == lane &&
-                (best < 0 || m->order[i] < m->order[best]))
-                best = i;
-        if (best >= 0)
-            return best;
-    }
-    return -1;
-}
-
-static void qapply(qmodel *m, const qop *o)
-{
-    int h;
-    switch (o->kind) {
-    case Q_ENQ:
-        if (m->status[o->idem] != 1) {
-            m->status[o->idem] = 1;
-            m->lane[o->idem] = o->lane;
-            m->attempts[o->idem] = 0;
-            m->order[o->idem] = ++m->clock;
-        }
-        break;
-    case Q_ACK:
-        if ((h = qhead(m)) >= 0)
-            m->status[h] = 2;
-        break;
-    case Q_NACK:
-        if ((h = qhead(m)) >= 0 && ++m->attempts[h] >= 2)
-            m->status[h] = 3;
-        break;
-    case Q_RETRY:
-        if (m->status[o->idem] == 3) {
-            m->status[o->idem] = 1;
-            m->lane[o->idem] = 0;
-            m->attempts[o->idem] = 0;
-            m->order[o->idem] = ++m->clock;
-        }
-        break;
-    }
-}
-
 static bg_err qopen_store(bg_sim *sim, bg_store **s, bg_queue **q)
 {
     bg_err err = tu_open(sim, BG_DURABILITY_FULL, s);
@@ -606,7 +557,7 @@ static bg_err qopen_store(bg_sim *sim, bg_store **s, bg_queue **q)
         return err;
     bg_queue_opts o;
     bg_queue_opts_init(&o);
-    o.max_attempts = 2;
+    o.max_attempts = QMAX_ATTEMPTS;
     err = bg_queue_open(*s, &o, q);
     if (err)
         (void)bg_store_close(*s);
@@ -740,20 +691,20 @@ static const char *qcheck(bg_sim *sim, int done)
     }
     /* State: that after `done` ops, or after the one cut short too. */
     for (int extra = 0; extra <= (done < QWORK ? 1 : 0); extra++) {
-        qmodel m = {{0}, {0}, {0}, {0}, 0};
+        qm_model m = {.max_attempts = QMAX_ATTEMPTS};
         for (int i = 0; i < done + extra; i++)
-            qapply(&m, &qwork[i]);
+            qm_apply(&m, &qwork[i]);
         int ok = 1, k = 0;
-        qmodel drain = m;
+        qm_model drain = m;
         int h;
-        while (ok && (h = qhead(&drain)) >= 0) {
+        while (ok && (h = qm_head(&drain)) >= 0) {
             ok = k < sn.n && sn.idem[k] == h && sn.lane[k] == drain.lane[h];
             drain.status[h] = 2;
             k++;
         }
         ok = ok && k == sn.n;
         for (int i = 0; i < QN && ok; i++)
-            ok = sn.failed[i] == (m.status[i] == 3);
+            ok = sn.failed[i] == m.nfailed[i];
         if (ok)
             return NULL;
     }
