@@ -253,99 +253,144 @@ static int matches(bg_box *b, const model *m)
     return got == want;
 }
 
-static void violation(const workload *w, uint64_t n, int mode, uint64_t seed,
+static void violation(const char *name, uint64_t n, int mode, uint64_t seed,
                       const char *what)
 {
     if (violations++ < 10)
         fprintf(stderr,
                 "VIOLATION %s: crash after op %llu, mode %d, seed %llu: %s\n",
-                w->name, (unsigned long long)n, mode, (unsigned long long)seed,
+                name, (unsigned long long)n, mode, (unsigned long long)seed,
                 what);
 }
 
-static void check_after_crash(bg_sim *sim, const workload *w, const outcome *oc,
-                              uint64_t n, int mode, uint64_t seed)
-{
-    states++;
-    if (bg_sim_crash(sim, (bg_crash_mode)mode, seed)) {
-        violation(w, n, mode, seed, "sim out of memory");
-        return;
-    }
-    bg_store *s;
-    bg_box *b;
-    bg_store_opts o = tu_opts(sim, w->dur);
-    if (bg_store_open("s", &o, &s)) {
-        violation(w, n, mode, seed, "store does not open");
-        return;
-    }
-    bg_err err = bg_box_open(s, "b", 0, &b);
-    if (err == BG_ENOTFOUND && !oc->box_made) {
-        (void)bg_store_close(s);
-        return;
-    }
-    if (err) {
-        violation(w, n, mode, seed, "box does not open");
-        (void)bg_store_close(s);
-        return;
-    }
-    if (bg_box_report_of(b)->status == BG_BOX_CORRUPT) {
-        violation(w, n, mode, seed, "box reported corrupt after a crash");
-        (void)bg_store_close(s);
-        return;
-    }
-    /* The state must be that after ops[0..j) for some j in
-     * [durable, attempted]. */
-    model m = {0};
-    int ok = 0;
-    for (int j = 0; j <= oc->attempted && !ok; j++) {
-        if (j > 0)
-            apply(&m, &w->ops[j - 1]);
-        if (j >= oc->durable)
-            ok = matches(b, &m);
-    }
-    if (!ok) {
-        violation(w, n, mode, seed,
-                  "state is not that of an allowed prefix of the workload");
-        (void)bg_store_close(s);
-        return;
-    }
-    if (tu_put(b, "post", "{\"after\":true}") || bg_store_close(s)) {
-        violation(w, n, mode, seed, "no write possible after the crash");
-        return;
-    }
-    if (bg_store_open("s", &o, &s) || bg_box_open(s, "b", 0, &b) ||
-        !tu_has(b, "post", "{\"after\":true}") ||
-        bg_box_report_of(b)->status != BG_BOX_CLEAN)
-        violation(w, n, mode, seed, "write after the crash was lost");
-    (void)bg_store_close(s);
-}
+/* One durable workload of the enumeration. */
+typedef struct scenario {
+    const char *name;
+    int (*setup)(bg_sim *sim); /* before the counted operations; optional */
+    void (*run)(bg_sim *sim, void *ctx); /* until done or the disk freezes */
+    const char *(*clean)(void *ctx);     /* an uncrashed run went as planned? */
+    const char *(*check)(bg_sim *sim, void *ctx); /* after the power cut */
+    void *ctx;
+} scenario;
 
-static unsigned long long enumerate(const workload *w)
+/* Run sc once to count its state-changing I/O operations, then once per
+ * operation n, crash mode and seed: freeze the disk after operation n, cut
+ * the power, and check what is left. */
+static void enumerate_crashes(const scenario *sc)
 {
     unsigned long long before = states;
     bg_sim *sim = bg_sim_new(1);
-    outcome oc;
-    run(sim, w, &oc);
-    uint64_t total = bg_sim_get_stats(sim).changes;
+    const char *bad = sc->setup && sc->setup(sim) ? "setup fails" : NULL;
+    uint64_t base = bg_sim_get_stats(sim).changes;
+    if (!bad) {
+        sc->run(sim, sc->ctx);
+        bad = sc->clean(sc->ctx);
+    }
+    uint64_t total = bg_sim_get_stats(sim).changes - base;
+    if (!bad)
+        bad = sc->check(sim, sc->ctx);
     bg_sim_free(sim);
-    if (oc.attempted != w->nops || oc.failed || !oc.box_made)
-        violation(w, 0, -1, 0, "workload fails without a crash");
+    if (bad)
+        violation(sc->name, 0, -1, 0, bad);
     for (uint64_t n = 1; n <= total; n++) {
         for (int mode = 0; mode < BG_CRASH_MODES; mode++) {
             int seeds = mode == BG_CRASH_DROP ? 1 : SEEDS;
             for (int sd = 0; sd < seeds; sd++) {
                 uint64_t seed = n * 1000 + (uint64_t)sd;
                 sim = bg_sim_new(seed);
-                bg_sim_crash_after(sim, n);
-                run(sim, w, &oc);
-                check_after_crash(sim, w, &oc, n, mode, seed);
+                bad = sc->setup && sc->setup(sim) ? "setup fails" : NULL;
+                if (!bad) {
+                    bg_sim_crash_after(sim, bg_sim_get_stats(sim).changes + n);
+                    sc->run(sim, sc->ctx);
+                    states++;
+                    bad = bg_sim_crash(sim, (bg_crash_mode)mode, seed)
+                              ? "sim out of memory"
+                              : sc->check(sim, sc->ctx);
+                }
+                if (bad)
+                    violation(sc->name, n, mode, seed, bad);
                 bg_sim_free(sim);
             }
         }
     }
-    printf("  %-24s %4llu I/O operations, %6llu crash states\n", w->name,
+    printf("  %-24s %4llu I/O operations, %6llu crash states\n", sc->name,
            (unsigned long long)total, states - before);
-    return total;
+}
+
+typedef struct box_ctx {
+    const workload *w;
+    outcome oc;
+} box_ctx;
+
+static void box_run(bg_sim *sim, void *ctx)
+{
+    box_ctx *c = ctx;
+    run(sim, c->w, &c->oc);
+}
+
+static const char *box_clean(void *ctx)
+{
+    const box_ctx *c = ctx;
+    if (c->oc.attempted != c->w->nops || c->oc.failed || !c->oc.box_made)
+        return "workload fails without a crash";
+    return NULL;
+}
+
+static const char *box_check(bg_sim *sim, void *ctx)
+{
+    const box_ctx *c = ctx;
+    const workload *w = c->w;
+    bg_store *s;
+    bg_box *b;
+    bg_store_opts o = tu_opts(sim, w->dur);
+    if (bg_store_open("s", &o, &s))
+        return "store does not open";
+    const char *bad = NULL;
+    bg_err err = bg_box_open(s, "b", 0, &b);
+    if (err == BG_ENOTFOUND && !c->oc.box_made)
+        goto out;
+    if (err) {
+        bad = "box does not open";
+        goto out;
+    }
+    if (bg_box_report_of(b)->status == BG_BOX_CORRUPT) {
+        bad = "box reported corrupt after a crash";
+        goto out;
+    }
+    /* The state must be that after ops[0..j) for some j in
+     * [durable, attempted]. */
+    model m = {0};
+    int ok = 0;
+    for (int j = 0; j <= c->oc.attempted && !ok; j++) {
+        if (j > 0)
+            apply(&m, &w->ops[j - 1]);
+        if (j >= c->oc.durable)
+            ok = matches(b, &m);
+    }
+    if (!ok) {
+        bad = "state is not that of an allowed prefix of the workload";
+        goto out;
+    }
+    err = tu_put(b, "post", "{\"after\":true}");
+    bg_err cerr = bg_store_close(s);
+    s = NULL;
+    if (err || cerr)
+        return "no write possible after the crash";
+    if (bg_store_open("s", &o, &s) || bg_box_open(s, "b", 0, &b) ||
+        !tu_has(b, "post", "{\"after\":true}") ||
+        bg_box_report_of(b)->status != BG_BOX_CLEAN)
+        bad = "write after the crash was lost";
+out:
+    if (s)
+        (void)bg_store_close(s);
+    return bad;
+}
+
+static void enumerate(const workload *w)
+{
+    box_ctx c = {.w = w};
+    scenario sc = {w->name, NULL, box_run, box_clean, box_check, &c};
+    enumerate_crashes(&sc);
 }
 
 static workload wl;
@@ -447,68 +492,63 @@ static const char *rk_check(bg_sim *sim)
     return bad;
 }
 
-static void test_rekey_workload(void)
+static void rk_run(bg_sim *sim, void *ctx)
 {
-    workload w = {.name = "rekey"};
-    unsigned long long before = states;
-    bg_sim *sim = bg_sim_new(1);
-    CHECK_OK(rk_setup(sim));
-    uint64_t base = bg_sim_get_stats(sim).changes;
+    bg_rekey_report *rep = ctx;
+    bg_store *s;
+    memset(rep, 0, sizeof *rep);
+    if (tu_open(sim, BG_DURABILITY_FULL, &s))
+        return;
+    if (bg_store_rekey(s, rep)) {
+        /* cut short by the frozen disk */
+    }
+    (void)bg_store_close(s);
+}
+
+static const char *rk_clean(void *ctx)
+{
+    const bg_rekey_report *rep = ctx;
+    return rep->resealed == 2 ? NULL : "rekey does not re-seal both boxes";
+}
+
+/* After the crash: every box readable under a key the store has; then a
+ * second rekey finishes, leaving one key and every box on it. */
+static const char *rk_after(bg_sim *sim, void *ctx)
+{
+    (void)ctx;
+    const char *bad = rk_check(sim);
     bg_store *s;
     bg_rekey_report rep;
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_store_rekey(s, &rep));
-    CHECK_INT(rep.resealed, ==, 2);
-    CHECK_OK(bg_store_close(s));
-    uint64_t total = bg_sim_get_stats(sim).changes - base;
-    bg_sim_free(sim);
-    for (uint64_t n = 1; n <= total; n++) {
-        for (int mode = 0; mode < BG_CRASH_MODES; mode++) {
-            int seeds = mode == BG_CRASH_DROP ? 1 : SEEDS;
-            for (int sd = 0; sd < seeds; sd++) {
-                uint64_t seed = n * 1000 + (uint64_t)sd;
-                sim = bg_sim_new(seed);
-                CHECK_OK(rk_setup(sim));
-                bg_sim_crash_after(sim, bg_sim_get_stats(sim).changes + n);
-                if (!tu_open(sim, BG_DURABILITY_FULL, &s)) {
-                    if (bg_store_rekey(s, &rep)) {
-                    }
-                    (void)bg_store_close(s);
-                }
-                states++;
-                CHECK_OK(bg_sim_crash(sim, (bg_crash_mode)mode, seed));
-                const char *bad = rk_check(sim);
-                /* Finishing the rotation leaves one key, every box on it. */
-                if (!bad) {
-                    if (tu_open(sim, BG_DURABILITY_FULL, &s) ||
-                        bg_store_rekey(s, &rep) || bg_store_close(s))
-                        bad = "rekey does not finish after the crash";
-                    else if (rep.boxes != 2)
-                        bad = "a sealed box went missing";
-                }
-                if (!bad)
-                    bad = rk_check(sim);
-                uint8_t *k;
-                size_t kn;
-                int keys = 0;
-                for (int g = 1; g <= 4 && !bad; g++) {
-                    char path[32];
-                    snprintf(path, sizeof path, "s/keys/%d.key", g);
-                    if (!bg_sim_read_file(sim, path, &k, &kn)) {
-                        keys++;
-                        free(k);
-                    }
-                }
-                if (!bad && keys != 1)
-                    bad = "more than one key left after rotation";
-                if (bad)
-                    violation(&w, n, mode, seed, bad);
-                bg_sim_free(sim);
-            }
+    if (!bad) {
+        if (tu_open(sim, BG_DURABILITY_FULL, &s) || bg_store_rekey(s, &rep) ||
+            bg_store_close(s))
+            bad = "rekey does not finish after the crash";
+        else if (rep.boxes != 2)
+            bad = "a sealed box went missing";
+    }
+    if (!bad)
+        bad = rk_check(sim);
+    int keys = 0;
+    for (int g = 1; g <= 4 && !bad; g++) {
+        char path[32];
+        uint8_t *k;
+        size_t kn;
+        snprintf(path, sizeof path, "s/keys/%d.key", g);
+        if (!bg_sim_read_file(sim, path, &k, &kn)) {
+            keys++;
+            free(k);
         }
     }
-    printf("  %-24s %4llu I/O operations, %6llu crash states\n", w.name,
-           (unsigned long long)total, states - before);
+    if (!bad && keys != 1)
+        bad = "more than one key left after rotation";
+    return bad;
+}
+
+static void test_rekey_workload(void)
+{
+    bg_rekey_report rep;
+    scenario sc = {"rekey", rk_setup, rk_run, rk_clean, rk_after, &rep};
+    enumerate_crashes(&sc);
     CHECK_INT(violations, ==, 0);
 }
 
@@ -524,7 +564,7 @@ enum {
     Q_COMPACT
 };
 typedef qm_op qop;
-#define QN QM_KEYS
+#define QN            QM_KEYS
 #define QMAX_ATTEMPTS 2
 
 static const qop qwork[] = {
@@ -617,12 +657,8 @@ static int qrun(bg_sim *sim)
                 err = qopen_store(sim, &s, &q);
             break;
         }
-        if (err) {
-            if (getenv("BG_DEBUG_QUEUE"))
-                fprintf(stderr, "queue op %d: %s (%s)\n", i, bg_err_name(err),
-                        s ? bg_store_detail(s) : "");
+        if (err)
             break;
-        }
         done = i + 1;
     }
     if (s) {
@@ -708,49 +744,30 @@ static const char *qcheck(bg_sim *sim, int done)
         if (ok)
             return NULL;
     }
-    if (getenv("BG_DEBUG_QUEUE")) {
-        fprintf(stderr, "done %d; leased:", done);
-        for (int k = 0; k < sn.n; k++)
-            fprintf(stderr, " %d/%d", sn.idem[k], sn.lane[k]);
-        fprintf(stderr, "; failed:");
-        for (int i = 0; i < QN; i++)
-            fprintf(stderr, " %d", sn.failed[i]);
-        fprintf(stderr, "\n");
-    }
     return "queue state is not that of an allowed prefix";
+}
+
+static void q_run(bg_sim *sim, void *ctx)
+{
+    *(int *)ctx = qrun(sim);
+}
+
+static const char *q_clean(void *ctx)
+{
+    return *(int *)ctx == QWORK ? NULL : "queue workload fails without a crash";
+}
+
+static const char *q_check(bg_sim *sim, void *ctx)
+{
+    int done = *(int *)ctx;
+    return qcheck(sim, done < 0 ? 0 : done);
 }
 
 static void test_queue_workload(void)
 {
-    workload w = {.name = "queue"};
-    unsigned long long before = states;
-    bg_sim *sim = bg_sim_new(1);
-    CHECK_INT(qrun(sim), ==, QWORK);
-    uint64_t total = bg_sim_get_stats(sim).changes;
-    const char *why = qcheck(sim, QWORK);
-    if (why)
-        fprintf(stderr, "queue workload without a crash: %s\n", why);
-    CHECK(why == NULL);
-    bg_sim_free(sim);
-    for (uint64_t n = 1; n <= total; n++) {
-        for (int mode = 0; mode < BG_CRASH_MODES; mode++) {
-            int seeds = mode == BG_CRASH_DROP ? 1 : SEEDS;
-            for (int sd = 0; sd < seeds; sd++) {
-                uint64_t seed = n * 1000 + (uint64_t)sd;
-                sim = bg_sim_new(seed);
-                bg_sim_crash_after(sim, n);
-                int done = qrun(sim);
-                states++;
-                CHECK_OK(bg_sim_crash(sim, (bg_crash_mode)mode, seed));
-                const char *bad = qcheck(sim, done < 0 ? 0 : done);
-                if (bad)
-                    violation(&w, n, mode, seed, bad);
-                bg_sim_free(sim);
-            }
-        }
-    }
-    printf("  %-24s %4llu I/O operations, %6llu crash states\n", w.name,
-           (unsigned long long)total, states - before);
+    int done;
+    scenario sc = {"queue", NULL, q_run, q_clean, q_check, &done};
+    enumerate_crashes(&sc);
     CHECK_INT(violations, ==, 0);
 }
 
