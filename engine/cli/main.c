@@ -91,7 +91,8 @@ static const char usage_text[] =
 
 typedef struct args {
     const char *cmd;
-    const char *store, *box, *key, *json, *type, *durability, *adapters;
+    const char *store, *box, *key, *json, *type, *durability, *adapters,
+        *schema_version;
     int as_json, accept_schema, encrypt;
 } args;
 
@@ -915,48 +916,69 @@ static int cmd_stats(const args *a)
 
 /* ---- arguments -------------------------------------------------------- */
 
+/* An option: with value it takes the next argument, else it sets flag. */
+typedef struct opt {
+    const char *name;
+    const char **value;
+    int *flag;
+} opt;
+
+/* Parse argv[from..] against opts (ended by a NULL name) for command who
+ * ("" for the store commands). Arguments that are not options go to pos
+ * (at most *npos of them; none when pos is NULL). Returns 0, or -1 after
+ * saying what is wrong. */
+static int parse_opts(int argc, char **argv, int from, const opt *opts,
+                      const char *who, const char **pos, int *npos)
+{
+    int n = 0;
+    for (int i = from; i < argc; i++) {
+        const opt *o = opts;
+        while (o->name && strcmp(o->name, argv[i]))
+            o++;
+        if (!o->name) {
+            if (pos && (argv[i][0] != '-' || !argv[i][1]) && n < *npos) {
+                pos[n++] = argv[i];
+                continue;
+            }
+            fail("%s%sunknown option '%s' (see boxguard %s%s--help)", who,
+                 who[0] ? ": " : "", argv[i], who, who[0] ? " " : "");
+            return -1;
+        }
+        if (o->flag) {
+            *o->flag = 1;
+        } else if (i + 1 >= argc) {
+            fail("%s%s%s needs a value", who, who[0] ? ": " : "", argv[i]);
+            return -1;
+        } else {
+            *o->value = argv[++i];
+        }
+    }
+    if (npos)
+        *npos = n;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, args *a)
 {
     memset(a, 0, sizeof *a);
     a->cmd = argv[1];
-    for (int i = 2; i < argc; i++) {
-        const char *o = argv[i];
-        const char **slot = NULL;
-        if (!strcmp(o, "--store"))
-            slot = &a->store;
-        else if (!strcmp(o, "--box"))
-            slot = &a->box;
-        else if (!strcmp(o, "--key"))
-            slot = &a->key;
-        else if (!strcmp(o, "--json") && strcmp(a->cmd, "verify") &&
-                 strcmp(a->cmd, "stats") && strcmp(a->cmd, "validate"))
-            slot = &a->json;
-        else if (!strcmp(o, "--type"))
-            slot = &a->type;
-        else if (!strcmp(o, "--durability"))
-            slot = &a->durability;
-        else if (!strcmp(o, "--adapters"))
-            slot = &a->adapters;
-        else if (!strcmp(o, "--schema-version"))
-            slot = &a->type;
-        else if (!strcmp(o, "--accept-schema"))
-            a->accept_schema = 1;
-        else if (!strcmp(o, "--encrypt"))
-            a->encrypt = 1;
-        else if (!strcmp(o, "--json"))
-            a->as_json = 1;
-        else {
-            fail("unknown option '%s' (see boxguard --help)", o);
-            return -1;
-        }
-        if (slot) {
-            if (i + 1 >= argc) {
-                fail("%s needs a value", o);
-                return -1;
-            }
-            *slot = argv[++i];
-        }
-    }
+    /* --json is the value to store for put, an output flag elsewhere. */
+    int json_flag = !strcmp(a->cmd, "verify") || !strcmp(a->cmd, "stats") ||
+                    !strcmp(a->cmd, "validate");
+    const opt opts[] = {
+        {"--store", &a->store, NULL},
+        {"--box", &a->box, NULL},
+        {"--key", &a->key, NULL},
+        {"--type", &a->type, NULL},
+        {"--durability", &a->durability, NULL},
+        {"--adapters", &a->adapters, NULL},
+        {"--schema-version", &a->schema_version, NULL},
+        {"--accept-schema", NULL, &a->accept_schema},
+        {"--encrypt", NULL, &a->encrypt},
+        {"--json", json_flag ? NULL : &a->json, json_flag ? &a->as_json : NULL},
+        {NULL, NULL, NULL}};
+    if (parse_opts(argc, argv, 2, opts, "", NULL, NULL))
+        return -1;
     if (!a->store) {
         fail("%s needs --store DIR (see boxguard --help)", a->cmd);
         return -1;
@@ -1027,34 +1049,18 @@ static int cmd_typeids(int argc, char **argv)
         fputs(typeids_usage, stderr);
         return EXIT_USAGE;
     }
-    char **paths = calloc((size_t)argc, sizeof *paths);
+    const char **paths = calloc((size_t)argc, sizeof *paths);
     if (!paths)
         return EXIT_SYSTEM;
-    for (int i = 3; i < argc; i++) {
-        const char **slot = NULL;
-        if (!strcmp(argv[i], "--lock"))
-            slot = &lock;
-        else if (!strcmp(argv[i], "--policy"))
-            slot = &policy;
-        else if (!strcmp(argv[i], "--format"))
-            slot = &format;
-        else if (!strcmp(argv[i], "--update-lock"))
-            update = 1;
-        else if (argv[i][0] == '-' && argv[i][1]) {
-            fail("typeids: unknown option '%s' (see boxguard typeids --help)",
-                 argv[i]);
-            free(paths);
-            return EXIT_USAGE;
-        } else
-            paths[npaths++] = argv[i];
-        if (slot) {
-            if (i + 1 >= argc) {
-                fail("typeids: %s needs a value", argv[i]);
-                free(paths);
-                return EXIT_USAGE;
-            }
-            *slot = argv[++i];
-        }
+    const opt opts[] = {{"--lock", &lock, NULL},
+                        {"--policy", &policy, NULL},
+                        {"--format", &format, NULL},
+                        {"--update-lock", NULL, &update},
+                        {NULL, NULL, NULL}};
+    npaths = argc;
+    if (parse_opts(argc, argv, 3, opts, "typeids", paths, &npaths)) {
+        free(paths);
+        return EXIT_USAGE;
     }
     if (strcmp(format, "text") && strcmp(format, "json") &&
         strcmp(format, "github")) {
@@ -1156,7 +1162,7 @@ static int cmd_typeids(int argc, char **argv)
                decls, regs, n, n == 1 ? "" : "s");
     }
     bg_tid_free(t);
-    free(paths);
+    free((void *)paths);
     if (rc == EXIT_OK && n)
         rc = EXIT_NEGATIVE;
     return rc;
@@ -1227,41 +1233,15 @@ static int cmd_queue(int argc, char **argv)
                *opjson = NULL, *id_s = NULL, *error = NULL, *owner = NULL,
                *max_s = NULL;
     int as_json = 0, release = 0;
-    for (int i = 3; i < argc; i++) {
-        const char **slot = NULL;
-        if (!strcmp(argv[i], "--store"))
-            slot = &store;
-        else if (!strcmp(argv[i], "--idem"))
-            slot = &idem;
-        else if (!strcmp(argv[i], "--lane"))
-            slot = &lane;
-        else if (!strcmp(argv[i], "--op"))
-            slot = &opjson;
-        else if (!strcmp(argv[i], "--id"))
-            slot = &id_s;
-        else if (!strcmp(argv[i], "--error"))
-            slot = &error;
-        else if (!strcmp(argv[i], "--owner"))
-            slot = &owner;
-        else if (!strcmp(argv[i], "--max-attempts"))
-            slot = &max_s;
-        else if (!strcmp(argv[i], "--json"))
-            as_json = 1;
-        else if (!strcmp(argv[i], "--release"))
-            release = 1;
-        else {
-            fail("queue: unknown option '%s' (see boxguard queue --help)",
-                 argv[i]);
-            return EXIT_USAGE;
-        }
-        if (slot) {
-            if (i + 1 >= argc) {
-                fail("queue: %s needs a value", argv[i]);
-                return EXIT_USAGE;
-            }
-            *slot = argv[++i];
-        }
-    }
+    const opt opts[] = {
+        {"--store", &store, NULL},  {"--idem", &idem, NULL},
+        {"--lane", &lane, NULL},    {"--op", &opjson, NULL},
+        {"--id", &id_s, NULL},      {"--error", &error, NULL},
+        {"--owner", &owner, NULL},  {"--max-attempts", &max_s, NULL},
+        {"--json", NULL, &as_json}, {"--release", NULL, &release},
+        {NULL, NULL, NULL}};
+    if (parse_opts(argc, argv, 3, opts, "queue", NULL, NULL))
+        return EXIT_USAGE;
     static const char *const subs[] = {
         "enqueue", "lease", "ack",           "nack",    "retry", "purge",
         "failed",  "stats", "rebuild-index", "compact", "lock"};
@@ -1426,12 +1406,12 @@ out:
 static int cmd_validate(const args *a)
 {
     bg_validate_opts o = {NULL, adapters, 0};
-    if (a->type) { /* --schema-version */
+    if (a->schema_version) {
         char *end;
-        unsigned long v = strtoul(a->type, &end, 10);
+        unsigned long v = strtoul(a->schema_version, &end, 10);
         if (*end || !v || v > 4294967295ul) {
             fail("--schema-version must be a positive integer, not '%s'",
-                 a->type);
+                 a->schema_version);
             return EXIT_USAGE;
         }
         o.code_version = (uint32_t)v;
