@@ -12,8 +12,7 @@ static void test_put_get_del_iterate(void)
     bg_sim *sim = bg_sim_new(1);
     bg_store *s;
     bg_box *b;
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "users", BG_BOX_CREATE, &b));
+    CHECK_OK(tu_open_box(sim, "users", BG_BOX_CREATE, &s, &b));
     CHECK_OK(tu_put(b, "a", "{\"n\":1}"));
     CHECK_OK(tu_put(b, "b", "[1, 2.50, \"x\"]"));
     CHECK_OK(tu_put(b, "a", "{\"n\":2}"));
@@ -32,8 +31,7 @@ static void test_put_get_del_iterate(void)
     CHECK_INT(st.frames, ==, 4);
     CHECK_OK(bg_store_close(s));
 
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "users", 0, &b));
+    CHECK_OK(tu_open_box(sim, "users", 0, &s, &b));
     CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CLEAN);
     CHECK(tu_has(b, "a", "{\"n\":2}"));
     CHECK_ERR(bg_box_get(b, "b", 1, &t, &v, &n), BG_ENOTFOUND);
@@ -99,8 +97,7 @@ static void test_batch_is_all_or_nothing(void)
     bg_sim *sim = bg_sim_new(4);
     bg_store *s;
     bg_box *b;
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+    CHECK_OK(tu_open_box(sim, "b", BG_BOX_CREATE, &s, &b));
     CHECK_OK(tu_put(b, "keep", "true"));
     bg_write w[3] = {
         {0, "x", 1, 0, "1", 1},
@@ -119,15 +116,13 @@ static void test_batch_is_all_or_nothing(void)
     CHECK_ERR(bg_box_write_batch(b, w, 3), BG_EIO);
     (void)bg_store_close(s);
     CHECK_OK(bg_sim_crash(sim, BG_CRASH_SUBSET, 9));
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box(sim, "b", 0, &s, &b));
     CHECK(tu_has(b, "keep", "true"));
     CHECK(!tu_has(b, "x", "1"));
     CHECK_OK(bg_box_write_batch(b, w, 3));
     CHECK_OK(bg_store_close(s));
     CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box(sim, "b", 0, &s, &b));
     CHECK(tu_has(b, "x", "1"));
     CHECK(tu_has(b, "y", "2"));
     CHECK(!tu_has(b, "keep", "true"));
@@ -191,15 +186,13 @@ static void test_torn_tail_is_cut_and_reported(void)
     CHECK_INT(len2, ==, len - 20); /* read-only: not a byte changed */
     free(f2);
 
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box(sim, "b", 0, &s, &b));
     const bg_box_report *r = bg_box_report_of(b);
     CHECK_INT(r->status, ==, BG_BOX_TORN);
     CHECK_INT(r->lost_bytes, >, 0);
     CHECK_OK(tu_put(b, "after", "1"));
     CHECK_OK(bg_store_close(s));
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box(sim, "b", 0, &s, &b));
     CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CLEAN);
     CHECK(tu_has(b, "after", "1"));
     CHECK(tu_has(b, key(0), val(0)));
@@ -313,12 +306,20 @@ static void test_header_damage_salvages_frames(void)
     bg_sim_free(sim);
 }
 
+/* Append name and a comma to the string at arg. */
+static int collect_name(void *arg, const char *name)
+{
+    strcat(arg, name);
+    strcat(arg, ",");
+    return 0;
+}
+
 static int collect(void *arg, const bg_record *r)
 {
-    char *out = arg;
-    strncat(out, r->key, r->key_len);
-    strcat(out, ",");
-    return 0;
+    char k[BG_KEY_MAX + 1];
+    memcpy(k, r->key, r->key_len);
+    k[r->key_len] = '\0';
+    return collect_name(arg, k);
 }
 
 static void test_compact_keeps_live_records(void)
@@ -326,8 +327,7 @@ static void test_compact_keeps_live_records(void)
     bg_sim *sim = bg_sim_new(8);
     bg_store *s;
     bg_box *b;
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+    CHECK_OK(tu_open_box(sim, "b", BG_BOX_CREATE, &s, &b));
     for (int i = 0; i < 50; i++)
         CHECK_OK(tu_put(b, key(i % 10), val(i)));
     CHECK_OK(bg_box_del(b, key(3), strlen(key(3))));
@@ -345,8 +345,7 @@ static void test_compact_keeps_live_records(void)
     CHECK_OK(tu_put(b, key(3), val(99)));
     CHECK_OK(bg_store_close(s));
     CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box(sim, "b", 0, &s, &b));
     for (int i = 0; i < 10; i++)
         CHECK(tu_has(b, key(i), val(i == 3 ? 99 : 40 + i)));
     bg_box_stats_of(b, &after);
@@ -454,20 +453,12 @@ static void test_allocation_failures(void)
     CHECK_INT(total, >, 10);
 }
 
-static int collect_name(void *arg, const char *name)
-{
-    strcat(arg, name);
-    strcat(arg, ",");
-    return 0;
-}
-
 static void test_store_lists_boxes(void)
 {
     bg_sim *sim = bg_sim_new(11);
     bg_store *s;
     bg_box *b;
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "zeta", BG_BOX_CREATE, &b));
+    CHECK_OK(tu_open_box(sim, "zeta", BG_BOX_CREATE, &s, &b));
     CHECK_OK(bg_box_open(s, "alpha", BG_BOX_CREATE, &b));
     char names[64] = "";
     CHECK_OK(bg_store_list_boxes(s, collect_name, names));

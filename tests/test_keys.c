@@ -103,8 +103,7 @@ static void test_sealed_round_trip(void)
     CHECK_OK(bg_box_compact(b));
     CHECK(tu_has(b, "alice", "{\"secret\":\"hunter2\"}"));
     CHECK_OK(bg_store_close(s));
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "a", 0, &b));
+    CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
     CHECK(tu_has(b, "alice", "{\"secret\":\"hunter2\"}"));
     /* A plain box of the same store opened with ENCRYPT is refused. */
     bg_box *p;
@@ -353,8 +352,7 @@ static void test_frame_replayed_into_another_box(void)
     CHECK(ok);
     bg_store *s;
     bg_box *b;
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "a", 0, &b));
+    CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
     CHECK(tu_has(b, "k1", "{\"v\":\"one\"}"));
     CHECK_OK(bg_store_close(s));
     free(fa);
@@ -374,8 +372,7 @@ static void test_old_frame_fails_after_compaction(void)
     CHECK_INT(frames_of(old, no, oo), ==, 3);
     bg_store *s;
     bg_box *b;
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "a", 0, &b));
+    CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
     CHECK_OK(bg_box_del(b, "k2", 2));
     CHECK_OK(bg_box_compact(b));
     CHECK_OK(bg_store_close(s));
@@ -390,8 +387,7 @@ static void test_old_frame_fails_after_compaction(void)
     g[n + 16] = 99;
     refit(g + n, n);
     CHECK_OK(bg_sim_write_file(sim, "s/a.box", g, n + l));
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "a", 0, &b));
+    CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
     CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CORRUPT);
     CHECK(!tu_has(b, "k2", "{\"v\":\"two\"}"));
     CHECK_OK(bg_store_close(s));

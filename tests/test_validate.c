@@ -92,8 +92,7 @@ static void test_needs_recovery(void)
     /* A second frame after the damage makes it corruption, not a tail. */
     bg_store *s;
     bg_box *b;
-    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "notes", 0, &b));
+    CHECK_OK(tu_open_box(sim, "notes", 0, &s, &b));
     CHECK_OK(tu_put(b, "n2", "2"));
     CHECK_OK(bg_store_close(s));
     uint8_t *g;

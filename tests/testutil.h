@@ -69,6 +69,19 @@ static inline bg_err tu_open(bg_sim *sim, bg_durability d, bg_store **s)
     return bg_store_open("s", &o, s);
 }
 
+/* Store "s" (FULL durability) and its box name, opened with flags. */
+static inline bg_err tu_open_box(bg_sim *sim, const char *name, int flags,
+                                 bg_store **s, bg_box **b)
+{
+    bg_err err = tu_open(sim, BG_DURABILITY_FULL, s);
+    if (err)
+        return err;
+    err = bg_box_open(*s, name, flags, b);
+    if (err)
+        (void)bg_store_close(*s);
+    return err;
+}
+
 static inline bg_err tu_put(bg_box *b, const char *k, const char *v)
 {
     return bg_box_put(b, k, strlen(k), 0, v, strlen(v));
