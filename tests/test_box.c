@@ -5,7 +5,7 @@
  */
 #include "testutil.h"
 
-#include "box_int.h"
+#include "boxfile.h"
 
 static void test_put_get_del_iterate(void)
 {
@@ -201,20 +201,6 @@ static void test_torn_tail_is_cut_and_reported(void)
     bg_sim_free(sim);
 }
 
-/* Frame offsets of box "b": walks the file by the frame length field. */
-static size_t frame_offsets(const uint8_t *f, size_t len, uint64_t *offs,
-                            size_t max)
-{
-    size_t n = 0;
-    uint64_t pos = BG__BOX_HDR_SIZE;
-    while (pos + BG__FRAME_OVERHEAD <= len && n < max) {
-        offs[n++] = pos;
-        pos += (uint32_t)f[pos + 4] | (uint32_t)f[pos + 5] << 8 |
-               (uint32_t)f[pos + 6] << 16 | (uint32_t)f[pos + 7] << 24;
-    }
-    return n;
-}
-
 static void test_corruption_is_detected_and_recovered(void)
 {
     bg_sim *sim = bg_sim_new(6);
@@ -223,7 +209,7 @@ static void test_corruption_is_detected_and_recovered(void)
     size_t len;
     uint64_t offs[32];
     CHECK_OK(bg_sim_read_file(sim, "s/b.box", &f, &len));
-    CHECK_INT(frame_offsets(f, len, offs, 32), ==, 20);
+    CHECK_INT(tu_frames(f, len, offs, 32), ==, 20);
     f[offs[7] + 60] ^= 0x10; /* a bit of frame 7's value */
     CHECK_OK(bg_sim_write_file(sim, "s/b.box", f, len));
 

@@ -17,7 +17,7 @@
 #include "check.h"
 #include "tempdir.h"
 
-#include "box_int.h"
+#include "boxfile.h"
 
 static const char *cli;
 static char base[256];
@@ -136,9 +136,7 @@ static void test_build_store(void)
     uint64_t pos = BG__BOX_HDR_SIZE;
     for (int i = 0; i < nframes; i++) {
         CHECK(pos + 8 <= fsize);
-        uint32_t len = (uint32_t)file[pos + 4] | (uint32_t)file[pos + 5] << 8 |
-                       (uint32_t)file[pos + 6] << 16 |
-                       (uint32_t)file[pos + 7] << 24;
+        uint32_t len = tu_flen(file, pos);
         frames[i].off = pos;
         frames[i].end = pos + len;
         pos += len;

@@ -10,7 +10,7 @@
 #include "tempdir.h"
 #include "testutil.h"
 
-#include "box_int.h"
+#include "boxfile.h"
 #include <xxhash.h>
 
 static bg_err open_sealed(bg_sim *sim, bg_store **s, bg_box **b,
@@ -192,30 +192,11 @@ static void test_wrong_key_changes_nothing(void)
     bg_sim_free(sim);
 }
 
-/* Frame offsets of a box file. */
-static size_t frames_of(const uint8_t *f, size_t len, uint64_t *offs)
-{
-    size_t n = 0;
-    uint64_t pos = BG__BOX_HDR_SIZE;
-    while (pos + BG__FRAME_OVERHEAD <= len && n < 64) {
-        offs[n++] = pos;
-        pos += (uint32_t)f[pos + 4] | (uint32_t)f[pos + 5] << 8 |
-               (uint32_t)f[pos + 6] << 16 | (uint32_t)f[pos + 7] << 24;
-    }
-    return n;
-}
-
-static uint32_t flen_at(const uint8_t *f, uint64_t pos)
-{
-    return (uint32_t)f[pos + 4] | (uint32_t)f[pos + 5] << 8 |
-           (uint32_t)f[pos + 6] << 16 | (uint32_t)f[pos + 7] << 24;
-}
-
 /* Fix a frame's offset fields and checksum for position pos, as an
  * attacker who knows the format would. */
 static void refit(uint8_t *p, uint64_t pos)
 {
-    uint32_t flen = flen_at(p, 0);
+    uint32_t flen = tu_flen(p, 0);
     for (int i = 0; i < 8; i++) {
         p[24 + i] = (uint8_t)(pos >> (8 * i));
         p[32 + i] = (uint8_t)(pos >> (8 * i));
@@ -290,7 +271,7 @@ static void test_edited_frame_is_damage(void)
     size_t n;
     uint64_t offs[64];
     CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
-    CHECK_INT(frames_of(f, n, offs), ==, 3);
+    CHECK_INT(tu_frames(f, n, offs, 64), ==, 3);
     f[offs[1] + BG__FRAME_HDR + 2 + 30] ^= 1; /* ciphertext of k2 */
     refit(f + offs[1], offs[1]);
     CHECK_OK(bg_sim_write_file(sim, "s/a.box", f, n));
@@ -309,9 +290,9 @@ static void test_swapped_frames_are_damage(void)
     size_t n;
     uint64_t offs[64];
     CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
-    CHECK_INT(frames_of(f, n, offs), ==, 3);
-    uint32_t l = flen_at(f, offs[0]);
-    CHECK_INT(flen_at(f, offs[1]), ==, l);
+    CHECK_INT(tu_frames(f, n, offs, 64), ==, 3);
+    uint32_t l = tu_flen(f, offs[0]);
+    CHECK_INT(tu_flen(f, offs[1]), ==, l);
     /* Swap the sealed values of k1 and k2, keeping keys and sequence. */
     uint8_t tmp[512];
     size_t vo = BG__FRAME_HDR + 2, vl = l - BG__FRAME_OVERHEAD - 2;
@@ -337,10 +318,10 @@ static void test_frame_replayed_into_another_box(void)
     uint64_t oa[64], ob[64];
     CHECK_OK(bg_sim_read_file(sim, "s/a.box", &fa, &na));
     CHECK_OK(bg_sim_read_file(sim, "s/b.box", &fb, &nb));
-    CHECK_INT(frames_of(fa, na, oa), ==, 3);
-    CHECK_INT(frames_of(fb, nb, ob), ==, 1);
+    CHECK_INT(tu_frames(fa, na, oa, 64), ==, 3);
+    CHECK_INT(tu_frames(fb, nb, ob, 64), ==, 1);
     /* b's k1 frame, with a later sequence, appended to a. */
-    uint32_t l = flen_at(fb, ob[0]);
+    uint32_t l = tu_flen(fb, ob[0]);
     uint8_t *g = malloc(na + l);
     memcpy(g, fa, na);
     memcpy(g + na, fb + ob[0], l);
@@ -369,7 +350,7 @@ static void test_old_frame_fails_after_compaction(void)
     size_t no;
     uint64_t oo[64];
     CHECK_OK(bg_sim_read_file(sim, "s/a.box", &old, &no));
-    CHECK_INT(frames_of(old, no, oo), ==, 3);
+    CHECK_INT(tu_frames(old, no, oo, 64), ==, 3);
     bg_store *s;
     bg_box *b;
     CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
@@ -380,7 +361,7 @@ static void test_old_frame_fails_after_compaction(void)
     uint8_t *f;
     size_t n;
     CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
-    uint32_t l = flen_at(old, oo[1]);
+    uint32_t l = tu_flen(old, oo[1]);
     uint8_t *g = malloc(n + l);
     memcpy(g, f, n);
     memcpy(g + n, old + oo[1], l);
