@@ -107,6 +107,16 @@ static void fail(const char *fmt, ...)
     va_end(ap);
 }
 
+/* Print doc as one line of JSON and free it. */
+static void print_json(cJSON *doc)
+{
+    char *txt = doc ? cJSON_PrintUnformatted(doc) : NULL;
+    if (txt)
+        puts(txt);
+    cJSON_free(txt);
+    cJSON_Delete(doc);
+}
+
 static int exit_for(bg_err err)
 {
     switch (err) {
@@ -823,13 +833,10 @@ static int cmd_verify_or_recover(const args *a, int fix)
         else
             print_report(ns.v[i], &r, fix);
     }
-    if (arr && rc == EXIT_OK) {
-        char *txt = cJSON_PrintUnformatted(arr);
-        if (txt)
-            puts(txt);
-        cJSON_free(txt);
-    }
-    cJSON_Delete(arr);
+    if (arr && rc == EXIT_OK)
+        print_json(arr);
+    else
+        cJSON_Delete(arr);
     free_names(&ns);
     rc = end(&ss, rc);
     if (rc == EXIT_OK && damaged && !fix)
@@ -900,13 +907,10 @@ static int cmd_stats(const args *a)
                    status_name(r->status));
         }
     }
-    if (arr && rc == EXIT_OK) {
-        char *txt = cJSON_PrintUnformatted(arr);
-        if (txt)
-            puts(txt);
-        cJSON_free(txt);
-    }
-    cJSON_Delete(arr);
+    if (arr && rc == EXIT_OK)
+        print_json(arr);
+    else
+        cJSON_Delete(arr);
     free_names(&ns);
     rc = end(&ss, rc);
     if (rc == EXIT_OK && damaged)
@@ -1137,11 +1141,7 @@ static int cmd_typeids(int argc, char **argv)
             cJSON_AddStringToObject(o, "message", f[i].message);
             cJSON_AddItemToArray(arr, o);
         }
-        char *txt = cJSON_PrintUnformatted(doc);
-        if (txt)
-            puts(txt);
-        cJSON_free(txt);
-        cJSON_Delete(doc);
+        print_json(doc);
     } else if (rc == EXIT_OK) {
         int gh = !strcmp(format, "github");
         for (size_t i = 0; i < n; i++) {
@@ -1203,11 +1203,7 @@ static void print_op(const bg_queue_op *op, int as_json)
         cJSON *p = cJSON_ParseWithLength(op->payload, op->payload_len);
         if (p)
             cJSON_AddItemToObject(o, "op", p);
-        char *t = cJSON_PrintUnformatted(o);
-        if (t)
-            puts(t);
-        cJSON_free(t);
-        cJSON_Delete(o);
+        print_json(o);
     } else {
         printf("%" PRIu64 " %s %s attempts=%u%s%s %.*s\n", op->id,
                op->lane ? "emergency" : "normal", op->idem,
@@ -1436,11 +1432,7 @@ static int cmd_validate(const args *a)
             cJSON_AddStringToObject(f, "action", r.findings[i].action);
             cJSON_AddItemToArray(arr, f);
         }
-        char *t = cJSON_PrintUnformatted(doc);
-        if (t)
-            puts(t);
-        cJSON_free(t);
-        cJSON_Delete(doc);
+        print_json(doc);
     } else {
         printf("%s (schema version %u)\n", bg_readiness_name(r.status),
                (unsigned)r.stored_version);
