@@ -362,16 +362,6 @@ static void qkey(int lane, uint64_t id, uint64_t h, char key[QKEY_LEN + 1])
              lane ? 'e' : 'n', id, h);
 }
 
-static int hex16(const char *p, uint64_t *out);
-
-/* A failed_ops key: the op id in 16 hex digits. */
-static int key_id(const char *key, size_t klen, uint64_t *id)
-{
-    if (klen != 16 || hex16(key, id) || !*id)
-        return -1;
-    return 0;
-}
-
 static int hex16(const char *p, uint64_t *out)
 {
     uint64_t v = 0;
@@ -387,6 +377,14 @@ static int hex16(const char *p, uint64_t *out)
         v = v << 4 | d;
     }
     *out = v;
+    return 0;
+}
+
+/* A failed_ops key: the op id in 16 hex digits. */
+static int key_id(const char *key, size_t klen, uint64_t *id)
+{
+    if (klen != 16 || hex16(key, id) || !*id)
+        return -1;
     return 0;
 }
 
