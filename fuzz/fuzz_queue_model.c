@@ -73,7 +73,7 @@ static bg_err run(st *t, const op *o)
             return 0;
         if (!err)
             err = o->kind == QM_ACK ? bg_queue_ack(t->q, lo.id)
-                                 : bg_queue_nack(t->q, lo.id, "e", &failed);
+                                    : bg_queue_nack(t->q, lo.id, "e", &failed);
         bg_queue_op_clear(&lo);
         return err;
     default:
