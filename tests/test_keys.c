@@ -223,25 +223,23 @@ static void make_two_boxes(bg_sim *sim)
     (void)bg_store_close(s);
 }
 
-static void expect_damage(bg_sim *sim, const char *box, const char *gone_key,
-                          int *ok)
+/* Whether the store sees damage in box: verify and open report it, gone_key
+ * shows at most an older genuine value (k2 none), and recovery leaves the
+ * box clean. */
+static int expect_damage(bg_sim *sim, const char *box, const char *gone_key)
 {
     bg_store *s;
     bg_box *b;
     bg_box_report rep;
-    *ok = 0;
+    int ok = 0;
     if (tu_open(sim, BG_DURABILITY_FULL, &s))
-        return;
+        return 0;
     if (bg_box_verify(s, box, &rep) || rep.status != BG_BOX_CORRUPT ||
-        rep.auth_failures == 0) {
-        (void)bg_store_close(s);
-        return;
-    }
+        rep.auth_failures == 0)
+        goto done;
     if (bg_box_open(s, box, 0, &b) ||
-        bg_box_report_of(b)->status != BG_BOX_CORRUPT) {
-        (void)bg_store_close(s);
-        return;
-    }
+        bg_box_report_of(b)->status != BG_BOX_CORRUPT)
+        goto done;
     uint32_t t;
     char *v;
     size_t n;
@@ -258,9 +256,33 @@ static void expect_damage(bg_sim *sim, const char *box, const char *gone_key,
     if (bg_box_recover(s, box, &rep) || bg_box_verify(s, box, &rep) ||
         rep.status != BG_BOX_CLEAN)
         goto done;
-    *ok = 1;
+    ok = 1;
 done:
     (void)bg_store_close(s);
+    return ok;
+}
+
+/* Reads a box file of the simulated disk and finds its frames; returns
+ * how many (0 if the file cannot be read). */
+static size_t box_frames(bg_sim *sim, const char *path, uint8_t **f, size_t *n,
+                         uint64_t offs[64])
+{
+    if (bg_sim_read_file(sim, path, f, n))
+        return 0;
+    return tu_frames(*f, *n, offs, 64);
+}
+
+/* A copy of the file f with frame (l bytes) appended under sequence seq,
+ * its offsets and checksum refitted. */
+static uint8_t *with_frame(const uint8_t *f, size_t n, const uint8_t *frame,
+                           uint32_t l, uint8_t seq)
+{
+    uint8_t *g = malloc(n + l);
+    memcpy(g, f, n);
+    memcpy(g + n, frame, l);
+    g[n + 16] = seq;
+    refit(g + n, n);
+    return g;
 }
 
 static void test_edited_frame_is_damage(void)
@@ -270,15 +292,12 @@ static void test_edited_frame_is_damage(void)
     uint8_t *f;
     size_t n;
     uint64_t offs[64];
-    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
-    CHECK_INT(tu_frames(f, n, offs, 64), ==, 3);
+    CHECK_INT(box_frames(sim, "s/a.box", &f, &n, offs), ==, 3);
     f[offs[1] + BG__FRAME_HDR + 2 + 30] ^= 1; /* ciphertext of k2 */
     refit(f + offs[1], offs[1]);
     CHECK_OK(bg_sim_write_file(sim, "s/a.box", f, n));
     free(f);
-    int ok;
-    expect_damage(sim, "a", "k2", &ok);
-    CHECK(ok);
+    CHECK(expect_damage(sim, "a", "k2"));
     bg_sim_free(sim);
 }
 
@@ -289,8 +308,7 @@ static void test_swapped_frames_are_damage(void)
     uint8_t *f;
     size_t n;
     uint64_t offs[64];
-    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
-    CHECK_INT(tu_frames(f, n, offs, 64), ==, 3);
+    CHECK_INT(box_frames(sim, "s/a.box", &f, &n, offs), ==, 3);
     uint32_t l = tu_flen(f, offs[0]);
     CHECK_INT(tu_flen(f, offs[1]), ==, l);
     /* Swap the sealed values of k1 and k2, keeping keys and sequence. */
@@ -303,9 +321,7 @@ static void test_swapped_frames_are_damage(void)
     refit(f + offs[1], offs[1]);
     CHECK_OK(bg_sim_write_file(sim, "s/a.box", f, n));
     free(f);
-    int ok;
-    expect_damage(sim, "a", "k1", &ok);
-    CHECK(ok);
+    CHECK(expect_damage(sim, "a", "k1"));
     bg_sim_free(sim);
 }
 
@@ -316,21 +332,15 @@ static void test_frame_replayed_into_another_box(void)
     uint8_t *fa, *fb;
     size_t na, nb;
     uint64_t oa[64], ob[64];
-    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &fa, &na));
-    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &fb, &nb));
-    CHECK_INT(tu_frames(fa, na, oa, 64), ==, 3);
-    CHECK_INT(tu_frames(fb, nb, ob, 64), ==, 1);
-    /* b's k1 frame, with a later sequence, appended to a. */
+    CHECK_INT(box_frames(sim, "s/a.box", &fa, &na, oa), ==, 3);
+    CHECK_INT(box_frames(sim, "s/b.box", &fb, &nb, ob), ==, 1);
+    /* b's k1 frame, with a later sequence (9: after a's frames), appended
+     * to a. */
     uint32_t l = tu_flen(fb, ob[0]);
-    uint8_t *g = malloc(na + l);
-    memcpy(g, fa, na);
-    memcpy(g + na, fb + ob[0], l);
-    g[na + 16] = 9; /* sequence 9: after a's frames */
-    refit(g + na, na);
+    uint8_t *g = with_frame(fa, na, fb + ob[0], l, 9);
     CHECK_OK(bg_sim_write_file(sim, "s/a.box", g, na + l));
-    int ok;
-    expect_damage(sim, "a", "k3", &ok); /* k3 unaffected; k1 not replaced */
-    CHECK(ok);
+    /* k3 unaffected; k1 not replaced */
+    CHECK(expect_damage(sim, "a", "k3"));
     bg_store *s;
     bg_box *b;
     CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
@@ -349,8 +359,7 @@ static void test_old_frame_fails_after_compaction(void)
     uint8_t *old;
     size_t no;
     uint64_t oo[64];
-    CHECK_OK(bg_sim_read_file(sim, "s/a.box", &old, &no));
-    CHECK_INT(tu_frames(old, no, oo, 64), ==, 3);
+    CHECK_INT(box_frames(sim, "s/a.box", &old, &no, oo), ==, 3);
     bg_store *s;
     bg_box *b;
     CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
@@ -362,11 +371,7 @@ static void test_old_frame_fails_after_compaction(void)
     size_t n;
     CHECK_OK(bg_sim_read_file(sim, "s/a.box", &f, &n));
     uint32_t l = tu_flen(old, oo[1]);
-    uint8_t *g = malloc(n + l);
-    memcpy(g, f, n);
-    memcpy(g + n, old + oo[1], l);
-    g[n + 16] = 99;
-    refit(g + n, n);
+    uint8_t *g = with_frame(f, n, old + oo[1], l, 99);
     CHECK_OK(bg_sim_write_file(sim, "s/a.box", g, n + l));
     CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
     CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CORRUPT);
