@@ -98,7 +98,7 @@ static bg_registry *registry(void)
 /* Open the box and collect its records; returns the open status or -1. */
 static int open_collect(bg_sim *sim, recs *out)
 {
-    bg_store_opts o = fuzz_opts(sim, BG_DURABILITY_FULL);
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
     bg_registry *reg = registry();
     o.registry = reg;
     bg_store *s;
@@ -148,7 +148,7 @@ static const char *const written[][2] = {
 
 static void write_sealed_box(bg_sim *sim)
 {
-    bg_store_opts o = fuzz_opts(sim, BG_DURABILITY_FULL);
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
     bg_store *s;
     bg_box *b;
     FUZZ_ASSERT(bg_store_open("s", &o, &s) == 0);
@@ -207,7 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size = olen0;
 
     /* verify: read-only */
-    bg_store_opts o = fuzz_opts(sim, BG_DURABILITY_FULL);
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
     bg_store *s;
     bg_box_report rep, rep2;
     FUZZ_ASSERT(bg_store_open("s", &o, &s) == 0);

@@ -112,9 +112,7 @@ static void durable_point(state *st)
 /* Power loss now; the state must be a prefix of the history. */
 static void crash(state *st, int mode, uint64_t seed)
 {
-    bg_sim_crash_after(st->sim, bg_sim_get_stats(st->sim).changes);
-    (void)bg_store_close(st->s);
-    FUZZ_ASSERT(bg_sim_crash(st->sim, (bg_crash_mode)mode, seed) == 0);
+    FUZZ_ASSERT(tu_kill(st->sim, st->s, (bg_crash_mode)mode, seed) == 0);
     reopen(st);
     model m = st->durable;
     int found = agrees(st, &m);
@@ -178,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t cfg = fuzz_byte(&p);
     bg_durability d = (bg_durability)(cfg % 3);
     st->sim = bg_sim_new(cfg);
-    st->o = fuzz_opts(st->sim, d);
+    st->o = tu_opts(st->sim, d);
     st->o.group_size = 1 + (cfg >> 2) % 5;
     reopen(st);
     durable_point(st);

@@ -1,7 +1,8 @@
 /*
- * Shared helpers of the fuzz targets: an always-on assertion and a data
+ * Shared helpers of the fuzz targets: an always-on assertion, a data
  * producer that takes parameters from the tail of the input, leaving its
- * head as the payload (after zstd's fuzz_data_producer).
+ * head as the payload (after zstd's fuzz_data_producer), and the stores on
+ * the simulated disk that the tests use too (tests/simstore.h).
  */
 #ifndef BOXGUARD_FUZZ_HELPERS_H
 #define BOXGUARD_FUZZ_HELPERS_H
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "boxguard/boxguard.h"
+#include "simstore.h"
 
 /* Checked in every build, release included: a fuzz target's properties are
  * the point of running it. */
@@ -59,24 +61,6 @@ static inline uint8_t fuzz_byte(fuzz_producer *p)
         return 0;
     p->size--;
     return *p->data++;
-}
-
-static inline int64_t fuzz_clock(void *ctx)
-{
-    (void)ctx;
-    return 1795348800000LL; /* 2026-11-22 12:00 UTC: reproducible names */
-}
-
-/* Options for a store on the simulated disk. */
-static inline bg_store_opts fuzz_opts(bg_sim *sim, bg_durability d)
-{
-    bg_store_opts o;
-    bg_store_opts_init(&o);
-    o.vfs = bg_sim_vfs(sim);
-    o.durability = d;
-    o.create = 1;
-    o.clock.now_ms = fuzz_clock;
-    return o;
 }
 
 #endif

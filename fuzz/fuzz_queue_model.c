@@ -36,7 +36,7 @@ static void payload(int i, char *out, size_t cap)
 
 static void qopen(st *t)
 {
-    bg_store_opts o = fuzz_opts(t->sim, BG_DURABILITY_FULL);
+    bg_store_opts o = tu_opts(t->sim, BG_DURABILITY_FULL);
     FUZZ_ASSERT(bg_store_open("s", &o, &t->s) == 0);
     bg_queue_opts qo;
     bg_queue_opts_init(&qo);

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     bg_sim *sim = bg_sim_new(1);
-    bg_store_opts o = fuzz_opts(sim, BG_DURABILITY_FULL);
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
     bg_store *s;
     bg_box *b;
     FUZZ_ASSERT(bg_store_open("s", &o, &s) == 0);

@@ -351,19 +351,15 @@ static void test_group_and_off_durability(void)
     CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
     for (int i = 0; i < 6; i++)
         CHECK_OK(tu_put(b, key(i), val(i)));
-    /* Freeze without closing: the last two were never synced. */
-    bg_sim_crash_after(sim, bg_sim_get_stats(sim).changes);
-    (void)bg_store_close(s);
-    CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
+    /* Power loss before close: the last two were never synced. */
+    CHECK_OK(tu_kill(sim, s, BG_CRASH_DROP, 1));
     CHECK_OK(bg_store_open("s", &o, &s));
     CHECK_OK(bg_box_open(s, "b", 0, &b));
     for (int i = 0; i < 6; i++)
         CHECK(tu_has(b, key(i), val(i)) == (i < 4));
     CHECK_OK(tu_put(b, key(10), val(10)));
     CHECK_OK(bg_store_sync(s));
-    bg_sim_crash_after(sim, bg_sim_get_stats(sim).changes);
-    (void)bg_store_close(s);
-    CHECK_OK(bg_sim_crash(sim, BG_CRASH_TORN, 5));
+    CHECK_OK(tu_kill(sim, s, BG_CRASH_TORN, 5));
     CHECK_OK(bg_store_open("s", &o, &s));
     CHECK_OK(bg_box_open(s, "b", 0, &b));
     CHECK(tu_has(b, key(10), val(10)));
@@ -378,10 +374,8 @@ static void test_group_and_off_durability(void)
         CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
         for (int i = 0; i < 8; i++)
             CHECK_OK(tu_put(b, key(i), val(i)));
-        bg_sim_crash_after(sim2, bg_sim_get_stats(sim2).changes);
-        (void)bg_store_close(s);
         CHECK_OK(
-            bg_sim_crash(sim2, (bg_crash_mode)(seed % BG_CRASH_MODES), seed));
+            tu_kill(sim2, s, (bg_crash_mode)(seed % BG_CRASH_MODES), seed));
         CHECK_OK(bg_store_open("s", &o2, &s));
         CHECK_OK(bg_box_open(s, "b", 0, &b));
         CHECK_INT(bg_box_report_of(b)->status, !=, BG_BOX_CORRUPT);

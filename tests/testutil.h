@@ -1,19 +1,13 @@
 /*
- * Helpers shared by the test files: stores on the simulated disk, a fixed
- * clock and an allocator that can fail the Nth allocation.
+ * Helpers shared by the test files: stores and boxes on the simulated disk
+ * (simstore.h), records by string, and an allocator that can fail the Nth
+ * allocation.
  */
 #ifndef BOXGUARD_TESTUTIL_H
 #define BOXGUARD_TESTUTIL_H
 
 #include "check.h"
-
-static inline int64_t tu_clock_ms(void *ctx)
-{
-    return *(int64_t *)ctx;
-}
-
-/* 2026-11-22 12:00:00 UTC */
-static int64_t tu_now = 1795348800000LL;
+#include "simstore.h"
 
 typedef struct tu_alloc {
     long n;       /* allocations so far */
@@ -49,18 +43,6 @@ static inline void tu_free(void *ctx, void *p)
     if (p)
         a->live--;
     free(p);
-}
-
-static inline bg_store_opts tu_opts(bg_sim *sim, bg_durability d)
-{
-    bg_store_opts o;
-    bg_store_opts_init(&o);
-    o.vfs = bg_sim_vfs(sim);
-    o.durability = d;
-    o.create = 1;
-    o.clock.now_ms = tu_clock_ms;
-    o.clock.ctx = &tu_now;
-    return o;
 }
 
 static inline bg_err tu_open(bg_sim *sim, bg_durability d, bg_store **s)
