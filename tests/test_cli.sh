@@ -24,6 +24,14 @@ expect 2 "unknown command" -- "$BG" frobnicate --store "$S"
 check "unknown command named" -- grep -q "unknown command 'frobnicate'" "$T/err"
 expect 2 "missing --store" -- "$BG" get --box b --key k
 expect 2 "missing --key" -- "$BG" put --store "$S" --box b --type 1 --json 1
+check "missing --key named" -- grep -q "put needs --key (see boxguard --help)" "$T/err"
+expect 2 "missing --type" -- "$BG" put --store "$S" --box b --key k --json 1
+check "missing --type named" -- grep -q "put needs --type" "$T/err"
+for c in get del dump load compact; do
+  expect 2 "$c without --box" -- "$BG" "$c" --store "$S" --key k
+  check "$c names the missing --box" -- grep -q "$c needs --box" "$T/err"
+done
+check "nothing created by refused commands" -- test ! -e "$S"
 expect 2 "bad --type" -- "$BG" put --store "$S" --box b --key k --type -1 --json 1
 expect 2 "bad option" -- "$BG" put --store "$S" --bogus
 expect 1 "read of a missing store" -- "$BG" get --store "$S" --box b --key k

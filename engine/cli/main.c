@@ -335,14 +335,6 @@ static int end(session *ss, int rc)
     return rc;
 }
 
-static int need(const char *v, const char *opt, const char *cmd)
-{
-    if (v)
-        return 0;
-    fail("%s needs %s (see boxguard --help)", cmd, opt);
-    return 1;
-}
-
 static int parse_type(const char *s, uint32_t *out)
 {
     if (!s || !*s)
@@ -382,9 +374,6 @@ static int value_arg(const char *given, const char *what, char **owned,
 static int cmd_put(const args *a)
 {
     uint32_t type;
-    if (need(a->box, "--box", "put") || need(a->key, "--key", "put") ||
-        need(a->type, "--type", "put"))
-        return EXIT_USAGE;
     if (parse_type(a->type, &type)) {
         fail("--type must be an integer from 0 to 4294967295, not '%s'",
              a->type);
@@ -418,8 +407,6 @@ static void write_value(const char *v, size_t n)
 
 static int cmd_get(const args *a)
 {
-    if (need(a->box, "--box", "get") || need(a->key, "--key", "get"))
-        return EXIT_USAGE;
     session ss;
     int rc = begin(a, 0, a->box, 0, &ss);
     if (!rc) {
@@ -442,8 +429,6 @@ static int cmd_get(const args *a)
 
 static int cmd_del(const args *a)
 {
-    if (need(a->box, "--box", "del") || need(a->key, "--key", "del"))
-        return EXIT_USAGE;
     session ss;
     int rc = begin(a, 1, a->box, 0, &ss);
     if (!rc) {
@@ -477,8 +462,6 @@ static int dump_one(void *arg, const bg_record *r)
 
 static int cmd_dump(const args *a)
 {
-    if (need(a->box, "--box", "dump"))
-        return EXIT_USAGE;
     session ss;
     int rc = begin(a, 0, a->box, 0, &ss);
     if (!rc) {
@@ -613,8 +596,6 @@ static int parse_line(const char *p, const char *end, line_rec *r, char *why,
 
 static int cmd_load(const args *a)
 {
-    if (need(a->box, "--box", "load"))
-        return EXIT_USAGE;
     size_t len;
     char *in = read_stdin(SIZE_MAX / 4, &len);
     if (!in) {
@@ -846,8 +827,6 @@ static int cmd_verify_or_recover(const args *a, int fix)
 
 static int cmd_compact(const args *a)
 {
-    if (need(a->box, "--box", "compact"))
-        return EXIT_USAGE;
     session ss;
     int rc = begin(a, 1, a->box, 0, &ss);
     if (!rc) {
@@ -1454,20 +1433,44 @@ static int cmd_recover(const args *a)
     return cmd_verify_or_recover(a, 1);
 }
 
+/* The options a store command cannot do without. */
+enum { NEED_BOX = 1, NEED_KEY = 2, NEED_TYPE = 4 };
+
 static const struct {
     const char *name;
     int (*fn)(const args *);
-} cmds[] = {
-    {"put", cmd_put},         {"get", cmd_get},          {"del", cmd_del},
-    {"dump", cmd_dump},       {"load", cmd_load},        {"verify", cmd_verify},
-    {"recover", cmd_recover}, {"compact", cmd_compact},  {"stats", cmd_stats},
-    {"rekey", cmd_rekey},     {"validate", cmd_validate}};
+    int needs;
+} cmds[] = {{"put", cmd_put, NEED_BOX | NEED_KEY | NEED_TYPE},
+            {"get", cmd_get, NEED_BOX | NEED_KEY},
+            {"del", cmd_del, NEED_BOX | NEED_KEY},
+            {"dump", cmd_dump, NEED_BOX},
+            {"load", cmd_load, NEED_BOX},
+            {"verify", cmd_verify, 0},
+            {"recover", cmd_recover, 0},
+            {"compact", cmd_compact, NEED_BOX},
+            {"stats", cmd_stats, 0},
+            {"rekey", cmd_rekey, 0},
+            {"validate", cmd_validate, 0}};
 
 static int run(const args *a)
 {
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(a->cmd, cmds[i].name))
-            return cmds[i].fn(a);
+    const struct {
+        int bit;
+        const char *opt, *val;
+    } req[] = {{NEED_BOX, "--box", a->box},
+               {NEED_KEY, "--key", a->key},
+               {NEED_TYPE, "--type", a->type}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strcmp(a->cmd, cmds[i].name))
+            continue;
+        for (size_t j = 0; j < sizeof req / sizeof req[0]; j++) {
+            if ((cmds[i].needs & req[j].bit) && !req[j].val) {
+                fail("%s needs %s (see boxguard --help)", a->cmd, req[j].opt);
+                return EXIT_USAGE;
+            }
+        }
+        return cmds[i].fn(a);
+    }
     return EXIT_USAGE;
 }
 
