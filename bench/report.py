@@ -62,25 +62,21 @@ def goals(run):
         r = ours["p999_us"] / theirs["p999_us"]
         add("durable enqueue p99.9 at depth %d vs SQLite FULL" % hi, r, "<= 0.2x", r <= 0.2,
             "%.0f us vs %.0f us" % (ours["p999_us"], theirs["p999_us"]))
+    def worst_vs_sqlite(mode, ref, op, ratio):
+        """The smallest ratio(ours, sqlite's) over the depths that have both."""
+        rs = [ratio(a, b) for a, b in ((find(idx, "boxguard", mode, d, op),
+                                        find(idx, "sqlite", ref, d, op)) for d in depths)
+              if a and b]
+        return min(rs) if rs else None
+
     for op in ("enqueue", "lease+ack"):
-        worst = None
-        for d in depths:
-            a = find(idx, "boxguard", "group100", d, op)
-            b = find(idx, "sqlite", "FULL/batch100", d, op)
-            if a and b:
-                r = a["ops_per_s"] / b["ops_per_s"]
-                worst = r if worst is None else min(worst, r)
+        worst = worst_vs_sqlite("group100", "FULL/batch100", op,
+                                lambda a, b: a["ops_per_s"] / b["ops_per_s"])
         if worst is not None:
             add("group (100 per sync) %s throughput vs SQLite batched 100" % op, worst,
                 ">= 3x", worst >= 3.0, "worst depth")
     for op in ("enqueue", "lease+ack"):
-        worst = None
-        for d in depths:
-            a = find(idx, "boxguard", "off", d, op)
-            b = find(idx, "sqlite", "OFF", d, op)
-            if a and b:
-                r = b["p50_us"] / a["p50_us"]
-                worst = r if worst is None else min(worst, r)
+        worst = worst_vs_sqlite("off", "OFF", op, lambda a, b: b["p50_us"] / a["p50_us"])
         if worst is not None:
             add("off %s p50 speed-up over SQLite OFF" % op, worst, ">= 5x", worst >= 5.0,
                 "worst depth")
