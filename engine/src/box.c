@@ -576,14 +576,8 @@ typedef struct scan {
 
 static bg_err pb_push(scan *sc, uint64_t pos, uint64_t seq)
 {
-    if (sc->npb == sc->cappb) {
-        size_t cap = sc->cappb ? sc->cappb * 2 : 16;
-        pend *p = bg__store_realloc(sc->r->s, sc->pb, cap * sizeof *p);
-        if (!p)
-            return BG_ENOMEM;
-        sc->pb = p;
-        sc->cappb = cap;
-    }
+    BG_TRY(bg__store_grow(sc->r->s, &sc->pb, sc->npb, &sc->cappb,
+                          sizeof *sc->pb, 16));
     sc->pb[sc->npb].pos = pos;
     sc->pb[sc->npb].seq = seq;
     sc->npb++;

@@ -598,16 +598,8 @@ static int settle_one(void *arg, const bg_record *r)
         c->err = del_pending(c->q, id);
     } else if (retried) {
         /* A retry that did not finish: the failed copy goes. */
-        if (c->n == c->cap) {
-            size_t cap = c->cap ? c->cap * 2 : 8;
-            uint64_t *p = realloc(c->drop_failed, cap * sizeof *p);
-            if (!p) {
-                c->err = BG_ENOMEM;
-            } else {
-                c->drop_failed = p;
-                c->cap = cap;
-            }
-        }
+        c->err = bg__store_grow(c->q->s, &c->drop_failed, c->n, &c->cap,
+                                sizeof *c->drop_failed, 8);
         if (!c->err)
             c->drop_failed[c->n++] = id;
     }
@@ -644,7 +636,7 @@ bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
             id_key(c.drop_failed[i], key);
             err = bg_box_del(q->failed, key, 16);
         }
-        free(c.drop_failed);
+        bg__store_free(q->s, c.drop_failed);
     }
     if (err) {
         bg_queue_close(q);
@@ -799,15 +791,10 @@ bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
             bg__store_free(q->s, text);
             if (err)
                 return err;
-            if (q->nleases == q->capleases) {
-                size_t cap = q->capleases ? q->capleases * 2 : 8;
-                lease *p = bg__store_realloc(q->s, q->leases, cap * sizeof *p);
-                if (!p) {
-                    bg_queue_op_clear(op);
-                    return BG_ENOMEM;
-                }
-                q->leases = p;
-                q->capleases = cap;
+            if (bg__store_grow(q->s, &q->leases, q->nleases, &q->capleases,
+                               sizeof *q->leases, 8)) {
+                bg_queue_op_clear(op);
+                return BG_ENOMEM;
             }
             q->leases[q->nleases].id = e->id;
             q->leases[q->nleases].until = now + q->o.lease_ms;
@@ -1017,6 +1004,7 @@ bg_err bg_queue_retry(bg_queue *q, const char *idem, uint64_t *id)
 }
 
 typedef struct purge_ctx {
+    bg_store *s;
     int64_t cutoff;
     uint64_t *ids;
     size_t n, cap;
@@ -1035,15 +1023,9 @@ static int purge_one(void *arg, const bg_record *r)
     env_clear(&en);
     if (!old)
         return 0;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 16;
-        uint64_t *p = realloc(c->ids, cap * sizeof *p);
-        if (!p) {
-            c->nomem = 1;
-            return 1;
-        }
-        c->ids = p;
-        c->cap = cap;
+    if (bg__store_grow(c->s, &c->ids, c->n, &c->cap, sizeof *c->ids, 16)) {
+        c->nomem = 1;
+        return 1;
     }
     c->ids[c->n++] = id;
     return 0;
@@ -1052,7 +1034,8 @@ static int purge_one(void *arg, const bg_record *r)
 bg_err bg_queue_purge(bg_queue *q, uint64_t *purged)
 {
     *purged = 0;
-    purge_ctx c = {.cutoff = bg__store_now_ms(q->s) - q->o.retention_ms};
+    purge_ctx c = {.s = q->s,
+                   .cutoff = bg__store_now_ms(q->s) - q->o.retention_ms};
     bg_err err = bg_box_iterate(q->failed, purge_one, &c);
     if (!err && c.nomem)
         err = BG_ENOMEM;
@@ -1063,7 +1046,7 @@ bg_err bg_queue_purge(bg_queue *q, uint64_t *purged)
         if (!err)
             (*purged)++;
     }
-    free(c.ids);
+    bg__store_free(q->s, c.ids);
     return err;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc_int.h"
 #include "keys_int.h"
 #include "store_int.h"
 
@@ -22,26 +23,23 @@ void bg_store_opts_init(bg_store_opts *o)
 
 void *bg__store_malloc(bg_store *s, size_t n)
 {
-    if (s->alloc.malloc)
-        return s->alloc.malloc(s->alloc.ctx, n ? n : 1);
-    return malloc(n ? n : 1);
+    return bg__alloc_malloc(&s->alloc, n);
 }
 
 void *bg__store_realloc(bg_store *s, void *p, size_t n)
 {
-    if (s->alloc.realloc)
-        return s->alloc.realloc(s->alloc.ctx, p, n ? n : 1);
-    return realloc(p, n ? n : 1);
+    return bg__alloc_realloc(&s->alloc, p, n);
+}
+
+bg_err bg__store_grow(bg_store *s, void *arrp, size_t n, size_t *cap,
+                      size_t elem, size_t min)
+{
+    return bg__alloc_grow(&s->alloc, arrp, n, cap, elem, min);
 }
 
 void bg__store_free(bg_store *s, void *p)
 {
-    if (!p)
-        return;
-    if (s->alloc.free)
-        s->alloc.free(s->alloc.ctx, p);
-    else
-        free(p);
+    bg__alloc_free(&s->alloc, p);
 }
 
 void bg_store_free(bg_store *s, void *p)
@@ -104,14 +102,8 @@ const char *bg_store_detail(const bg_store *s)
 
 bg_err bg__store_add_box(bg_store *s, bg_box *b)
 {
-    if (s->nboxes == s->capboxes) {
-        size_t cap = s->capboxes ? s->capboxes * 2 : 8;
-        bg_box **p = bg__store_realloc(s, s->boxes, cap * sizeof *p);
-        if (!p)
-            return BG_ENOMEM;
-        s->boxes = p;
-        s->capboxes = cap;
-    }
+    BG_TRY(bg__store_grow(s, &s->boxes, s->nboxes, &s->capboxes,
+                          sizeof *s->boxes, 8));
     s->boxes[s->nboxes++] = b;
     return 0;
 }
@@ -168,15 +160,9 @@ static int collect_tmp(void *arg, const char *name)
     size_t len = strlen(name);
     if (len < 4 || strcmp(name + len - 4, ".tmp") || len >= BG_PATH_MAX)
         return 0;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 4;
-        void *p = bg__store_realloc(c->s, c->names, cap * sizeof *c->names);
-        if (!p) {
-            c->nomem = 1;
-            return 1;
-        }
-        c->names = p;
-        c->cap = cap;
+    if (bg__store_grow(c->s, &c->names, c->n, &c->cap, sizeof *c->names, 4)) {
+        c->nomem = 1;
+        return 1;
     }
     memcpy(c->names[c->n++], name, len + 1);
     return 0;
@@ -470,15 +456,9 @@ static int collect_box(void *arg, const char *name)
     if (bg__box_check_name(base))
         return 0;
     bg__names *ns = c->out;
-    if (ns->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 8;
-        void *p = bg__store_realloc(c->s, ns->v, cap * sizeof *ns->v);
-        if (!p) {
-            c->nomem = 1;
-            return 1;
-        }
-        ns->v = p;
-        c->cap = cap;
+    if (bg__store_grow(c->s, &ns->v, ns->n, &c->cap, sizeof *ns->v, 8)) {
+        c->nomem = 1;
+        return 1;
     }
     memcpy(ns->v[ns->n++], base, len - 3);
     return 0;

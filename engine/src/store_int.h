@@ -74,6 +74,10 @@ struct bg_store {
 void *bg__store_malloc(bg_store *s, size_t n);
 void *bg__store_realloc(bg_store *s, void *p, size_t n);
 void bg__store_free(bg_store *s, void *p);
+
+/* bg__alloc_grow (alloc_int.h) with the store's allocator. */
+BG_MUST_CHECK bg_err bg__store_grow(bg_store *s, void *arrp, size_t n,
+                                    size_t *cap, size_t elem, size_t min);
 int64_t bg__store_now_ms(bg_store *s);
 
 /* Set the detail message and return code (when code < 0). */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "alloc_int.h"
 #include "boxguard/typeids.h"
 
 enum { NS_BG, NS_HIVE };
@@ -160,15 +161,9 @@ static void add_decl(bg_tid *t, int ns, int kind, uint32_t tid,
                      const char *name, size_t nlen, const char *adapter,
                      const char *file, unsigned line, int array)
 {
-    if (t->nd == t->capd) {
-        size_t cap = t->capd ? t->capd * 2 : 32;
-        decl *p = realloc(t->d, cap * sizeof *p);
-        if (!p) {
-            t->nomem = 1;
-            return;
-        }
-        t->d = p;
-        t->capd = cap;
+    if (bg__alloc_grow(NULL, &t->d, t->nd, &t->capd, sizeof *t->d, 32)) {
+        t->nomem = 1;
+        return;
     }
     decl *d = &t->d[t->nd];
     d->ns = ns;
@@ -191,15 +186,9 @@ static void add_decl(bg_tid *t, int ns, int kind, uint32_t tid,
 static void add_reg(bg_tid *t, int ns, const char *adapter, size_t alen,
                     const char *file, unsigned line)
 {
-    if (t->nr == t->capr) {
-        size_t cap = t->capr ? t->capr * 2 : 32;
-        reg *p = realloc(t->r, cap * sizeof *p);
-        if (!p) {
-            t->nomem = 1;
-            return;
-        }
-        t->r = p;
-        t->capr = cap;
+    if (bg__alloc_grow(NULL, &t->r, t->nr, &t->capr, sizeof *t->r, 32)) {
+        t->nomem = 1;
+        return;
     }
     reg *r = &t->r[t->nr];
     r->ns = ns;
@@ -218,15 +207,9 @@ __attribute__((format(printf, 5, 6))) static void
 add_finding(bg_tid *t, const char *code, const char *file, unsigned line,
             const char *fmt, ...)
 {
-    if (t->nf == t->capf) {
-        size_t cap = t->capf ? t->capf * 2 : 32;
-        finding *p = realloc(t->f, cap * sizeof *p);
-        if (!p) {
-            t->nomem = 1;
-            return;
-        }
-        t->f = p;
-        t->capf = cap;
+    if (bg__alloc_grow(NULL, &t->f, t->nf, &t->capf, sizeof *t->f, 32)) {
+        t->nomem = 1;
+        return;
     }
     char msg[768];
     va_list ap;
@@ -266,14 +249,8 @@ typedef struct toks {
 
 static int push(toks *ts, int kind, const char *s, size_t n, unsigned line)
 {
-    if (ts->n == ts->cap) {
-        size_t cap = ts->cap ? ts->cap * 2 : 256;
-        tok *p = realloc(ts->v, cap * sizeof *p);
-        if (!p)
-            return -1;
-        ts->v = p;
-        ts->cap = cap;
-    }
+    if (bg__alloc_grow(NULL, &ts->v, ts->n, &ts->cap, sizeof *ts->v, 256))
+        return -1;
     ts->v[ts->n++] = (tok){kind, s, n, line};
     return 0;
 }
@@ -818,14 +795,8 @@ bg_err bg_tid_scan_path(bg_tid *t, const char *path)
         const char *nm = e->d_name;
         if (nm[0] == '.' || !strcmp(nm, "build") || !strcmp(nm, "node_modules"))
             continue;
-        if (n == cap) {
-            char **p = realloc(names, (cap = cap ? cap * 2 : 32) * sizeof *p);
-            if (!p) {
-                err = BG_ENOMEM;
-                break;
-            }
-            names = p;
-        }
+        if ((err = bg__alloc_grow(NULL, &names, n, &cap, sizeof *names, 32)))
+            break;
         if (!(names[n] = strdup(nm))) {
             err = BG_ENOMEM;
             break;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_int.h"
 #include "boxguard/types.h"
 #include "types_int.h"
 
@@ -170,14 +171,8 @@ bg_err bg_registry_add(bg_registry *r, const bg_adapter *a)
     bg_err err = check_adapter(r, a);
     if (err)
         return err;
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 8;
-        bg_adapter *p = realloc(r->v, cap * sizeof *p);
-        if (!p)
-            return BG_ENOMEM;
-        r->v = p;
-        r->cap = cap;
-    }
+    if (bg__alloc_grow(NULL, &r->v, r->n, &r->cap, sizeof *r->v, 8))
+        return BG_ENOMEM;
     bg_adapter c = *a;
     bg_field *fields = calloc(a->nfields ? a->nfields : 1, sizeof *fields);
     c.name = strdup(a->name);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_int.h"
 #include "boxguard/sim.h"
 
 #define SECTOR 512
@@ -154,14 +155,8 @@ static int ns_set(sim_ns *ns, const char *path, size_t node)
         e->node = node;
         return 0;
     }
-    if (ns->n == ns->cap) {
-        size_t cap = ns->cap ? ns->cap * 2 : 16;
-        sim_ent *p = realloc(ns->e, cap * sizeof *p);
-        if (!p)
-            return -1;
-        ns->e = p;
-        ns->cap = cap;
-    }
+    if (bg__alloc_grow(NULL, &ns->e, ns->n, &ns->cap, sizeof *ns->e, 16))
+        return -1;
     char *copy = strdup(path);
     if (!copy)
         return -1;
@@ -219,14 +214,9 @@ static int is_dir_path(bg_sim *s, sim_ns *ns, const char *path)
 
 static int node_new(bg_sim *s, int is_dir, size_t *out)
 {
-    if (s->nnodes == s->capnodes) {
-        size_t cap = s->capnodes ? s->capnodes * 2 : 16;
-        sim_node *p = realloc(s->nodes, cap * sizeof *p);
-        if (!p)
-            return -1;
-        s->nodes = p;
-        s->capnodes = cap;
-    }
+    if (bg__alloc_grow(NULL, &s->nodes, s->nnodes, &s->capnodes,
+                       sizeof *s->nodes, 16))
+        return -1;
     memset(&s->nodes[s->nnodes], 0, sizeof s->nodes[0]);
     s->nodes[s->nnodes].is_dir = is_dir;
     *out = s->nnodes++;
@@ -243,14 +233,8 @@ static void node_clear_ops(sim_node *n)
 static int node_push_op(sim_node *n, int kind, uint64_t off,
                         const uint8_t *data, size_t len)
 {
-    if (n->nops == n->capops) {
-        size_t cap = n->capops ? n->capops * 2 : 8;
-        sim_op *p = realloc(n->ops, cap * sizeof *p);
-        if (!p)
-            return -1;
-        n->ops = p;
-        n->capops = cap;
-    }
+    if (bg__alloc_grow(NULL, &n->ops, n->nops, &n->capops, sizeof *n->ops, 8))
+        return -1;
     sim_op *op = &n->ops[n->nops];
     op->kind = kind;
     op->off = off;
@@ -269,14 +253,9 @@ static int node_push_op(sim_node *n, int kind, uint64_t off,
 static int dop_push(bg_sim *s, int kind, const char *a, const char *b,
                     size_t node)
 {
-    if (s->ndops == s->capdops) {
-        size_t cap = s->capdops ? s->capdops * 2 : 16;
-        sim_dop *p = realloc(s->dops, cap * sizeof *p);
-        if (!p)
-            return -1;
-        s->dops = p;
-        s->capdops = cap;
-    }
+    if (bg__alloc_grow(NULL, &s->dops, s->ndops, &s->capdops, sizeof *s->dops,
+                       16))
+        return -1;
     sim_dop *d = &s->dops[s->ndops];
     d->kind = kind;
     d->node = node;

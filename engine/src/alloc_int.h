@@ -1,0 +1,22 @@
+/*
+ * Allocation through a bg_allocator (NULL, or one whose functions are
+ * NULL: the C library's), and arrays that grow by doubling.
+ */
+#ifndef BOXGUARD_ALLOC_INT_H
+#define BOXGUARD_ALLOC_INT_H
+
+#include <stddef.h>
+
+#include "boxguard/boxguard.h"
+
+void *bg__alloc_malloc(const bg_allocator *a, size_t n);
+void *bg__alloc_realloc(const bg_allocator *a, void *p, size_t n);
+void bg__alloc_free(const bg_allocator *a, void *p);
+
+/* Room for element n of a growing array: arrp is the address of the array
+ * pointer (a T **), *cap its capacity in elements of elem bytes. The
+ * capacity doubles, from min. BG_ENOMEM leaves the array as it was. */
+BG_MUST_CHECK bg_err bg__alloc_grow(const bg_allocator *a, void *arrp, size_t n,
+                                    size_t *cap, size_t elem, size_t min);
+
+#endif
