@@ -702,13 +702,17 @@ static void free_names(names *ns)
     free(ns->v);
 }
 
-/* The boxes a command works on: --box, or every box of the store. */
-static int boxes_of(bg_store *s, const args *a, names *ns)
+/* A session on the store and the boxes the command works on: --box, or
+ * every box of the store. */
+static int begin_boxes(const args *a, int writable, session *ss, names *ns)
 {
+    int rc = begin(a, writable, NULL, 0, ss);
+    if (rc)
+        return rc;
     if (a->box)
         return add_name(ns, a->box) ? EXIT_SYSTEM : EXIT_OK;
-    bg_err err = bg_store_list_boxes(s, add_name, ns);
-    return err ? report(s, err, "cannot list boxes") : EXIT_OK;
+    bg_err err = bg_store_list_boxes(ss->s, add_name, ns);
+    return err ? report(ss->s, err, "cannot list boxes") : EXIT_OK;
 }
 
 static const char *status_name(bg_box_status st)
@@ -791,12 +795,9 @@ static void print_report(const char *name, const bg_box_report *r, int fixed)
 static int cmd_verify_or_recover(const args *a, int fix)
 {
     session ss;
-    int rc = begin(a, fix, NULL, 0, &ss);
-    if (rc)
-        return end(&ss, rc);
-    bg_store *s = ss.s;
     names ns = {0};
-    rc = boxes_of(s, a, &ns);
+    int rc = begin_boxes(a, fix, &ss, &ns);
+    bg_store *s = ss.s;
     cJSON *arr = a->as_json ? cJSON_CreateArray() : NULL;
     int damaged = 0;
     for (size_t i = 0; i < ns.n && rc == EXIT_OK; i++) {
@@ -848,12 +849,9 @@ static int cmd_compact(const args *a)
 static int cmd_stats(const args *a)
 {
     session ss;
-    int rc = begin(a, 0, NULL, 0, &ss);
-    if (rc)
-        return end(&ss, rc);
-    bg_store *s = ss.s;
     names ns = {0};
-    rc = boxes_of(s, a, &ns);
+    int rc = begin_boxes(a, 0, &ss, &ns);
+    bg_store *s = ss.s;
     cJSON *arr = a->as_json ? cJSON_CreateArray() : NULL;
     if (!arr && rc == EXIT_OK)
         printf("%-24s %10s %10s %12s %12s %s\n", "box", "records", "frames",
