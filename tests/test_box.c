@@ -145,27 +145,29 @@ static const char *key(int i)
     return k;
 }
 
-/* Write n records key(i) -> val(i) into box "b" of store "s". */
-static int fill(bg_sim *sim, int n, bg_durability d)
+/* Box "b" of store "s" with n records key(i) -> val(i) (FULL durability),
+ * then the bytes of its file. */
+static int fill_read(bg_sim *sim, int n, uint8_t **f, size_t *len)
 {
     bg_store *s;
     bg_box *b;
-    if (tu_open(sim, d, &s) || bg_box_open(s, "b", BG_BOX_CREATE, &b))
+    if (tu_open_box(sim, "b", BG_BOX_CREATE, &s, &b))
         return -1;
     for (int i = 0; i < n; i++) {
         if (tu_put(b, key(i), val(i)))
             return -1;
     }
-    return bg_store_close(s);
+    if (bg_store_close(s))
+        return -1;
+    return bg_sim_read_file(sim, "s/b.box", f, len);
 }
 
 static void test_torn_tail_is_cut_and_reported(void)
 {
     bg_sim *sim = bg_sim_new(5);
-    CHECK_OK(fill(sim, 10, BG_DURABILITY_FULL));
     uint8_t *f;
     size_t len;
-    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &f, &len));
+    CHECK_OK(fill_read(sim, 10, &f, &len));
     /* Chop the last frame in half. */
     CHECK_OK(bg_sim_write_file(sim, "s/b.box", f, len - 20));
     bg_store *s;
@@ -204,11 +206,10 @@ static void test_torn_tail_is_cut_and_reported(void)
 static void test_corruption_is_detected_and_recovered(void)
 {
     bg_sim *sim = bg_sim_new(6);
-    CHECK_OK(fill(sim, 20, BG_DURABILITY_FULL));
     uint8_t *f;
     size_t len;
+    CHECK_OK(fill_read(sim, 20, &f, &len));
     uint64_t offs[32];
-    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &f, &len));
     CHECK_INT(tu_frames(f, len, offs, 32), ==, 20);
     f[offs[7] + 60] ^= 0x10; /* a bit of frame 7's value */
     CHECK_OK(bg_sim_write_file(sim, "s/b.box", f, len));
@@ -269,10 +270,9 @@ static void test_corruption_is_detected_and_recovered(void)
 static void test_header_damage_salvages_frames(void)
 {
     bg_sim *sim = bg_sim_new(7);
-    CHECK_OK(fill(sim, 5, BG_DURABILITY_FULL));
     uint8_t *f;
     size_t len;
-    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &f, &len));
+    CHECK_OK(fill_read(sim, 5, &f, &len));
     f[3] = 'X';
     CHECK_OK(bg_sim_write_file(sim, "s/b.box", f, len));
     bg_store *s;
