@@ -246,7 +246,7 @@ typedef struct ent {
 
 struct bg_box {
     bg_store *s;
-    char name[BG_BOX_NAME_MAX + 1];
+    char name[BG_BOX_NAME_MAX + 8]; /* staged boxes add a suffix */
     char path[BG_PATH_MAX];
     bg_file *f;
     uint8_t id[16];
@@ -905,10 +905,9 @@ out:
 
 /* Open (or create) a box; an owner that keeps its own index passes
  * ext_fn, which then receives the frames instead of the box's index. */
-static bg_err box_open(bg_store *s, const char *name, int flags,
-                       bg__box_ext_fn ext_fn, void *ext_arg, bg_box **out)
+static bg_err box_open_file(bg_store *s, const char *name, int flags,
+                            bg__box_ext_fn ext_fn, void *ext_arg, bg_box **out)
 {
-    BG_TRY(check_name(s, name));
     bg_box *b = bg__store_find_box(s, name);
     if (b && ext_fn)
         return bg__store_fail(s, BG_ESTATE, "box '%s' is already open", name);
@@ -1002,9 +1001,28 @@ out:
     return err;
 }
 
+static bg_err box_open(bg_store *s, const char *name, int flags,
+                       bg__box_ext_fn ext_fn, void *ext_arg, bg_box **out)
+{
+    BG_TRY(check_name(s, name));
+    return box_open_file(s, name, flags, ext_fn, ext_arg, out);
+}
+
 bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
 {
     return box_open(s, name, flags, NULL, NULL, out);
+}
+
+bg_err bg__box_open_staged(bg_store *s, const char *name, const char *suffix,
+                           int flags, bg_box **out)
+{
+    BG_TRY(check_name(s, name));
+    char full[BG_BOX_NAME_MAX + 8];
+    int n = snprintf(full, sizeof full, "%s%s", name, suffix);
+    if (n < 0 || (size_t)n >= sizeof full)
+        return bg__store_fail(s, BG_EINVALID, "staged suffix '%s' too long",
+                              suffix);
+    return box_open_file(s, full, flags, NULL, NULL, out);
 }
 
 bg_err bg__box_close(bg_box *b)
@@ -1259,6 +1277,11 @@ static bg_err append(bg_box *b, const bg_write *w, size_t n)
     return append_at(b, w, n, NULL, NULL, 0);
 }
 
+bg_err bg__box_write_trusted(bg_box *b, const bg_write *w, size_t n)
+{
+    return append_at(b, w, n, NULL, NULL, 1);
+}
+
 bg_err bg__box_append_ext(bg_box *b, const bg_write *w, size_t n,
                           uint64_t *offs, uint32_t *flens)
 {
@@ -1484,21 +1507,34 @@ static bg_err check_read_type(bg_box *b, const ent *e)
         b->name, (int)(e->klen > 80 ? 80 : e->klen), e->key, (unsigned)e->type);
 }
 
-bg_err bg_box_get(bg_box *b, const void *key, size_t key_len, uint32_t *type,
-                  char **value, size_t *value_len)
+static bg_err get(bg_box *b, const void *key, size_t key_len, uint32_t *type,
+                  char **value, size_t *value_len, int typed)
 {
     ent *e = key_len ? idx_find(b, key, key_len, key_hash(key, key_len)) : NULL;
     if (!e)
         return bg__store_fail(b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'",
                               b->name, (int)(key_len > 80 ? 80 : key_len),
                               key_len ? (const char *)key : "");
-    BG_TRY(check_read_type(b, e));
+    if (typed)
+        BG_TRY(check_read_type(b, e));
     BG_TRY(read_value(b, e, value, value_len));
     *type = e->type;
     return 0;
 }
 
-bg_err bg_box_iterate(bg_box *b, bg_box_iter_fn fn, void *arg)
+bg_err bg_box_get(bg_box *b, const void *key, size_t key_len, uint32_t *type,
+                  char **value, size_t *value_len)
+{
+    return get(b, key, key_len, type, value, value_len, 1);
+}
+
+bg_err bg__box_get_raw(bg_box *b, const void *key, size_t key_len,
+                       uint32_t *type, char **value, size_t *value_len)
+{
+    return get(b, key, key_len, type, value, value_len, 0);
+}
+
+static bg_err iterate(bg_box *b, bg_box_iter_fn fn, void *arg, int typed)
 {
     ent **v;
     BG_TRY(idx_sorted(b, &v));
@@ -1507,7 +1543,8 @@ bg_err bg_box_iterate(bg_box *b, bg_box_iter_fn fn, void *arg)
     for (size_t i = 0; i < n; i++) {
         char *val;
         size_t vlen;
-        BG_TRY_OUT(check_read_type(b, v[i]));
+        if (typed)
+            BG_TRY_OUT(check_read_type(b, v[i]));
         BG_TRY_OUT(read_value(b, v[i], &val, &vlen));
         bg_record rec = {
             .key = v[i]->key,
@@ -1525,6 +1562,16 @@ bg_err bg_box_iterate(bg_box *b, bg_box_iter_fn fn, void *arg)
 out:
     bg__store_free(b->s, v);
     return err;
+}
+
+bg_err bg_box_iterate(bg_box *b, bg_box_iter_fn fn, void *arg)
+{
+    return iterate(b, fn, arg, 1);
+}
+
+bg_err bg__box_iterate_raw(bg_box *b, bg_box_iter_fn fn, void *arg)
+{
+    return iterate(b, fn, arg, 0);
 }
 
 void bg_box_stats_of(const bg_box *b, bg_box_stats *st)

@@ -8,7 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "alloc_int.h"
+#include "journal_int.h"
 #include "keys_int.h"
 #include "store_int.h"
 
@@ -126,8 +129,7 @@ bg_box *bg__store_find_box(bg_store *s, const char *name)
     return NULL;
 }
 
-/* Make dir exist durably: mkdir, then sync its parent directory. */
-static bg_err make_dir(bg_store *s, const char *dir)
+bg_err bg__store_mkdir(bg_store *s, const char *dir)
 {
     bg_err err = s->vfs->mkdir(s->vfs, dir);
     if (err == BG_EEXISTS)
@@ -248,6 +250,8 @@ size_t bg__schema_compare(const bg_registry *lock, const bg_registry *code,
  * settle the effective registry, and write the lock when it changed. */
 static bg_err schema_open(bg_store *s, const bg_store_opts *o)
 {
+    bg_registry_free(s->types); /* a finished migration may have set it */
+    s->types = NULL;
     bg_registry *lock = bg_registry_new();
     if (!lock)
         return BG_ENOMEM;
@@ -351,7 +355,7 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
     int is_dir = 0;
     err = s->vfs->stat(s->vfs, s->dir, &is_dir);
     if (err == BG_ENOTFOUND && opts->create && !opts->read_only)
-        err = make_dir(s, s->dir), is_dir = 1;
+        err = bg__store_mkdir(s, s->dir), is_dir = 1;
     if (err) {
         if (err == BG_ENOTFOUND)
             bg__store_fail(s, err, "store '%s' does not exist", s->dir);
@@ -388,6 +392,9 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
         /* A previous opener may have renamed or created files here and
          * stopped before syncing the directory. */
         s->dir_dirty = 1;
+        /* A migration interrupted by a crash is finished or rolled back
+         * before anything reads a box. */
+        BG_TRY_OUT(bg__journal_resolve(s));
     }
     BG_TRY_OUT(schema_open(s, opts));
 out:
@@ -500,4 +507,104 @@ bg_err bg_store_list_boxes(bg_store *s, bg_store_box_fn fn, void *arg)
     }
     bg__names_free(s, &ns);
     return 0;
+}
+
+bg_err bg__store_copy_file(bg_store *s, const char *from, const char *to)
+{
+    const bg_vfs *v = s->vfs;
+    bg_file *in = NULL, *out = NULL;
+    uint8_t *buf = NULL;
+    bg_err err = v->unlink(v, to);
+    if (err && err != BG_ENOTFOUND)
+        goto out;
+    BG_TRY_OUT(v->open(v, from, BG_OPEN_READ, &in));
+    BG_TRY_OUT(v->open(v, to, BG_OPEN_CREATE | BG_OPEN_EXCL, &out));
+    enum { COPY_CHUNK = 1 << 20 };
+    buf = bg__store_malloc(s, COPY_CHUNK);
+    if (!buf) {
+        err = BG_ENOMEM;
+        goto out;
+    }
+    for (uint64_t off = 0;;) {
+        size_t got;
+        BG_TRY_OUT(v->read(v, in, off, buf, COPY_CHUNK, &got));
+        if (!got)
+            break;
+        BG_TRY_OUT(v->write(v, out, off, buf, got));
+        off += got;
+    }
+    err = v->sync(v, out);
+out:
+    bg__store_free(s, buf);
+    if (in)
+        v->close(v, in);
+    if (out)
+        v->close(v, out);
+    if (err)
+        return bg__store_fail(s, err, "cannot copy '%s' to '%s'", from, to);
+    return 0;
+}
+
+#define AUDIT_BOX "audit"
+
+bg_err bg__store_audit(bg_store *s, const char *key, cJSON *rec)
+{
+    char *txt = cJSON_PrintUnformatted(rec);
+    if (!txt)
+        return BG_ENOMEM;
+    bg_box *audit;
+    bg_err err = bg_box_open(s, AUDIT_BOX, BG_BOX_CREATE, &audit);
+    if (!err)
+        err = bg_box_put(audit, key, strlen(key), 0, txt, strlen(txt));
+    if (!err)
+        err = bg_box_sync(audit);
+    cJSON_free(txt);
+    return err;
+}
+
+#define VERSION_KEY "schema_version"
+
+bg_err bg__store_schema_version(bg_store *s, uint32_t *version)
+{
+    *version = 1;
+    bg_box *meta;
+    bg_err err = bg_box_open(s, BG__META_BOX, 0, &meta);
+    if (err == BG_ENOTFOUND)
+        return 0;
+    BG_TRY(err);
+    uint32_t t;
+    char *v;
+    size_t n;
+    err = bg_box_get(meta, VERSION_KEY, strlen(VERSION_KEY), &t, &v, &n);
+    if (err == BG_ENOTFOUND)
+        return 0;
+    BG_TRY(err);
+    cJSON *doc = cJSON_ParseWithLength(v, n);
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(doc, "version");
+    if (cJSON_IsNumber(ver) && ver->valuedouble >= 1 &&
+        ver->valuedouble <= 4294967295.0 &&
+        ver->valuedouble == (double)(uint32_t)ver->valuedouble)
+        *version = (uint32_t)ver->valuedouble;
+    else
+        err = bg__store_fail(s, BG_ECORRUPT,
+                             "store '%s': the schema version in meta.box is "
+                             "unreadable",
+                             s->dir);
+    cJSON_Delete(doc);
+    bg__store_free(s, v);
+    return err;
+}
+
+bg_err bg__store_set_schema(bg_store *s, uint32_t version, const char *lock)
+{
+    char ver[48];
+    snprintf(ver, sizeof ver, "{\"version\":%u}", (unsigned)version);
+    bg_write w[2] = {
+        {0, VERSION_KEY, strlen(VERSION_KEY), 0, ver, strlen(ver)},
+        {0, SCHEMA_KEY, strlen(SCHEMA_KEY), 0, lock, lock ? strlen(lock) : 0},
+    };
+    bg_box *meta;
+    BG_TRY(bg_box_open(s, BG__META_BOX, BG_BOX_CREATE, &meta));
+    BG_TRY(bg__box_write_trusted(meta, w, lock ? 2 : 1));
+    return bg_box_sync(meta);
 }

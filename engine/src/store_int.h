@@ -69,6 +69,7 @@ struct bg_store {
     bg_box **boxes;
     size_t nboxes, capboxes;
     char detail[512];
+    char resolved[256]; /* what opening did with a migration journal */
 };
 
 void *bg__store_malloc(bg_store *s, size_t n);
@@ -147,6 +148,46 @@ void bg__names_free(bg_store *s, bg__names *ns);
  * one described in first. */
 size_t bg__schema_compare(const bg_registry *lock, const bg_registry *code,
                           char *first, size_t cap);
+
+/* A box whose file is <name><suffix>.box, beside box name: migrations
+ * write the new version of a box there and rename it into place. The
+ * suffix holds a '.', so the store never lists it as a box. */
+BG_MUST_CHECK bg_err bg__box_open_staged(bg_store *s, const char *name,
+                                         const char *suffix, int flags,
+                                         bg_box **out);
+/* bg_box_iterate without the typeId check: a migration reads records its
+ * target adapters may no longer know. */
+BG_MUST_CHECK bg_err bg__box_iterate_raw(bg_box *b, bg_box_iter_fn fn,
+                                         void *arg);
+BG_MUST_CHECK bg_err bg__box_get_raw(bg_box *b, const void *key, size_t key_len,
+                                     uint32_t *type, char **value,
+                                     size_t *value_len);
+/* bg_box_write_batch without validation: the caller checked every write
+ * against the adapters it answers to. */
+BG_MUST_CHECK bg_err bg__box_write_trusted(bg_box *b, const bg_write *w,
+                                           size_t n);
+
+/* Make dir exist durably: mkdir, then sync its parent directory. An
+ * existing directory is fine. */
+BG_MUST_CHECK bg_err bg__store_mkdir(bg_store *s, const char *dir);
+
+/* Copy file from to file to (replacing it), synced. */
+BG_MUST_CHECK bg_err bg__store_copy_file(bg_store *s, const char *from,
+                                         const char *to);
+
+/* Write record rec under key in the audit box (created when missing),
+ * durably. */
+struct cJSON;
+BG_MUST_CHECK bg_err bg__store_audit(bg_store *s, const char *key,
+                                     struct cJSON *rec);
+
+/* The schema version kept in meta.box (1 when none was ever written).
+ * BG_ECORRUPT when it is there but unreadable. */
+BG_MUST_CHECK bg_err bg__store_schema_version(bg_store *s, uint32_t *version);
+/* Write the schema version, and the schema lock (a registry manifest; NULL
+ * leaves it) with it in one batch, durably. */
+BG_MUST_CHECK bg_err bg__store_set_schema(bg_store *s, uint32_t version,
+                                          const char *lock);
 
 /* Implemented by box.c for the store. */
 BG_MUST_CHECK bg_err bg__box_put_internal(bg_box *b, const char *key,

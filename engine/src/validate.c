@@ -3,7 +3,6 @@
  * in order of what they can find, each adding a finding with its action.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,27 +52,6 @@ static int exists(bg_store *s, const char *name)
     return s->vfs->stat(s->vfs, path, NULL) == 0;
 }
 
-static uint32_t stored_version(bg_store *s)
-{
-    bg_box *meta;
-    if (bg_box_open(s, BG__META_BOX, 0, &meta))
-        return 1;
-    uint32_t t;
-    char *v;
-    size_t n;
-    uint32_t version = 1;
-    if (!bg_box_get(meta, "schema_version", 14, &t, &v, &n)) {
-        cJSON *doc = cJSON_ParseWithLength(v, n);
-        const cJSON *ver = cJSON_GetObjectItemCaseSensitive(doc, "version");
-        if (cJSON_IsNumber(ver) && ver->valuedouble >= 1 &&
-            ver->valuedouble <= 4294967295.0)
-            version = (uint32_t)ver->valuedouble;
-        cJSON_Delete(doc);
-        bg_store_free(s, v);
-    }
-    return version;
-}
-
 bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
 {
     memset(v, 0, sizeof *v);
@@ -121,7 +99,14 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
                 n == 1 ? "" : "s");
     }
     /* The schema version. */
-    v->stored_version = stored_version(s);
+    err = bg__store_schema_version(s, &v->stored_version);
+    if (err == BG_ENOMEM) {
+        (void)bg_store_close(s);
+        return err;
+    }
+    if (err)
+        add(v, BG_BLOCKED, "schema_unreadable",
+            "restore meta.box from a backup", "%s", bg_store_detail(s));
     if (o && o->code_version) {
         if (v->stored_version > o->code_version)
             add(v, BG_BLOCKED, "schema_newer",

@@ -12,6 +12,7 @@
 #include "boxguard/keys.h"
 #include "boxguard/typeids.h"
 #include "boxguard/queue.h"
+#include "boxguard/migrate.h"
 #include "boxguard/validate.h"
 
 #define BOXGUARD_VERSION "0.1.0"

@@ -41,7 +41,8 @@ typedef struct bg_finding {
     bg_readiness severity;
     char code[32]; /* schema_newer, schema_older, adapters, box_damaged,
                       box_torn, box_key, migration_interrupted,
-                      erase_interrupted, store_missing, store_locked */
+                      schema_unreadable, erase_interrupted, store_missing,
+                      store_locked */
     char message[256];
     char action[160];
 } bg_finding;

@@ -1,0 +1,337 @@
+/*
+ * The migration journal (format and protocol in journal_int.h): its atomic
+ * writes, and the two ways a journaled piece of work ends, finished or
+ * undone, shared by the migration runner and by the open that finds a
+ * journal left by a crash. Every step here is idempotent, so the open
+ * that follows a crash in the middle of one simply runs it again.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal_int.h"
+
+static const char *jstr(const cJSON *doc, const char *name)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(doc, name);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+static double jnum(const cJSON *doc, const char *name)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(doc, name);
+    return cJSON_IsNumber(it) ? it->valuedouble : -1;
+}
+
+static const cJSON *jboxes(const cJSON *doc)
+{
+    return cJSON_GetObjectItemCaseSensitive(doc, "boxes");
+}
+
+static int is_migrate(const cJSON *doc)
+{
+    return !strcmp(jstr(doc, "kind"), "migrate");
+}
+
+static bg_err journal_path(bg_store *s, char *out, size_t cap, const char *sfx)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s%s", BG__JOURNAL, sfx);
+    return bg__store_path(s, out, cap, name);
+}
+
+/* The file of box name, or of its staged copy (stage "" for the box). */
+static bg_err box_file(bg_store *s, const char *name, const char *stage,
+                       char *out, size_t cap)
+{
+    char file[BG_BOX_NAME_MAX + 16];
+    snprintf(file, sizeof file, "%s%s.box", name, stage);
+    return bg__store_path(s, out, cap, file);
+}
+
+/* Close any open handle of box name (and of its staged copies): their
+ * files are about to be replaced. */
+static bg_err close_box(bg_store *s, const char *name)
+{
+    const char *stages[] = {"", BG__STAGE_MIG, BG__STAGE_RB};
+    for (size_t i = 0; i < 3; i++) {
+        char full[BG_BOX_NAME_MAX + 8];
+        snprintf(full, sizeof full, "%s%s", name, stages[i]);
+        bg_box *b = bg__store_find_box(s, full);
+        if (b)
+            BG_TRY(bg__box_close(b));
+    }
+    return 0;
+}
+
+bg_err bg__journal_read(bg_store *s, cJSON **doc)
+{
+    const bg_vfs *v = s->vfs;
+    char path[BG_PATH_MAX];
+    BG_TRY(journal_path(s, path, sizeof path, ""));
+    bg_file *f;
+    bg_err err = v->open(v, path, BG_OPEN_READ, &f);
+    if (err == BG_ENOTFOUND)
+        return err;
+    if (err)
+        return bg__store_fail(s, err, "cannot open '%s'", path);
+    uint64_t size = 0;
+    char *buf = NULL;
+    size_t got = 0;
+    err = v->size(v, f, &size);
+    if (!err && size > (1u << 20))
+        err = BG_ECORRUPT;
+    if (!err && !(buf = bg__store_malloc(s, (size_t)size + 1)))
+        err = BG_ENOMEM;
+    if (!err)
+        err = v->read(v, f, 0, buf, (size_t)size, &got);
+    v->close(v, f);
+    cJSON *d = err ? NULL : cJSON_ParseWithLength(buf, got);
+    bg__store_free(s, buf);
+    if (err == BG_ENOMEM)
+        return err;
+    const char *kind = jstr(d, "kind");
+    const cJSON *boxes = jboxes(d);
+    int ok = d && jnum(d, "format") == 1 && kind &&
+             (!strcmp(kind, "migrate") || !strcmp(kind, "rollback")) &&
+             jstr(d, "phase") && jstr(d, "id") && jnum(d, "from") >= 1 &&
+             jnum(d, "to") >= 1 && jnum(d, "version") >= 1 &&
+             jnum(d, "started_at") >= 0 && jstr(d, "backup") &&
+             jstr(d, "audit_key") && cJSON_IsArray(boxes);
+    const cJSON *b;
+    cJSON_ArrayForEach(b, boxes) ok =
+        ok && cJSON_IsString(b) && !bg__box_check_name(b->valuestring);
+    if (!ok) {
+        cJSON_Delete(d);
+        return bg__store_fail(s, err ? err : BG_ECORRUPT,
+                              "store '%s': %s is unreadable; a migration was "
+                              "interrupted and cannot be finished "
+                              "automatically",
+                              s->dir, BG__JOURNAL);
+    }
+    *doc = d;
+    return 0;
+}
+
+bg_err bg__journal_write(bg_store *s, cJSON *doc, const char *phase)
+{
+    const bg_vfs *v = s->vfs;
+    cJSON *ph = cJSON_CreateString(phase);
+    if (!ph || !cJSON_ReplaceItemInObjectCaseSensitive(doc, "phase", ph)) {
+        if (!ph || !cJSON_AddItemToObject(doc, "phase", ph)) {
+            cJSON_Delete(ph);
+            return BG_ENOMEM;
+        }
+    }
+    char *txt = cJSON_PrintUnformatted(doc);
+    if (!txt)
+        return BG_ENOMEM;
+    char path[BG_PATH_MAX], tmp[BG_PATH_MAX];
+    bg_file *f = NULL;
+    bg_err err = journal_path(s, path, sizeof path, "");
+    if (!err)
+        err = journal_path(s, tmp, sizeof tmp, ".tmp");
+    if (!err) {
+        err = v->unlink(v, tmp);
+        if (err == BG_ENOTFOUND)
+            err = 0;
+    }
+    if (!err)
+        err = v->open(v, tmp, BG_OPEN_CREATE | BG_OPEN_EXCL, &f);
+    if (!err)
+        err = v->write(v, f, 0, txt, strlen(txt));
+    if (!err)
+        err = v->sync(v, f);
+    if (f)
+        v->close(v, f);
+    if (!err)
+        err = v->rename(v, tmp, path);
+    if (!err)
+        err = v->sync_dir(v, s->dir);
+    cJSON_free(txt);
+    if (err)
+        return bg__store_fail(s, err, "cannot write %s (phase %s)", BG__JOURNAL,
+                              phase);
+    return 0;
+}
+
+static bg_err journal_remove(bg_store *s)
+{
+    char path[BG_PATH_MAX];
+    BG_TRY(journal_path(s, path, sizeof path, ""));
+    bg_err err = s->vfs->unlink(s->vfs, path);
+    if (!err || err == BG_ENOTFOUND)
+        err = s->vfs->sync_dir(s->vfs, s->dir);
+    if (err)
+        return bg__store_fail(s, err, "cannot remove %s", BG__JOURNAL);
+    return 0;
+}
+
+bg_err bg__journal_name(bg_store *s, cJSON *doc)
+{
+    uint8_t r[4];
+    s->vfs->random(s->vfs, r, sizeof r);
+    char key[160];
+    snprintf(key, sizeof key, "%016" PRIx64 "-%02x%02x%02x%02x-%s-%s",
+             (uint64_t)jnum(doc, "started_at"), r[0], r[1], r[2], r[3],
+             jstr(doc, "kind"), jstr(doc, "id"));
+    return cJSON_AddStringToObject(doc, "audit_key", key) ? 0 : BG_ENOMEM;
+}
+
+/* The outcome of doc in the audit box: what ran, how it ended, and the
+ * state of each affected box after it (what a later rollback checks). */
+static bg_err audit(bg_store *s, const cJSON *doc, const char *outcome)
+{
+    cJSON *rec = cJSON_CreateObject();
+    if (!rec)
+        return BG_ENOMEM;
+    const char *copy[] = {"kind",   "id",       "description", "from",
+                          "to",     "backup",   "started_at",  "records",
+                          "reason", "old_lock", "rolls_back"};
+    for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(doc, copy[i]);
+        if (it)
+            cJSON_AddItemToObject(rec, copy[i], cJSON_Duplicate(it, 1));
+    }
+    cJSON_AddStringToObject(rec, "event", "migration");
+    cJSON_AddStringToObject(rec, "outcome", outcome);
+    cJSON_AddNumberToObject(rec, "version", jnum(doc, "version"));
+    cJSON_AddNumberToObject(rec, "at", (double)bg__store_now_ms(s));
+    cJSON *after = cJSON_AddArrayToObject(rec, "boxes");
+    bg_err err = 0;
+    const cJSON *b;
+    cJSON_ArrayForEach(b, jboxes(doc))
+    {
+        bg_box *box;
+        bg_box_stats st = {0};
+        err = bg_box_open(s, b->valuestring, 0, &box);
+        if (err)
+            break;
+        bg_box_stats_of(box, &st);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", b->valuestring);
+        cJSON_AddNumberToObject(o, "records", (double)st.records);
+        cJSON_AddNumberToObject(o, "next_seq", (double)st.next_seq);
+        cJSON_AddItemToArray(after, o);
+    }
+    if (!err)
+        err = bg__store_audit(s, jstr(doc, "audit_key"), rec);
+    cJSON_Delete(rec);
+    return err;
+}
+
+bg_err bg__journal_abort(bg_store *s, cJSON *doc, const char *reason)
+{
+    const bg_vfs *v = s->vfs;
+    if (strcmp(jstr(doc, "phase"), "rolled_back")) {
+        cJSON_DeleteItemFromObjectCaseSensitive(doc, "reason");
+        cJSON_AddStringToObject(doc, "reason", reason);
+        BG_TRY(bg__journal_write(s, doc, "rolled_back"));
+    }
+    const cJSON *b;
+    cJSON_ArrayForEach(b, jboxes(doc))
+    {
+        char path[BG_PATH_MAX];
+        BG_TRY(close_box(s, b->valuestring));
+        BG_TRY(box_file(s, b->valuestring, BG__STAGE_MIG, path, sizeof path));
+        bg_err err = v->unlink(v, path);
+        if (err && err != BG_ENOTFOUND)
+            return bg__store_fail(s, err, "cannot remove '%s'", path);
+    }
+    bg_err err = v->sync_dir(v, s->dir);
+    if (err)
+        return bg__store_fail(s, err, "cannot sync directory '%s'", s->dir);
+    BG_TRY(audit(s, doc, "rolled_back"));
+    return journal_remove(s);
+}
+
+bg_err bg__journal_finish(bg_store *s, cJSON *doc)
+{
+    const bg_vfs *v = s->vfs;
+    int migrate = is_migrate(doc);
+    const cJSON *b;
+    cJSON_ArrayForEach(b, jboxes(doc))
+    {
+        const char *name = b->valuestring;
+        const char *stage = migrate ? BG__STAGE_MIG : BG__STAGE_RB;
+        char path[BG_PATH_MAX], staged[BG_PATH_MAX];
+        BG_TRY(close_box(s, name));
+        BG_TRY(box_file(s, name, "", path, sizeof path));
+        BG_TRY(box_file(s, name, stage, staged, sizeof staged));
+        if (!migrate) {
+            char backup[BG_PATH_MAX], rel[BG_PATH_MAX];
+            snprintf(rel, sizeof rel, "%s/%s.box", jstr(doc, "backup"), name);
+            BG_TRY(bg__store_path(s, backup, sizeof backup, rel));
+            BG_TRY(bg__store_copy_file(s, backup, staged));
+        }
+        /* A staged file that is gone was renamed by an earlier attempt. */
+        bg_err err = v->rename(v, staged, path);
+        if (err && err != BG_ENOTFOUND)
+            return bg__store_fail(s, err, "cannot rename '%s' to '%s'", staged,
+                                  path);
+    }
+    bg_err err = v->sync_dir(v, s->dir);
+    if (err)
+        return bg__store_fail(s, err, "cannot sync directory '%s'", s->dir);
+    const cJSON *lock = cJSON_GetObjectItemCaseSensitive(doc, "lock");
+    char *lock_txt = cJSON_IsObject(lock) ? cJSON_PrintUnformatted(lock) : NULL;
+    if (cJSON_IsObject(lock) && !lock_txt)
+        return BG_ENOMEM;
+    err = bg__store_set_schema(s, (uint32_t)jnum(doc, "version"), lock_txt);
+    if (!err && lock_txt && s->types) {
+        /* The adapters of the new version apply from here on. */
+        bg_registry *r = bg_registry_new();
+        err = !r ? BG_ENOMEM
+                 : bg_registry_add_json(r, lock_txt, strlen(lock_txt));
+        if (!err) {
+            bg_registry_free(s->types);
+            s->types = r;
+        } else {
+            bg_registry_free(r);
+        }
+    }
+    cJSON_free(lock_txt);
+    BG_TRY(err);
+    BG_TRY(audit(s, doc, migrate ? "committed" : "restored"));
+    BG_TRY(bg__journal_write(s, doc, "committed"));
+    return journal_remove(s);
+}
+
+bg_err bg__journal_resolve(bg_store *s)
+{
+    cJSON *doc;
+    bg_err err = bg__journal_read(s, &doc);
+    if (err == BG_ENOTFOUND)
+        return 0;
+    BG_TRY(err);
+    char phase[32];
+    snprintf(phase, sizeof phase, "%s", jstr(doc, "phase"));
+    unsigned from = (unsigned)jnum(doc, "from"), to = (unsigned)jnum(doc, "to");
+    if (!is_migrate(doc)) {
+        err = bg__journal_finish(s, doc);
+        snprintf(s->resolved, sizeof s->resolved,
+                 "finished the interrupted rollback of migration '%.64s' "
+                 "(schema version %u -> %u)",
+                 jstr(doc, "id"), to, from);
+    } else if (!strcmp(phase, "verified") || !strcmp(phase, "committed")) {
+        err = bg__journal_finish(s, doc);
+        snprintf(s->resolved, sizeof s->resolved,
+                 "finished migration '%.64s' interrupted after phase %s "
+                 "(schema version %u -> %u)",
+                 jstr(doc, "id"), phase, from, to);
+    } else {
+        char reason[96];
+        snprintf(reason, sizeof reason, "interrupted in phase %s", phase);
+        err = bg__journal_abort(s, doc, reason);
+        snprintf(s->resolved, sizeof s->resolved,
+                 "rolled back migration '%.64s' interrupted in phase %s "
+                 "(schema version stays %u)",
+                 jstr(doc, "id"), phase, from);
+    }
+    cJSON_Delete(doc);
+    if (err)
+        s->resolved[0] = '\0';
+    return err;
+}

@@ -1,0 +1,1324 @@
+/*
+ * The migration runner (migrate.h): declarative plans and their record
+ * transform, the dry run, and the journaled steps of a migration (backup,
+ * dry run, migrate beside, verify) up to its commit point; finishing and
+ * undoing are journal.c's, shared with the open that follows a crash.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "boxguard/migrate.h"
+#include "journal_int.h"
+#include "keys_int.h"
+#include "store_int.h"
+
+/* ---- plans ------------------------------------------------------------- */
+
+typedef enum op_kind {
+    OP_RENAME,
+    OP_ADD,
+    OP_REMOVE,
+    OP_RETYPE,
+    OP_MOVE
+} op_kind;
+
+typedef enum conv {
+    CONV_FORMAT,
+    CONV_PARSE,
+    CONV_TRUNCATE,
+    CONV_ROUND,
+    CONV_NONZERO,
+    CONV_WRAP
+} conv;
+
+typedef struct plan_op {
+    op_kind kind;
+    uint32_t type;
+    char field[BG_TYPE_NAME_MAX + 1];
+    char to[BG_TYPE_NAME_MAX + 1]; /* rename */
+    cJSON *def;                    /* add */
+    bg_json_type to_json;          /* retype */
+    conv conv;
+    uint32_t to_type; /* move */
+} plan_op;
+
+typedef struct plan_mig {
+    bg_migration m;
+    char id[BG_MIGRATION_ID_MAX + 1];
+    char *description;
+    char (*boxes)[BG_BOX_NAME_MAX + 1];
+    const char **box_ptrs;
+    plan_op *ops;
+    size_t nops;
+    bg_registry *adapters;
+} plan_mig;
+
+struct bg_plan {
+    plan_mig *v;
+    bg_migration *ms; /* v[i].m, side by side for bg_migrate_run */
+    size_t n;
+};
+
+static const struct {
+    const char *name;
+    bg_json_type to;
+    conv conv;
+} conversions[] = {
+    {"format", BG_JSON_STRING, CONV_FORMAT},
+    {"parse", BG_JSON_NUMBER, CONV_PARSE},
+    {"parse", BG_JSON_INTEGER, CONV_PARSE},
+    {"truncate", BG_JSON_INTEGER, CONV_TRUNCATE},
+    {"round", BG_JSON_INTEGER, CONV_ROUND},
+    {"parse", BG_JSON_BOOL, CONV_PARSE},
+    {"nonzero", BG_JSON_BOOL, CONV_NONZERO},
+    {"wrap", BG_JSON_ARRAY, CONV_WRAP},
+};
+
+static int set_json(cJSON *obj, const char *name, cJSON *val)
+{
+    if (!val)
+        return -1;
+    if (cJSON_GetObjectItemCaseSensitive(obj, name))
+        return cJSON_ReplaceItemInObjectCaseSensitive(obj, name, val) ? 0 : -1;
+    return cJSON_AddItemToObject(obj, name, val) ? 0 : -1;
+}
+
+/* Convert v (a member of a record) for op, or say why not. */
+static cJSON *convert(const plan_op *op, const cJSON *v, char *why, size_t cap)
+{
+    double d = v->valuedouble;
+    switch (op->conv) {
+    case CONV_FORMAT:
+        if (cJSON_IsString(v))
+            return cJSON_CreateString(v->valuestring);
+        if (cJSON_IsNumber(v) || cJSON_IsBool(v) || cJSON_IsNull(v)) {
+            char *txt = cJSON_PrintUnformatted(v);
+            cJSON *s = txt ? cJSON_CreateString(txt) : NULL;
+            cJSON_free(txt);
+            return s;
+        }
+        break;
+    case CONV_PARSE:
+        if (op->to_json == BG_JSON_BOOL) {
+            if (cJSON_IsBool(v))
+                return cJSON_CreateBool(cJSON_IsTrue(v));
+            if (cJSON_IsString(v) && !strcmp(v->valuestring, "true"))
+                return cJSON_CreateTrue();
+            if (cJSON_IsString(v) && !strcmp(v->valuestring, "false"))
+                return cJSON_CreateFalse();
+            break;
+        }
+        if (cJSON_IsString(v)) {
+            cJSON *n = cJSON_Parse(v->valuestring);
+            if (cJSON_IsNumber(n)) {
+                d = n->valuedouble;
+                cJSON_Delete(n);
+                v = NULL;
+            } else {
+                cJSON_Delete(n);
+                break;
+            }
+        } else if (!cJSON_IsNumber(v)) {
+            break;
+        }
+        if (op->to_json == BG_JSON_INTEGER &&
+            (d != (double)(int64_t)d || d > 9007199254740992.0 ||
+             d < -9007199254740992.0))
+            break;
+        return cJSON_CreateNumber(d);
+    case CONV_TRUNCATE:
+    case CONV_ROUND:
+        if (!cJSON_IsNumber(v) || d > 9007199254740992.0 ||
+            d < -9007199254740992.0)
+            break;
+        if (op->conv == CONV_ROUND)
+            d += d < 0 ? -0.5 : 0.5;
+        return cJSON_CreateNumber((double)(int64_t)d);
+    case CONV_NONZERO:
+        if (cJSON_IsBool(v))
+            return cJSON_CreateBool(cJSON_IsTrue(v));
+        if (cJSON_IsNumber(v))
+            return cJSON_CreateBool(d != 0);
+        break;
+    case CONV_WRAP: {
+        cJSON *a = cJSON_CreateArray();
+        if (cJSON_IsArray(v)) {
+            cJSON_Delete(a);
+            return cJSON_Duplicate(v, 1);
+        }
+        if (a && !cJSON_AddItemToArray(a, cJSON_Duplicate(v, 1))) {
+            cJSON_Delete(a);
+            a = NULL;
+        }
+        return a;
+    }
+    }
+    char *txt = cJSON_PrintUnformatted(v);
+    snprintf(why, cap, "field '%s': cannot convert %.40s to %s", op->field,
+             txt ? txt : "the value", bg_json_type_name(op->to_json));
+    cJSON_free(txt);
+    return NULL;
+}
+
+/* One op on a record (doc may be any JSON value). */
+static bg_err apply_op(const plan_op *op, cJSON *doc, uint32_t *type,
+                       int *changed, char *why, size_t cap)
+{
+    if (op->kind == OP_MOVE) {
+        *type = op->to_type;
+        *changed = 1;
+        return 0;
+    }
+    if (!cJSON_IsObject(doc)) {
+        snprintf(why, cap, "field '%s': the record is not a JSON object",
+                 op->field);
+        return BG_ESCHEMA;
+    }
+    cJSON *f = cJSON_GetObjectItemCaseSensitive(doc, op->field);
+    switch (op->kind) {
+    case OP_RENAME:
+        if (!f)
+            return 0;
+        if (cJSON_GetObjectItemCaseSensitive(doc, op->to)) {
+            snprintf(why, cap,
+                     "rename '%s' to '%s': the record already has '%s'",
+                     op->field, op->to, op->to);
+            return BG_ESCHEMA;
+        }
+        cJSON_DetachItemViaPointer(doc, f);
+        if (!cJSON_AddItemToObject(doc, op->to, f)) {
+            cJSON_Delete(f);
+            return BG_ENOMEM;
+        }
+        break;
+    case OP_ADD:
+        if (f)
+            return 0;
+        if (set_json(doc, op->field, cJSON_Duplicate(op->def, 1)))
+            return BG_ENOMEM;
+        break;
+    case OP_REMOVE:
+        if (!f)
+            return 0;
+        cJSON_DeleteItemFromObjectCaseSensitive(doc, op->field);
+        break;
+    case OP_RETYPE: {
+        if (!f)
+            return 0;
+        cJSON *nv = convert(op, f, why, cap);
+        if (!nv)
+            return why[0] ? BG_ESCHEMA : BG_ENOMEM;
+        if (cJSON_Compare(nv, f, 1)) {
+            cJSON_Delete(nv);
+            return 0;
+        }
+        if (set_json(doc, op->field, nv))
+            return BG_ENOMEM;
+        break;
+    }
+    case OP_MOVE:
+        break;
+    }
+    *changed = 1;
+    return 0;
+}
+
+static bg_err plan_transform(void *arg, const char *box, const bg_record *in,
+                             uint32_t *type, char **value, size_t *value_len,
+                             char *why, size_t whylen)
+{
+    (void)box;
+    const plan_mig *pm = arg;
+    *type = in->type;
+    cJSON *doc = NULL;
+    int changed = 0;
+    bg_err err = 0;
+    for (size_t i = 0; i < pm->nops && !err; i++) {
+        if (pm->ops[i].type != *type)
+            continue;
+        if (!doc && !(doc = cJSON_ParseWithLength(in->value, in->value_len))) {
+            snprintf(why, whylen, "the stored value does not parse");
+            return BG_ESCHEMA;
+        }
+        why[0] = '\0';
+        err = apply_op(&pm->ops[i], doc, type, &changed, why, whylen);
+    }
+    if (!err && changed && doc) {
+        char *txt = cJSON_PrintUnformatted(doc);
+        if (!txt)
+            err = BG_ENOMEM;
+        *value = txt;
+        *value_len = txt ? strlen(txt) : 0;
+    }
+    cJSON_Delete(doc);
+    return err;
+}
+
+static void plan_mig_free(plan_mig *pm)
+{
+    for (size_t i = 0; i < pm->nops; i++)
+        cJSON_Delete(pm->ops[i].def);
+    free(pm->ops);
+    free(pm->boxes);
+    free(pm->box_ptrs);
+    free(pm->description);
+    bg_registry_free(pm->adapters);
+}
+
+void bg_plan_free(bg_plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        plan_mig_free(&p->v[i]);
+    free(p->v);
+    free(p->ms);
+    free(p);
+}
+
+size_t bg_plan_count(const bg_plan *p)
+{
+    return p->n;
+}
+
+const bg_migration *bg_plan_at(const bg_plan *p, size_t i)
+{
+    return i < p->n ? &p->ms[i] : NULL;
+}
+
+static int id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > BG_MIGRATION_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+            return 0;
+    }
+    return strcmp(id, ".") && strcmp(id, "..");
+}
+
+/* A JSON integer in [lo, hi], or -1. */
+static int64_t jint(const cJSON *obj, const char *name, int64_t lo, int64_t hi)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!cJSON_IsNumber(it) || it->valuedouble < (double)lo ||
+        it->valuedouble > (double)hi ||
+        it->valuedouble != (double)(int64_t)it->valuedouble)
+        return -1;
+    return (int64_t)it->valuedouble;
+}
+
+static const char *jstr(const cJSON *obj, const char *name)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+static int field_name(char *dst, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n == 0 || n > BG_TYPE_NAME_MAX)
+        return -1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+static const char *parse_op(const cJSON *o, plan_op *op)
+{
+    const char *kind = jstr(o, "op");
+    int64_t type = jint(o, "type", 0, UINT32_MAX);
+    if (!kind)
+        return "needs \"op\" (rename, add, remove, retype or move)";
+    if (type < 0)
+        return "needs \"type\": the typeId (0..4294967295) it applies to";
+    op->type = (uint32_t)type;
+    if (!strcmp(kind, "move")) {
+        int64_t to = jint(o, "to_type", 0, UINT32_MAX);
+        if (to < 0)
+            return "move needs \"to_type\": a typeId";
+        op->kind = OP_MOVE;
+        op->to_type = (uint32_t)to;
+        return NULL;
+    }
+    if (field_name(op->field, jstr(o, "field")))
+        return "needs \"field\": a name of 1..64 bytes";
+    if (!strcmp(kind, "rename")) {
+        op->kind = OP_RENAME;
+        if (field_name(op->to, jstr(o, "to")))
+            return "rename needs \"to\": a name of 1..64 bytes";
+    } else if (!strcmp(kind, "add")) {
+        op->kind = OP_ADD;
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "default");
+        if (!d)
+            return "add needs \"default\": the value records without the "
+                   "field get";
+        if (!(op->def = cJSON_Duplicate(d, 1)))
+            return "out of memory";
+    } else if (!strcmp(kind, "remove")) {
+        op->kind = OP_REMOVE;
+    } else if (!strcmp(kind, "retype")) {
+        op->kind = OP_RETYPE;
+        const char *to = jstr(o, "to"), *cv = jstr(o, "conversion");
+        if (!to || !cv)
+            return "retype needs \"to\" (a JSON type) and \"conversion\"";
+        for (size_t i = 0; i < sizeof conversions / sizeof conversions[0];
+             i++) {
+            if (!strcmp(bg_json_type_name(conversions[i].to), to) &&
+                !strcmp(conversions[i].name, cv)) {
+                op->to_json = conversions[i].to;
+                op->conv = conversions[i].conv;
+                return NULL;
+            }
+        }
+        return "retype: no such conversion to that type (string: format; "
+               "number: parse; integer: parse, truncate, round; bool: parse, "
+               "nonzero; array: wrap)";
+    } else {
+        return "unknown op (rename, add, remove, retype or move)";
+    }
+    return NULL;
+}
+
+static const char *parse_migration(const cJSON *o, plan_mig *pm, uint32_t prev,
+                                   char *sub, size_t subcap)
+{
+    const char *id = jstr(o, "id");
+    int64_t from = jint(o, "from", 1, UINT32_MAX);
+    int64_t to = jint(o, "to", 1, UINT32_MAX);
+    const cJSON *boxes = cJSON_GetObjectItemCaseSensitive(o, "boxes");
+    const cJSON *ops = cJSON_GetObjectItemCaseSensitive(o, "ops");
+    const cJSON *desc = cJSON_GetObjectItemCaseSensitive(o, "description");
+    if (!cJSON_IsObject(o))
+        return "is not an object";
+    if (!id || !id_ok(id))
+        return "needs \"id\": 1..64 of A-Z a-z 0-9 _ . -";
+    snprintf(pm->id, sizeof pm->id, "%s", id);
+    if (from < 0 || to < 0 || from >= to)
+        return "needs integer \"from\" < \"to\" (schema versions, >= 1)";
+    if (prev && from != prev)
+        return "does not start where the previous migration ends";
+    if (desc && !cJSON_IsString(desc))
+        return "\"description\" must be a string";
+    if (!cJSON_IsArray(boxes) || !cJSON_GetArraySize(boxes))
+        return "needs \"boxes\": the names of the boxes it affects";
+    if (!cJSON_IsArray(ops))
+        return "needs \"ops\": a list of operations";
+    size_t nb = (size_t)cJSON_GetArraySize(boxes);
+    pm->boxes = calloc(nb, sizeof *pm->boxes);
+    pm->box_ptrs = calloc(nb, sizeof *pm->box_ptrs);
+    size_t nops = (size_t)cJSON_GetArraySize(ops);
+    pm->ops = calloc(nops ? nops : 1, sizeof *pm->ops);
+    if (!pm->boxes || !pm->box_ptrs || !pm->ops ||
+        (desc && !(pm->description = strdup(desc->valuestring))))
+        return "out of memory";
+    const cJSON *it;
+    size_t i = 0;
+    cJSON_ArrayForEach(it, boxes)
+    {
+        if (!cJSON_IsString(it) || bg__box_check_name(it->valuestring))
+            return "\"boxes\" holds a bad box name";
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(pm->boxes[j], it->valuestring))
+                return "\"boxes\" names a box twice";
+        strcpy(pm->boxes[i], it->valuestring);
+        pm->box_ptrs[i] = pm->boxes[i];
+        i++;
+    }
+    cJSON_ArrayForEach(it, ops)
+    {
+        const char *bad = parse_op(it, &pm->ops[pm->nops]);
+        pm->nops++;
+        if (bad) {
+            snprintf(sub, subcap, "op %zu", pm->nops);
+            return bad;
+        }
+    }
+    const cJSON *ad = cJSON_GetObjectItemCaseSensitive(o, "adapters");
+    if (ad) {
+        char *txt = cJSON_PrintUnformatted(ad);
+        pm->adapters = bg_registry_new();
+        if (!txt || !pm->adapters) {
+            cJSON_free(txt);
+            return "out of memory";
+        }
+        bg_err err = bg_registry_add_json(pm->adapters, txt, strlen(txt));
+        cJSON_free(txt);
+        if (err) {
+            snprintf(sub, subcap, "adapters: %s",
+                     bg_registry_detail(pm->adapters));
+            return "bad \"adapters\" manifest";
+        }
+    }
+    pm->m = (bg_migration){pm->id,         pm->description,
+                           (uint32_t)from, (uint32_t)to,
+                           pm->box_ptrs,   nb,
+                           plan_transform, pm,
+                           pm->adapters};
+    return NULL;
+}
+
+bg_err bg_plan_parse(const char *json, size_t len, bg_plan **out, char *detail,
+                     size_t dcap)
+{
+    *out = NULL;
+    char dummy[8];
+    if (!detail || !dcap)
+        detail = dummy, dcap = sizeof dummy;
+    detail[0] = '\0';
+    cJSON *doc = cJSON_ParseWithLength(json, len);
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(doc, "migrations");
+    if (!cJSON_IsArray(ms) || !cJSON_GetArraySize(ms)) {
+        if (doc)
+            snprintf(detail, dcap,
+                     "plan: needs \"migrations\", a non-empty list");
+        else
+            snprintf(detail, dcap, "plan: not JSON");
+        cJSON_Delete(doc);
+        return BG_EINVALID;
+    }
+    bg_plan *p = calloc(1, sizeof *p);
+    size_t n = (size_t)cJSON_GetArraySize(ms);
+    if (p) {
+        p->v = calloc(n, sizeof *p->v);
+        p->ms = calloc(n, sizeof *p->ms);
+    }
+    if (!p || !p->v || !p->ms) {
+        if (p)
+            free(p->v), free(p->ms);
+        free(p);
+        cJSON_Delete(doc);
+        return BG_ENOMEM;
+    }
+    const cJSON *it;
+    uint32_t prev = 0;
+    const char *bad = NULL;
+    cJSON_ArrayForEach(it, ms)
+    {
+        char sub[300] = "";
+        plan_mig *pm = &p->v[p->n++];
+        bad = parse_migration(it, pm, prev, sub, sizeof sub);
+        if (bad) {
+            snprintf(detail, dcap, "plan: migration %zu%s%s%s%s%s: %s", p->n,
+                     pm->id[0] ? " ('" : "", pm->id, pm->id[0] ? "')" : "",
+                     sub[0] ? ", " : "", sub, bad);
+            break;
+        }
+        prev = pm->m.to;
+    }
+    cJSON_Delete(doc);
+    if (bad) {
+        int nomem = !strcmp(bad, "out of memory");
+        bg_plan_free(p);
+        return nomem ? BG_ENOMEM : BG_EINVALID;
+    }
+    for (size_t i = 0; i < p->n; i++)
+        p->ms[i] = p->v[i].m;
+    *out = p;
+    return 0;
+}
+
+/* ---- the runner -------------------------------------------------------- */
+
+static const char *const reserved_boxes[] = {BG__META_BOX, "audit",
+                                             "pending_ops", "failed_ops"};
+
+/* Transform one record with m and check the result against target:
+ * returns 0 (*out filled; out->value is in's unless *fresh), BG_ESCHEMA
+ * with why, or another error. */
+typedef struct xform {
+    uint32_t type;
+    char *fresh; /* a new value (malloc), or NULL: the input's */
+    const char *value;
+    size_t value_len;
+} xform;
+
+static bg_err transform(const bg_migration *m, const bg_registry *target,
+                        const char *box, const bg_record *in, xform *out,
+                        char *why, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    why[0] = '\0';
+    size_t vlen = 0;
+    bg_err err =
+        m->transform(m->arg, box, in, &out->type, &out->fresh, &vlen, why, cap);
+    if (!err && out->fresh && !vlen)
+        vlen = strlen(out->fresh);
+    out->value = out->fresh ? out->fresh : in->value;
+    out->value_len = out->fresh ? vlen : in->value_len;
+    if (!err)
+        err = bg_registry_check(target, out->type, out->value, out->value_len,
+                                why, cap);
+    if (err) {
+        if (!why[0])
+            snprintf(why, cap, "%s", bg_strerror(err));
+        if (err == BG_EINVALID)
+            err = BG_ESCHEMA; /* the transform made JSON that does not parse */
+        free(out->fresh);
+        out->fresh = NULL;
+    }
+    return err;
+}
+
+static const bg_registry *target_of(bg_store *s, const bg_migration *m,
+                                    const bg_migrate_opts *o)
+{
+    if (m->adapters)
+        return m->adapters;
+    return o && o->adapters ? o->adapters : s->types;
+}
+
+static bg_err check_migration(bg_store *s, const bg_migration *m)
+{
+    if (!m->id || !id_ok(m->id))
+        return bg__store_fail(s, BG_EINVALID, "bad migration id '%.80s'",
+                              m->id ? m->id : "");
+    if (m->from < 1 || m->from >= m->to || !m->transform || !m->nboxes)
+        return bg__store_fail(s, BG_EINVALID,
+                              "migration '%s': needs from < to, a transform "
+                              "and at least one box",
+                              m->id);
+    for (size_t i = 0; i < m->nboxes; i++) {
+        if (bg__box_check_name(m->boxes[i]))
+            return bg__store_fail(s, BG_EINVALID,
+                                  "migration '%s': bad box name '%.80s'", m->id,
+                                  m->boxes[i]);
+        for (size_t r = 0; r < sizeof reserved_boxes / sizeof *reserved_boxes;
+             r++)
+            if (!strcmp(m->boxes[i], reserved_boxes[r]))
+                return bg__store_fail(s, BG_EINVALID,
+                                      "migration '%s': box '%s' belongs to "
+                                      "the store and cannot be migrated",
+                                      m->id, m->boxes[i]);
+    }
+    return 0;
+}
+
+typedef struct run_ctx {
+    bg_store *s;
+    const bg_migration *m;
+    const bg_registry *target;
+    const bg_migrate_opts *o;
+    bg_migrate_report *rep;
+    const char *box;
+    bg_box *src, *dst;
+    uint64_t done, total;
+    bg_err err;
+    char why[256];
+    /* migrate: the batch being written; each key and value share one
+     * allocation, at the key */
+    bg_write *batch;
+    size_t nbatch, capbatch, bytes;
+    /* verify */
+    uint64_t seen;
+} run_ctx;
+
+static void failure(run_ctx *c, const char *mig, const bg_record *r,
+                    const char *why)
+{
+    c->rep->failed++;
+    if (c->o && c->o->on_failure)
+        c->o->on_failure(c->o->failure_ctx, mig, c->box, r->key, r->key_len,
+                         why);
+}
+
+static void tick(run_ctx *c)
+{
+    if (++c->done % 1024 == 0 || c->done == c->total) {
+        char what[BG_MIGRATION_ID_MAX + 16];
+        snprintf(what, sizeof what, "migrate %s", c->m->id);
+        bg__store_progress(c->s, what, c->done, c->total);
+    }
+}
+
+static int dry_fn(void *arg, const bg_record *r)
+{
+    run_ctx *c = arg;
+    xform x;
+    c->err = transform(c->m, c->target, c->box, r, &x, c->why, sizeof c->why);
+    if (c->err == BG_ESCHEMA) {
+        failure(c, c->m->id, r, c->why);
+        c->err = 0;
+    } else if (!c->err) {
+        c->rep->records++;
+        c->rep->changed += x.fresh || x.type != r->type;
+        free(x.fresh);
+    }
+    tick(c);
+    return c->err != 0;
+}
+
+static void batch_clear(run_ctx *c)
+{
+    for (size_t i = 0; i < c->nbatch; i++)
+        free((char *)c->batch[i].key);
+    c->nbatch = 0;
+    c->bytes = 0;
+}
+
+static bg_err batch_flush(run_ctx *c)
+{
+    bg_err err =
+        c->nbatch ? bg__box_write_trusted(c->dst, c->batch, c->nbatch) : 0;
+    batch_clear(c);
+    return err;
+}
+
+static int write_fn(void *arg, const bg_record *r)
+{
+    run_ctx *c = arg;
+    xform x;
+    c->err = transform(c->m, c->target, c->box, r, &x, c->why, sizeof c->why);
+    if (c->err == BG_ESCHEMA)
+        c->err = bg__store_fail(c->s, BG_ESCHEMA,
+                                "migration '%s', box '%s', key '%.*s': %s "
+                                "(passed the dry run: the transform is not "
+                                "deterministic)",
+                                c->m->id, c->box,
+                                (int)(r->key_len > 80 ? 80 : r->key_len),
+                                r->key, c->why);
+    if (c->err)
+        return 1;
+    int changed = x.fresh != NULL || x.type != r->type;
+    char *both = NULL;
+    c->err = bg__store_grow(c->s, &c->batch, c->nbatch, &c->capbatch,
+                            sizeof *c->batch, 64);
+    if (!c->err && !(both = malloc(r->key_len + x.value_len + 1)))
+        c->err = BG_ENOMEM;
+    if (c->err) {
+        free(x.fresh);
+        return 1;
+    }
+    memcpy(both, r->key, r->key_len);
+    memcpy(both + r->key_len, x.value, x.value_len);
+    both[r->key_len + x.value_len] = '\0';
+    free(x.fresh);
+    c->batch[c->nbatch++] =
+        (bg_write){0, both, r->key_len, x.type, both + r->key_len, x.value_len};
+    c->bytes += r->key_len + x.value_len;
+    c->rep->records++;
+    c->rep->changed += changed;
+    if (c->nbatch >= 256 || c->bytes >= (1u << 20))
+        c->err = batch_flush(c);
+    tick(c);
+    return c->err != 0;
+}
+
+/* The staged record r must be the transform of the box's record. */
+static int verify_fn(void *arg, const bg_record *r)
+{
+    run_ctx *c = arg;
+    uint32_t t;
+    char *v = NULL;
+    size_t vlen;
+    c->seen++;
+    c->err = bg__box_get_raw(c->src, r->key, r->key_len, &t, &v, &vlen);
+    if (c->err == BG_ENOTFOUND) {
+        snprintf(c->why, sizeof c->why, "key '%.*s' is not in the box",
+                 (int)(r->key_len > 80 ? 80 : r->key_len), r->key);
+        c->err = BG_ECORRUPT;
+        return 1;
+    }
+    if (c->err)
+        return 1;
+    bg_record in = {r->key, r->key_len, t, v, vlen, 0};
+    xform x;
+    c->err = transform(c->m, c->target, c->box, &in, &x, c->why, sizeof c->why);
+    if (!c->err && (x.type != r->type || x.value_len != r->value_len ||
+                    memcmp(x.value, r->value, r->value_len))) {
+        snprintf(c->why, sizeof c->why,
+                 "key '%.*s' differs from the transform of the original",
+                 (int)(r->key_len > 80 ? 80 : r->key_len), r->key);
+        c->err = BG_ECORRUPT;
+    } else if (!c->err) {
+        c->err = bg_registry_check(c->target, r->type, r->value, r->value_len,
+                                   c->why, sizeof c->why);
+        if (c->err)
+            c->err = BG_ECORRUPT;
+    } else {
+        c->err = BG_ECORRUPT;
+    }
+    free(x.fresh);
+    bg__store_free(c->s, v);
+    tick(c);
+    return c->err != 0;
+}
+
+static uint64_t box_records(bg_box *b)
+{
+    bg_box_stats st;
+    bg_box_stats_of(b, &st);
+    return st.records;
+}
+
+static bg_err staged_path(bg_store *s, const char *box, char *out, size_t cap)
+{
+    char file[BG_BOX_NAME_MAX + 16];
+    snprintf(file, sizeof file, "%s%s.box", box, BG__STAGE_MIG);
+    return bg__store_path(s, out, cap, file);
+}
+
+static bg_err step_backup(bg_store *s, const bg_migration *m, const char *rel)
+{
+    char dir[BG_PATH_MAX];
+    BG_TRY(bg__store_path(s, dir, sizeof dir, BG__BACKUPS_DIR));
+    BG_TRY(bg__store_mkdir(s, dir));
+    BG_TRY(bg__store_path(s, dir, sizeof dir, rel));
+    BG_TRY(bg__store_mkdir(s, dir));
+    for (size_t i = 0; i < m->nboxes; i++) {
+        char from[BG_PATH_MAX], to[BG_PATH_MAX], file[BG_BOX_NAME_MAX + 8];
+        snprintf(file, sizeof file, "%s.box", m->boxes[i]);
+        BG_TRY(bg__store_path(s, from, sizeof from, file));
+        if (snprintf(to, sizeof to, "%s/%s", dir, file) >= (int)sizeof to)
+            return BG_EINVALID;
+        BG_TRY(bg__store_copy_file(s, from, to));
+    }
+    bg_err err = s->vfs->sync_dir(s->vfs, dir);
+    if (err)
+        return bg__store_fail(s, err, "cannot sync '%s'", dir);
+    return 0;
+}
+
+static bg_err step_dry_run(run_ctx *c)
+{
+    const bg_migration *m = c->m;
+    uint64_t failed = c->rep->failed;
+    for (size_t i = 0; i < m->nboxes; i++) {
+        c->box = m->boxes[i];
+        BG_TRY(bg_box_open(c->s, c->box, 0, &c->src));
+        BG_TRY(bg__box_iterate_raw(c->src, dry_fn, c));
+        BG_TRY(c->err);
+    }
+    if (c->rep->failed > failed)
+        return bg__store_fail(c->s, BG_ESCHEMA,
+                              "migration '%s': %" PRIu64
+                              " records fail the dry run; nothing changed",
+                              m->id, c->rep->failed - failed);
+    return 0;
+}
+
+static bg_err step_migrate(run_ctx *c)
+{
+    bg_store *s = c->s;
+    const bg_migration *m = c->m;
+    for (size_t i = 0; i < m->nboxes; i++) {
+        c->box = m->boxes[i];
+        char path[BG_PATH_MAX];
+        BG_TRY(staged_path(s, c->box, path, sizeof path));
+        bg_err err = s->vfs->unlink(s->vfs, path);
+        if (err && err != BG_ENOTFOUND)
+            return bg__store_fail(s, err, "cannot remove '%s'", path);
+        BG_TRY(bg_box_open(s, c->box, 0, &c->src));
+        int flags = BG_BOX_CREATE;
+        if (bg__box_key_id(c->src))
+            flags |= BG_BOX_ENCRYPT;
+        BG_TRY(bg__box_open_staged(s, c->box, BG__STAGE_MIG, flags, &c->dst));
+        err = bg__box_iterate_raw(c->src, write_fn, c);
+        if (!err)
+            err = c->err;
+        if (!err)
+            err = batch_flush(c);
+        batch_clear(c);
+        if (!err)
+            err = bg_box_sync(c->dst);
+        bg_err cerr = bg__box_close(c->dst);
+        c->dst = NULL;
+        BG_TRY(err ? err : cerr);
+    }
+    return 0;
+}
+
+static bg_err step_verify(run_ctx *c)
+{
+    bg_store *s = c->s;
+    const bg_migration *m = c->m;
+    for (size_t i = 0; i < m->nboxes; i++) {
+        c->box = m->boxes[i];
+        bg_box *staged;
+        BG_TRY(bg_box_open(s, c->box, 0, &c->src));
+        BG_TRY(bg__box_open_staged(s, c->box, BG__STAGE_MIG, 0, &staged));
+        c->seen = 0;
+        c->err = 0;
+        bg_err err = bg_box_report_of(staged)->status == BG_BOX_CLEAN
+                         ? bg__box_iterate_raw(staged, verify_fn, c)
+                         : BG_ECORRUPT;
+        if (!err)
+            err = c->err;
+        if (!err && (c->seen != box_records(c->src) ||
+                     box_records(staged) != c->seen)) {
+            err = BG_ECORRUPT;
+            snprintf(c->why, sizeof c->why,
+                     "%" PRIu64 " records written, %" PRIu64 " in the box",
+                     c->seen, box_records(c->src));
+        }
+        bg_err cerr = bg__box_close(staged);
+        if (err == BG_ECORRUPT)
+            return bg__store_fail(s, BG_ECORRUPT,
+                                  "migration '%s': verification of box '%s' "
+                                  "failed: %s",
+                                  m->id, c->box, c->why);
+        BG_TRY(err ? err : cerr);
+    }
+    return 0;
+}
+
+static cJSON *lock_json(const bg_registry *r)
+{
+    char *txt = bg_registry_to_json(r);
+    cJSON *doc = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    return doc;
+}
+
+static cJSON *journal_new(bg_store *s, const bg_migration *m,
+                          const bg_registry *target)
+{
+    cJSON *d = cJSON_CreateObject(), *boxes = cJSON_CreateArray();
+    char backup[BG_MIGRATION_ID_MAX + 16];
+    snprintf(backup, sizeof backup, "%s/%s", BG__BACKUPS_DIR, m->id);
+    cJSON_AddNumberToObject(d, "format", 1);
+    cJSON_AddStringToObject(d, "kind", "migrate");
+    cJSON_AddStringToObject(d, "phase", "not_started");
+    cJSON_AddStringToObject(d, "id", m->id);
+    if (m->description)
+        cJSON_AddStringToObject(d, "description", m->description);
+    cJSON_AddNumberToObject(d, "from", m->from);
+    cJSON_AddNumberToObject(d, "to", m->to);
+    cJSON_AddNumberToObject(d, "version", m->to);
+    for (size_t i = 0; i < m->nboxes; i++)
+        cJSON_AddItemToArray(boxes, cJSON_CreateString(m->boxes[i]));
+    cJSON_AddItemToObject(d, "boxes", boxes);
+    cJSON_AddStringToObject(d, "backup", backup);
+    cJSON_AddNumberToObject(d, "started_at", (double)bg__store_now_ms(s));
+    cJSON_AddItemToObject(d, "lock", lock_json(target));
+    cJSON_AddItemToObject(d, "old_lock", lock_json(s->types));
+    if (bg__journal_name(s, d)) {
+        cJSON_Delete(d);
+        return NULL;
+    }
+    /* cJSON reports no allocation failure on the way: check the result. */
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(d, "lock")) ||
+        !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(d, "old_lock")) ||
+        !cJSON_GetObjectItemCaseSensitive(d, "started_at")) {
+        cJSON_Delete(d);
+        return NULL;
+    }
+    return d;
+}
+
+static void close_boxes(bg_store *s, const bg_migration *m)
+{
+    for (size_t i = 0; i < m->nboxes; i++) {
+        bg_box *b = bg__store_find_box(s, m->boxes[i]);
+        if (b)
+            (void)bg__box_close(b);
+    }
+}
+
+static bg_err run_one(bg_store *s, const bg_migration *m,
+                      const bg_migrate_opts *o, bg_migrate_report *rep)
+{
+    const bg_registry *target = target_of(s, m, o);
+    for (size_t i = 0; i < m->nboxes; i++) {
+        bg_box_report r;
+        bg_err err = bg_box_verify(s, m->boxes[i], &r);
+        if (err == BG_ENOTFOUND)
+            return bg__store_fail(s, BG_EINVALID,
+                                  "migration '%s' names box '%s', which does "
+                                  "not exist",
+                                  m->id, m->boxes[i]);
+        BG_TRY(err);
+        if (r.status == BG_BOX_CORRUPT)
+            return bg__store_fail(s, BG_ECORRUPT,
+                                  "box '%s' is damaged at offset %" PRIu64
+                                  "; recover it before migrating",
+                                  m->boxes[i], r.first_damage);
+    }
+    close_boxes(s, m);
+    cJSON *doc = journal_new(s, m, target);
+    if (!doc)
+        return BG_ENOMEM;
+    run_ctx c = {.s = s, .m = m, .target = target, .o = o, .rep = rep};
+    for (size_t i = 0; i < m->nboxes; i++) {
+        bg_box *b;
+        bg_err err = bg_box_open(s, m->boxes[i], 0, &b);
+        if (err) {
+            cJSON_Delete(doc);
+            return err;
+        }
+        c.total += box_records(b);
+    }
+    snprintf(rep->migration, sizeof rep->migration, "%s", m->id);
+    uint64_t records = rep->records, changed = rep->changed;
+    bg_err err = bg__journal_write(s, doc, "not_started");
+    if (!err)
+        err =
+            step_backup(s, m, cJSON_GetObjectItem(doc, "backup")->valuestring);
+    if (!err)
+        err = bg__journal_write(s, doc, "backup_created");
+    if (!err)
+        err = step_dry_run(&c);
+    /* The dry run counted the records; the write below counts them again. */
+    rep->records = records, rep->changed = changed, c.done = 0;
+    if (!err)
+        err = bg__journal_write(s, doc, "dry_run_passed");
+    if (!err)
+        err = bg__journal_write(s, doc, "migrating");
+    if (!err)
+        err = step_migrate(&c);
+    cJSON_AddNumberToObject(doc, "records", (double)(rep->records - records));
+    if (!err)
+        err = s->vfs->sync_dir(s->vfs, s->dir);
+    if (!err)
+        err = bg__journal_write(s, doc, "migrated");
+    if (!err)
+        err = bg__journal_write(s, doc, "verifying");
+    c.done = 0;
+    if (!err)
+        err = step_verify(&c);
+    if (!err)
+        err = bg__journal_write(s, doc, "verified");
+    if (err) {
+        /* Before the commit point: undo. Keep the first error's detail. */
+        char detail[sizeof s->detail];
+        snprintf(detail, sizeof detail, "%s", s->detail);
+        close_boxes(s, m);
+        if (!bg__journal_abort(s, doc, detail))
+            bg__store_fail(s, 0, "%.400s; rolled back", detail);
+        else
+            bg__store_fail(s, 0,
+                           "%.400s; the rollback could not be written "
+                           "either: the next open of the store rolls it back",
+                           detail);
+        rep->records = records, rep->changed = changed;
+    }
+    if (!err)
+        err = bg__journal_finish(s, doc);
+    bg__store_free(s, c.batch);
+    cJSON_Delete(doc);
+    return err;
+}
+
+/* The whole plan in memory: every record of every affected box through
+ * the chain of the migrations that name its box, each step checked. */
+typedef struct chain_ctx {
+    run_ctx c;
+    const bg_migration *m;
+    size_t n;
+    const char *box;
+} chain_ctx;
+
+static int chain_fn(void *arg, const bg_record *r)
+{
+    chain_ctx *cc = arg;
+    run_ctx *c = &cc->c;
+    bg_record cur = *r;
+    char *owned = NULL;
+    int changed = 0, failed = 0;
+    for (size_t i = 0; i < cc->n && !c->err && !failed; i++) {
+        int named = 0;
+        for (size_t j = 0; j < cc->m[i].nboxes; j++)
+            named |= !strcmp(cc->m[i].boxes[j], cc->box);
+        if (!named)
+            continue;
+        xform x;
+        c->err = transform(&cc->m[i], target_of(c->s, &cc->m[i], c->o), cc->box,
+                           &cur, &x, c->why, sizeof c->why);
+        if (c->err == BG_ESCHEMA) {
+            c->box = cc->box;
+            failure(c, cc->m[i].id, r, c->why);
+            c->err = 0;
+            failed = 1;
+            break;
+        }
+        if (c->err)
+            break;
+        changed |= x.fresh || x.type != cur.type;
+        cur.type = x.type;
+        if (x.fresh) {
+            free(owned);
+            owned = x.fresh;
+            cur.value = owned;
+            cur.value_len = x.value_len;
+        }
+    }
+    free(owned);
+    if (!failed && !c->err) {
+        c->rep->records++;
+        c->rep->changed += changed;
+    }
+    tick(c);
+    return c->err != 0;
+}
+
+static bg_err dry_run_plan(bg_store *s, const bg_migration *m, size_t n,
+                           const bg_migrate_opts *o, bg_migrate_report *rep)
+{
+    chain_ctx cc = {.c = {.s = s, .o = o, .rep = rep}, .m = m, .n = n};
+    for (size_t i = 0; i < n; i++) {
+        snprintf(rep->migration, sizeof rep->migration, "%s", m[i].id);
+        rep->version_after = m[i].to;
+        for (size_t j = 0; j < m[i].nboxes; j++) {
+            int seen = 0;
+            for (size_t k = 0; k < i && !seen; k++)
+                for (size_t l = 0; l < m[k].nboxes; l++)
+                    seen |= !strcmp(m[k].boxes[l], m[i].boxes[j]);
+            if (seen)
+                continue;
+            bg_box *b;
+            bg_err err = bg_box_open(s, m[i].boxes[j], 0, &b);
+            if (err == BG_ENOTFOUND)
+                return bg__store_fail(s, BG_EINVALID,
+                                      "migration '%s' names box '%s', which "
+                                      "does not exist",
+                                      m[i].id, m[i].boxes[j]);
+            BG_TRY(err);
+            cc.box = m[i].boxes[j];
+            cc.c.box = cc.box;
+            cc.c.m = &m[i];
+            cc.c.done = 0;
+            cc.c.total = box_records(b);
+            BG_TRY(bg__box_iterate_raw(b, chain_fn, &cc));
+            BG_TRY(cc.c.err);
+        }
+    }
+    if (rep->failed)
+        return bg__store_fail(s, BG_ESCHEMA,
+                              "dry run: %" PRIu64 " records would fail",
+                              rep->failed);
+    return 0;
+}
+
+bg_err bg_migrate_run(bg_store *s, const bg_migration *m, size_t n,
+                      const bg_migrate_opts *o, bg_migrate_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    if (s->read_only && !(o && o->dry_run))
+        return bg__store_fail(s, BG_ESTATE, "store opened read-only");
+    for (size_t i = 0; i < n; i++) {
+        BG_TRY(check_migration(s, &m[i]));
+        if (i && m[i].from != m[i - 1].to)
+            return bg__store_fail(s, BG_EINVALID,
+                                  "migration '%s' starts at version %u, not "
+                                  "where '%s' ends (%u)",
+                                  m[i].id, (unsigned)m[i].from, m[i - 1].id,
+                                  (unsigned)m[i - 1].to);
+    }
+    uint32_t ver;
+    BG_TRY(bg__store_schema_version(s, &ver));
+    rep->version_before = rep->version_after = ver;
+    size_t first = 0;
+    while (first < n && ver >= m[first].to) {
+        first++;
+        rep->skipped++;
+    }
+    if (first < n && ver != m[first].from)
+        return bg__store_fail(s, BG_ESCHEMA,
+                              "the store is at schema version %u; migration "
+                              "'%s' starts at %u",
+                              (unsigned)ver, m[first].id,
+                              (unsigned)m[first].from);
+    if (o && o->dry_run)
+        return dry_run_plan(s, m + first, n - first, o, rep);
+    for (size_t i = first; i < n; i++) {
+        BG_TRY(run_one(s, &m[i], o, rep));
+        rep->applied++;
+        rep->version_after = m[i].to;
+    }
+    return 0;
+}
+
+/* ---- history, status, rollback ---------------------------------------- */
+
+typedef struct hist_ctx {
+    bg_migrate_history_fn fn;
+    void *arg;
+    unsigned n;
+} hist_ctx;
+
+static int hist_fn(void *arg, const bg_record *r)
+{
+    hist_ctx *h = arg;
+    cJSON *doc = cJSON_ParseWithLength(r->value, r->value_len);
+    const char *ev = jstr(doc, "event");
+    int mine = ev && !strcmp(ev, "migration");
+    cJSON_Delete(doc);
+    if (!mine)
+        return 0;
+    h->n++;
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)r->key_len, r->key);
+    return h->fn ? h->fn(h->arg, key, r->value, r->value_len) : 0;
+}
+
+static bg_err history(bg_store *s, hist_ctx *h)
+{
+    bg_box *audit;
+    bg_err err = bg_box_open(s, "audit", 0, &audit);
+    if (err == BG_ENOTFOUND)
+        return 0;
+    BG_TRY(err);
+    return bg__box_iterate_raw(audit, hist_fn, h);
+}
+
+bg_err bg_migrate_history(bg_store *s, bg_migrate_history_fn fn, void *arg)
+{
+    hist_ctx h = {fn, arg, 0};
+    return history(s, &h);
+}
+
+bg_err bg_migrate_get_status(bg_store *s, bg_migrate_status *st)
+{
+    memset(st, 0, sizeof *st);
+    BG_TRY(bg__store_schema_version(s, &st->version));
+    snprintf(st->resolved, sizeof st->resolved, "%s", s->resolved);
+    hist_ctx h = {NULL, NULL, 0};
+    BG_TRY(history(s, &h));
+    st->history = h.n;
+    return 0;
+}
+
+/* The committed migrations still in effect, as audit records: a stack
+ * where each restored rollback takes off the migration it undid. */
+typedef struct undo_ctx {
+    cJSON *stack;
+} undo_ctx;
+
+static int undo_fn(void *arg, const char *key, const char *json, size_t len)
+{
+    undo_ctx *u = arg;
+    cJSON *doc = cJSON_ParseWithLength(json, len);
+    const char *kind = jstr(doc, "kind"), *outcome = jstr(doc, "outcome");
+    if (kind && outcome && !strcmp(kind, "migrate") &&
+        !strcmp(outcome, "committed")) {
+        cJSON_AddStringToObject(doc, "audit_key", key);
+        cJSON_AddItemToArray(u->stack, doc);
+        return 0;
+    }
+    const char *undid = jstr(doc, "rolls_back");
+    if (kind && outcome && undid && !strcmp(kind, "rollback") &&
+        !strcmp(outcome, "restored")) {
+        for (int i = cJSON_GetArraySize(u->stack) - 1; i >= 0; i--) {
+            const char *k = jstr(cJSON_GetArrayItem(u->stack, i), "audit_key");
+            if (k && !strcmp(k, undid)) {
+                cJSON_DeleteItemFromArray(u->stack, i);
+                break;
+            }
+        }
+    }
+    cJSON_Delete(doc);
+    return 0;
+}
+
+static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
+                             int force)
+{
+    const char *id = jstr(top, "id");
+    if (ver != (uint32_t)cJSON_GetObjectItem(top, "to")->valuedouble)
+        return bg__store_fail(s, BG_ESTATE,
+                              "the store is at schema version %u, not at the "
+                              "version migration '%s' left it",
+                              (unsigned)ver, id);
+    const cJSON *b;
+    cJSON_ArrayForEach(b, cJSON_GetObjectItem(top, "boxes"))
+    {
+        const char *name = jstr(b, "name");
+        char rel[BG_PATH_MAX], path[BG_PATH_MAX];
+        snprintf(rel, sizeof rel, "%s/%s.box", jstr(top, "backup"), name);
+        BG_TRY(bg__store_path(s, path, sizeof path, rel));
+        if (s->vfs->stat(s->vfs, path, NULL))
+            return bg__store_fail(s, BG_ECORRUPT,
+                                  "the backup of box '%s' (%s) is missing; "
+                                  "cannot roll back migration '%s'",
+                                  name, rel, id);
+        bg_box *box;
+        BG_TRY(bg_box_open(s, name, 0, &box));
+        bg_box_stats st;
+        bg_box_stats_of(box, &st);
+        if (!force &&
+            (st.records !=
+                 (uint64_t)cJSON_GetObjectItem(b, "records")->valuedouble ||
+             st.next_seq !=
+                 (uint64_t)cJSON_GetObjectItem(b, "next_seq")->valuedouble))
+            return bg__store_fail(s, BG_ESTATE,
+                                  "box '%s' was written after migration '%s' "
+                                  "committed; rolling back would lose those "
+                                  "writes (force to do it anyway)",
+                                  name, id);
+    }
+    return 0;
+}
+
+bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
+                           bg_migrate_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    if (s->read_only)
+        return bg__store_fail(s, BG_ESTATE, "store opened read-only");
+    undo_ctx u = {cJSON_CreateArray()};
+    if (!u.stack)
+        return BG_ENOMEM;
+    cJSON *doc = NULL;
+    uint32_t ver;
+    bg_err err = bg__store_schema_version(s, &ver);
+    if (!err)
+        err = bg_migrate_history(s, undo_fn, &u);
+    int n = cJSON_GetArraySize(u.stack);
+    const cJSON *top = n ? cJSON_GetArrayItem(u.stack, n - 1) : NULL;
+    if (!err && !top)
+        err = bg__store_fail(s, BG_ENOTFOUND,
+                             "no committed migration to roll back");
+    if (!err)
+        err = check_rollback(s, top, ver, o && o->force);
+    if (err)
+        goto out;
+    doc = cJSON_CreateObject();
+    const char *copy[] = {"id", "description", "from", "to", "backup"};
+    for (size_t i = 0; i < sizeof copy / sizeof *copy; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(top, copy[i]);
+        if (it)
+            cJSON_AddItemToObject(doc, copy[i], cJSON_Duplicate(it, 1));
+    }
+    cJSON *boxes = cJSON_AddArrayToObject(doc, "boxes");
+    const cJSON *b;
+    cJSON_ArrayForEach(b, cJSON_GetObjectItem(top, "boxes"))
+        cJSON_AddItemToArray(boxes, cJSON_CreateString(jstr(b, "name")));
+    const cJSON *old = cJSON_GetObjectItemCaseSensitive(top, "old_lock");
+    if (old)
+        cJSON_AddItemToObject(doc, "lock", cJSON_Duplicate(old, 1));
+    cJSON_AddNumberToObject(doc, "format", 1);
+    cJSON_AddStringToObject(doc, "kind", "rollback");
+    cJSON_AddNumberToObject(doc, "version",
+                            cJSON_GetObjectItem(top, "from")->valuedouble);
+    cJSON_AddNumberToObject(doc, "started_at", (double)bg__store_now_ms(s));
+    cJSON_AddStringToObject(doc, "rolls_back", jstr(top, "audit_key"));
+    cJSON_AddStringToObject(doc, "reason", "rollback requested");
+    err = bg__journal_name(s, doc);
+    if (err)
+        goto out;
+    snprintf(rep->migration, sizeof rep->migration, "%s", jstr(top, "id"));
+    rep->version_before = ver;
+    cJSON_ArrayForEach(b, boxes)
+    {
+        bg_box *box = bg__store_find_box(s, b->valuestring);
+        if (box)
+            (void)bg__box_close(box);
+    }
+    err = bg__journal_write(s, doc, "rolling_back");
+    if (!err)
+        err = bg__journal_finish(s, doc);
+    if (!err) {
+        rep->applied = 1;
+        rep->version_after =
+            (uint32_t)cJSON_GetObjectItem(top, "from")->valuedouble;
+    }
+out:
+    cJSON_Delete(doc);
+    cJSON_Delete(u.stack);
+    return err;
+}

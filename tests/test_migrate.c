@@ -1,0 +1,494 @@
+/*
+ * Migrations: plans and their ops, the journaled run to its commit, the dry
+ * runs, the failures that roll back (a record that does not fit, a
+ * verification that does not hold, an I/O error at every operation), the
+ * rollback of a committed migration and the history in the audit box.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "testutil.h"
+
+#include "migrate_fixture.h"
+#include "store_int.h"
+
+static bg_sim *sim;
+static bg_store *s;
+
+static bg_err open_store(const bg_registry *r)
+{
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.registry = r;
+    return bg_store_open("s", &o, &s);
+}
+
+static void fresh(int n, int sealed)
+{
+    (void)bg_store_close(s);
+    s = NULL;
+    bg_sim_free(sim);
+    sim = bg_sim_new(7);
+    CHECK_OK(mf_setup(sim, n, sealed));
+    CHECK_OK(open_store(NULL));
+}
+
+static bg_err run_plan(const char *json, const bg_migrate_opts *o,
+                       bg_migrate_report *rep)
+{
+    bg_plan *p;
+    char detail[256];
+    bg_err err = bg_plan_parse(json, strlen(json), &p, detail, sizeof detail);
+    if (err)
+        return err;
+    bg_migrate_report dummy;
+    err = bg_migrate_run(s, bg_plan_at(p, 0), bg_plan_count(p), o,
+                         rep ? rep : &dummy);
+    bg_plan_free(p);
+    return err;
+}
+
+static uint32_t version(void)
+{
+    bg_migrate_status st;
+    if (bg_migrate_get_status(s, &st))
+        return 0;
+    return st.version;
+}
+
+/* Every file of the store, concatenated: "nothing changed" is equality. */
+static char *snapshot(size_t *len)
+{
+    static const char *files[] = {"s/users.box", "s/notes.box", "s/meta.box",
+                                  "s/audit.box"};
+    char *all = NULL;
+    *len = 0;
+    for (size_t i = 0; i < 4; i++) {
+        uint8_t *b;
+        size_t n;
+        if (bg_sim_read_file(sim, files[i], &b, &n))
+            continue;
+        all = realloc(all, *len + n + 1);
+        memcpy(all + *len, b, n);
+        *len += n;
+        free(b);
+    }
+    return all;
+}
+
+static void test_plan_errors(void)
+{
+    static const struct {
+        const char *json, *says;
+    } bad[] = {
+        {"{", "not JSON"},
+        {"{\"migrations\":[]}", "non-empty"},
+        {"{\"migrations\":[{\"id\":\"a b\",\"from\":1,\"to\":2,\"boxes\":"
+         "[\"x\"],\"ops\":[]}]}",
+         "\"id\""},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":2,\"to\":2,\"boxes\":[\"x\"],"
+         "\"ops\":[]}]}",
+         "\"from\" < \"to\""},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"]"
+         ",\"ops\":[]},{\"id\":\"b\",\"from\":3,\"to\":4,\"boxes\":[\"x\"],"
+         "\"ops\":[]}]}",
+         "previous migration"},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":"
+         "[\"x/y\"],\"ops\":[]}]}",
+         "bad box name"},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"]"
+         ",\"ops\":[{\"op\":\"explode\",\"type\":1,\"field\":\"f\"}]}]}",
+         "op 1: unknown op"},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"]"
+         ",\"ops\":[{\"op\":\"add\",\"type\":1,\"field\":\"f\"}]}]}",
+         "\"default\""},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"]"
+         ",\"ops\":[{\"op\":\"retype\",\"type\":1,\"field\":\"f\",\"to\":"
+         "\"string\",\"conversion\":\"parse\"}]}]}",
+         "no such conversion"},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"]"
+         ",\"ops\":[{\"op\":\"move\",\"type\":1}]}]}",
+         "to_type"},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"]"
+         ",\"ops\":[],\"adapters\":{\"adapters\":[{\"typeId\":0}]}}]}",
+         "adapters"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        bg_plan *p = (bg_plan *)1;
+        char detail[300];
+        CHECK_INT(bg_plan_parse(bad[i].json, strlen(bad[i].json), &p, detail,
+                                sizeof detail),
+                  ==, BG_EINVALID);
+        CHECK(p == NULL);
+        CHECK_CONTAINS(detail, bad[i].says);
+    }
+}
+
+static const char every_op[] =
+    "{\"migrations\":[{\"id\":\"ops\",\"from\":1,\"to\":2,\"boxes\":"
+    "[\"things\"],\"adapters\":{\"adapters\":[{\"typeId\":4,\"name\":"
+    "\"Thing\",\"version\":2,\"fields\":[{\"name\":\"label\",\"type\":"
+    "\"string\",\"required\":true},{\"name\":\"n\",\"type\":\"integer\"},"
+    "{\"name\":\"s\",\"type\":\"string\"},{\"name\":\"b\",\"type\":\"bool\"},"
+    "{\"name\":\"tags\",\"type\":\"array\"},{\"name\":\"r\",\"type\":"
+    "\"integer\"}]}]},\"ops\":["
+    "{\"op\":\"rename\",\"type\":3,\"field\":\"name\",\"to\":\"label\"},"
+    "{\"op\":\"remove\",\"type\":3,\"field\":\"legacy\"},"
+    "{\"op\":\"retype\",\"type\":3,\"field\":\"n\",\"to\":\"integer\","
+    "\"conversion\":\"parse\"},"
+    "{\"op\":\"retype\",\"type\":3,\"field\":\"s\",\"to\":\"string\","
+    "\"conversion\":\"format\"},"
+    "{\"op\":\"retype\",\"type\":3,\"field\":\"b\",\"to\":\"bool\","
+    "\"conversion\":\"nonzero\"},"
+    "{\"op\":\"retype\",\"type\":3,\"field\":\"tags\",\"to\":\"array\","
+    "\"conversion\":\"wrap\"},"
+    "{\"op\":\"retype\",\"type\":3,\"field\":\"r\",\"to\":\"integer\","
+    "\"conversion\":\"round\"},"
+    "{\"op\":\"move\",\"type\":3,\"to_type\":4},"
+    "{\"op\":\"add\",\"type\":4,\"field\":\"label\",\"default\":\"none\"}"
+    "]}]}";
+
+static void test_every_op(void)
+{
+    fresh(0, 0);
+    bg_box *b;
+    CHECK_OK(bg_box_open(s, "things", BG_BOX_CREATE, &b));
+    static const char *in[][2] = {
+        {"a", "{\"name\":\"A\",\"legacy\":1,\"n\":\"12\",\"s\":3.5,\"b\":0,"
+              "\"tags\":\"x\",\"r\":2.5}"},
+        {"b", "{\"n\":7,\"s\":true,\"b\":2,\"tags\":[\"y\"],\"r\":-2.5}"},
+    };
+    static const char *out[] = {
+        "{\"n\":12,\"s\":\"3.5\",\"b\":false,\"tags\":[\"x\"],\"r\":3,"
+        "\"label\":\"A\"}",
+        "{\"n\":7,\"s\":\"true\",\"b\":true,\"tags\":[\"y\"],\"r\":-3,"
+        "\"label\":\"none\"}",
+    };
+    for (int i = 0; i < 2; i++)
+        CHECK_OK(bg_box_put(b, in[i][0], 1, 0, in[i][1], strlen(in[i][1])));
+    /* typeId 0 records: the ops of typeId 3 leave them alone. */
+    CHECK_OK(run_plan(every_op, NULL, NULL));
+    CHECK_OK(bg_box_open(s, "things", 0, &b));
+    CHECK(tu_has(b, "a", in[0][1]));
+
+    /* The same records typed 3 are converted and moved to typeId 4. */
+    fresh(0, 0);
+    bg_registry *v1;
+    CHECK_OK(mf_registry("{\"adapters\":[{\"typeId\":3,\"name\":\"User\","
+                         "\"version\":1,\"fields\":[]}]}",
+                         &v1));
+    (void)bg_store_close(s);
+    CHECK_OK(open_store(v1));
+    CHECK_OK(bg_box_open(s, "things", BG_BOX_CREATE, &b));
+    for (int i = 0; i < 2; i++)
+        CHECK_OK(bg_box_put(b, in[i][0], 1, 3, in[i][1], strlen(in[i][1])));
+    bg_migrate_report rep;
+    CHECK_OK(run_plan(every_op, NULL, &rep));
+    CHECK_INT(rep.applied, ==, 1);
+    CHECK_INT(rep.records, ==, 2);
+    CHECK_INT(rep.changed, ==, 2);
+    CHECK_INT(rep.version_after, ==, 2);
+    CHECK_OK(bg_box_open(s, "things", 0, &b));
+    for (int i = 0; i < 2; i++) {
+        uint32_t t;
+        char *v;
+        size_t n;
+        CHECK_OK(bg_box_get(b, in[i][0], 1, &t, &v, &n));
+        CHECK_INT(t, ==, 4);
+        CHECK_STR(v, out[i]);
+        free(v);
+    }
+    /* The schema lock moved with the data: typeId 3 is gone from it. */
+    (void)bg_store_close(s);
+    CHECK_OK(open_store(NULL));
+    CHECK(bg_registry_find(s->types, 4) != NULL);
+    CHECK(bg_registry_find(s->types, 3) == NULL);
+    bg_registry_free(v1);
+}
+
+static void test_migrates_and_records_history(void)
+{
+    fresh(40, 0);
+    bg_migrate_report rep;
+    CHECK_OK(run_plan(MF_PLAN, NULL, &rep));
+    CHECK_INT(rep.version_before, ==, 1);
+    CHECK_INT(rep.version_after, ==, 2);
+    CHECK_INT(rep.records, ==, 40);
+    CHECK_INT(rep.changed, ==, 40);
+    CHECK_STR(rep.migration, "user-email");
+    CHECK_INT(version(), ==, 2);
+    /* The backup holds the old box. */
+    uint8_t *b;
+    size_t n;
+    CHECK_OK(bg_sim_read_file(sim, "s/backups/user-email/users.box", &b, &n));
+    free(b);
+    /* Running the plan again skips what is done. */
+    CHECK_OK(run_plan(MF_PLAN, NULL, &rep));
+    CHECK_INT(rep.skipped, ==, 1);
+    CHECK_INT(rep.applied, ==, 0);
+    bg_migrate_status st;
+    CHECK_OK(bg_migrate_get_status(s, &st));
+    CHECK_INT(st.history, ==, 1);
+    CHECK_STR(st.resolved, "");
+    (void)bg_store_close(s);
+    s = NULL;
+    uint32_t ver;
+    const char *bad = mf_check(sim, 40, &ver);
+    CHECK(bad == NULL);
+    CHECK_INT(ver, ==, 2);
+    /* The code's adapters at version 2 open it. */
+    bg_registry *v2;
+    CHECK_OK(mf_registry(MF_ADAPTERS_V2, &v2));
+    CHECK_OK(open_store(v2));
+    bg_registry_free(v2);
+}
+
+static int saw_failures;
+static void on_failure(void *ctx, const char *mig, const char *box,
+                       const char *key, size_t klen, const char *why)
+{
+    (void)ctx;
+    saw_failures++;
+    CHECK_STR(mig, "user-email");
+    CHECK_STR(box, "users");
+    CHECK_INT(klen, ==, 4);
+    CHECK(!memcmp(key, "bad", 3));
+    CHECK_CONTAINS(why, "email");
+}
+
+/* A record that cannot get the field (email already there as a number):
+ * the dry run names it and nothing changes. */
+static void test_failing_record_changes_nothing(void)
+{
+    fresh(10, 0);
+    bg_box *b;
+    CHECK_OK(bg_box_open(s, "users", 0, &b));
+    const char *v = "{\"id\":99,\"name\":\"x\",\"email\":5}";
+    CHECK_OK(bg_box_put(b, "bad1", 4, 3, v, strlen(v)));
+    (void)bg_store_close(s);
+    size_t len0, len1;
+    char *before = snapshot(&len0);
+    CHECK_OK(open_store(NULL));
+    bg_migrate_opts o = {0};
+    o.on_failure = on_failure;
+    bg_migrate_report rep;
+    saw_failures = 0;
+    o.dry_run = 1;
+    CHECK_INT(run_plan(MF_PLAN, &o, &rep), ==, BG_ESCHEMA);
+    CHECK_INT(saw_failures, ==, 1);
+    CHECK_INT(rep.failed, ==, 1);
+    CHECK_INT(rep.records, ==, 10);
+    o.dry_run = 0;
+    CHECK_INT(run_plan(MF_PLAN, &o, &rep), ==, BG_ESCHEMA);
+    CHECK_INT(saw_failures, ==, 2);
+    CHECK_CONTAINS(bg_store_detail(s), "fail the dry run");
+    CHECK_CONTAINS(bg_store_detail(s), "rolled back");
+    CHECK_INT(version(), ==, 1);
+    (void)bg_store_close(s);
+    s = NULL;
+    /* The boxes and the version are as they were; only the audit box
+     * (the rolled back attempt) and the backup are new. */
+    uint8_t *j;
+    size_t jn;
+    CHECK(bg_sim_read_file(sim, "s/migration.journal", &j, &jn) ==
+          BG_ENOTFOUND);
+    char *after = snapshot(&len1);
+    uint8_t *a0, *a1;
+    size_t n0, n1;
+    CHECK_OK(bg_sim_read_file(sim, "s/users.box", &a0, &n0));
+    CHECK(len1 > len0);
+    CHECK(!memcmp(after, before, n0));
+    CHECK_OK(open_store(NULL));
+    bg_box *audit;
+    CHECK_OK(bg_box_open(s, "audit", 0, &audit));
+    bg_box_stats st;
+    bg_box_stats_of(audit, &st);
+    CHECK_INT(st.records, ==, 1);
+    (void)a1, (void)n1;
+    free(a0);
+    free(before);
+    free(after);
+}
+
+/* The dry run of the whole plan chains the migrations in memory and writes
+ * nothing: no journal, no backup, the version stays. */
+static void test_plan_dry_run_writes_nothing(void)
+{
+    fresh(12, 0);
+    const char *plan =
+        "{\"migrations\":[{\"id\":\"one\",\"from\":1,\"to\":2,\"boxes\":"
+        "[\"users\"],\"ops\":[{\"op\":\"add\",\"type\":3,\"field\":\"email\","
+        "\"default\":\"\"}]},{\"id\":\"two\",\"from\":2,\"to\":3,\"boxes\":"
+        "[\"users\"],\"ops\":[{\"op\":\"retype\",\"type\":3,\"field\":"
+        "\"email\",\"to\":\"array\",\"conversion\":\"wrap\"}]}]}";
+    bg_sim_stats before = bg_sim_get_stats(sim);
+    bg_migrate_opts o = {0};
+    o.dry_run = 1;
+    bg_migrate_report rep;
+    CHECK_OK(run_plan(plan, &o, &rep));
+    CHECK_INT(rep.records, ==, 12);
+    CHECK_INT(rep.changed, ==, 12);
+    CHECK_INT(rep.version_after, ==, 3);
+    CHECK_INT(bg_sim_get_stats(sim).changes, ==, before.changes);
+    CHECK_INT(version(), ==, 1);
+    /* Run for real: two migrations, each journaled and committed. */
+    CHECK_OK(run_plan(plan, NULL, &rep));
+    CHECK_INT(rep.applied, ==, 2);
+    CHECK_INT(version(), ==, 3);
+    bg_box *b;
+    CHECK_OK(bg_box_open(s, "users", 0, &b));
+    CHECK(tu_has(b, "u003", "{\"id\":3,\"name\":\"user 3\",\"email\":[\"\"]}"));
+}
+
+/* A transform that answers differently each time it is asked: the
+ * verification catches it and the migration rolls back. */
+static int calls;
+static bg_err flaky(void *arg, const char *box, const bg_record *in,
+                    uint32_t *type, char **value, size_t *vlen, char *why,
+                    size_t cap)
+{
+    (void)arg, (void)box, (void)why, (void)cap;
+    *type = in->type;
+    char buf[64];
+    snprintf(buf, sizeof buf, "{\"id\":1,\"name\":\"n%d\"}", calls++);
+    *value = strdup(buf);
+    *vlen = strlen(buf);
+    return 0;
+}
+
+static void test_failed_verification_rolls_back(void)
+{
+    fresh(5, 1);
+    const char *boxes[] = {"users"};
+    bg_migration m = {"flaky", NULL, 1, 2, boxes, 1, flaky, NULL, NULL};
+    bg_migrate_report rep;
+    CHECK_INT(bg_migrate_run(s, &m, 1, NULL, &rep), ==, BG_ECORRUPT);
+    CHECK_CONTAINS(bg_store_detail(s), "verification of box 'users' failed");
+    CHECK_CONTAINS(bg_store_detail(s), "rolled back");
+    CHECK_INT(version(), ==, 1);
+    (void)bg_store_close(s);
+    s = NULL;
+    uint32_t ver;
+    CHECK(mf_check(sim, 5, &ver) == NULL);
+    CHECK_INT(ver, ==, 1);
+}
+
+static void test_bad_runs(void)
+{
+    fresh(3, 0);
+    const char *missing[] = {"nope"}, *meta[] = {"meta"};
+    bg_migration m = {"x", NULL, 1, 2, missing, 1, flaky, NULL, NULL};
+    bg_migrate_report rep;
+    CHECK_INT(bg_migrate_run(s, &m, 1, NULL, &rep), ==, BG_EINVALID);
+    CHECK_CONTAINS(bg_store_detail(s), "box 'nope'");
+    m.boxes = meta;
+    CHECK_INT(bg_migrate_run(s, &m, 1, NULL, &rep), ==, BG_EINVALID);
+    CHECK_CONTAINS(bg_store_detail(s), "belongs to the store");
+    m.from = 2, m.to = 3;
+    m.boxes = (const char *[]){"users"};
+    CHECK_INT(bg_migrate_run(s, &m, 1, NULL, &rep), ==, BG_ESCHEMA);
+    CHECK_CONTAINS(bg_store_detail(s), "at schema version 1");
+    m.from = 3;
+    CHECK_INT(bg_migrate_run(s, &m, 1, NULL, &rep), ==, BG_EINVALID);
+    CHECK_INT(bg_migrate_rollback(s, NULL, &rep), ==, BG_ENOTFOUND);
+    (void)bg_store_close(s);
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.read_only = 1;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    m.from = 1, m.to = 2;
+    CHECK_INT(bg_migrate_run(s, &m, 1, NULL, &rep), ==, BG_ESTATE);
+    CHECK_INT(bg_migrate_rollback(s, NULL, &rep), ==, BG_ESTATE);
+}
+
+static void test_rollback(void)
+{
+    fresh(8, 1);
+    CHECK_OK(run_plan(MF_PLAN, NULL, NULL));
+    CHECK_INT(version(), ==, 2);
+    bg_migrate_report rep;
+    CHECK_OK(bg_migrate_rollback(s, NULL, &rep));
+    CHECK_INT(rep.version_before, ==, 2);
+    CHECK_INT(rep.version_after, ==, 1);
+    CHECK_STR(rep.migration, "user-email");
+    CHECK_INT(bg_migrate_rollback(s, NULL, &rep), ==, BG_ENOTFOUND);
+    (void)bg_store_close(s);
+    s = NULL;
+    uint32_t ver;
+    CHECK(mf_check(sim, 8, &ver) == NULL);
+    CHECK_INT(ver, ==, 1);
+
+    /* Writes after the migration are not thrown away silently. */
+    CHECK_OK(open_store(NULL));
+    CHECK_OK(run_plan(MF_PLAN, NULL, NULL));
+    bg_box *b;
+    CHECK_OK(bg_box_open(s, "users", 0, &b));
+    const char *v = "{\"id\":100,\"name\":\"late\",\"email\":\"l@x\"}";
+    CHECK_OK(bg_box_put(b, "late", 4, 3, v, strlen(v)));
+    CHECK_INT(bg_migrate_rollback(s, NULL, &rep), ==, BG_ESTATE);
+    CHECK_CONTAINS(bg_store_detail(s), "written after migration");
+    bg_migrate_opts o = {0};
+    o.force = 1;
+    CHECK_OK(bg_migrate_rollback(s, &o, &rep));
+    CHECK_INT(version(), ==, 1);
+    bg_migrate_status st;
+    CHECK_OK(bg_migrate_get_status(s, &st));
+    CHECK_INT(st.history, ==, 4); /* two commits, two rollbacks */
+}
+
+/* Fail every I/O operation of a migration in turn (EIO, then ENOSPC): the
+ * run reports the error, and the store is then entirely at one version. */
+static void test_io_error_at_every_operation(void)
+{
+    (void)bg_store_close(s);
+    bg_sim_free(sim);
+    bg_sim *counter = bg_sim_new(7);
+    CHECK_OK(mf_setup(counter, 6, 0));
+    uint64_t base = bg_sim_get_stats(counter).ops;
+    sim = counter;
+    CHECK_OK(open_store(NULL));
+    CHECK_OK(run_plan(MF_PLAN, NULL, NULL));
+    (void)bg_store_close(s);
+    uint64_t total = bg_sim_get_stats(counter).ops - base;
+    CHECK(total > 20);
+    unsigned failures = 0, at_new = 0;
+    for (uint64_t n = 1; n <= total; n++) {
+        for (int e = 0; e < 2; e++) {
+            sim = bg_sim_new(7);
+            CHECK_OK(mf_setup(sim, 6, 0));
+            bg_sim_fail_at(sim, bg_sim_get_stats(sim).ops + n,
+                           e ? BG_ENOSPACE : BG_EIO);
+            if (!open_store(NULL)) {
+                failures += run_plan(MF_PLAN, NULL, NULL) != 0;
+                (void)bg_store_close(s);
+            }
+            uint32_t ver;
+            const char *bad = mf_check(sim, 6, &ver);
+            if (bad)
+                fprintf(stderr, "fail at op %llu (%s): %s\n",
+                        (unsigned long long)n, e ? "ENOSPC" : "EIO", bad);
+            CHECK(bad == NULL);
+            at_new += ver == 2;
+            bg_sim_free(sim);
+        }
+    }
+    sim = NULL;
+    s = NULL;
+    bg_sim_free(counter);
+    printf("  %llu operations failed in turn: %u runs failed, %u ended at "
+           "version 2\n",
+           (unsigned long long)total, failures, at_new);
+    CHECK(failures > total);
+}
+
+int main(void)
+{
+    RUN(test_plan_errors);
+    RUN(test_every_op);
+    RUN(test_migrates_and_records_history);
+    RUN(test_failing_record_changes_nothing);
+    RUN(test_plan_dry_run_writes_nothing);
+    RUN(test_failed_verification_rolls_back);
+    RUN(test_bad_runs);
+    RUN(test_rollback);
+    RUN(test_io_error_at_every_operation);
+    (void)bg_store_close(s);
+    bg_sim_free(sim);
+    return CHECK_DONE();
+}
