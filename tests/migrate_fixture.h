@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "simstore.h"
+#include "testutil.h"
 
 #define MF_ADAPTERS_V1                                                         \
     "{\"adapters\":[{\"typeId\":3,\"name\":\"User\",\"version\":1,"            \

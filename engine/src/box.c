@@ -1564,6 +1564,14 @@ out:
     return err;
 }
 
+void bg__box_each_type(const bg_box *b, void (*fn)(void *, uint32_t),
+                       void *arg)
+{
+    for (size_t i = 0; i < b->cap; i++)
+        if (b->slots[i].key)
+            fn(arg, b->slots[i].type);
+}
+
 bg_err bg_box_iterate(bg_box *b, bg_box_iter_fn fn, void *arg)
 {
     return iterate(b, fn, arg, 1);

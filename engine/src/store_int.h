@@ -162,6 +162,9 @@ BG_MUST_CHECK bg_err bg__box_iterate_raw(bg_box *b, bg_box_iter_fn fn,
 BG_MUST_CHECK bg_err bg__box_get_raw(bg_box *b, const void *key, size_t key_len,
                                      uint32_t *type, char **value,
                                      size_t *value_len);
+/* fn(arg, typeId) for every live record of b (from the index). */
+void bg__box_each_type(const bg_box *b, void (*fn)(void *, uint32_t),
+                       void *arg);
 /* bg_box_write_batch without validation: the caller checked every write
  * against the adapters it answers to. */
 BG_MUST_CHECK bg_err bg__box_write_trusted(bg_box *b, const bg_write *w,

@@ -13,6 +13,7 @@
 #include "boxguard/typeids.h"
 #include "boxguard/queue.h"
 #include "boxguard/migrate.h"
+#include "boxguard/export.h"
 #include "boxguard/validate.h"
 
 #define BOXGUARD_VERSION "0.1.0"

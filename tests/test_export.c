@@ -1,0 +1,226 @@
+/*
+ * Export to SQLite: tables and typed columns, a run killed after each of
+ * its commits in turn (a child process that dies there) and resumed with no
+ * row twice or missing, a box that changed between runs, a box that went,
+ * a table that no longer matches its box, and a pending migration.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <sqlite3.h>
+#include <sys/wait.h>
+
+#include "migrate_fixture.h"
+#include "tempdir.h"
+#include "testutil.h"
+
+#define USERS 23
+
+static bg_sim *sim;
+static char dir[512], db[600];
+
+static bg_err open_store(bg_store **s)
+{
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    return bg_store_open("s", &o, s);
+}
+
+static void fresh(void)
+{
+    bg_sim_free(sim);
+    sim = bg_sim_new(3);
+    CHECK_OK(mf_setup(sim, USERS, 0));
+    snprintf(db, sizeof db, "%s/export.db", dir);
+    unlink(db);
+}
+
+static int64_t query(const char *sql)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(h);
+    return v;
+}
+
+static bg_err export(size_t chunk, bg_export_report *rep)
+{
+    bg_store *s;
+    bg_err err = open_store(&s);
+    if (err)
+        return err;
+    bg_export_opts o = {chunk, NULL, NULL};
+    err = bg_export_sqlite(s, db, &o, rep);
+    if (err)
+        fprintf(stderr, "  (%s)\n", bg_store_detail(s));
+    (void)bg_store_close(s);
+    return err;
+}
+
+static void test_tables_and_columns(void)
+{
+    fresh();
+    bg_export_report rep;
+    CHECK_OK(export(5, &rep));
+    CHECK_INT(rep.tables, ==, 2);
+    CHECK_INT(rep.rows, ==, USERS + 1);
+    CHECK_INT(rep.copied, ==, USERS + 1);
+    CHECK_INT(rep.chunks, ==, 5 + 1); /* 23 users in fives, one note */
+    CHECK_INT(query("SELECT COUNT(*) FROM box_users"), ==, USERS);
+    CHECK_INT(query("SELECT COUNT(DISTINCT key) FROM box_users"), ==, USERS);
+    /* Fields of the User adapter are columns, typed. */
+    CHECK_INT(query("SELECT id FROM box_users WHERE key = 'u007'"), ==, 7);
+    CHECK_INT(query("SELECT COUNT(*) FROM box_users WHERE typeof(id) = "
+                    "'integer' AND name = 'user ' || id"),
+              ==, USERS);
+    CHECK_INT(query("SELECT COUNT(*) FROM box_users WHERE json = '{\"id\":3,"
+                    "\"name\":\"user 3\"}'"),
+              ==, 1);
+    CHECK_INT(query("SELECT COUNT(*) FROM box_notes"), ==, 1);
+    CHECK_INT(query("SELECT SUM(done) FROM migration_sync_status"), ==, 2);
+    CHECK_INT(query("SELECT COUNT(*) FROM migration_history WHERE kind = "
+                    "'export-sqlite'"),
+              ==, 1);
+    /* A second run finds everything current. */
+    CHECK_OK(export(5, &rep));
+    CHECK_INT(rep.skipped, ==, 2);
+    CHECK_INT(rep.copied, ==, 0);
+    CHECK_INT(query("SELECT COUNT(*) FROM box_users"), ==, USERS);
+}
+
+static int die_after, commits;
+static void die(void *ctx, const char *box, uint64_t rows)
+{
+    (void)ctx, (void)box, (void)rows;
+    if (++commits == die_after)
+        _exit(0); /* no cleanup: as if killed right after the commit */
+}
+
+/* A run dies after commit k, for every k; the next run completes it. */
+static void test_killed_after_every_commit(void)
+{
+    fresh();
+    bg_export_report rep;
+    CHECK_OK(export(4, &rep));
+    uint64_t total = rep.chunks;
+    for (uint64_t k = 1; k <= total; k++) {
+        unlink(db);
+        pid_t pid = fork();
+        if (pid == 0) {
+            bg_store *s;
+            bg_export_opts o = {4, die, NULL};
+            die_after = (int)k;
+            commits = 0;
+            if (open_store(&s))
+                _exit(2);
+            bg_err err = bg_export_sqlite(s, db, &o, &rep);
+            _exit(err ? 3 : 1); /* should have died */
+        }
+        int st;
+        CHECK(waitpid(pid, &st, 0) == pid);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK_OK(export(4, &rep));
+        CHECK_INT(rep.rows, ==, USERS + 1);
+        CHECK_INT(rep.copied, <, USERS + 1); /* the dead run's commits stay */
+        CHECK_INT(query("SELECT COUNT(*) FROM box_users"), ==, USERS);
+        CHECK_INT(query("SELECT COUNT(DISTINCT seq) FROM box_users"), ==,
+                  USERS);
+        CHECK_INT(query("SELECT MAX(seq) - MIN(seq) + 1 FROM box_users"), ==,
+                  USERS);
+    }
+    printf("  killed after each of %llu commits: every rerun complete\n",
+           (unsigned long long)total);
+}
+
+static void test_changed_and_removed_boxes(void)
+{
+    fresh();
+    bg_export_report rep;
+    CHECK_OK(export(100, &rep));
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(open_store(&s));
+    CHECK_OK(bg_box_open(s, "users", 0, &b));
+    CHECK_OK(bg_box_del(b, "u000", 4));
+    CHECK_OK(bg_box_open(s, "gone", BG_BOX_CREATE, &b));
+    CHECK_OK(tu_put(b, "k", "1"));
+    (void)bg_store_close(s);
+    CHECK_OK(export(100, &rep));
+    CHECK_INT(rep.restarted, ==, 1);
+    CHECK_INT(query("SELECT COUNT(*) FROM box_users"), ==, USERS - 1);
+    CHECK_INT(query("SELECT COUNT(*) FROM box_gone"), ==, 1);
+    /* The box goes: its table goes with it. */
+    const bg_vfs *v = bg_sim_vfs(sim);
+    CHECK_OK(v->unlink(v, "s/gone.box"));
+    CHECK_OK(export(100, &rep));
+    CHECK_INT(query("SELECT COUNT(*) FROM sqlite_master WHERE name = "
+                    "'box_gone'"),
+              ==, 0);
+    CHECK_INT(rep.tables, ==, 2);
+}
+
+static void test_table_that_lost_rows_fails(void)
+{
+    fresh();
+    bg_export_report rep;
+    CHECK_OK(export(100, &rep));
+    sqlite3 *h;
+    CHECK(sqlite3_open(db, &h) == SQLITE_OK);
+    CHECK(sqlite3_exec(h, "DELETE FROM box_users WHERE key = 'u001'", NULL,
+                       NULL, NULL) == SQLITE_OK);
+    sqlite3_close(h);
+    bg_store *s;
+    CHECK_OK(open_store(&s));
+    CHECK_INT(bg_export_sqlite(s, db, NULL, &rep), ==, BG_ECORRUPT);
+    CHECK_CONTAINS(bg_store_detail(s), "count check: table 'box_users'");
+    (void)bg_store_close(s);
+    /* Not a database at all. */
+    FILE *f = fopen(db, "w");
+    CHECK(f != NULL);
+    fputs("this is not an SQLite database, not even close...........", f);
+    fclose(f);
+    CHECK_OK(open_store(&s));
+    CHECK_INT(bg_export_sqlite(s, db, NULL, &rep), ==, BG_ECORRUPT);
+    CHECK_CONTAINS(bg_store_detail(s), "sqlite:");
+    (void)bg_store_close(s);
+}
+
+static void test_pending_migration_refused(void)
+{
+    fresh();
+    CHECK_OK(bg_sim_write_file(sim, "s/migration.journal",
+                               (const uint8_t *)"{}", 2));
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.read_only = 1;
+    bg_store *s;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    bg_export_report rep;
+    CHECK_INT(bg_export_sqlite(s, db, NULL, &rep), ==, BG_ESTATE);
+    CHECK_CONTAINS(bg_store_detail(s), "migration was interrupted");
+    (void)bg_store_close(s);
+    CHECK(access(db, F_OK) != 0);
+}
+
+int main(void)
+{
+    if (tu_tempdir(dir, sizeof dir, "export")) {
+        perror("tempdir");
+        return 1;
+    }
+    RUN(test_tables_and_columns);
+    RUN(test_killed_after_every_commit);
+    RUN(test_changed_and_removed_boxes);
+    RUN(test_table_that_lost_rows_fails);
+    RUN(test_pending_migration_refused);
+    bg_sim_free(sim);
+    unlink(db);
+    char j[700];
+    snprintf(j, sizeof j, "%s/export.db-journal", dir);
+    unlink(j);
+    rmdir(dir);
+    return CHECK_DONE();
+}
