@@ -707,7 +707,14 @@ static bg_err scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
             if ((h.flags & BG__FLAG_BATCH) && !sc->salvage) {
                 BG_TRY(pb_push(sc, pos, h.seq));
             } else {
-                BG_TRY(pb_commit(sc));
+                if (sc->npb) {
+                    BG_TRY(pb_commit(sc));
+                    /* Committing read the batch again: p may point into a
+                     * window that has moved since (a batch over CHUNK). */
+                    p = rd_frame(r, pos, h.seq - 1, &h);
+                    if (!p)
+                        return r->err ? r->err : BG_EIO;
+                }
                 if (sc->apply)
                     BG_TRY(sc->apply(sc->arg, p, &h));
             }
@@ -1564,8 +1571,7 @@ out:
     return err;
 }
 
-void bg__box_each_type(const bg_box *b, void (*fn)(void *, uint32_t),
-                       void *arg)
+void bg__box_each_type(const bg_box *b, void (*fn)(void *, uint32_t), void *arg)
 {
     for (size_t i = 0; i < b->cap; i++)
         if (b->slots[i].key)
