@@ -154,49 +154,51 @@ static void columns(ex *e, bg_box *b)
     }
 }
 
-static bg_err create_table(ex *e)
+/* head, then ", col" for every field column, then ")" and, for an
+ * insert, the placeholders. */
+static char *column_sql(ex *e, const char *head, int insert)
 {
-    size_t cap = 256 + e->ncols * (BG_TYPE_NAME_MAX * 2 + 16);
+    size_t cap = strlen(head) + 64 + e->ncols * (BG_TYPE_NAME_MAX * 2 + 8);
     char *sql = malloc(cap), q[BG_TYPE_NAME_MAX * 2 + 8];
     if (!sql)
-        return BG_ENOMEM;
-    quote(q, sizeof q, e->table);
-    size_t n = (size_t)snprintf(sql, cap,
-                                "DROP TABLE IF EXISTS %s; CREATE TABLE %s("
-                                "key TEXT PRIMARY KEY, type_id INTEGER NOT "
-                                "NULL, seq INTEGER NOT NULL, json TEXT NOT "
-                                "NULL",
-                                q, q);
+        return NULL;
+    size_t n = (size_t)snprintf(sql, cap, "%s", head);
     for (size_t i = 0; i < e->ncols; i++) {
         quote(q, sizeof q, e->cols[i].name);
         n += (size_t)snprintf(sql + n, cap - n, ", %s", q);
     }
-    snprintf(sql + n, cap - n, ")");
-    bg_err err = exec(e, sql);
+    n += (size_t)snprintf(sql + n, cap - n, ")");
+    if (insert) {
+        n += (size_t)snprintf(sql + n, cap - n, " VALUES(?, ?, ?, ?");
+        for (size_t i = 0; i < e->ncols; i++)
+            n += (size_t)snprintf(sql + n, cap - n, ", ?");
+        snprintf(sql + n, cap - n, ")");
+    }
+    return sql;
+}
+
+static bg_err create_table(ex *e)
+{
+    char q[BG_BOX_NAME_MAX * 2 + 16], head[BG_BOX_NAME_MAX * 4 + 192];
+    quote(q, sizeof q, e->table);
+    snprintf(head, sizeof head,
+             "DROP TABLE IF EXISTS %s; CREATE TABLE %s(key TEXT PRIMARY KEY, "
+             "type_id INTEGER NOT NULL, seq INTEGER NOT NULL, json TEXT NOT "
+             "NULL",
+             q, q);
+    char *sql = column_sql(e, head, 0);
+    bg_err err = sql ? exec(e, sql) : BG_ENOMEM;
     free(sql);
     return err;
 }
 
 static bg_err prepare_insert(ex *e)
 {
-    size_t cap = 256 + e->ncols * (BG_TYPE_NAME_MAX * 2 + 16);
-    char *sql = malloc(cap), q[BG_TYPE_NAME_MAX * 2 + 8];
-    if (!sql)
-        return BG_ENOMEM;
+    char q[BG_BOX_NAME_MAX * 2 + 16], head[BG_BOX_NAME_MAX * 2 + 64];
     quote(q, sizeof q, e->table);
-    size_t n = (size_t)snprintf(sql, cap,
-                                "INSERT INTO %s(key, type_id, seq, "
-                                "json",
-                                q);
-    for (size_t i = 0; i < e->ncols; i++) {
-        quote(q, sizeof q, e->cols[i].name);
-        n += (size_t)snprintf(sql + n, cap - n, ", %s", q);
-    }
-    n += (size_t)snprintf(sql + n, cap - n, ") VALUES(?, ?, ?, ?");
-    for (size_t i = 0; i < e->ncols; i++)
-        n += (size_t)snprintf(sql + n, cap - n, ", ?");
-    snprintf(sql + n, cap - n, ")");
-    bg_err err = prepare(e, sql, &e->ins);
+    snprintf(head, sizeof head, "INSERT INTO %s(key, type_id, seq, json", q);
+    char *sql = column_sql(e, head, 1);
+    bg_err err = sql ? prepare(e, sql, &e->ins) : BG_ENOMEM;
     free(sql);
     return err;
 }

@@ -117,7 +117,6 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
 
 bg_err bg__journal_write(bg_store *s, cJSON *doc, const char *phase)
 {
-    const bg_vfs *v = s->vfs;
     cJSON *ph = cJSON_CreateString(phase);
     if (!ph || !cJSON_ReplaceItemInObjectCaseSensitive(doc, "phase", ph)) {
         if (!ph || !cJSON_AddItemToObject(doc, "phase", ph)) {
@@ -129,27 +128,11 @@ bg_err bg__journal_write(bg_store *s, cJSON *doc, const char *phase)
     if (!txt)
         return BG_ENOMEM;
     char path[BG_PATH_MAX], tmp[BG_PATH_MAX];
-    bg_file *f = NULL;
     bg_err err = journal_path(s, path, sizeof path, "");
     if (!err)
         err = journal_path(s, tmp, sizeof tmp, ".tmp");
-    if (!err) {
-        err = v->unlink(v, tmp);
-        if (err == BG_ENOTFOUND)
-            err = 0;
-    }
     if (!err)
-        err = v->open(v, tmp, BG_OPEN_CREATE | BG_OPEN_EXCL, &f);
-    if (!err)
-        err = v->write(v, f, 0, txt, strlen(txt));
-    if (!err)
-        err = v->sync(v, f);
-    if (f)
-        v->close(v, f);
-    if (!err)
-        err = v->rename(v, tmp, path);
-    if (!err)
-        err = v->sync_dir(v, s->dir);
+        err = bg__store_write_file(s, tmp, path, s->dir, txt, strlen(txt), 0);
     cJSON_free(txt);
     if (err)
         return bg__store_fail(s, err, "cannot write %s (phase %s)", BG__JOURNAL,

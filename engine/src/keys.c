@@ -157,26 +157,10 @@ bg_err bg__keys_create(bg_store *s, const bg__key **out)
     if (!k)
         return BG_ENOMEM;
     v->random(v, k, BG__KEY_BYTES);
-    bg_file *f = NULL;
-    err = v->unlink(v, tmp);
-    if (err == BG_ENOTFOUND)
-        err = 0;
-    if (!err)
-        err = v->open(v, tmp, BG_OPEN_CREATE | BG_OPEN_EXCL | BG_OPEN_PRIVATE,
-                      &f);
-    if (!err)
-        err = v->write(v, f, 0, k, BG__KEY_BYTES);
-    if (!err)
-        err = v->sync(v, f);
-    if (f)
-        v->close(v, f);
-    if (!err)
-        err = v->rename(v, tmp, path);
-    if (!err)
-        err = v->sync_dir(v, dir);
+    err = bg__store_write_file(s, tmp, path, dir, k, BG__KEY_BYTES,
+                               BG_OPEN_PRIVATE);
     if (err) {
         sodium_free(k);
-        (void)v->unlink(v, tmp);
         return bg__store_fail(s, err, "cannot write key file '%s'", path);
     }
     BG_TRY(key_insert(s, gen, k));

@@ -30,7 +30,6 @@
 
 #define PENDING_BOX "pending_ops"
 #define FAILED_BOX  "failed_ops"
-#define AUDIT_BOX   "audit"
 #define LOCK_KEY    "queue_lock"
 
 /* 16 bytes per pending op: offsets up to 1 TiB, frames up to 8 MiB (a
@@ -1141,25 +1140,20 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
                                   " ms ago (stale after %" PRId64 " ms)",
                                   old_owner, now - since, q->o.lock_stale_ms);
         /* Stale: take it over, and say so in the audit box. */
-        bg_box *audit;
-        BG_TRY(bg_box_open(q->s, AUDIT_BOX, BG_BOX_CREATE, &audit));
         cJSON *rec = cJSON_CreateObject();
         cJSON_AddStringToObject(rec, "event", "stale_queue_lock_taken");
         cJSON_AddStringToObject(rec, "old_owner", old_owner);
         cJSON_AddNumberToObject(rec, "old_since", (double)since);
         cJSON_AddStringToObject(rec, "new_owner", owner);
         cJSON_AddNumberToObject(rec, "at", (double)now);
-        char *txt = cJSON_PrintUnformatted(rec);
-        cJSON_Delete(rec);
-        if (!txt)
-            return BG_ENOMEM;
+        uint8_t r[4];
+        q->s->vfs->random(q->s->vfs, r, sizeof r);
         char akey[48];
-        bg_box_stats as;
-        bg_box_stats_of(audit, &as);
-        snprintf(akey, sizeof akey, "%016" PRIx64 "-%" PRIu64, (uint64_t)now,
-                 as.next_seq);
-        err = bg_box_put(audit, akey, strlen(akey), 0, txt, strlen(txt));
-        cJSON_free(txt);
+        snprintf(akey, sizeof akey,
+                 "%016" PRIx64 "-%02x%02x%02x%02x-queue-lock", (uint64_t)now,
+                 r[0], r[1], r[2], r[3]);
+        err = rec ? bg__store_audit(q->s, akey, rec) : BG_ENOMEM;
+        cJSON_Delete(rec);
         if (err)
             return err;
         *was_stale = 1;

@@ -509,6 +509,32 @@ bg_err bg_store_list_boxes(bg_store *s, bg_store_box_fn fn, void *arg)
     return 0;
 }
 
+bg_err bg__store_write_file(bg_store *s, const char *tmp, const char *path,
+                            const char *dir, const void *buf, size_t len,
+                            int flags)
+{
+    const bg_vfs *v = s->vfs;
+    bg_file *f = NULL;
+    bg_err err = v->unlink(v, tmp);
+    if (err == BG_ENOTFOUND)
+        err = 0;
+    if (!err)
+        err = v->open(v, tmp, BG_OPEN_CREATE | BG_OPEN_EXCL | flags, &f);
+    if (!err)
+        err = v->write(v, f, 0, buf, len);
+    if (!err)
+        err = v->sync(v, f);
+    if (f)
+        v->close(v, f);
+    if (!err)
+        err = v->rename(v, tmp, path);
+    if (!err)
+        err = v->sync_dir(v, dir);
+    if (err)
+        (void)v->unlink(v, tmp);
+    return err;
+}
+
 bg_err bg__store_copy_file(bg_store *s, const char *from, const char *to)
 {
     const bg_vfs *v = s->vfs;

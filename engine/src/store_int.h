@@ -174,6 +174,14 @@ BG_MUST_CHECK bg_err bg__box_write_trusted(bg_box *b, const bg_write *w,
  * existing directory is fine. */
 BG_MUST_CHECK bg_err bg__store_mkdir(bg_store *s, const char *dir);
 
+/* Write buf to a new file at tmp (extra open flags: BG_OPEN_PRIVATE),
+ * sync it, rename it to path and sync dir: path holds all of buf or what
+ * it held before. Returns the vfs error (tmp removed). */
+BG_MUST_CHECK bg_err bg__store_write_file(bg_store *s, const char *tmp,
+                                          const char *path, const char *dir,
+                                          const void *buf, size_t len,
+                                          int flags);
+
 /* Copy file from to file to (replacing it), synced. */
 BG_MUST_CHECK bg_err bg__store_copy_file(bg_store *s, const char *from,
                                          const char *to);
