@@ -18,7 +18,7 @@
 #define MAXREC 12
 
 typedef struct rec {
-    char key[8];
+    char key[16];
     uint32_t type;
     char value[512];
 } rec;

@@ -189,6 +189,35 @@ static void test_table_that_lost_rows_fails(void)
     (void)bg_store_close(s);
 }
 
+/* The store's migration history and backups come along. */
+static void test_history_and_backups(void)
+{
+    fresh();
+    bg_store *s;
+    bg_plan *p;
+    bg_migrate_report mr;
+    CHECK_OK(bg_plan_parse(MF_PLAN, strlen(MF_PLAN), &p, NULL, 0));
+    CHECK_OK(open_store(&s));
+    CHECK_OK(bg_migrate_run(s, bg_plan_at(p, 0), bg_plan_count(p), NULL, &mr));
+    (void)bg_store_close(s);
+    bg_plan_free(p);
+    bg_export_report rep;
+    CHECK_OK(export(100, &rep));
+    CHECK_INT(query("SELECT COUNT(*) FROM migration_history WHERE kind = "
+                    "'migrate' AND id = 'user-email' AND outcome = "
+                    "'committed' AND from_version = 1 AND to_version = 2 AND "
+                    "records = 23"),
+              ==, 1);
+    CHECK_INT(query("SELECT bytes FROM migration_backups WHERE migration_id "
+                    "= 'user-email' AND box = 'users' AND path = "
+                    "'backups/user-email/users.box'"),
+              >, 1000);
+    /* The audit box is a table too, and the users carry their email. */
+    CHECK_INT(query("SELECT COUNT(*) FROM box_audit"), ==, 1);
+    CHECK_INT(query("SELECT COUNT(*) FROM box_users WHERE email = ''"), ==,
+              USERS);
+}
+
 static void test_pending_migration_refused(void)
 {
     fresh();
@@ -215,6 +244,7 @@ int main(void)
     RUN(test_killed_after_every_commit);
     RUN(test_changed_and_removed_boxes);
     RUN(test_table_that_lost_rows_fails);
+    RUN(test_history_and_backups);
     RUN(test_pending_migration_refused);
     bg_sim_free(sim);
     unlink(db);
