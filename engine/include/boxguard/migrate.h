@@ -62,8 +62,9 @@ typedef struct bg_migration {
     size_t nboxes;
     bg_transform_fn transform;
     void *arg;
-    /* The adapters at version `to` that every migrated record must fit;
-     * NULL: bg_migrate_opts.adapters. */
+    /* The complete adapter set of version `to`: every migrated record
+     * must fit it, and it becomes the schema lock on commit. NULL:
+     * bg_migrate_opts.adapters. */
     const bg_registry *adapters;
 } bg_migration;
 
