@@ -13,7 +13,7 @@
 
 #include "journal_int.h"
 
-static const char *jstr(const cJSON *doc, const char *name)
+const char *bg__json_str(const cJSON *doc, const char *name)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(doc, name);
     return cJSON_IsString(it) ? it->valuestring : NULL;
@@ -32,7 +32,7 @@ static const cJSON *jboxes(const cJSON *doc)
 
 static int is_migrate(const cJSON *doc)
 {
-    return !strcmp(jstr(doc, "kind"), "migrate");
+    return !strcmp(bg__json_str(doc, "kind"), "migrate");
 }
 
 static bg_err journal_path(bg_store *s, char *out, size_t cap, const char *sfx)
@@ -42,18 +42,15 @@ static bg_err journal_path(bg_store *s, char *out, size_t cap, const char *sfx)
     return bg__store_path(s, out, cap, name);
 }
 
-/* The file of box name, or of its staged copy (stage "" for the box). */
-static bg_err box_file(bg_store *s, const char *name, const char *stage,
-                       char *out, size_t cap)
+bg_err bg__journal_box_file(bg_store *s, const char *name, const char *stage,
+                            char *out, size_t cap)
 {
     char file[BG_BOX_NAME_MAX + 16];
     snprintf(file, sizeof file, "%s%s.box", name, stage);
     return bg__store_path(s, out, cap, file);
 }
 
-/* Close any open handle of box name (and of its staged copies): their
- * files are about to be replaced. */
-static bg_err close_box(bg_store *s, const char *name)
+bg_err bg__journal_close_box(bg_store *s, const char *name)
 {
     const char *stages[] = {"", BG__STAGE_MIG, BG__STAGE_RB};
     for (size_t i = 0; i < 3; i++) {
@@ -92,14 +89,15 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
     bg__store_free(s, buf);
     if (err == BG_ENOMEM)
         return err;
-    const char *kind = jstr(d, "kind");
+    const char *kind = bg__json_str(d, "kind");
     const cJSON *boxes = jboxes(d);
     int ok = d && jnum(d, "format") == 1 && kind &&
              (!strcmp(kind, "migrate") || !strcmp(kind, "rollback")) &&
-             jstr(d, "phase") && jstr(d, "id") && jnum(d, "from") >= 1 &&
-             jnum(d, "to") >= 1 && jnum(d, "version") >= 1 &&
-             jnum(d, "started_at") >= 0 && jstr(d, "backup") &&
-             jstr(d, "audit_key") && cJSON_IsArray(boxes);
+             bg__json_str(d, "phase") && bg__json_str(d, "id") &&
+             jnum(d, "from") >= 1 && jnum(d, "to") >= 1 &&
+             jnum(d, "version") >= 1 && jnum(d, "started_at") >= 0 &&
+             bg__json_str(d, "backup") && bg__json_str(d, "audit_key") &&
+             cJSON_IsArray(boxes);
     const cJSON *b;
     cJSON_ArrayForEach(b, boxes) ok =
         ok && cJSON_IsString(b) && !bg__box_check_name(b->valuestring);
@@ -159,7 +157,7 @@ bg_err bg__journal_name(bg_store *s, cJSON *doc)
     char key[160];
     snprintf(key, sizeof key, "%016" PRIx64 "-%02x%02x%02x%02x-%s-%s",
              (uint64_t)jnum(doc, "started_at"), r[0], r[1], r[2], r[3],
-             jstr(doc, "kind"), jstr(doc, "id"));
+             bg__json_str(doc, "kind"), bg__json_str(doc, "id"));
     return cJSON_AddStringToObject(doc, "audit_key", key) ? 0 : BG_ENOMEM;
 }
 
@@ -200,7 +198,7 @@ static bg_err audit(bg_store *s, const cJSON *doc, const char *outcome)
         cJSON_AddItemToArray(after, o);
     }
     if (!err)
-        err = bg__store_audit(s, jstr(doc, "audit_key"), rec);
+        err = bg__store_audit(s, bg__json_str(doc, "audit_key"), rec);
     cJSON_Delete(rec);
     return err;
 }
@@ -208,7 +206,7 @@ static bg_err audit(bg_store *s, const cJSON *doc, const char *outcome)
 bg_err bg__journal_abort(bg_store *s, cJSON *doc, const char *reason)
 {
     const bg_vfs *v = s->vfs;
-    if (strcmp(jstr(doc, "phase"), "rolled_back")) {
+    if (strcmp(bg__json_str(doc, "phase"), "rolled_back")) {
         cJSON_DeleteItemFromObjectCaseSensitive(doc, "reason");
         cJSON_AddStringToObject(doc, "reason", reason);
         BG_TRY(bg__journal_write(s, doc, "rolled_back"));
@@ -217,8 +215,9 @@ bg_err bg__journal_abort(bg_store *s, cJSON *doc, const char *reason)
     cJSON_ArrayForEach(b, jboxes(doc))
     {
         char path[BG_PATH_MAX];
-        BG_TRY(close_box(s, b->valuestring));
-        BG_TRY(box_file(s, b->valuestring, BG__STAGE_MIG, path, sizeof path));
+        BG_TRY(bg__journal_close_box(s, b->valuestring));
+        BG_TRY(bg__journal_box_file(s, b->valuestring, BG__STAGE_MIG, path,
+                                    sizeof path));
         bg_err err = v->unlink(v, path);
         if (err && err != BG_ENOTFOUND)
             return bg__store_fail(s, err, "cannot remove '%s'", path);
@@ -240,12 +239,13 @@ bg_err bg__journal_finish(bg_store *s, cJSON *doc)
         const char *name = b->valuestring;
         const char *stage = migrate ? BG__STAGE_MIG : BG__STAGE_RB;
         char path[BG_PATH_MAX], staged[BG_PATH_MAX];
-        BG_TRY(close_box(s, name));
-        BG_TRY(box_file(s, name, "", path, sizeof path));
-        BG_TRY(box_file(s, name, stage, staged, sizeof staged));
+        BG_TRY(bg__journal_close_box(s, name));
+        BG_TRY(bg__journal_box_file(s, name, "", path, sizeof path));
+        BG_TRY(bg__journal_box_file(s, name, stage, staged, sizeof staged));
         if (!migrate) {
             char backup[BG_PATH_MAX], rel[BG_PATH_MAX];
-            snprintf(rel, sizeof rel, "%s/%s.box", jstr(doc, "backup"), name);
+            snprintf(rel, sizeof rel, "%s/%s.box", bg__json_str(doc, "backup"),
+                     name);
             BG_TRY(bg__store_path(s, backup, sizeof backup, rel));
             BG_TRY(bg__store_copy_file(s, backup, staged));
         }
@@ -290,20 +290,20 @@ bg_err bg__journal_resolve(bg_store *s)
         return 0;
     BG_TRY(err);
     char phase[32];
-    snprintf(phase, sizeof phase, "%s", jstr(doc, "phase"));
+    snprintf(phase, sizeof phase, "%s", bg__json_str(doc, "phase"));
     unsigned from = (unsigned)jnum(doc, "from"), to = (unsigned)jnum(doc, "to");
     if (!is_migrate(doc)) {
         err = bg__journal_finish(s, doc);
         snprintf(s->resolved, sizeof s->resolved,
                  "finished the interrupted rollback of migration '%.64s' "
                  "(schema version %u -> %u)",
-                 jstr(doc, "id"), to, from);
+                 bg__json_str(doc, "id"), to, from);
     } else if (!strcmp(phase, "verified") || !strcmp(phase, "committed")) {
         err = bg__journal_finish(s, doc);
         snprintf(s->resolved, sizeof s->resolved,
                  "finished migration '%.64s' interrupted after phase %s "
                  "(schema version %u -> %u)",
-                 jstr(doc, "id"), phase, from, to);
+                 bg__json_str(doc, "id"), phase, from, to);
     } else {
         char reason[96];
         snprintf(reason, sizeof reason, "interrupted in phase %s", phase);
@@ -311,7 +311,7 @@ bg_err bg__journal_resolve(bg_store *s)
         snprintf(s->resolved, sizeof s->resolved,
                  "rolled back migration '%.64s' interrupted in phase %s "
                  "(schema version stays %u)",
-                 jstr(doc, "id"), phase, from);
+                 bg__json_str(doc, "id"), phase, from);
     }
     cJSON_Delete(doc);
     if (err)

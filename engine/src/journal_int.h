@@ -30,6 +30,19 @@
 #define BG__STAGE_RB    ".rb"
 #define BG__BACKUPS_DIR "backups"
 
+/* The string member name of doc, or NULL. */
+const char *bg__json_str(const cJSON *doc, const char *name);
+
+/* The file of box name, or of its staged copy (stage "" for the box, or
+ * BG__STAGE_MIG, BG__STAGE_RB). */
+BG_MUST_CHECK bg_err bg__journal_box_file(bg_store *s, const char *name,
+                                          const char *stage, char *out,
+                                          size_t cap);
+
+/* Close any open handle of box name and of its staged copies: their files
+ * are about to be replaced. */
+BG_MUST_CHECK bg_err bg__journal_close_box(bg_store *s, const char *name);
+
 /* The journal, parsed. BG_ENOTFOUND when there is none; BG_ECORRUPT when
  * it does not parse or lacks a member. */
 BG_MUST_CHECK bg_err bg__journal_read(bg_store *s, cJSON **doc);

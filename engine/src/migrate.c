@@ -314,12 +314,6 @@ static int64_t jint(const cJSON *obj, const char *name, int64_t lo, int64_t hi)
     return (int64_t)it->valuedouble;
 }
 
-static const char *jstr(const cJSON *obj, const char *name)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
-    return cJSON_IsString(it) ? it->valuestring : NULL;
-}
-
 static int field_name(char *dst, const char *src)
 {
     size_t n = src ? strlen(src) : 0;
@@ -331,7 +325,7 @@ static int field_name(char *dst, const char *src)
 
 static const char *parse_op(const cJSON *o, plan_op *op)
 {
-    const char *kind = jstr(o, "op");
+    const char *kind = bg__json_str(o, "op");
     int64_t type = jint(o, "type", 0, UINT32_MAX);
     if (!kind)
         return "needs \"op\" (rename, add, remove, retype or move)";
@@ -346,11 +340,11 @@ static const char *parse_op(const cJSON *o, plan_op *op)
         op->to_type = (uint32_t)to;
         return NULL;
     }
-    if (field_name(op->field, jstr(o, "field")))
+    if (field_name(op->field, bg__json_str(o, "field")))
         return "needs \"field\": a name of 1..64 bytes";
     if (!strcmp(kind, "rename")) {
         op->kind = OP_RENAME;
-        if (field_name(op->to, jstr(o, "to")))
+        if (field_name(op->to, bg__json_str(o, "to")))
             return "rename needs \"to\": a name of 1..64 bytes";
     } else if (!strcmp(kind, "add")) {
         op->kind = OP_ADD;
@@ -364,7 +358,8 @@ static const char *parse_op(const cJSON *o, plan_op *op)
         op->kind = OP_REMOVE;
     } else if (!strcmp(kind, "retype")) {
         op->kind = OP_RETYPE;
-        const char *to = jstr(o, "to"), *cv = jstr(o, "conversion");
+        const char *to = bg__json_str(o, "to"),
+                   *cv = bg__json_str(o, "conversion");
         if (!to || !cv)
             return "retype needs \"to\" (a JSON type) and \"conversion\"";
         for (size_t i = 0; i < sizeof conversions / sizeof conversions[0];
@@ -388,7 +383,7 @@ static const char *parse_op(const cJSON *o, plan_op *op)
 static const char *parse_migration(const cJSON *o, plan_mig *pm, uint32_t prev,
                                    char *sub, size_t subcap)
 {
-    const char *id = jstr(o, "id");
+    const char *id = bg__json_str(o, "id");
     int64_t from = jint(o, "from", 1, UINT32_MAX);
     int64_t to = jint(o, "to", 1, UINT32_MAX);
     const cJSON *boxes = cJSON_GetObjectItemCaseSensitive(o, "boxes");
@@ -756,13 +751,6 @@ static uint64_t box_records(bg_box *b)
     return st.records;
 }
 
-static bg_err staged_path(bg_store *s, const char *box, char *out, size_t cap)
-{
-    char file[BG_BOX_NAME_MAX + 16];
-    snprintf(file, sizeof file, "%s%s.box", box, BG__STAGE_MIG);
-    return bg__store_path(s, out, cap, file);
-}
-
 static bg_err step_backup(bg_store *s, const bg_migration *m, const char *rel)
 {
     char dir[BG_PATH_MAX];
@@ -809,7 +797,8 @@ static bg_err step_migrate(run_ctx *c)
     for (size_t i = 0; i < m->nboxes; i++) {
         c->box = m->boxes[i];
         char path[BG_PATH_MAX];
-        BG_TRY(staged_path(s, c->box, path, sizeof path));
+        BG_TRY(
+            bg__journal_box_file(s, c->box, BG__STAGE_MIG, path, sizeof path));
         bg_err err = s->vfs->unlink(s->vfs, path);
         if (err && err != BG_ENOTFOUND)
             return bg__store_fail(s, err, "cannot remove '%s'", path);
@@ -911,48 +900,34 @@ static cJSON *journal_new(bg_store *s, const bg_migration *m,
     return d;
 }
 
-static void close_boxes(bg_store *s, const bg_migration *m)
-{
-    for (size_t i = 0; i < m->nboxes; i++) {
-        bg_box *b = bg__store_find_box(s, m->boxes[i]);
-        if (b)
-            (void)bg__box_close(b);
-    }
-}
-
 static bg_err run_one(bg_store *s, const bg_migration *m,
                       const bg_migrate_opts *o, bg_migrate_report *rep)
 {
     const bg_registry *target = target_of(s, m, o);
+    run_ctx c = {.s = s, .m = m, .target = target, .o = o, .rep = rep};
+    /* One open (one scan) per box: it must exist and not be damaged, and
+     * its writes so far are made durable before the backup copies it. */
     for (size_t i = 0; i < m->nboxes; i++) {
-        bg_box_report r;
-        bg_err err = bg_box_verify(s, m->boxes[i], &r);
+        bg_box *b;
+        bg_err err = bg_box_open(s, m->boxes[i], 0, &b);
         if (err == BG_ENOTFOUND)
             return bg__store_fail(s, BG_EINVALID,
                                   "migration '%s' names box '%s', which does "
                                   "not exist",
                                   m->id, m->boxes[i]);
         BG_TRY(err);
-        if (r.status == BG_BOX_CORRUPT)
+        const bg_box_report *r = bg_box_report_of(b);
+        if (r->status == BG_BOX_CORRUPT)
             return bg__store_fail(s, BG_ECORRUPT,
                                   "box '%s' is damaged at offset %" PRIu64
                                   "; recover it before migrating",
-                                  m->boxes[i], r.first_damage);
+                                  m->boxes[i], r->first_damage);
+        BG_TRY(bg_box_sync(b));
+        c.total += box_records(b);
     }
-    close_boxes(s, m);
     cJSON *doc = journal_new(s, m, target);
     if (!doc)
         return BG_ENOMEM;
-    run_ctx c = {.s = s, .m = m, .target = target, .o = o, .rep = rep};
-    for (size_t i = 0; i < m->nboxes; i++) {
-        bg_box *b;
-        bg_err err = bg_box_open(s, m->boxes[i], 0, &b);
-        if (err) {
-            cJSON_Delete(doc);
-            return err;
-        }
-        c.total += box_records(b);
-    }
     snprintf(rep->migration, sizeof rep->migration, "%s", m->id);
     uint64_t records = rep->records, changed = rep->changed;
     bg_err err = bg__journal_write(s, doc, "not_started");
@@ -987,7 +962,6 @@ static bg_err run_one(bg_store *s, const bg_migration *m,
         /* Before the commit point: undo. Keep the first error's detail. */
         char detail[sizeof s->detail];
         snprintf(detail, sizeof detail, "%s", s->detail);
-        close_boxes(s, m);
         if (!bg__journal_abort(s, doc, detail))
             bg__store_fail(s, 0, "%.400s; rolled back", detail);
         else
@@ -1145,7 +1119,7 @@ static int hist_fn(void *arg, const bg_record *r)
 {
     hist_ctx *h = arg;
     cJSON *doc = cJSON_ParseWithLength(r->value, r->value_len);
-    const char *ev = jstr(doc, "event");
+    const char *ev = bg__json_str(doc, "event");
     int mine = ev && !strcmp(ev, "migration");
     cJSON_Delete(doc);
     if (!mine)
@@ -1193,18 +1167,20 @@ static int undo_fn(void *arg, const char *key, const char *json, size_t len)
 {
     undo_ctx *u = arg;
     cJSON *doc = cJSON_ParseWithLength(json, len);
-    const char *kind = jstr(doc, "kind"), *outcome = jstr(doc, "outcome");
+    const char *kind = bg__json_str(doc, "kind"),
+               *outcome = bg__json_str(doc, "outcome");
     if (kind && outcome && !strcmp(kind, "migrate") &&
         !strcmp(outcome, "committed")) {
         cJSON_AddStringToObject(doc, "audit_key", key);
         cJSON_AddItemToArray(u->stack, doc);
         return 0;
     }
-    const char *undid = jstr(doc, "rolls_back");
+    const char *undid = bg__json_str(doc, "rolls_back");
     if (kind && outcome && undid && !strcmp(kind, "rollback") &&
         !strcmp(outcome, "restored")) {
         for (int i = cJSON_GetArraySize(u->stack) - 1; i >= 0; i--) {
-            const char *k = jstr(cJSON_GetArrayItem(u->stack, i), "audit_key");
+            const char *k =
+                bg__json_str(cJSON_GetArrayItem(u->stack, i), "audit_key");
             if (k && !strcmp(k, undid)) {
                 cJSON_DeleteItemFromArray(u->stack, i);
                 break;
@@ -1218,7 +1194,7 @@ static int undo_fn(void *arg, const char *key, const char *json, size_t len)
 static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
                              int force)
 {
-    const char *id = jstr(top, "id");
+    const char *id = bg__json_str(top, "id");
     if (ver != (uint32_t)cJSON_GetObjectItem(top, "to")->valuedouble)
         return bg__store_fail(s, BG_ESTATE,
                               "the store is at schema version %u, not at the "
@@ -1227,9 +1203,10 @@ static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
     const cJSON *b;
     cJSON_ArrayForEach(b, cJSON_GetObjectItem(top, "boxes"))
     {
-        const char *name = jstr(b, "name");
+        const char *name = bg__json_str(b, "name");
         char rel[BG_PATH_MAX], path[BG_PATH_MAX];
-        snprintf(rel, sizeof rel, "%s/%s.box", jstr(top, "backup"), name);
+        snprintf(rel, sizeof rel, "%s/%s.box", bg__json_str(top, "backup"),
+                 name);
         BG_TRY(bg__store_path(s, path, sizeof path, rel));
         if (s->vfs->stat(s->vfs, path, NULL))
             return bg__store_fail(s, BG_ECORRUPT,
@@ -1287,7 +1264,8 @@ bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
     cJSON *boxes = cJSON_AddArrayToObject(doc, "boxes");
     const cJSON *b;
     cJSON_ArrayForEach(b, cJSON_GetObjectItem(top, "boxes"))
-        cJSON_AddItemToArray(boxes, cJSON_CreateString(jstr(b, "name")));
+        cJSON_AddItemToArray(boxes,
+                             cJSON_CreateString(bg__json_str(b, "name")));
     const cJSON *old = cJSON_GetObjectItemCaseSensitive(top, "old_lock");
     if (old)
         cJSON_AddItemToObject(doc, "lock", cJSON_Duplicate(old, 1));
@@ -1296,19 +1274,14 @@ bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
     cJSON_AddNumberToObject(doc, "version",
                             cJSON_GetObjectItem(top, "from")->valuedouble);
     cJSON_AddNumberToObject(doc, "started_at", (double)bg__store_now_ms(s));
-    cJSON_AddStringToObject(doc, "rolls_back", jstr(top, "audit_key"));
+    cJSON_AddStringToObject(doc, "rolls_back", bg__json_str(top, "audit_key"));
     cJSON_AddStringToObject(doc, "reason", "rollback requested");
     err = bg__journal_name(s, doc);
     if (err)
         goto out;
-    snprintf(rep->migration, sizeof rep->migration, "%s", jstr(top, "id"));
+    snprintf(rep->migration, sizeof rep->migration, "%s",
+             bg__json_str(top, "id"));
     rep->version_before = ver;
-    cJSON_ArrayForEach(b, boxes)
-    {
-        bg_box *box = bg__store_find_box(s, b->valuestring);
-        if (box)
-            (void)bg__box_close(box);
-    }
     err = bg__journal_write(s, doc, "rolling_back");
     if (!err)
         err = bg__journal_finish(s, doc);
