@@ -948,6 +948,15 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
     return err;
 }
 
+/* A record of failed_ops: its key is an op id and its value an envelope.
+ * Returns 0 with both (env_clear *en), or -1 for anything else. */
+static int failed_op(const bg_record *r, env *en, uint64_t *id)
+{
+    if (key_id(r->key, r->key_len, id))
+        return -1;
+    return env_parse(r->value, r->value_len, en) ? -1 : 0;
+}
+
 typedef struct find_failed_ctx {
     const char *idem;
     uint64_t id;
@@ -960,12 +969,14 @@ static int find_failed(void *arg, const bg_record *r)
 {
     find_failed_ctx *c = arg;
     env en;
-    if (env_parse(r->value, r->value_len, &en))
+    uint64_t id;
+    if (failed_op(r, &en, &id))
         return 0;
     int hit = !strcmp(en.idem, c->idem);
     env_clear(&en);
-    if (!hit || key_id(r->key, r->key_len, &c->id))
+    if (!hit)
         return 0;
+    c->id = id;
     c->value = malloc(r->value_len + 1);
     if (!c->value) {
         c->nomem = 1;
@@ -1015,8 +1026,7 @@ static int purge_one(void *arg, const bg_record *r)
     purge_ctx *c = arg;
     env en;
     uint64_t id;
-    if (env_parse(r->value, r->value_len, &en) ||
-        key_id(r->key, r->key_len, &id))
+    if (failed_op(r, &en, &id))
         return 0;
     int old = en.failed_at && en.failed_at < c->cutoff;
     env_clear(&en);
@@ -1061,8 +1071,7 @@ static int list_one(void *arg, const bg_record *r)
     list_ctx *c = arg;
     env en;
     uint64_t id;
-    if (key_id(r->key, r->key_len, &id) ||
-        env_parse(r->value, r->value_len, &en))
+    if (failed_op(r, &en, &id))
         return 0;
     bg_queue_op op;
     c->err = fill_op(c->q, &en, id, en.lane, &op);
