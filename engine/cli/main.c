@@ -725,6 +725,20 @@ static int begin_boxes(const args *a, int writable, session *ss, names *ns)
     return err ? report(ss->s, err, "cannot list boxes") : EXIT_OK;
 }
 
+/* End what begin_boxes began: print the JSON array of the answers (or
+ * drop it after an error), close the store, and when all went well return
+ * found (the exit code of what was found, 0 for nothing). */
+static int end_boxes(session *ss, names *ns, cJSON *arr, int rc, int found)
+{
+    if (arr && rc == EXIT_OK)
+        print_json(arr);
+    else
+        cJSON_Delete(arr);
+    free_names(ns);
+    rc = end(ss, rc);
+    return rc == EXIT_OK ? found : rc;
+}
+
 static const char *status_name(bg_box_status st)
 {
     return st == BG_BOX_CLEAN  ? "clean"
@@ -825,15 +839,7 @@ static int cmd_verify_or_recover(const args *a, int fix)
         else
             print_report(ns.v[i], &r, fix);
     }
-    if (arr && rc == EXIT_OK)
-        print_json(arr);
-    else
-        cJSON_Delete(arr);
-    free_names(&ns);
-    rc = end(&ss, rc);
-    if (rc == EXIT_OK && damaged && !fix)
-        rc = EXIT_NEGATIVE;
-    return rc;
+    return end_boxes(&ss, &ns, arr, rc, damaged && !fix ? EXIT_NEGATIVE : 0);
 }
 
 static int cmd_compact(const args *a)
@@ -894,15 +900,7 @@ static int cmd_stats(const args *a)
                    status_name(r->status));
         }
     }
-    if (arr && rc == EXIT_OK)
-        print_json(arr);
-    else
-        cJSON_Delete(arr);
-    free_names(&ns);
-    rc = end(&ss, rc);
-    if (rc == EXIT_OK && damaged)
-        rc = EXIT_DAMAGED;
-    return rc;
+    return end_boxes(&ss, &ns, arr, rc, damaged ? EXIT_DAMAGED : 0);
 }
 
 /* ---- arguments -------------------------------------------------------- */
