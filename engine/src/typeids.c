@@ -519,7 +519,10 @@ static void scan_dart(bg_tid *t, const char *file, const toks *ts,
             uint32_t tid = 0;
             int have = 0;
             const tok *aname = NULL;
-            for (size_t k = i + 3; k + 2 <= end; k++) {
+            /* The value must stand before the closing parenthesis; in a
+             * file being edited the annotation may not be closed at all
+             * (end == ts->n), and then no token lies past the last. */
+            for (size_t k = i + 3; k + 2 < end; k++) {
                 if (ID(k, "typeId") && P(k + 1, ":"))
                     have = !num_value(&ts->v[k + 2], &tid);
                 if (ID(k, "adapterName") && P(k + 1, ":") &&
@@ -606,6 +609,29 @@ static void scan_dart(bg_tid *t, const char *file, const toks *ts,
 
 /* ---- hive_ce schema YAML ------------------------------------------------- */
 
+/* A decimal value within uint32 in p[0, n) (the rest of a line, which is
+ * not NUL-terminated: the file's last line ends where the buffer does),
+ * spaces around it and a trailing comment allowed. */
+static int yaml_uint(const char *p, size_t n, uint32_t *out)
+{
+    size_t i = 0;
+    while (i < n && p[i] == ' ')
+        i++;
+    uint64_t v = 0;
+    size_t digits = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++, digits++) {
+        v = v * 10 + (uint64_t)(p[i] - '0');
+        if (v > UINT32_MAX)
+            return -1;
+    }
+    while (i < n && p[i] == ' ')
+        i++;
+    if (!digits || (i < n && p[i] != '#'))
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
 static void scan_yaml(bg_tid *t, const char *file, const char *s, size_t len)
 {
     unsigned line = 0;
@@ -626,24 +652,27 @@ static void scan_yaml(bg_tid *t, const char *file, const char *s, size_t len)
         if (n && p[0] != '#') {
             if (ind == 0) {
                 in_types = n == 6 && !memcmp(p, "types:", 6);
-                if (n > 11 && !memcmp(p, "nextTypeId:", 11) && t->nyaml < 16) {
+                uint32_t next;
+                if (n > 11 && !memcmp(p, "nextTypeId:", 11) && t->nyaml < 16 &&
+                    !yaml_uint(p + 11, n - 11, &next)) {
                     t->yaml_next[t->nyaml].file = dup_s(t, file);
                     t->yaml_next[t->nyaml].line = line;
-                    t->yaml_next[t->nyaml].next =
-                        (uint32_t)strtoul(p + 11, NULL, 10);
+                    t->yaml_next[t->nyaml].next = next;
                     t->nyaml++;
                 }
             } else if (in_types && ind == 2 && p[n - 1] == ':') {
                 snprintf(cur, sizeof cur, "%.*s", (int)(n - 1), p);
             } else if (in_types && ind == 4 && cur[0] && n > 7 &&
                        !memcmp(p, "typeId:", 7)) {
-                char *end;
-                unsigned long v = strtoul(p + 7, &end, 10);
+                uint32_t v;
                 char adapter[160];
                 snprintf(adapter, sizeof adapter, "%sAdapter", cur);
-                if (v <= UINT32_MAX)
-                    add_decl(t, NS_HIVE, D_YAML, (uint32_t)v, cur, strlen(cur),
-                             adapter, file, line, 0);
+                if (!yaml_uint(p + 7, n - 7, &v))
+                    add_decl(t, NS_HIVE, D_YAML, v, cur, strlen(cur), adapter,
+                             file, line, 0);
+                else
+                    add_finding(t, "parse", file, line,
+                                "typeId in the hive_ce schema is not a number");
             }
         }
         i = e + 1;

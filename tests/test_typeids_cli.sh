@@ -3,9 +3,9 @@
 # registerAdapter, hive_adapters.g.yaml), C and JSON manifests; collisions
 # with both locations, ranges, unregistered and undeclared adapters, stale
 # generated code, the lock file, the policy file, and the output formats.
-# usage: test_typeids.sh path/to/boxguard
+# usage: test_typeids_cli.sh path/to/boxguard
 set -u
-BG=${1:?usage: test_typeids.sh path/to/boxguard}
+BG=${1:?usage: test_typeids_cli.sh path/to/boxguard}
 source "$(dirname "$0")/lib.sh"
 
 # A clean Dart app: annotations, generated adapters, registrations.

@@ -1,0 +1,196 @@
+/* The typeId scanner on single texts: comment and string forms, files cut
+ * off mid-edit, and text that is not NUL-terminated. The CLI and whole
+ * trees are tests/test_typeids_cli.sh. */
+#include "check.h"
+
+/* Scan text (of len bytes) as path; the declarations and registrations
+ * found, and every finding as "code:line;" in order. */
+typedef struct scan_out {
+    size_t decls, regs;
+    char findings[1024];
+    char lock[2048];
+} scan_out;
+
+static bg_err scan(const char *path, const char *text, size_t len,
+                   scan_out *o)
+{
+    bg_tid *t = bg_tid_new();
+    if (!t)
+        return BG_ENOMEM;
+    bg_err err = bg_tid_scan_text(t, path, text, len);
+    const bg_tid_finding *f;
+    size_t n = bg_tid_check(t, &f);
+    bg_tid_counts(t, &o->decls, &o->regs);
+    o->findings[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t at = strlen(o->findings);
+        snprintf(o->findings + at, sizeof o->findings - at, "%s:%u;",
+                 f[i].code, f[i].line);
+    }
+    char *lock = bg_tid_lock_json(t);
+    snprintf(o->lock, sizeof o->lock, "%s", lock ? lock : "");
+    free(lock);
+    bg_tid_free(t);
+    return err;
+}
+
+static bg_err scan_s(const char *path, const char *text, scan_out *o)
+{
+    return scan(path, text, strlen(text), o);
+}
+
+#define DART_CLASS                                                             \
+    "@HiveType(typeId: 1)\nclass User {}\n"                                    \
+    "void main() { Hive.registerAdapter(UserAdapter()); }\n"
+
+static void test_dart_baseline_one_declared_and_registered(void)
+{
+    scan_out o;
+    CHECK_OK(scan_s("lib/a.dart", DART_CLASS, &o));
+    CHECK_INT(o.decls, ==, 1);
+    CHECK_INT(o.regs, ==, 1);
+    CHECK_STR(o.findings, "");
+}
+
+static void test_dart_line_comment_annotation_ignored(void)
+{
+    scan_out o;
+    CHECK_OK(scan_s("lib/a.dart", "// @HiveType(typeId: 1)\n" DART_CLASS, &o));
+    CHECK_INT(o.decls, ==, 1);
+    CHECK_STR(o.findings, "");
+}
+
+static void test_dart_doc_comment_annotation_ignored(void)
+{
+    scan_out o;
+    CHECK_OK(scan_s("lib/a.dart",
+                    "/// Was @HiveType(typeId: 1) once.\n"
+                    "/** @HiveType(typeId: 1) */\n" DART_CLASS,
+                    &o));
+    CHECK_INT(o.decls, ==, 1);
+    CHECK_STR(o.findings, "");
+}
+
+static void test_dart_block_comment_on_one_line_ignored(void)
+{
+    scan_out o;
+    CHECK_OK(scan_s("lib/a.dart",
+                    "/* @HiveType(typeId: 1) class Old {} */ " DART_CLASS, &o));
+    CHECK_INT(o.decls, ==, 1);
+    CHECK_STR(o.findings, "");
+}
+
+static void test_dart_block_comment_over_lines_ignored_and_lines_kept(void)
+{
+    scan_out o;
+    /* The commented-out class shares the typeId: were it read, it would be
+     * a collision; the line of the real declaration must still be 5. */
+    CHECK_OK(scan_s("lib/a.dart",
+                    "/*\n@HiveType(typeId: 1)\nclass Old {}\n*/\n"
+                    "@HiveType(typeId: 1)\nclass User {}\n"
+                    "@HiveType(typeId: 1)\nclass Dup {}\n",
+                    &o));
+    CHECK_INT(o.decls, ==, 2);
+    CHECK_STR(o.findings, "unregistered:5;collision:7;unregistered:7;");
+}
+
+static void test_dart_commented_out_registration_ignored(void)
+{
+    scan_out o;
+    CHECK_OK(scan_s("lib/a.dart",
+                    "@HiveType(typeId: 1)\nclass User {}\n"
+                    "// Hive.registerAdapter(UserAdapter());\n"
+                    "/* Hive.registerAdapter(UserAdapter()); */\n",
+                    &o));
+    CHECK_INT(o.regs, ==, 0);
+    CHECK_CONTAINS(o.findings, "unregistered:1;");
+}
+
+static void test_dart_annotation_inside_strings_ignored(void)
+{
+    scan_out o;
+    CHECK_OK(scan_s("lib/a.dart",
+                    "var a = '@HiveType(typeId: 1) class X {}';\n"
+                    "var b = \"@HiveType(typeId: 1) class Y {}\";\n"
+                    "var c = '''\n@HiveType(typeId: 1)\nclass Z {}\n''';\n"
+                    "var d = 'Hive.registerAdapter(ZAdapter())';\n" DART_CLASS,
+                    &o));
+    CHECK_INT(o.decls, ==, 1);
+    CHECK_INT(o.regs, ==, 1);
+    CHECK_STR(o.findings, "");
+}
+
+static void test_c_comments_ignored(void)
+{
+    scan_out o;
+    CHECK_OK(scan_s("src/a.c",
+                    "// static const bg_adapter old = {7, \"Old\"};\n"
+                    "/* static const bg_adapter older = {7, \"Older\"}; */\n"
+                    "static const bg_adapter note = {7, \"Note\"};\n"
+                    "void f(bg_registry *r) { (void)bg_registry_add(r, "
+                    "&note); }\n",
+                    &o));
+    CHECK_INT(o.decls, ==, 1);
+    CHECK_INT(o.regs, ==, 1);
+    CHECK_STR(o.findings, "");
+}
+
+/* A file being edited ends inside an unclosed annotation. The token array
+ * is made exactly full (256 tokens) so that a read past its last token is
+ * a heap overflow under ASan. */
+static void test_dart_unclosed_annotation_at_end_of_file(void)
+{
+    char text[1024] = "";
+    for (int i = 0; i < 251; i++)
+        strcat(text, "x ");
+    strcat(text, "@HiveType(typeId:");
+    scan_out o;
+    CHECK_OK(scan_s("lib/a.dart", text, &o));
+    CHECK_INT(o.decls, ==, 0);
+    CHECK_OK(scan_s("lib/a.dart", "@HiveType(typeId: 3", &o));
+    CHECK_INT(o.decls, ==, 0);
+}
+
+/* The scanner reads only len bytes: digits just past the end of the text
+ * are not part of the number. */
+static void test_yaml_numbers_end_at_the_buffer(void)
+{
+    const char *yaml = "types:\n  Note:\n    typeId: 7" "00";
+    scan_out o;
+    CHECK_OK(scan("lib/hive/hive_adapters.g.yaml", yaml, strlen(yaml) - 2, &o));
+    CHECK_INT(o.decls, ==, 1);
+    CHECK_CONTAINS(o.lock, "\"typeId\": 7,");
+
+    /* nextTypeId must be above every typeId: 1 is not (a finding), 19
+     * would be. */
+    const char *next = "types:\n  Note:\n    typeId: 5\nnextTypeId: 1" "9";
+    CHECK_OK(scan("lib/hive/hive_adapters.g.yaml", next, strlen(next) - 1, &o));
+    CHECK_CONTAINS(o.findings, "collision:4;");
+    CHECK_OK(scan_s("lib/hive/hive_adapters.g.yaml", next, &o));
+    CHECK(!strstr(o.findings, "collision"));
+}
+
+static void test_yaml_typeid_not_a_number_is_a_parse_finding(void)
+{
+    scan_out o;
+    CHECK_OK(scan_s("lib/hive/hive_adapters.g.yaml",
+                    "types:\n  Note:\n    typeId: seven\n", &o));
+    CHECK_INT(o.decls, ==, 0);
+    CHECK_CONTAINS(o.findings, "parse:3;");
+}
+
+int main(void)
+{
+    RUN(test_dart_baseline_one_declared_and_registered);
+    RUN(test_dart_line_comment_annotation_ignored);
+    RUN(test_dart_doc_comment_annotation_ignored);
+    RUN(test_dart_block_comment_on_one_line_ignored);
+    RUN(test_dart_block_comment_over_lines_ignored_and_lines_kept);
+    RUN(test_dart_commented_out_registration_ignored);
+    RUN(test_dart_annotation_inside_strings_ignored);
+    RUN(test_c_comments_ignored);
+    RUN(test_dart_unclosed_annotation_at_end_of_file);
+    RUN(test_yaml_numbers_end_at_the_buffer);
+    RUN(test_yaml_typeid_not_a_number_is_a_parse_finding);
+    return CHECK_DONE();
+}
