@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include "boxfile.h"
+#include "migrate_fixture.h"
 #include <xxhash.h>
 
 static bg_err open_sealed(bg_sim *sim, bg_store **s, bg_box **b,
@@ -450,6 +451,226 @@ static void test_key_file_is_private(void)
     CHECK(system(cmd) == 0);
 }
 
+/* A sealed box's frame edited in one header field that the additional data
+ * binds (kind at byte 8, typeId at 12), checksum refitted: damage. */
+static void edit_field_is_damage(uint64_t seed, int del_frame, size_t at,
+                                 uint8_t value)
+{
+    bg_sim *sim = bg_sim_new(seed);
+    make_two_boxes(sim);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
+    if (del_frame)
+        CHECK_OK(bg_box_del(b, "k2", 2));
+    CHECK_OK(bg_store_close(s));
+    uint8_t *f;
+    size_t n;
+    uint64_t offs[64];
+    size_t nf = box_frames(sim, "s/a.box", &f, &n, offs);
+    CHECK_INT(nf, ==, del_frame ? 4 : 3);
+    uint64_t at_frame = del_frame ? offs[3] : offs[0];
+    CHECK(f[at_frame + at] != value);
+    f[at_frame + at] = value;
+    refit(f + at_frame, at_frame);
+    CHECK_OK(bg_sim_write_file(sim, "s/a.box", f, n));
+    free(f);
+    CHECK(expect_damage(sim, "a", "k3"));
+    bg_sim_free(sim);
+}
+
+static void test_edited_kind_is_damage(void)
+{
+    /* A delete turned into a put of an empty value. */
+    edit_field_is_damage(21, 1, 8, BG__KIND_PUT);
+}
+
+static void test_edited_typeid_is_damage(void)
+{
+    edit_field_is_damage(22, 0, 12, 7);
+}
+
+/* An older frame of the same key appended again under a later sequence
+ * (rolling a record back to an earlier value): damage, and the key keeps
+ * its newest value. */
+static void test_old_frame_replayed_in_same_box(void)
+{
+    bg_sim *sim = bg_sim_new(23);
+    make_two_boxes(sim);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
+    CHECK_OK(tu_put(b, "k1", "{\"v\":\"new\"}"));
+    CHECK_OK(bg_store_close(s));
+    uint8_t *f;
+    size_t n;
+    uint64_t offs[64];
+    CHECK_INT(box_frames(sim, "s/a.box", &f, &n, offs), ==, 4);
+    uint32_t l = tu_flen(f, offs[0]);
+    uint8_t *g = with_frame(f, n, f + offs[0], l, 5);
+    CHECK_OK(bg_sim_write_file(sim, "s/a.box", g, n + l));
+    CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
+    CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CORRUPT);
+    CHECK_INT(bg_box_report_of(b)->auth_failures, ==, 1);
+    CHECK(tu_has(b, "k1", "{\"v\":\"new\"}"));
+    CHECK_OK(bg_store_close(s));
+    free(f);
+    free(g);
+    bg_sim_free(sim);
+}
+
+/* Two whole frames exchanged (each moved to the other's offset, offsets
+ * refitted): the sequence order breaks, so it is damage, never a swap of
+ * values. */
+static void test_frames_moved_to_other_offsets(void)
+{
+    bg_sim *sim = bg_sim_new(24);
+    make_two_boxes(sim);
+    uint8_t *f;
+    size_t n;
+    uint64_t offs[64];
+    CHECK_INT(box_frames(sim, "s/a.box", &f, &n, offs), ==, 3);
+    uint32_t l = tu_flen(f, offs[0]);
+    CHECK_INT(tu_flen(f, offs[1]), ==, l);
+    uint8_t tmp[512];
+    memcpy(tmp, f + offs[0], l);
+    memcpy(f + offs[0], f + offs[1], l);
+    memcpy(f + offs[1], tmp, l);
+    refit(f + offs[0], offs[0]);
+    refit(f + offs[1], offs[1]);
+    CHECK_OK(bg_sim_write_file(sim, "s/a.box", f, n));
+    free(f);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "a", 0, &s, &b));
+    CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CORRUPT);
+    CHECK(!tu_has(b, "k1", "{\"v\":\"two\"}"));
+    CHECK(!tu_has(b, "k2", "{\"v\":\"one\"}"));
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
+/* Every nonce the store has sealed under one key, collected from every box
+ * file after each step: a nonce may appear again only as the same frame
+ * (same box id and sequence, as compaction copies it). */
+typedef struct nonce_seen {
+    uint32_t key_id;
+    uint8_t nonce[24];
+    uint8_t box_id[16];
+    uint64_t seq;
+} nonce_seen;
+
+typedef struct nonces {
+    nonce_seen *v;
+    size_t n, cap, frames;
+    int reused;
+} nonces;
+
+static void collect_nonces(bg_sim *sim, const char *path, nonces *ns)
+{
+    uint8_t *f;
+    size_t n;
+    if (bg_sim_read_file(sim, path, &f, &n))
+        return;
+    uint32_t key_id = (uint32_t)f[12] | (uint32_t)f[13] << 8 |
+                      (uint32_t)f[14] << 16 | (uint32_t)f[15] << 24;
+    uint64_t pos = BG__BOX_HDR_SIZE;
+    while (key_id && pos + BG__FRAME_OVERHEAD <= n) {
+        uint32_t flen = tu_flen(f, pos);
+        uint16_t klen = (uint16_t)(f[pos + 10] | f[pos + 11] << 8);
+        uint64_t seq = 0;
+        for (int i = 7; i >= 0; i--)
+            seq = seq << 8 | f[pos + 16 + i];
+        const uint8_t *nonce = f + pos + BG__FRAME_HDR + klen;
+        int again = 0;
+        for (size_t i = 0; i < ns->n; i++) {
+            nonce_seen *o = &ns->v[i];
+            if (o->key_id != key_id || memcmp(o->nonce, nonce, 24))
+                continue;
+            if (memcmp(o->box_id, f + 16, 16) || o->seq != seq)
+                ns->reused++;
+            again = 1;
+        }
+        if (!again) {
+            if (ns->n == ns->cap)
+                ns->v = realloc(ns->v,
+                                (ns->cap = ns->cap * 2 + 64) * sizeof *ns->v);
+            nonce_seen *e = &ns->v[ns->n++];
+            e->key_id = key_id;
+            memcpy(e->nonce, nonce, 24);
+            memcpy(e->box_id, f + 16, 16);
+            e->seq = seq;
+        }
+        ns->frames++;
+        pos += flen;
+    }
+    free(f);
+}
+
+static void collect_all(bg_sim *sim, nonces *ns)
+{
+    collect_nonces(sim, "s/a.box", ns);
+    collect_nonces(sim, "s/b.box", ns);
+    collect_nonces(sim, "s/users.box", ns);
+}
+
+static void test_nonces_unique_under_each_key(void)
+{
+    bg_sim *sim = bg_sim_new(25);
+    nonces ns = {0};
+    CHECK_OK(mf_setup(sim, 8, 1));
+    collect_all(sim, &ns);
+    bg_store *s;
+    bg_box *a, *b;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "a", BG_BOX_CREATE | BG_BOX_ENCRYPT, &a));
+    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE | BG_BOX_ENCRYPT, &b));
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 12; i++) {
+            char k[8], v[32];
+            snprintf(k, sizeof k, "k%d", i % 5);
+            snprintf(v, sizeof v, "{\"r\":%d,\"i\":%d}", round, i);
+            CHECK_OK(tu_put(a, k, v));
+            CHECK_OK(tu_put(b, k, v));
+            if (i % 4 == 3)
+                CHECK_OK(bg_box_del(b, k, strlen(k)));
+            collect_all(sim, &ns);
+        }
+        CHECK_OK(bg_box_compact(a));
+        collect_all(sim, &ns);
+        if (round % 2) {
+            bg_rekey_report rep;
+            CHECK_OK(bg_store_rekey(s, &rep));
+            collect_all(sim, &ns);
+            /* A rekey resealed the boxes; their handles are new. */
+            CHECK_OK(bg_box_open(s, "a", 0, &a));
+            CHECK_OK(bg_box_open(s, "b", 0, &b));
+        }
+    }
+    CHECK_OK(bg_store_close(s));
+    /* A migration rewrites every user under the current key. */
+    bg_registry *r;
+    CHECK_OK(mf_registry(MF_ADAPTERS_V1, &r));
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.registry = r;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    bg_plan *plan;
+    char why[256];
+    CHECK_OK(bg_plan_parse(MF_PLAN, strlen(MF_PLAN), &plan, why, sizeof why));
+    bg_migrate_report mrep;
+    CHECK_OK(bg_migrate_run(s, bg_plan_at(plan, 0), bg_plan_count(plan), NULL,
+                            &mrep));
+    CHECK_INT(mrep.applied, ==, 1);
+    bg_plan_free(plan);
+    CHECK_OK(bg_store_close(s));
+    bg_registry_free(r);
+    collect_all(sim, &ns);
+    CHECK_INT(ns.frames, >, 300);
+    CHECK_INT(ns.reused, ==, 0);
+    free(ns.v);
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_sealed_round_trip);
@@ -458,6 +679,11 @@ int main(void)
     RUN(test_swapped_frames_are_damage);
     RUN(test_frame_replayed_into_another_box);
     RUN(test_old_frame_fails_after_compaction);
+    RUN(test_edited_kind_is_damage);
+    RUN(test_edited_typeid_is_damage);
+    RUN(test_old_frame_replayed_in_same_box);
+    RUN(test_frames_moved_to_other_offsets);
+    RUN(test_nonces_unique_under_each_key);
     RUN(test_rekey);
     RUN(test_key_file_is_private);
     return CHECK_DONE();

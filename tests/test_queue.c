@@ -279,6 +279,183 @@ static void test_compaction(void)
     bg_sim_free(sim);
 }
 
+/* The processing lock is stale at exactly lock_stale_ms (2 minutes), not a
+ * millisecond before. */
+static void test_lock_staleness_at_its_edge(void)
+{
+    bg_sim *sim = bg_sim_new(7);
+    bg_store *s;
+    bg_queue *q;
+    int64_t saved = tu_now;
+    int stale;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(bg_queue_lock(q, "worker-1", &stale));
+    tu_now = saved + 2 * 60 * 1000 - 1;
+    CHECK_ERR(bg_queue_lock(q, "worker-2", &stale), BG_ELOCKED);
+    CHECK_INT(stale, ==, 0);
+    tu_now = saved + 2 * 60 * 1000;
+    CHECK_OK(bg_queue_lock(q, "worker-2", &stale));
+    CHECK_INT(stale, ==, 1);
+    tu_now = saved;
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+/* A lease is held until lease_ms has passed: at until - 1 the op is not
+ * handed out; at until it is, with the same id. */
+static void test_lease_expiry_at_its_edge(void)
+{
+    bg_sim *sim = bg_sim_new(8);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a, b;
+    int64_t saved = tu_now;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "b", &b));
+    bg_queue_op op;
+    CHECK_OK(bg_queue_lease(q, &op));
+    CHECK_INT(op.id, ==, a);
+    bg_queue_op_clear(&op);
+    tu_now = saved + 60 * 1000 - 1;
+    CHECK_OK(bg_queue_lease(q, &op)); /* a is held: b comes next */
+    CHECK_INT(op.id, ==, b);
+    bg_queue_op_clear(&op);
+    tu_now = saved + 60 * 1000;
+    CHECK_OK(bg_queue_lease(q, &op)); /* a's lease ran out this very ms */
+    CHECK_INT(op.id, ==, a);
+    bg_queue_op_clear(&op);
+    tu_now = saved;
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+/* A nack below the limit ends the lease: the op is handed out again at
+ * once, with the attempt counted; at exactly max_attempts it moves to
+ * failed_ops. */
+static void test_attempt_limit_at_its_edge(void)
+{
+    bg_sim *sim = bg_sim_new(9);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a;
+    int failed = -1;
+    CHECK_OK(qopen(sim, &s, &q)); /* max_attempts 3 */
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    bg_queue_op op;
+    for (uint32_t i = 0; i < 2; i++) {
+        CHECK_OK(bg_queue_lease(q, &op));
+        CHECK_INT(op.id, ==, a);
+        CHECK_INT(op.attempts, ==, i);
+        bg_queue_op_clear(&op);
+        CHECK_OK(bg_queue_nack(q, a, "HTTP 503", &failed));
+        CHECK_INT(failed, ==, 0);
+    }
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.leased, ==, 0);
+    CHECK_OK(bg_queue_lease(q, &op));
+    CHECK_INT(op.attempts, ==, 2);
+    CHECK_STR(op.last_error, "HTTP 503");
+    bg_queue_op_clear(&op);
+    CHECK_OK(bg_queue_nack(q, a, "HTTP 503", &failed));
+    CHECK_INT(failed, ==, 1);
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.pending[0], ==, 0);
+    CHECK_INT(st.failed, ==, 1);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+/* Retention: an op that failed exactly retention_ms ago stays; one
+ * millisecond later it is purged. */
+static void test_retention_at_its_edge(void)
+{
+    bg_sim *sim = bg_sim_new(10);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a;
+    int failed;
+    int64_t saved = tu_now;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(bg_queue_nack(q, a, "gone", &failed));
+    CHECK_INT(failed, ==, 1);
+    uint64_t purged;
+    tu_now = saved + 30LL * 24 * 3600 * 1000;
+    CHECK_OK(bg_queue_purge(q, &purged));
+    CHECK_INT(purged, ==, 0);
+    tu_now += 1;
+    CHECK_OK(bg_queue_purge(q, &purged));
+    CHECK_INT(purged, ==, 1);
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.failed, ==, 0);
+    tu_now = saved;
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+/* Compaction on ack starts at the first ack after which the box is over
+ * 1 MiB and over three times its live ops, and not one ack earlier:
+ * every op has the same frame length, so the test predicts each ack. */
+static void test_compaction_trigger_at_its_edge(void)
+{
+    bg_sim *sim = bg_sim_new(11);
+    bg_store *s;
+    bg_queue *q;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_OFF, &s));
+    bg_queue_opts o;
+    bg_queue_opts_init(&o);
+    CHECK_OK(bg_queue_open(s, &o, &q));
+    bg_box *pb;
+    CHECK_OK(bg_box_open(s, "pending_ops", 0, &pb));
+    enum { N = 1400 };
+    uint64_t ids[N], before, put_len = 0;
+    char idem[16], body[1024];
+    bg_box_stats bs;
+    for (int i = 0; i < N; i++) {
+        snprintf(idem, sizeof idem, "op-%05d", i);
+        snprintf(body, sizeof body, "{\"i\":%05d,\"pad\":\"%0900d\"}", i, 0);
+        bg_box_stats_of(pb, &bs);
+        before = bs.file_bytes;
+        CHECK_OK(bg_queue_enqueue(q, BG_LANE_NORMAL, idem, body, strlen(body),
+                                  &ids[i]));
+        bg_box_stats_of(pb, &bs);
+        if (i && bs.file_bytes - before != put_len)
+            CHECK_INT(bs.file_bytes - before, ==, put_len);
+        put_len = bs.file_bytes - before;
+    }
+    uint64_t del_len = 0;
+    int compactions = 0, near = 0;
+    for (int i = 0; i < N; i++) {
+        bg_box_stats_of(pb, &bs);
+        before = bs.file_bytes;
+        uint64_t live_after = (uint64_t)(N - i - 1) * put_len;
+        CHECK_OK(bg_queue_ack(q, ids[i]));
+        bg_box_stats_of(pb, &bs);
+        int compacted = bs.file_bytes < before;
+        if (!del_len) {
+            CHECK(!compacted);
+            del_len = bs.file_bytes - before;
+            continue;
+        }
+        uint64_t end_after = before + del_len;
+        int want = end_after > (1u << 20) && end_after > 3 * live_after;
+        near += end_after > (1u << 20) && end_after > 3 * live_after - put_len;
+        if (compacted != want)
+            fprintf(stderr, "ack %d: end %" PRIu64 " live %" PRIu64 "\n", i,
+                    end_after, live_after);
+        CHECK_INT(compacted, ==, want);
+        compactions += compacted;
+    }
+    CHECK_INT(compactions, ==, 1);
+    CHECK_INT(near, >=, 1);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_fifo_lanes_and_idempotency);
@@ -287,5 +464,10 @@ int main(void)
     RUN(test_processing_lock);
     RUN(test_refusals);
     RUN(test_compaction);
+    RUN(test_lock_staleness_at_its_edge);
+    RUN(test_lease_expiry_at_its_edge);
+    RUN(test_attempt_limit_at_its_edge);
+    RUN(test_retention_at_its_edge);
+    RUN(test_compaction_trigger_at_its_edge);
     return CHECK_DONE();
 }

@@ -113,6 +113,130 @@ static void test_keys(void)
               BG_EINVALID);
 }
 
+/* UTF-8 at every edge (RFC 3629): the first and last code point of each
+ * encoded length, the code points around the surrogates and the last one
+ * are accepted; overlong forms of each length's first code point minus one,
+ * surrogates, anything past U+10FFFF, stray continuation bytes and
+ * sequences cut short are refused, in a JSON string and in a key. */
+typedef struct utf8_case {
+    const char *bytes;
+    int ok;
+    const char *what;
+} utf8_case;
+
+static const utf8_case utf8_edges[] = {
+    {"\x01", 1, "U+0001"},
+    {"\x7f", 1, "U+007F, last of 1 byte"},
+    {"\xc2\x80", 1, "U+0080, first of 2 bytes"},
+    {"\xdf\xbf", 1, "U+07FF, last of 2 bytes"},
+    {"\xe0\xa0\x80", 1, "U+0800, first of 3 bytes"},
+    {"\xed\x9f\xbf", 1, "U+D7FF, before the surrogates"},
+    {"\xee\x80\x80", 1, "U+E000, after the surrogates"},
+    {"\xef\xbf\xbf", 1, "U+FFFF, last of 3 bytes"},
+    {"\xf0\x90\x80\x80", 1, "U+10000, first of 4 bytes"},
+    {"\xf4\x8f\xbf\xbf", 1, "U+10FFFF, the last code point"},
+    {"\xc0\x80", 0, "overlong U+0000 in 2 bytes"},
+    {"\xc1\xbf", 0, "overlong U+007F in 2 bytes"},
+    {"\xe0\x80\x80", 0, "overlong U+0000 in 3 bytes"},
+    {"\xe0\x9f\xbf", 0, "overlong U+07FF in 3 bytes"},
+    {"\xf0\x80\x80\x80", 0, "overlong U+0000 in 4 bytes"},
+    {"\xf0\x8f\xbf\xbf", 0, "overlong U+FFFF in 4 bytes"},
+    {"\xed\xa0\x80", 0, "U+D800, first surrogate"},
+    {"\xed\xbf\xbf", 0, "U+DFFF, last surrogate"},
+    {"\xf4\x90\x80\x80", 0, "U+110000, past the last code point"},
+    {"\xf5\x80\x80\x80", 0, "lead byte F5"},
+    {"\xff", 0, "byte FF"},
+    {"\x80", 0, "a lone continuation byte"},
+    {"\xbf", 0, "the last continuation byte alone"},
+    {"\xc3", 0, "2-byte sequence cut after its lead"},
+    {"\xe2\x82", 0, "3-byte sequence cut after 2"},
+    {"\xf0\x9f\x98", 0, "4-byte sequence cut after 3"},
+    {"\xc3\x28", 0, "a lead byte followed by ASCII"},
+    {"\xf8\x88\x80\x80\x80", 0, "5-byte form"},
+};
+
+static void test_utf8_every_edge_in_records(void)
+{
+    char why[160], doc[32];
+    for (size_t i = 0; i < sizeof utf8_edges / sizeof *utf8_edges; i++) {
+        const utf8_case *c = &utf8_edges[i];
+        snprintf(doc, sizeof doc, "[\"%s\"]", c->bytes);
+        bg_err err = val(doc, why);
+        if ((err == 0) != c->ok)
+            fprintf(stderr, "record with %s: %s\n", c->what, bg_err_name(err));
+        CHECK_INT(err == 0, ==, c->ok);
+        if (!c->ok)
+            CHECK_CONTAINS(why, "invalid UTF-8 at byte 2");
+    }
+}
+
+static void test_utf8_every_edge_in_keys(void)
+{
+    char why[160], key[16];
+    for (size_t i = 0; i < sizeof utf8_edges / sizeof *utf8_edges; i++) {
+        const utf8_case *c = &utf8_edges[i];
+        size_t n = (size_t)snprintf(key, sizeof key, "k%s", c->bytes);
+        bg_err err = bg_record_check_key(key, n, why, sizeof why);
+        if ((err == 0) != c->ok)
+            fprintf(stderr, "key with %s: %s\n", c->what, bg_err_name(err));
+        CHECK_INT(err == 0, ==, c->ok);
+        if (!c->ok)
+            CHECK_CONTAINS(why, "UTF-8 at byte 1");
+    }
+}
+
+/* A key's last character cut short, with the byte that would complete it
+ * lying just past the key's length: the check reads only len bytes. */
+static void test_utf8_key_cut_at_its_length(void)
+{
+    char why[160];
+    CHECK_ERR(bg_record_check_key("k\xc3\xa9", 2, why, sizeof why),
+              BG_EINVALID);
+    CHECK_ERR(bg_record_check_key("k\xe2\x82\xac", 3, why, sizeof why),
+              BG_EINVALID);
+    CHECK_ERR(bg_record_check_key("k\xf0\x9f\x98\x80", 4, why, sizeof why),
+              BG_EINVALID);
+    CHECK_OK(bg_record_check_key("k\xf0\x9f\x98\x80", 5, why, sizeof why));
+}
+
+/* The size bound at N and N + 1 bytes, with a value that is valid JSON at
+ * both lengths. */
+static void test_size_bound_at_its_edge(void)
+{
+    size_t n = BG_RECORD_MAX_BYTES;
+    char *s = malloc(n + 1);
+    memset(s, ' ', n + 1);
+    s[0] = '1';
+    char why[160];
+    CHECK_OK(bg_record_validate(s, n, why, sizeof why));
+    CHECK_ERR(bg_record_validate(s, n + 1, why, sizeof why), BG_EINVALID);
+    CHECK_CONTAINS(why, "larger than 4194304 bytes");
+    free(s);
+}
+
+/* Duplicate member names wherever they sort: first pair, last pair, and
+ * in a nested object. */
+static void test_duplicate_names_in_every_position(void)
+{
+    char why[160];
+    CHECK_ERR(val("{\"a\":1,\"a\":2,\"b\":3}", why), BG_EINVALID);
+    CHECK_CONTAINS(why, "\"a\"");
+    CHECK_ERR(val("{\"a\":1,\"z\":2,\"z\":3}", why), BG_EINVALID);
+    CHECK_CONTAINS(why, "\"z\"");
+    CHECK_ERR(val("{\"x\":{\"q\":1,\"q\":1}}", why), BG_EINVALID);
+    CHECK_OK(val("{\"a\":1,\"b\":2,\"c\":3}", why));
+}
+
+/* Only JSON whitespace may follow the value. */
+static void test_trailing_bytes(void)
+{
+    char why[160];
+    CHECK_OK(val("{} \t\r\n", why));
+    CHECK_ERR(val("{} x", why), BG_EINVALID);
+    CHECK_CONTAINS(why, "trailing data after the JSON value at byte 3");
+    CHECK_ERR(val("1 2", why), BG_EINVALID);
+}
+
 int main(void)
 {
     RUN(test_accepts_json_values);
@@ -120,5 +244,11 @@ int main(void)
     RUN(test_every_prefix_of_an_object_is_refused);
     RUN(test_depth_and_size_bounds);
     RUN(test_keys);
+    RUN(test_utf8_every_edge_in_records);
+    RUN(test_utf8_every_edge_in_keys);
+    RUN(test_utf8_key_cut_at_its_length);
+    RUN(test_size_bound_at_its_edge);
+    RUN(test_duplicate_names_in_every_position);
+    RUN(test_trailing_bytes);
     return CHECK_DONE();
 }

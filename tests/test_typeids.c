@@ -11,8 +11,7 @@ typedef struct scan_out {
     char lock[2048];
 } scan_out;
 
-static bg_err scan(const char *path, const char *text, size_t len,
-                   scan_out *o)
+static bg_err scan(const char *path, const char *text, size_t len, scan_out *o)
 {
     bg_tid *t = bg_tid_new();
     if (!t)
@@ -24,8 +23,8 @@ static bg_err scan(const char *path, const char *text, size_t len,
     o->findings[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         size_t at = strlen(o->findings);
-        snprintf(o->findings + at, sizeof o->findings - at, "%s:%u;",
-                 f[i].code, f[i].line);
+        snprintf(o->findings + at, sizeof o->findings - at, "%s:%u;", f[i].code,
+                 f[i].line);
     }
     char *lock = bg_tid_lock_json(t);
     snprintf(o->lock, sizeof o->lock, "%s", lock ? lock : "");
@@ -155,7 +154,8 @@ static void test_dart_unclosed_annotation_at_end_of_file(void)
  * are not part of the number. */
 static void test_yaml_numbers_end_at_the_buffer(void)
 {
-    const char *yaml = "types:\n  Note:\n    typeId: 7" "00";
+    const char *yaml = "types:\n  Note:\n    typeId: 7"
+                       "00";
     scan_out o;
     CHECK_OK(scan("lib/hive/hive_adapters.g.yaml", yaml, strlen(yaml) - 2, &o));
     CHECK_INT(o.decls, ==, 1);
@@ -163,7 +163,8 @@ static void test_yaml_numbers_end_at_the_buffer(void)
 
     /* nextTypeId must be above every typeId: 1 is not (a finding), 19
      * would be. */
-    const char *next = "types:\n  Note:\n    typeId: 5\nnextTypeId: 1" "9";
+    const char *next = "types:\n  Note:\n    typeId: 5\nnextTypeId: 1"
+                       "9";
     CHECK_OK(scan("lib/hive/hive_adapters.g.yaml", next, strlen(next) - 1, &o));
     CHECK_CONTAINS(o.findings, "collision:4;");
     CHECK_OK(scan_s("lib/hive/hive_adapters.g.yaml", next, &o));
