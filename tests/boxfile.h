@@ -7,6 +7,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "boxguard/boxguard.h"
 
 #include "box_int.h"
 
@@ -29,6 +34,43 @@ static inline size_t tu_frames(const uint8_t *f, size_t len, uint64_t *offs,
         pos += tu_flen(f, pos);
     }
     return n;
+}
+
+/* After a repair (a writable open that cut a torn tail, a recover, a
+ * compaction) the box file of box in store dir must be exact: verify calls
+ * it clean, it ends where its last frame ends, and a further writable open
+ * and close changes no byte. NULL, or what is wrong. */
+static inline const char *tu_repaired_exactly(bg_sim *sim,
+                                              const bg_store_opts *o,
+                                              const char *dir, const char *box)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s.box", dir, box);
+    uint8_t *a = NULL, *b = NULL;
+    size_t na, nb;
+    const char *bad = NULL;
+    bg_store *s = NULL;
+    bg_box *bx;
+    bg_box_report rep;
+    if (bg_sim_read_file(sim, path, &a, &na))
+        return "the box file cannot be read";
+    if (bg_store_open(dir, o, &s) || bg_box_verify(s, box, &rep))
+        bad = "the store or box does not open for verify";
+    else if (rep.status != BG_BOX_CLEAN)
+        bad = "verify does not call the repaired box clean";
+    else if (rep.valid_end != na || rep.file_size != na)
+        bad = "the repaired file does not end where its last frame ends";
+    else if (bg_box_open(s, box, 0, &bx))
+        bad = "the repaired box does not open";
+    if (s && bg_store_close(s) && !bad)
+        bad = "the store does not close";
+    if (!bad && bg_sim_read_file(sim, path, &b, &nb))
+        bad = "the box file cannot be read again";
+    else if (!bad && (nb != na || memcmp(a, b, na)))
+        bad = "a second open of the repaired box changed its bytes";
+    free(a);
+    free(b);
+    return bad;
 }
 
 #endif

@@ -423,6 +423,163 @@ static void test_group_and_off_durability(void)
     bg_sim_free(sim);
 }
 
+/* The exact bytes a repair leaves: a writable open cuts a torn tail at the
+ * end of the last whole frame (not a byte more), a recover keeps exactly
+ * the frames that verify, a compaction exactly the live ones; each file
+ * verifies clean, ends with its last frame, and is left byte for byte as
+ * it is by a further open or recover. */
+static void test_repairs_leave_exact_bytes(void)
+{
+    bg_sim *sim = bg_sim_new(31);
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    uint8_t *f, *g;
+    size_t len, glen;
+    uint64_t offs[32];
+    CHECK_OK(fill_read(sim, 10, &f, &len));
+    CHECK_INT(tu_frames(f, len, offs, 32), ==, 10);
+    /* Torn: the last frame cut in half; a writable open cuts it off. */
+    CHECK_OK(bg_sim_write_file(sim, "s/b.box", f, len - 20));
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "b", 0, &s, &b));
+    CHECK_INT(bg_box_report_of(b)->cut, ==, offs[9]);
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &g, &glen));
+    CHECK_INT(glen, ==, offs[9]);
+    CHECK(!memcmp(g, f, glen));
+    free(g);
+    const char *bad = tu_repaired_exactly(sim, &o, "s", "b");
+    if (bad)
+        fprintf(stderr, "after the cut: %s\n", bad);
+    CHECK(!bad);
+
+    /* Damage: frame 4's value flipped; recover keeps the other 8. */
+    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &g, &glen));
+    g[offs[4] + 60] ^= 0x04;
+    CHECK_OK(bg_sim_write_file(sim, "s/b.box", g, glen));
+    free(g);
+    bg_box_report rep;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_recover(s, "b", &rep));
+    CHECK_INT(rep.status, ==, BG_BOX_CORRUPT);
+    CHECK_OK(bg_store_close(s));
+    uint64_t kept = BG__BOX_HDR_SIZE;
+    for (int i = 0; i < 9; i++)
+        kept += i == 4 ? 0 : tu_flen(f, offs[i]);
+    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &g, &glen));
+    CHECK_INT(glen, ==, kept);
+    free(g);
+    bad = tu_repaired_exactly(sim, &o, "s", "b");
+    if (bad)
+        fprintf(stderr, "after recover: %s\n", bad);
+    CHECK(!bad);
+    uint8_t *h;
+    size_t hlen;
+    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &g, &glen));
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_recover(s, "b", &rep)); /* a second recover */
+    CHECK_INT(rep.status, ==, BG_BOX_CLEAN);
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &h, &hlen));
+    CHECK_INT(hlen, ==, glen);
+    CHECK(!memcmp(g, h, glen));
+    free(g);
+    free(h);
+
+    /* Compaction: exactly the header and the live frames. */
+    CHECK_OK(tu_open_box(sim, "b", 0, &s, &b));
+    CHECK_OK(tu_put(b, key(0), val(30)));
+    CHECK_OK(bg_box_del(b, key(1), strlen(key(1))));
+    CHECK_OK(bg_box_compact(b));
+    bg_box_stats st;
+    bg_box_stats_of(b, &st);
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &g, &glen));
+    CHECK_INT(glen, ==, st.file_bytes);
+    CHECK_INT(tu_frames(g, glen, offs, 32), ==, 7);
+    free(g);
+    bad = tu_repaired_exactly(sim, &o, "s", "b");
+    if (bad)
+        fprintf(stderr, "after compaction: %s\n", bad);
+    CHECK(!bad);
+    free(f);
+    bg_sim_free(sim);
+}
+
+/* A compaction whose newest frame was a delete drops it; the sequence
+ * must not go back after a reopen (the header's floor keeps it). */
+static void test_compaction_keeps_the_sequence_floor(void)
+{
+    bg_sim *sim = bg_sim_new(32);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "b", BG_BOX_CREATE, &s, &b));
+    for (int i = 0; i < 6; i++)
+        CHECK_OK(tu_put(b, key(i), val(i)));
+    CHECK_OK(bg_box_del(b, key(5), strlen(key(5))));
+    CHECK_OK(bg_box_del(b, key(4), strlen(key(4))));
+    bg_box_stats before, after;
+    bg_box_stats_of(b, &before);
+    CHECK_INT(before.next_seq, ==, 9);
+    CHECK_OK(bg_box_compact(b));
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(tu_open_box(sim, "b", 0, &s, &b));
+    bg_box_stats_of(b, &after);
+    CHECK_INT(after.next_seq, ==, before.next_seq);
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
+/* The store's own boxes refuse writes through the public API; their bytes
+ * stay as they were. */
+static void test_reserved_box_refuses_user_writes(void)
+{
+    bg_sim *sim = bg_sim_new(33);
+    bg_store *s;
+    bg_box *m;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "meta", BG_BOX_CREATE, &m));
+    uint64_t changes = bg_sim_get_stats(sim).changes;
+    CHECK_ERR(tu_put(m, "schema_version", "9"), BG_EINVALID);
+    CHECK_CONTAINS(bg_store_detail(s), "reserved for the store itself");
+    CHECK_ERR(bg_box_del(m, "schema_version", 14), BG_EINVALID);
+    CHECK_CONTAINS(bg_store_detail(s), "reserved for the store itself");
+    bg_write w = {0, "x", 1, 0, "1", 1};
+    CHECK_ERR(bg_box_write_batch(m, &w, 1), BG_EINVALID);
+    CHECK_INT(bg_sim_get_stats(sim).changes, ==, changes);
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
+/* GROUP: when the sync that closes a group fails, the earlier writes of
+ * the group are unsure, so the box stops taking writes until reopened. */
+static void test_failed_group_sync_stops_the_box(void)
+{
+    bg_sim *sim = bg_sim_new(34);
+    bg_store *s;
+    bg_box *b;
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_GROUP);
+    o.group_size = 4;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(tu_put(b, key(i), val(i)));
+    /* The fourth put writes its frame, then syncs the group. */
+    uint64_t ops = bg_sim_get_stats(sim).ops;
+    bg_sim_fail_at(sim, ops + 2, BG_EIO);
+    CHECK_ERR(tu_put(b, key(3), val(3)), BG_EIO);
+    bg_sim_fail_at(sim, 0, 0);
+    CHECK_ERR(tu_put(b, key(4), val(4)), BG_ESTATE);
+    CHECK_CONTAINS(bg_store_detail(s), "stopped after an I/O error");
+    (void)bg_store_close(s);
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK(!tu_has(b, key(3), val(3)));
+    CHECK_OK(tu_put(b, key(4), val(4)));
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
 static void test_allocation_failures(void)
 {
     /* Fail every allocation of a workload in turn: each run either succeeds
@@ -497,6 +654,10 @@ int main(void)
     RUN(test_header_damage_salvages_frames);
     RUN(test_compact_keeps_live_records);
     RUN(test_group_and_off_durability);
+    RUN(test_repairs_leave_exact_bytes);
+    RUN(test_compaction_keeps_the_sequence_floor);
+    RUN(test_reserved_box_refuses_user_writes);
+    RUN(test_failed_group_sync_stops_the_box);
     RUN(test_allocation_failures);
     RUN(test_store_lists_boxes);
     return CHECK_DONE();
