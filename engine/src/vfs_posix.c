@@ -17,10 +17,45 @@
 #include <unistd.h>
 
 #include "boxguard/vfs.h"
+#include "vfs_posix_int.h"
 
 struct bg_file {
     int fd;
 };
+
+static ssize_t libc_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
+{
+    (void)ctx;
+    return pread(fd, buf, len, off);
+}
+
+static ssize_t libc_pwrite(void *ctx, int fd, const void *buf, size_t len,
+                           off_t off)
+{
+    (void)ctx;
+    return pwrite(fd, buf, len, off);
+}
+
+static int libc_fdatasync(void *ctx, int fd)
+{
+    (void)ctx;
+    return fdatasync(fd);
+}
+
+static int libc_ftruncate(void *ctx, int fd, off_t size)
+{
+    (void)ctx;
+    return ftruncate(fd, size);
+}
+
+const bg__posix_sys bg__posix_libc = {libc_pread, libc_pwrite, libc_fdatasync,
+                                      libc_ftruncate, NULL};
+
+/* The syscalls of vfs: the seam's table when a test set one. */
+static const bg__posix_sys *sys(const bg_vfs *vfs)
+{
+    return vfs->ctx ? (const bg__posix_sys *)vfs->ctx : &bg__posix_libc;
+}
 
 static bg_err posix_errno(int e)
 {
@@ -86,11 +121,11 @@ static void posix_close(const bg_vfs *vfs, bg_file *f)
 static bg_err posix_read(const bg_vfs *vfs, bg_file *f, uint64_t off, void *buf,
                          size_t len, size_t *got)
 {
-    (void)vfs;
+    const bg__posix_sys *y = sys(vfs);
     size_t done = 0;
     while (done < len) {
-        ssize_t n =
-            pread(f->fd, (char *)buf + done, len - done, (off_t)(off + done));
+        ssize_t n = y->pread(y->ctx, f->fd, (char *)buf + done, len - done,
+                             (off_t)(off + done));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -107,16 +142,20 @@ static bg_err posix_read(const bg_vfs *vfs, bg_file *f, uint64_t off, void *buf,
 static bg_err posix_write(const bg_vfs *vfs, bg_file *f, uint64_t off,
                           const void *buf, size_t len)
 {
-    (void)vfs;
+    const bg__posix_sys *y = sys(vfs);
     size_t done = 0;
     while (done < len) {
-        ssize_t n = pwrite(f->fd, (const char *)buf + done, len - done,
-                           (off_t)(off + done));
+        /* A short write (a signal, a full disk) writes the rest again;
+         * ENOSPC then ends the loop with the error. */
+        ssize_t n = y->pwrite(y->ctx, f->fd, (const char *)buf + done,
+                              len - done, (off_t)(off + done));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return posix_errno(errno);
         }
+        if (n == 0)
+            return BG_EIO; /* no progress: never spin */
         done += (size_t)n;
     }
     return 0;
@@ -124,18 +163,19 @@ static bg_err posix_write(const bg_vfs *vfs, bg_file *f, uint64_t off,
 
 static bg_err posix_sync(const bg_vfs *vfs, bg_file *f)
 {
-    (void)vfs;
-    /* A failed fdatasync is never retried by the caller as if nothing
-     * happened: the page cache may have dropped the dirty pages. */
-    if (fdatasync(f->fd) != 0)
+    const bg__posix_sys *y = sys(vfs);
+    /* A failed fdatasync is never retried as if nothing happened: the page
+     * cache may have dropped the dirty pages, and a second call would
+     * report success for data that never reached the disk. */
+    if (y->fdatasync(y->ctx, f->fd) != 0)
         return posix_errno(errno);
     return 0;
 }
 
 static bg_err posix_truncate(const bg_vfs *vfs, bg_file *f, uint64_t size)
 {
-    (void)vfs;
-    if (ftruncate(f->fd, (off_t)size) != 0)
+    const bg__posix_sys *y = sys(vfs);
+    if (y->ftruncate(y->ctx, f->fd, (off_t)size) != 0)
         return posix_errno(errno);
     return 0;
 }
