@@ -4,6 +4,7 @@
  */
 #include "testutil.h"
 
+#include "box_int.h"
 #include "store_int.h"
 
 static bg_validation v;
@@ -158,10 +159,90 @@ static void test_blocked(void)
     bg_sim_free(sim);
 }
 
+/* Every combination of findings: the status is the most severe of them
+ * whatever order the checks add them in, and every finding is there with
+ * its action. Conditions: the stored version older or newer than the
+ * code's, an interrupted migration, a damaged box, a torn box. */
+static bg_err damage_box(bg_sim *sim, const char *path, int torn)
+{
+    uint8_t *f;
+    size_t n;
+    bg_err err = bg_sim_read_file(sim, path, &f, &n);
+    if (err)
+        return err;
+    if (torn)
+        n -= 5; /* the last frame cut short */
+    else
+        f[BG__BOX_HDR_SIZE + BG__FRAME_HDR + 4] ^= 0x20; /* the first */
+    err = bg_sim_write_file(sim, path, f, n);
+    free(f);
+    return err;
+}
+
+static void test_every_combination_of_findings(void)
+{
+    static const char *const codes[] = {"schema_older", "schema_newer",
+                                        "migration_interrupted", "box_damaged",
+                                        "box_torn"};
+    static const bg_readiness sev[] = {BG_NEEDS_MIGRATION, BG_BLOCKED,
+                                       BG_NEEDS_RECOVERY, BG_NEEDS_RECOVERY,
+                                       BG_READY};
+    int combos = 0;
+    for (unsigned mask = 0; mask < 32; mask++) {
+        if ((mask & 3) == 3)
+            continue; /* older and newer at once */
+        bg_sim *sim = bg_sim_new(100 + mask);
+        CHECK_OK(make_store(sim, 3));
+        bg_store *s;
+        bg_box *b;
+        CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+        CHECK_OK(bg_box_open(s, "notes", 0, &b));
+        CHECK_OK(tu_put(b, "n2", "{\"t\":2}"));
+        CHECK_OK(bg_box_open(s, "torn", BG_BOX_CREATE, &b));
+        CHECK_OK(tu_put(b, "x", "{\"t\":1}"));
+        CHECK_OK(tu_put(b, "y", "{\"t\":2}"));
+        CHECK_OK(bg_store_close(s));
+        if (mask & 4)
+            CHECK_OK(bg_sim_write_file(sim, "s/migration.journal",
+                                       (const uint8_t *)"{}", 2));
+        if (mask & 8)
+            CHECK_OK(damage_box(sim, "s/notes.box", 0));
+        if (mask & 16)
+            CHECK_OK(damage_box(sim, "s/torn.box", 1));
+        uint32_t code = mask & 1 ? 4 : mask & 2 ? 2 : 3;
+        CHECK_OK(check(sim, NULL, code));
+        bg_readiness want = BG_READY;
+        size_t nwant = 0;
+        for (int c = 0; c < 5; c++) {
+            if (!(mask & (1u << c)))
+                continue;
+            nwant++;
+            if (sev[c] > want)
+                want = sev[c];
+            if (!has(codes[c]))
+                fprintf(stderr, "mask %u: no finding %s\n", mask, codes[c]);
+            CHECK(has(codes[c]));
+        }
+        if (v.status != want)
+            fprintf(stderr, "mask %u: status %s, want %s\n", mask,
+                    bg_readiness_name(v.status), bg_readiness_name(want));
+        CHECK_INT(v.status, ==, want);
+        CHECK_INT(v.nfindings, ==, nwant);
+        for (size_t i = 0; i < v.nfindings; i++) {
+            CHECK(v.findings[i].action[0] != '\0');
+            CHECK(v.findings[i].message[0] != '\0');
+        }
+        combos++;
+        bg_sim_free(sim);
+    }
+    CHECK_INT(combos, ==, 24);
+}
+
 int main(void)
 {
     RUN(test_ready_and_versions);
     RUN(test_needs_recovery);
     RUN(test_blocked);
+    RUN(test_every_combination_of_findings);
     return CHECK_DONE();
 }
