@@ -799,8 +799,41 @@ static void test_queue_workload(void)
 typedef struct mig_ctx {
     int rollback; /* run the rollback of a committed migration */
     int sealed;
+    int flaky; /* a transform whose verification fails: never commits */
     bg_err err;
 } mig_ctx;
+
+/* A transform that answers differently each time it is asked, so that the
+ * verification (which transforms every record again) fails. */
+static int flaky_calls;
+static bg_err flaky(void *arg, const char *box, const bg_record *in,
+                    uint32_t *type, char **value, size_t *vlen, char *why,
+                    size_t cap)
+{
+    (void)arg, (void)box, (void)why, (void)cap;
+    *type = in->type;
+    char buf[64];
+    snprintf(buf, sizeof buf, "{\"id\":1,\"name\":\"n%d\"}", flaky_calls++);
+    *vlen = strlen(buf);
+    *value = malloc(*vlen + 1);
+    if (!*value)
+        return BG_ENOMEM;
+    memcpy(*value, buf, *vlen + 1);
+    return 0;
+}
+
+static bg_err mig_flaky(bg_sim *sim)
+{
+    bg_store *s;
+    static const char *const boxes[] = {"users"};
+    bg_migration m = {"flaky", NULL, 1, 2, boxes, 1, flaky, NULL, NULL};
+    bg_migrate_report rep;
+    bg_err err = tu_open(sim, BG_DURABILITY_FULL, &s);
+    if (!err)
+        err = bg_migrate_run(s, &m, 1, NULL, &rep);
+    (void)bg_store_close(s);
+    return err;
+}
 
 /* The sealed variant runs with durability off: the runner must sync
  * everything it relies on itself. */
@@ -834,6 +867,10 @@ static int mig_setup(bg_sim *sim)
 static void mig_run(bg_sim *sim, void *ctx)
 {
     mig_ctx *c = ctx;
+    if (c->flaky) {
+        c->err = mig_flaky(sim);
+        return;
+    }
     if (!c->rollback) {
         c->err = mig_migrate(sim, c->sealed ? BG_DURABILITY_OFF
                                             : BG_DURABILITY_FULL);
@@ -849,12 +886,15 @@ static void mig_run(bg_sim *sim, void *ctx)
 
 static const char *mig_clean(void *ctx)
 {
-    return ((mig_ctx *)ctx)->err ? "the uncrashed run fails" : NULL;
+    const mig_ctx *c = ctx;
+    if (c->flaky)
+        return c->err == BG_ECORRUPT ? NULL
+                                     : "the failing verification is not caught";
+    return c->err ? "the uncrashed run fails" : NULL;
 }
 
 static const char *mig_check(bg_sim *sim, void *ctx)
 {
-    (void)ctx;
     bg_validation v;
     bg_validate_opts vo = {bg_sim_vfs(sim), NULL, 0};
     if (bg_validate("s", &vo, &v))
@@ -865,6 +905,8 @@ static const char *mig_check(bg_sim *sim, void *ctx)
     const char *bad = mf_check(sim, MIG_USERS, &ver);
     if (bad)
         return bad;
+    if (((const mig_ctx *)ctx)->flaky && ver != 1)
+        return "a migration whose verification fails was committed";
     bg_registry *r;
     if (mf_registry(ver == 2 ? MF_ADAPTERS_V2 : MF_ADAPTERS_V1, &r))
         return "no registry";
@@ -880,9 +922,9 @@ static const char *mig_check(bg_sim *sim, void *ctx)
 static void test_migration_workloads(void)
 {
     static const char *names[] = {"migrate", "migrate sealed, dur. off",
-                                  "migrate rollback"};
-    for (int i = 0; i < 3; i++) {
-        mig_ctx c = {i == 2, i == 1, 0};
+                                  "migrate rollback", "migrate, verify fails"};
+    for (int i = 0; i < 4; i++) {
+        mig_ctx c = {i == 2, i == 1, i == 3, 0};
         mig_setup_ctx = c;
         scenario sc = {names[i], mig_setup, mig_run, mig_clean, mig_check, &c};
         enumerate_crashes(&sc);

@@ -7,6 +7,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
+
 #include "migrate_fixture.h"
 #include "store_int.h"
 
@@ -370,6 +372,93 @@ static void test_failed_verification_rolls_back(void)
     CHECK_INT(ver, ==, 1);
 }
 
+/* The journal's phases, as the runner writes them: a VFS in front of the
+ * simulated disk reads each new journal just before it is renamed into
+ * place, and checks what the phase claims is already true (a backup
+ * written before backup_created, the staged box before migrated). */
+typedef struct phase_log {
+    const bg_vfs *inner;
+    bg_sim *sim;
+    char seq[512];
+    int wrong;
+} phase_log;
+
+static phase_log plog;
+
+static int sim_has(const char *path)
+{
+    uint8_t *b;
+    size_t n;
+    if (bg_sim_read_file(plog.sim, path, &b, &n))
+        return 0;
+    free(b);
+    return 1;
+}
+
+static bg_err log_rename(const bg_vfs *v, const char *from, const char *to)
+{
+    (void)v;
+    size_t tl = strlen(to), jl = strlen("migration.journal");
+    if (tl >= jl && !strcmp(to + tl - jl, "migration.journal")) {
+        uint8_t *b;
+        size_t n;
+        if (!bg_sim_read_file(plog.sim, from, &b, &n)) {
+            cJSON *d = cJSON_ParseWithLength((const char *)b, n);
+            const cJSON *ph = cJSON_GetObjectItemCaseSensitive(d, "phase");
+            const char *p = cJSON_IsString(ph) ? ph->valuestring : "?";
+            strcat(plog.seq, p);
+            strcat(plog.seq, ",");
+            if (!strcmp(p, "backup_created") &&
+                !sim_has("s/backups/user-email/users.box") &&
+                !sim_has("s/backups/flaky/users.box"))
+                plog.wrong = 1;
+            if (!strcmp(p, "migrated") && !sim_has("s/users.mig.box"))
+                plog.wrong = 2;
+            cJSON_Delete(d);
+            free(b);
+        }
+    }
+    return plog.inner->rename(plog.inner, from, to);
+}
+
+static bg_err open_logged(bg_vfs *v)
+{
+    *v = *bg_sim_vfs(sim);
+    v->rename = log_rename;
+    memset(&plog, 0, sizeof plog);
+    plog.inner = bg_sim_vfs(sim);
+    plog.sim = sim;
+    (void)bg_store_close(s);
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.vfs = v;
+    return bg_store_open("s", &o, &s);
+}
+
+static void test_journal_phase_order(void)
+{
+    fresh(4, 0);
+    bg_vfs v;
+    CHECK_OK(open_logged(&v));
+    CHECK_OK(run_plan(MF_PLAN, NULL, NULL));
+    CHECK_STR(plog.seq, "not_started,backup_created,dry_run_passed,migrating,"
+                        "migrated,verifying,verified,committed,");
+    CHECK_INT(plog.wrong, ==, 0);
+
+    /* A verification that fails: rolled back from verifying, never
+     * verified. */
+    fresh(4, 0);
+    CHECK_OK(open_logged(&v));
+    const char *boxes[] = {"users"};
+    bg_migration m = {"flaky", NULL, 1, 2, boxes, 1, flaky, NULL, NULL};
+    bg_migrate_report rep;
+    CHECK_ERR(bg_migrate_run(s, &m, 1, NULL, &rep), BG_ECORRUPT);
+    CHECK_STR(plog.seq, "not_started,backup_created,dry_run_passed,migrating,"
+                        "migrated,verifying,rolled_back,");
+    CHECK_INT(plog.wrong, ==, 0);
+    (void)bg_store_close(s);
+    s = NULL;
+}
+
 static void test_bad_runs(void)
 {
     fresh(3, 0);
@@ -485,6 +574,7 @@ int main(void)
     RUN(test_failing_record_changes_nothing);
     RUN(test_plan_dry_run_writes_nothing);
     RUN(test_failed_verification_rolls_back);
+    RUN(test_journal_phase_order);
     RUN(test_bad_runs);
     RUN(test_rollback);
     RUN(test_io_error_at_every_operation);
