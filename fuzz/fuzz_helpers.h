@@ -44,9 +44,12 @@ typedef struct fuzz_producer {
 } fuzz_producer;
 
 /* A value in [min, max] from the last bytes of the input (min when the
- * input is used up). */
+ * input is used up); min <= max or the target aborts. */
 static inline uint32_t fuzz_u32(fuzz_producer *p, uint32_t min, uint32_t max)
 {
+    /* min > max is a bug in the target, not a property of the input. */
+    FUZZ_ASSERT_MSG(min <= max, "fuzz_u32(%u, %u): empty range", (unsigned)min,
+                    (unsigned)max);
     uint64_t range = (uint64_t)max - min, v = 0;
     for (uint64_t r = range; r && p->size; r >>= 8) {
         v = (v << 8) | p->data[--p->size];
