@@ -671,6 +671,55 @@ static void test_nonces_unique_under_each_key(void)
     bg_sim_free(sim);
 }
 
+/* A destroyed key file is overwritten before it is unlinked: a VFS in
+ * front of the simulated disk reads every key file at the moment it is
+ * unlinked, and it must hold only zeros by then. */
+static bg_sim *unlink_sim;
+static const bg_vfs *unlink_inner;
+static int keys_unlinked, keys_with_bytes;
+
+static bg_err watch_unlink(const bg_vfs *v, const char *path)
+{
+    (void)v;
+    size_t n = strlen(path);
+    if (n > 4 && !strcmp(path + n - 4, ".key")) {
+        uint8_t *b;
+        size_t len;
+        if (!bg_sim_read_file(unlink_sim, path, &b, &len)) {
+            keys_unlinked++;
+            for (size_t i = 0; i < len; i++)
+                if (b[i]) {
+                    keys_with_bytes++;
+                    break;
+                }
+            free(b);
+        }
+    }
+    return unlink_inner->unlink(unlink_inner, path);
+}
+
+static void test_destroyed_key_is_overwritten_first(void)
+{
+    bg_sim *sim = bg_sim_new(26);
+    make_two_boxes(sim);
+    bg_vfs v = *bg_sim_vfs(sim);
+    v.unlink = watch_unlink;
+    unlink_sim = sim;
+    unlink_inner = bg_sim_vfs(sim);
+    keys_unlinked = keys_with_bytes = 0;
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.vfs = &v;
+    bg_store *s;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    bg_rekey_report rep;
+    CHECK_OK(bg_store_rekey(s, &rep));
+    CHECK_OK(bg_store_rekey(s, &rep));
+    CHECK_OK(bg_store_close(s));
+    CHECK_INT(keys_unlinked, ==, 2);
+    CHECK_INT(keys_with_bytes, ==, 0);
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_sealed_round_trip);
@@ -685,6 +734,7 @@ int main(void)
     RUN(test_frames_moved_to_other_offsets);
     RUN(test_nonces_unique_under_each_key);
     RUN(test_rekey);
+    RUN(test_destroyed_key_is_overwritten_first);
     RUN(test_key_file_is_private);
     return CHECK_DONE();
 }

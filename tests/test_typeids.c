@@ -180,6 +180,20 @@ static void test_yaml_typeid_not_a_number_is_a_parse_finding(void)
     CHECK_CONTAINS(o.findings, "parse:3;");
 }
 
+/* A backslash escapes the quote after it: the string goes on, and the
+ * annotation inside it is still text. */
+static void test_dart_escaped_quotes_keep_the_string_open(void)
+{
+    scan_out o;
+    CHECK_OK(scan_s(
+        "lib/a.dart",
+        "var a = 'it\\'s @HiveType(typeId: 1) class X {}';\n"
+        "var b = \"say \\\"@HiveType(typeId: 1) class Y {}\\\"\";\n" DART_CLASS,
+        &o));
+    CHECK_INT(o.decls, ==, 1);
+    CHECK_STR(o.findings, "");
+}
+
 int main(void)
 {
     RUN(test_dart_baseline_one_declared_and_registered);
@@ -190,6 +204,7 @@ int main(void)
     RUN(test_dart_commented_out_registration_ignored);
     RUN(test_dart_annotation_inside_strings_ignored);
     RUN(test_c_comments_ignored);
+    RUN(test_dart_escaped_quotes_keep_the_string_open);
     RUN(test_dart_unclosed_annotation_at_end_of_file);
     RUN(test_yaml_numbers_end_at_the_buffer);
     RUN(test_yaml_typeid_not_a_number_is_a_parse_finding);
