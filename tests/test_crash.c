@@ -573,6 +573,68 @@ static void test_rekey_workload(void)
     CHECK_INT(violations, ==, 0);
 }
 
+/* ---- the first sealed box: its key file and keys/ ----------------------- */
+
+/* A store's first sealed box makes keys/, the key file and the box, then
+ * one put: after a crash at any of its operations, a put that returned is
+ * readable, which needs the key and its directory entry to be durable
+ * before the box is. */
+typedef struct first_ctx {
+    int put_done;
+    bg_err err;
+} first_ctx;
+
+static void first_run(bg_sim *sim, void *ctx)
+{
+    first_ctx *c = ctx;
+    bg_store *s;
+    bg_box *b;
+    c->put_done = 0;
+    c->err = tu_open(sim, BG_DURABILITY_FULL, &s);
+    if (c->err)
+        return;
+    c->err = bg_box_open(s, "a", BG_BOX_CREATE | BG_BOX_ENCRYPT, &b);
+    if (!c->err)
+        c->err = tu_put(b, "k", "{\"secret\":1}");
+    if (!c->err)
+        c->put_done = 1;
+    (void)bg_store_close(s);
+}
+
+static const char *first_clean(void *ctx)
+{
+    const first_ctx *c = ctx;
+    return c->err || !c->put_done ? "the uncrashed run fails" : NULL;
+}
+
+static const char *first_check(bg_sim *sim, void *ctx)
+{
+    const first_ctx *c = ctx;
+    bg_store *s;
+    bg_box *b;
+    if (tu_open(sim, BG_DURABILITY_FULL, &s))
+        return "store does not open";
+    const char *bad = NULL;
+    bg_err err = bg_box_open(s, "a", 0, &b);
+    if (err == BG_ENOTFOUND && !c->put_done)
+        bad = NULL;
+    else if (err)
+        bad = "the sealed box does not open (its key is gone?)";
+    else if (c->put_done && !tu_has(b, "k", "{\"secret\":1}"))
+        bad = "an acknowledged sealed put is lost";
+    (void)bg_store_close(s);
+    return bad;
+}
+
+static void test_first_sealed_box_workload(void)
+{
+    first_ctx c = {0};
+    scenario sc = {"first sealed box", NULL,        first_run,
+                   first_clean,        first_check, &c};
+    enumerate_crashes(&sc);
+    CHECK_INT(violations, ==, 0);
+}
+
 /* ---- the queue ----------------------------------------------------------- */
 
 /* The model's ops, and two that change no state. */
@@ -944,6 +1006,7 @@ int main(void)
     RUN(test_full_durability_workloads);
     RUN(test_group_durability_workloads);
     RUN(test_rekey_workload);
+    RUN(test_first_sealed_box_workload);
     RUN(test_queue_workload);
     RUN(test_migration_workloads);
     RUN(test_enough_states);
