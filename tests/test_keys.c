@@ -720,6 +720,30 @@ static void test_destroyed_key_is_overwritten_first(void)
     bg_sim_free(sim);
 }
 
+/* A frame copied from another box sealed with the same key, in place of
+ * the frame with the same key and sequence: only the box id in the
+ * additional data tells them apart, and it must. */
+static void test_frame_copied_from_another_box_in_place(void)
+{
+    bg_sim *sim = bg_sim_new(27);
+    make_two_boxes(sim);
+    uint8_t *fa, *fb;
+    size_t na, nb;
+    uint64_t oa[64], ob[64];
+    CHECK_INT(box_frames(sim, "s/a.box", &fa, &na, oa), ==, 3);
+    CHECK_INT(box_frames(sim, "s/b.box", &fb, &nb, ob), ==, 1);
+    uint32_t l = tu_flen(fb, ob[0]);
+    CHECK_INT(tu_flen(fa, oa[0]), ==, l); /* k1, sequence 1 in both */
+    CHECK(!memcmp(fa + oa[0] + 16, fb + ob[0] + 16, 8));
+    memcpy(fa + oa[0], fb + ob[0], l);
+    refit(fa + oa[0], oa[0]);
+    CHECK_OK(bg_sim_write_file(sim, "s/a.box", fa, na));
+    CHECK(expect_damage(sim, "a", "k1"));
+    free(fa);
+    free(fb);
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_sealed_round_trip);
@@ -733,6 +757,7 @@ int main(void)
     RUN(test_old_frame_replayed_in_same_box);
     RUN(test_frames_moved_to_other_offsets);
     RUN(test_nonces_unique_under_each_key);
+    RUN(test_frame_copied_from_another_box_in_place);
     RUN(test_rekey);
     RUN(test_destroyed_key_is_overwritten_first);
     RUN(test_key_file_is_private);
