@@ -136,6 +136,73 @@ static void test_killed_after_every_commit(void)
            (unsigned long long)total);
 }
 
+/* Killed between any two SQL statements: every connection the export opens
+ * gets a trace (through sqlite3_auto_extension) that counts the statements
+ * it starts and, in a child, exits at the start of statement k, that is
+ * right after statement k - 1. Every k of an uncrashed run is tried; the
+ * next run must complete with every row once. */
+static long stmt_count, stmt_die_at;
+
+static int on_stmt(unsigned type, void *ctx, void *p, void *x)
+{
+    (void)type, (void)ctx, (void)p, (void)x;
+    if (++stmt_count == stmt_die_at)
+        _exit(0);
+    return 0;
+}
+
+static int trace_init(sqlite3 *h, char **err, const void *api)
+{
+    (void)err, (void)api;
+    sqlite3_trace_v2(h, SQLITE_TRACE_STMT, on_stmt, NULL);
+    return SQLITE_OK;
+}
+
+static void test_killed_between_every_statement(void)
+{
+    fresh();
+    typedef void (*entry_fn)(void);
+    entry_fn entry;
+    int (*init)(sqlite3 *, char **, const void *) = trace_init;
+    memcpy(&entry, &init, sizeof entry);
+    CHECK_INT(sqlite3_auto_extension(entry), ==, SQLITE_OK);
+    bg_export_report rep;
+    stmt_count = 0;
+    stmt_die_at = 0;
+    CHECK_OK(export(4, &rep));
+    long total = stmt_count;
+    CHECK_INT(total, >, USERS);
+    int resumed = 0;
+    for (long k = 1; k <= total; k++) {
+        unlink(db);
+        pid_t pid = fork();
+        if (pid == 0) {
+            stmt_count = 0;
+            stmt_die_at = k;
+            bg_export_report r;
+            _exit(export(4, &r) ? 3 : 1); /* should have died */
+        }
+        int st;
+        CHECK(waitpid(pid, &st, 0) == pid);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        stmt_die_at = 0;
+        CHECK_OK(export(4, &rep));
+        CHECK_INT(rep.rows, ==, USERS + 1);
+        resumed += rep.resumed > 0;
+        CHECK_INT(query("SELECT COUNT(*) FROM box_users"), ==, USERS);
+        CHECK_INT(query("SELECT COUNT(DISTINCT seq) FROM box_users"), ==,
+                  USERS);
+        CHECK_INT(query("SELECT COUNT(*) FROM box_notes"), ==, 1);
+        CHECK_INT(query("SELECT SUM(rows) FROM migration_sync_status"), ==,
+                  USERS + 1);
+    }
+    CHECK(sqlite3_cancel_auto_extension(entry) == 1);
+    CHECK_INT(resumed, >, 0);
+    printf("  killed before each of %ld statements: every rerun complete "
+           "(%d resumed)\n",
+           total, resumed);
+}
+
 static void test_changed_and_removed_boxes(void)
 {
     fresh();
@@ -242,6 +309,7 @@ int main(void)
     }
     RUN(test_tables_and_columns);
     RUN(test_killed_after_every_commit);
+    RUN(test_killed_between_every_statement);
     RUN(test_changed_and_removed_boxes);
     RUN(test_table_that_lost_rows_fails);
     RUN(test_history_and_backups);
