@@ -84,6 +84,9 @@ static void test_crash_modes(void)
     /* Four unsynced 1 KiB writes: DROP keeps none, PREFIX an in-order
      * prefix, SUBSET any subset, TORN sector pieces. */
     int saw_prefix_partial = 0, saw_subset_gap = 0, saw_torn_garbage = 0;
+    /* Every mode can keep none; PREFIX and SUBSET can keep all of them (a
+     * crash after the last write reached the disk). */
+    int saw_none[BG_CRASH_MODES] = {0}, saw_all[BG_CRASH_MODES] = {0};
     for (uint64_t seed = 0; seed < 64; seed++) {
         for (int mode = 0; mode < BG_CRASH_MODES; mode++) {
             bg_sim *sim = bg_sim_new(seed);
@@ -118,6 +121,10 @@ static void test_crash_modes(void)
                         garbage = 1;
                 }
             }
+            int all = present[0] && present[1] && present[2] && present[3];
+            saw_all[mode] |= all && !garbage && n == 4096;
+            saw_none[mode] |=
+                !present[0] && !present[1] && !present[2] && !present[3];
             if (mode == BG_CRASH_DROP)
                 CHECK_INT(n, ==, 0);
             if (mode == BG_CRASH_PREFIX) {
@@ -139,6 +146,12 @@ static void test_crash_modes(void)
     CHECK(saw_prefix_partial);
     CHECK(saw_subset_gap);
     CHECK(saw_torn_garbage);
+    for (int mode = 0; mode < BG_CRASH_MODES; mode++) {
+        CHECK(saw_none[mode]);
+        if (mode == BG_CRASH_PREFIX || mode == BG_CRASH_SUBSET ||
+            mode == BG_CRASH_DROP)
+            CHECK_INT(saw_all[mode], ==, mode != BG_CRASH_DROP);
+    }
 }
 
 static void test_deterministic_from_seed(void)

@@ -194,6 +194,22 @@ static void test_dart_escaped_quotes_keep_the_string_open(void)
     CHECK_STR(o.findings, "");
 }
 
+/* hive's typeIds run 0..223: 223 is fine, 224 is a range finding. */
+static void test_hive_range_at_its_edge(void)
+{
+    scan_out o;
+    CHECK_OK(scan_s("lib/a.dart",
+                    "@HiveType(typeId: 223)\nclass Last {}\n"
+                    "void f() { Hive.registerAdapter(LastAdapter()); }\n",
+                    &o));
+    CHECK_STR(o.findings, "");
+    CHECK_OK(scan_s("lib/a.dart",
+                    "@HiveType(typeId: 224)\nclass Over {}\n"
+                    "void f() { Hive.registerAdapter(OverAdapter()); }\n",
+                    &o));
+    CHECK_STR(o.findings, "range:1;");
+}
+
 int main(void)
 {
     RUN(test_dart_baseline_one_declared_and_registered);
@@ -206,6 +222,7 @@ int main(void)
     RUN(test_c_comments_ignored);
     RUN(test_dart_escaped_quotes_keep_the_string_open);
     RUN(test_dart_unclosed_annotation_at_end_of_file);
+    RUN(test_hive_range_at_its_edge);
     RUN(test_yaml_numbers_end_at_the_buffer);
     RUN(test_yaml_typeid_not_a_number_is_a_parse_finding);
     return CHECK_DONE();
