@@ -12,7 +12,7 @@
 
 #include "boxguard/boxguard.h"
 
-static int check_failed;
+static int check_failed __attribute__((unused));
 
 #define CHECK(cond)                                                            \
     do {                                                                       \
@@ -73,7 +73,8 @@ static int check_failed;
         }                                                                      \
     } while (0)
 
-static int check_total, check_bad;
+static int check_total __attribute__((unused)),
+    check_bad __attribute__((unused));
 
 #define RUN(test)                                                              \
     do {                                                                       \

@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boxguard/migrate.h"
+#include "boxguard/record.h"
+#include "boxguard/types.h"
 #include "journal_int.h"
 
 const char *bg__json_str(const cJSON *doc, const char *name)
@@ -63,6 +66,80 @@ bg_err bg__journal_close_box(bg_store *s, const char *name)
     return 0;
 }
 
+int bg__journal_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > BG_MIGRATION_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+            return 0;
+    }
+    return strcmp(id, ".") && strcmp(id, "..");
+}
+
+static int phase_known(const char *p)
+{
+    static const char *const phases[] = {
+        "not_started", "backup_created", "dry_run_passed", "migrating",
+        "migrated",    "verifying",      "verified",       "committed",
+        "rolled_back", "rolling_back"};
+    for (size_t i = 0; i < sizeof phases / sizeof *phases; i++)
+        if (!strcmp(p, phases[i]))
+            return 1;
+    return 0;
+}
+
+/* A schema lock in the journal (absent, or adapters that load). */
+static int lock_ok(const cJSON *doc, const char *name)
+{
+    const cJSON *lock = cJSON_GetObjectItemCaseSensitive(doc, name);
+    if (!lock)
+        return 1;
+    if (!cJSON_IsObject(lock))
+        return 0;
+    char *txt = cJSON_PrintUnformatted(lock);
+    bg_registry *r = txt ? bg_registry_new() : NULL;
+    int ok = r && !bg_registry_add_json(r, txt, strlen(txt));
+    bg_registry_free(r);
+    cJSON_free(txt);
+    return ok;
+}
+
+/* Everything that finishing or undoing the journal will use, checked
+ * before any of it is used: a journal edited behind the store's back is
+ * refused whole, never acted on halfway. */
+static int journal_ok(const cJSON *d)
+{
+    const char *kind = bg__json_str(d, "kind");
+    const char *id = bg__json_str(d, "id");
+    const char *backup = bg__json_str(d, "backup");
+    const char *phase = bg__json_str(d, "phase");
+    const char *akey = bg__json_str(d, "audit_key");
+    const cJSON *boxes = jboxes(d);
+    char want[BG_MIGRATION_ID_MAX + 16];
+    if (!d || jnum(d, "format") != 1 || !kind ||
+        (strcmp(kind, "migrate") && strcmp(kind, "rollback")) || !phase ||
+        !phase_known(phase) || !id || !bg__journal_id_ok(id) ||
+        jnum(d, "from") < 1 || jnum(d, "to") <= jnum(d, "from") ||
+        jnum(d, "to") > UINT32_MAX || jnum(d, "version") < 1 ||
+        jnum(d, "version") > UINT32_MAX || jnum(d, "started_at") < 0 ||
+        !backup || !akey || bg_record_check_key(akey, strlen(akey), NULL, 0) ||
+        !cJSON_IsArray(boxes) || !cJSON_GetArraySize(boxes) ||
+        !lock_ok(d, "lock") || !lock_ok(d, "old_lock"))
+        return 0;
+    snprintf(want, sizeof want, "%s/%s", BG__BACKUPS_DIR, id);
+    if (strcmp(backup, want))
+        return 0;
+    const cJSON *b;
+    cJSON_ArrayForEach(b,
+                       boxes) if (!cJSON_IsString(b) ||
+                                  bg__box_check_name(b->valuestring)) return 0;
+    return 1;
+}
+
 bg_err bg__journal_read(bg_store *s, cJSON **doc)
 {
     const bg_vfs *v = s->vfs;
@@ -85,22 +162,27 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
     if (!err)
         err = v->read(v, f, 0, buf, (size_t)size, &got);
     v->close(v, f);
-    cJSON *d = err ? NULL : cJSON_ParseWithLength(buf, got);
+    /* The journal is strict JSON first (UTF-8 in every string, no
+     * duplicate names): what it holds is copied into the audit box. */
+    cJSON *d = NULL;
+    if (!err && bg_record_validate(buf, got, NULL, 0))
+        err = BG_ECORRUPT;
+    if (!err)
+        d = cJSON_ParseWithLength(buf, got);
     bg__store_free(s, buf);
     if (err == BG_ENOMEM)
         return err;
-    const char *kind = bg__json_str(d, "kind");
-    const cJSON *boxes = jboxes(d);
-    int ok = d && jnum(d, "format") == 1 && kind &&
-             (!strcmp(kind, "migrate") || !strcmp(kind, "rollback")) &&
-             bg__json_str(d, "phase") && bg__json_str(d, "id") &&
-             jnum(d, "from") >= 1 && jnum(d, "to") >= 1 &&
-             jnum(d, "version") >= 1 && jnum(d, "started_at") >= 0 &&
-             bg__json_str(d, "backup") && bg__json_str(d, "audit_key") &&
-             cJSON_IsArray(boxes);
-    const cJSON *b;
-    cJSON_ArrayForEach(b, boxes) ok =
-        ok && cJSON_IsString(b) && !bg__box_check_name(b->valuestring);
+    int ok = journal_ok(d);
+    /* Every box it names is there (a migration and a rollback work on
+     * boxes that exist; the staged ones stand beside them). */
+    const cJSON *b, *boxes = ok ? jboxes(d) : NULL;
+    cJSON_ArrayForEach(b, boxes)
+    {
+        char live[BG_PATH_MAX];
+        if (bg__journal_box_file(s, b->valuestring, "", live, sizeof live) ||
+            v->stat(v, live, NULL))
+            ok = 0;
+    }
     if (!ok) {
         cJSON_Delete(d);
         return bg__store_fail(s, err ? err : BG_ECORRUPT,

@@ -33,6 +33,10 @@
 /* The string member name of doc, or NULL. */
 const char *bg__json_str(const cJSON *doc, const char *name);
 
+/* A migration id: 1..BG_MIGRATION_ID_MAX of [A-Za-z0-9_.-], not . or ..
+ * (it names a directory under backups/). */
+int bg__journal_id_ok(const char *id);
+
 /* The file of box name, or of its staged copy (stage "" for the box, or
  * BG__STAGE_MIG, BG__STAGE_RB). */
 BG_MUST_CHECK bg_err bg__journal_box_file(bg_store *s, const char *name,

@@ -289,20 +289,6 @@ const bg_migration *bg_plan_at(const bg_plan *p, size_t i)
     return i < p->n ? &p->ms[i] : NULL;
 }
 
-static int id_ok(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n > BG_MIGRATION_ID_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
-            return 0;
-    }
-    return strcmp(id, ".") && strcmp(id, "..");
-}
-
 /* A JSON integer in [lo, hi], or -1. */
 static int64_t jint(const cJSON *obj, const char *name, int64_t lo, int64_t hi)
 {
@@ -391,7 +377,7 @@ static const char *parse_migration(const cJSON *o, plan_mig *pm, uint32_t prev,
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(o, "description");
     if (!cJSON_IsObject(o))
         return "is not an object";
-    if (!id || !id_ok(id))
+    if (!id || !bg__journal_id_ok(id))
         return "needs \"id\": 1..64 of A-Z a-z 0-9 _ . -";
     snprintf(pm->id, sizeof pm->id, "%s", id);
     if (from < 0 || to < 0 || from >= to)
@@ -570,7 +556,7 @@ static const bg_registry *target_of(bg_store *s, const bg_migration *m,
 
 static bg_err check_migration(bg_store *s, const bg_migration *m)
 {
-    if (!m->id || !id_ok(m->id))
+    if (!m->id || !bg__journal_id_ok(m->id))
         return bg__store_fail(s, BG_EINVALID, "bad migration id '%.80s'",
                               m->id ? m->id : "");
     if (m->from < 1 || m->from >= m->to || !m->transform || !m->nboxes)
