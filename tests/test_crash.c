@@ -651,13 +651,15 @@ typedef qm_op qop;
 #define QMAX_ATTEMPTS 2
 
 static const qop qwork[] = {
-    {Q_ENQ, 0, 0},     {Q_ENQ, 1, 0},    {Q_ENQ, 2, 1},  {Q_ENQ, 1, 0},
-    {Q_ACK, 0, 0},     {Q_ENQ, 3, 0},    {Q_NACK, 0, 0}, {Q_NACK, 0, 0},
-    {Q_ENQ, 4, 1},     {Q_REOPEN, 0, 0}, {Q_ACK, 0, 0},  {Q_COMPACT, 0, 0},
-    {Q_RETRY, 0, 0},   {Q_ENQ, 5, 0},    {Q_ACK, 0, 0},  {Q_NACK, 0, 0},
-    {Q_ENQ, 2, 0},     {Q_ACK, 0, 0},    {Q_ENQ, 6, 1},  {Q_ACK, 0, 0},
-    {Q_REOPEN, 0, 0},  {Q_ACK, 0, 0},    {Q_ENQ, 7, 0},  {Q_NACK, 0, 0},
-    {Q_COMPACT, 0, 0}, {Q_NACK, 0, 0},
+    {Q_ENQ, 0, 0, 0, 0},     {Q_ENQ, 1, 0, 0, 0},  {Q_ENQ, 2, 1, 0, 0},
+    {Q_ENQ, 1, 0, 0, 0},     {Q_ACK, 0, 0, 0, 0},  {Q_ENQ, 3, 0, 0, 0},
+    {Q_NACK, 0, 0, 0, 0},    {Q_NACK, 0, 0, 0, 0}, {Q_ENQ, 4, 1, 0, 0},
+    {Q_REOPEN, 0, 0, 0, 0},  {Q_ACK, 0, 0, 0, 0},  {Q_COMPACT, 0, 0, 0, 0},
+    {Q_RETRY, 0, 0, 0, 0},   {Q_ENQ, 5, 0, 0, 0},  {Q_ACK, 0, 0, 0, 0},
+    {Q_NACK, 0, 0, 0, 0},    {Q_ENQ, 2, 0, 0, 0},  {Q_ACK, 0, 0, 0, 0},
+    {Q_ENQ, 6, 1, 0, 0},     {Q_ACK, 0, 0, 0, 0},  {Q_REOPEN, 0, 0, 0, 0},
+    {Q_ACK, 0, 0, 0, 0},     {Q_ENQ, 7, 0, 0, 0},  {Q_NACK, 0, 0, 0, 0},
+    {Q_COMPACT, 0, 0, 0, 0}, {Q_NACK, 0, 0, 0, 0},
 };
 #define QWORK ((int)(sizeof qwork / sizeof qwork[0]))
 

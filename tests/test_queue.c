@@ -456,6 +456,47 @@ static void test_compaction_trigger_at_its_edge(void)
     bg_sim_free(sim);
 }
 
+/* Acks out of turn: while the head is leased, later ops are leased and
+ * acked, so the lane's last entries die first; then the head is acked. A
+ * reopen rebuilds the index from the box: every ack must hold, none of
+ * the ops may come back. */
+static void test_acks_out_of_turn_survive_a_reopen(void)
+{
+    bg_sim *sim = bg_sim_new(12);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a, b, c, d;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "b", &b));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "c", &c));
+    bg_queue_op op;
+    CHECK_OK(bg_queue_lease(q, &op)); /* a, held */
+    CHECK_INT(op.id, ==, a);
+    bg_queue_op_clear(&op);
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(bg_queue_lease(q, &op));
+        CHECK_INT(op.id, ==, i ? c : b);
+        CHECK_OK(bg_queue_ack(q, op.id));
+        bg_queue_op_clear(&op);
+    }
+    CHECK_OK(bg_queue_ack(q, a));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "d", &d));
+    qclose(s, q);
+    CHECK_OK(qopen(sim, &s, &q));
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.pending[0], ==, 1);
+    CHECK_OK(bg_queue_lease(q, &op));
+    CHECK_INT(op.id, ==, d);
+    bg_queue_op_clear(&op);
+    CHECK_OK(bg_queue_rebuild(q));
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.pending[0], ==, 1);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_fifo_lanes_and_idempotency);
@@ -469,5 +510,6 @@ int main(void)
     RUN(test_attempt_limit_at_its_edge);
     RUN(test_retention_at_its_edge);
     RUN(test_compaction_trigger_at_its_edge);
+    RUN(test_acks_out_of_turn_survive_a_reopen);
     return CHECK_DONE();
 }

@@ -428,8 +428,11 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
     if (id >= q->next_id)
         q->next_id = id + 1;
     ring *r = &q->lanes[lane];
-    /* A new op has the highest id of its lane: no search for it. */
-    qent *e = r->n && ring_at(r, r->n - 1)->id < id ? NULL : ring_find(r, id);
+    /* A new op has the highest id of its lane: no search for it. The last
+     * entry says so only while it is live: a dead one (acked out of turn,
+     * while the ops before it were leased) no longer holds its id. */
+    const qent *last = r->n ? ring_at(r, r->n - 1) : NULL;
+    qent *e = last && last->id && last->id < id ? NULL : ring_find(r, id);
     if (e && e->id) {
         if (fi->del) {
             q->live_bytes -= e->flen;
