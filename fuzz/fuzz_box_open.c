@@ -7,6 +7,14 @@
  * applied to an encrypted box the target writes itself: then, besides the
  * properties below, every record read back must be one that was written
  * (a flipped bit anywhere never yields plaintext that was not written).
+ * Or, when it starts with 'F', a box the target writes from the input
+ * (plain or sealed; puts, deletes and batches), then damages past the
+ * checksums: a field of a frame edited and the frame's checksum
+ * recomputed (so the edit reaches the authentication and the frame
+ * rules, not only the checksum), the header's key id changed to one the
+ * store does not have (header checksum recomputed), or the file cut inside
+ * its last frame or batch. The same holds for a sealed one: nothing that
+ * was not written is ever read back.
  * Properties:
  *   - verify changes no byte;
  *   - a box that opens yields only records whose frames verify, and reading
@@ -16,6 +24,9 @@
  *     input: the read-only view and the salvage agree);
  *   - recover is idempotent: a second run changes no byte.
  */
+#include <xxhash.h>
+
+#include "boxfile.h"
 #include "fuzz_helpers.h"
 
 typedef struct rec {
@@ -171,6 +182,129 @@ static int was_written(const rec *r)
     return 0;
 }
 
+/* ---- 'F': a box built from the input, damaged past its checksums ---- */
+
+static const char *const fkeys[] = {"k0", "k1", "k2", "k3",
+                                    "k4", "k5", "k6", "k7"};
+static const char *const fvals[] = {
+    "{\"a\":1}",
+    "[1,2,3]",
+    "\"text\"",
+    "null",
+    "true",
+    "{\"n\":{\"m\":[]}}",
+    "{\"pad\":\"0123456789012345678901234567890123456789\"}",
+    "-2.5e3"};
+
+static struct {
+    const char *k, *v;
+} fwritten[64];
+static size_t nfwritten;
+
+static int was_fwritten(const rec *r)
+{
+    for (size_t i = 0; i < nfwritten; i++)
+        if (r->klen == strlen(fwritten[i].k) &&
+            !memcmp(r->key, fwritten[i].k, r->klen) &&
+            r->vlen == strlen(fwritten[i].v) &&
+            !memcmp(r->val, fwritten[i].v, r->vlen) && r->type == 0)
+            return 1;
+    return 0;
+}
+
+static void refit_frame(uint8_t *p)
+{
+    uint32_t flen = (uint32_t)p[4] | (uint32_t)p[5] << 8 |
+                    (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+    uint64_t sum = XXH3_64bits(p, flen - 8);
+    for (int i = 0; i < 8; i++)
+        p[flen - 8 + i] = (uint8_t)(sum >> (8 * i));
+}
+
+/* Returns whether the box is sealed: only then does an edit whose checksum
+ * was recomputed have to be caught (a plain frame is only checksummed). */
+static int build_box(bg_sim *sim, fuzz_producer *p)
+{
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    bg_store *s;
+    bg_box *b;
+    uint32_t sealed = fuzz_u32(p, 0, 1);
+    FUZZ_ASSERT(bg_store_open("s", &o, &s) == 0);
+    FUZZ_ASSERT(bg_box_open(s, "b",
+                            BG_BOX_CREATE | (sealed ? BG_BOX_ENCRYPT : 0),
+                            &b) == 0);
+    nfwritten = 0;
+    uint32_t nops = fuzz_u32(p, 1, 12);
+    for (uint32_t i = 0; i < nops; i++) {
+        uint8_t c = fuzz_byte(p);
+        bg_write w[3];
+        size_t n = c % 4 == 3 ? 2 + (c >> 7) : 1; /* a batch of 2 or 3 */
+        for (size_t j = 0; j < n; j++) {
+            const char *k = fkeys[(c >> 2 ^ (uint8_t)j) % 8];
+            const char *v = fvals[(c >> 3 ^ (uint8_t)(j * 5)) % 8];
+            int del = n == 1 && c % 4 == 2;
+            w[j] = (bg_write){
+                del, k, strlen(k), 0, del ? NULL : v, del ? 0 : strlen(v)};
+            if (!del && nfwritten < 64) {
+                fwritten[nfwritten].k = k;
+                fwritten[nfwritten].v = v;
+                nfwritten++;
+            }
+        }
+        bg_err err = bg_box_write_batch(b, w, n);
+        FUZZ_ASSERT(err == 0);
+    }
+    FUZZ_ASSERT(bg_store_close(s) == 0);
+
+    uint8_t *f;
+    size_t len;
+    read_all(sim, &f, &len);
+    uint64_t offs[64];
+    size_t nf = tu_frames(f, len, offs, 64);
+    uint32_t nedits = fuzz_u32(p, 0, 3);
+    for (uint32_t e = 0; e < nedits && nf; e++) {
+        size_t fi = fuzz_u32(p, 0, (uint32_t)nf - 1);
+        uint8_t *fr = f + offs[fi];
+        uint32_t flen = tu_flen(f, offs[fi]);
+        uint32_t what = fuzz_u32(p, 0, 7), x = fuzz_u32(p, 1, 255);
+        switch (what) {
+        case 0: /* kind */
+            fr[8] ^= (uint8_t)x;
+            break;
+        case 1: /* flags: the batch bit */
+            fr[9] ^= 1;
+            break;
+        case 2: /* typeId */
+            fr[12] ^= (uint8_t)x;
+            break;
+        case 3: /* sequence */
+            fr[16] ^= (uint8_t)x;
+            break;
+        case 4: /* a byte of the key */
+            fr[BG__FRAME_HDR] ^= (uint8_t)x;
+            break;
+        default: /* a byte of the value (a sealed one: nonce, text, tag) */
+            fr[BG__FRAME_HDR + fr[10] +
+               x % (flen - BG__FRAME_OVERHEAD - fr[10] + 1)] ^= (uint8_t)x;
+            break;
+        }
+        refit_frame(fr);
+    }
+    if (sealed && fuzz_u32(p, 0, 7) == 0) {
+        f[12] ^= 0x40; /* a key id the store does not have */
+        uint64_t sum = XXH3_64bits(f, 40);
+        for (int i = 0; i < 8; i++)
+            f[40 + i] = (uint8_t)(sum >> (8 * i));
+    }
+    if (nf && fuzz_u32(p, 0, 3) == 0) { /* cut inside the last frame */
+        uint32_t last = tu_flen(f, offs[nf - 1]);
+        len = offs[nf - 1] + fuzz_u32(p, 1, last - 1);
+    }
+    FUZZ_ASSERT(bg_sim_write_file(sim, "s/b.box", f, len) == 0);
+    free(f);
+    return (int)sealed;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > (1u << 20))
@@ -181,7 +315,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(bg_sim_mkdir(sim, "s/keys") == 0);
     FUZZ_ASSERT(bg_sim_write_file(sim, "s/keys/1.key", fixed_key, 32) == 0);
     int sealed_mode = size > 0 && data[0] == 'E';
-    if (sealed_mode) {
+    int built_mode = size > 0 && data[0] == 'F';
+    if (built_mode) {
+        fuzz_producer p = {data + 1, size - 1};
+        built_mode = build_box(sim, &p); /* checked below when sealed */
+    } else if (sealed_mode) {
         write_sealed_box(sim);
         uint8_t *f;
         size_t n;
@@ -244,6 +382,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(status == (int)rep.status);
     for (size_t i = 0; sealed_mode && i < before.n; i++)
         FUZZ_ASSERT_MSG(was_written(&before.v[i]),
+                        "a record that was never written came back");
+    for (size_t i = 0; built_mode && i < before.n; i++)
+        FUZZ_ASSERT_MSG(was_fwritten(&before.v[i]),
                         "a record that was never written came back");
 
     FUZZ_ASSERT(bg_store_open("s", &o, &s) == 0);
