@@ -3,7 +3,9 @@
  * bg_box_compact, bg_store_sync, bg_box_open (torn-tail repair) and the
  * simulated disk's crash model.
  *
- * The input drives a sequence of puts, deletes, batches, compactions,
+ * The input picks the durability mode and whether the box is sealed
+ * (encrypted writes, re-sealing compactions), then drives a sequence of
+ * puts, deletes, batches, compactions,
  * syncs, reopens and power losses (at once, or in the middle of the next
  * operation, in any crash mode) on the simulated disk, against an in-memory
  * model. Properties: without a crash every operation succeeds and the store
@@ -32,6 +34,7 @@ typedef struct state {
     bg_store_opts o;
     bg_store *s;
     bg_box *b;
+    int sealed;
     model cur;     /* what every operation so far made of it */
     model durable; /* what a crash cannot take away */
     hop hist[MAXHIST];
@@ -70,7 +73,8 @@ static void apply(model *m, const hop *h)
 static void reopen(state *st)
 {
     FUZZ_ASSERT(bg_store_open("s", &st->o, &st->s) == 0);
-    bg_err err = bg_box_open(st->s, "b", BG_BOX_CREATE, &st->b);
+    bg_err err = bg_box_open(
+        st->s, "b", BG_BOX_CREATE | (st->sealed ? BG_BOX_ENCRYPT : 0), &st->b);
     FUZZ_ASSERT_MSG(err == 0, "box open: %s (%s)", bg_err_name(err),
                     bg_store_detail(st->s));
     FUZZ_ASSERT(bg_box_report_of(st->b)->status != BG_BOX_CORRUPT);
@@ -178,6 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     st->sim = bg_sim_new(cfg);
     st->o = tu_opts(st->sim, d);
     st->o.group_size = 1 + (cfg >> 2) % 5;
+    st->sealed = fuzz_byte(&p) & 1;
     reopen(st);
     durable_point(st);
     for (int step = 0; step < 150 && p.size; step++) {
