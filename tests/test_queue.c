@@ -6,6 +6,8 @@
  */
 #include "testutil.h"
 
+#include "queue_int.h"
+
 static bg_err qopen(bg_sim *sim, bg_store **s, bg_queue **q)
 {
     bg_err err = tu_open(sim, BG_DURABILITY_FULL, s);
@@ -70,6 +72,7 @@ static void test_fifo_lanes_and_idempotency(void)
     uint64_t b2;
     CHECK_OK(enq(q, BG_LANE_NORMAL, "b", &b2));
     CHECK_INT(b2, >, e);
+    bg_queue_op_clear(&op); /* its strings belong to the store */
     qclose(s, q);
 
     /* Reopen: a was leased, never acked: delivered again, first. */
@@ -91,7 +94,6 @@ static void test_fifo_lanes_and_idempotency(void)
     bg_queue_stats_of(q, &st);
     CHECK_INT(st.pending[0], ==, 3);
     CHECK_INT(st.next_id, ==, b2 + 1);
-    bg_queue_op_clear(&op);
     qclose(s, q);
     bg_sim_free(sim);
 }
@@ -497,6 +499,104 @@ static void test_acks_out_of_turn_survive_a_reopen(void)
     bg_sim_free(sim);
 }
 
+/* Every allocation of a queue workload fails in turn (through the store's
+ * allocator, which the queue's index, envelopes and handed-out strings all
+ * use): each call succeeds or reports BG_ENOMEM, nothing leaks, and a
+ * plain reopen finds a queue whose index checks out and that hands every
+ * op out once. */
+#define TRY(expr)                                                              \
+    do {                                                                       \
+        bg_err try_e = (expr);                                                 \
+        if (try_e)                                                             \
+            return try_e;                                                      \
+    } while (0)
+
+static bg_err alloc_workload(bg_store *s, bg_queue *q)
+{
+    uint64_t id;
+    int failed, stale;
+    bg_queue_op op;
+    char idem[16];
+    for (int i = 0; i < 6; i++) {
+        snprintf(idem, sizeof idem, "op-%d", i);
+        TRY(enq(q, i % 3 ? BG_LANE_NORMAL : BG_LANE_EMERGENCY, idem, &id));
+    }
+    TRY(bg_queue_lease(q, &op));
+    bg_err err = bg_queue_ack(q, op.id);
+    bg_queue_op_clear(&op);
+    TRY(err);
+    for (int i = 0; i < 3; i++) {
+        TRY(bg_queue_lease(q, &op));
+        err = bg_queue_nack(q, op.id, "HTTP 500", &failed);
+        bg_queue_op_clear(&op);
+        TRY(err);
+    }
+    TRY(bg_queue_retry(q, "op-3", &id));
+    TRY(bg_queue_lock(q, "w", &stale));
+    TRY(bg_queue_compact(q));
+    TRY(bg_queue_rebuild(q));
+    int n = 0;
+    TRY(bg_queue_list_failed(q, count_failed, &n));
+    uint64_t purged;
+    TRY(bg_queue_purge(q, &purged));
+    TRY(bg_queue_unlock(q, "w"));
+    (void)s;
+    return 0;
+}
+
+static void test_allocation_failures(void)
+{
+    long total = 0;
+    for (long fail = 1;; fail++) {
+        tu_alloc a = {.fail_at = fail};
+        bg_sim *sim = bg_sim_new(13);
+        bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+        o.alloc = (bg_allocator){tu_malloc, tu_realloc, tu_free, &a};
+        bg_store *s = NULL;
+        bg_queue *q = NULL;
+        bg_err err = bg_store_open("s", &o, &s);
+        if (!err) {
+            bg_queue_opts qo;
+            bg_queue_opts_init(&qo);
+            qo.max_attempts = 3;
+            err = bg_queue_open(s, &qo, &q);
+        }
+        if (!err)
+            err = alloc_workload(s, q);
+        if (q)
+            bg_queue_close(q);
+        if (s)
+            (void)bg_store_close(s);
+        CHECK_INT(a.live, ==, 0);
+        if (err && err != BG_ENOMEM)
+            fprintf(stderr, "allocation %ld: %s\n", fail, bg_err_name(err));
+        CHECK(!err || err == BG_ENOMEM);
+        /* Whatever happened, a plain open finds a sound queue. */
+        CHECK_OK(qopen(sim, &s, &q));
+        const char *broken = bg__queue_check(q);
+        if (broken)
+            fprintf(stderr, "allocation %ld: %s\n", fail, broken);
+        CHECK(!broken);
+        char seen[8] = {0};
+        bg_queue_op op;
+        while (!bg_queue_lease(q, &op)) {
+            int i = op.idem[3] - '0';
+            CHECK(i >= 0 && i < 6 && !seen[i]);
+            seen[i] = 1;
+            CHECK_OK(bg_queue_ack(q, op.id));
+            bg_queue_op_clear(&op);
+        }
+        qclose(s, q);
+        bg_sim_free(sim);
+        if (!err) {
+            total = fail;
+            break;
+        }
+    }
+    printf("  queue: %ld allocations failed in turn\n", total - 1);
+    CHECK_INT(total, >, 50);
+}
+
 int main(void)
 {
     RUN(test_fifo_lanes_and_idempotency);
@@ -511,5 +611,6 @@ int main(void)
     RUN(test_retention_at_its_edge);
     RUN(test_compaction_trigger_at_its_edge);
     RUN(test_acks_out_of_turn_survive_a_reopen);
+    RUN(test_allocation_failures);
     return CHECK_DONE();
 }

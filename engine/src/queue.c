@@ -236,6 +236,7 @@ static uint64_t slot_id(const bg_queue *q, uint32_t lo)
 /* ---- envelopes ----------------------------------------------------------- */
 
 typedef struct env {
+    bg_store *s; /* whose allocator holds idem and err */
     char *idem;
     int lane;
     uint64_t retry_of;
@@ -248,15 +249,30 @@ typedef struct env {
 
 static void env_clear(env *e)
 {
-    free(e->idem);
-    free(e->err);
+    if (e->s) {
+        bg__store_free(e->s, e->idem);
+        bg__store_free(e->s, e->err);
+    }
     memset(e, 0, sizeof *e);
 }
 
-/* Parse an envelope; the payload stays a span of text. */
-static bg_err env_parse(const char *text, size_t len, env *e)
+/* A NUL-terminated copy of p[0, n) from the store's allocator. */
+static char *qdup(bg_store *s, const char *p, size_t n)
+{
+    char *d = bg__store_malloc(s, n + 1);
+    if (d) {
+        memcpy(d, p, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* Parse an envelope; the payload stays a span of text. Returns 0,
+ * BG_ECORRUPT (not an envelope) or BG_ENOMEM. */
+static bg_err env_parse(bg_store *s, const char *text, size_t len, env *e)
 {
     memset(e, 0, sizeof *e);
+    e->s = s;
     const char *mark = NULL;
     for (size_t i = 0; i + 6 <= len; i++)
         if (!memcmp(text + i, ",\"op\":", 6)) {
@@ -269,14 +285,14 @@ static bg_err env_parse(const char *text, size_t len, env *e)
     e->op_len = (size_t)(text + len - 1 - e->op);
     /* The metadata alone: everything before ",\"op\":", closed. */
     size_t mlen = (size_t)(mark - text);
-    char *meta = malloc(mlen + 2);
+    char *meta = bg__store_malloc(s, mlen + 2);
     if (!meta)
         return BG_ENOMEM;
     memcpy(meta, text, mlen);
     meta[mlen] = '}';
     meta[mlen + 1] = '\0';
     cJSON *doc = cJSON_Parse(meta);
-    free(meta);
+    bg__store_free(s, meta);
     const cJSON *idem = cJSON_GetObjectItemCaseSensitive(doc, "idem");
     const cJSON *lane = cJSON_GetObjectItemCaseSensitive(doc, "lane");
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(doc, "at");
@@ -289,14 +305,14 @@ static bg_err env_parse(const char *text, size_t len, env *e)
         !cJSON_IsNumber(att)) {
         rc = BG_ECORRUPT;
     } else {
-        e->idem = strdup(idem->valuestring);
+        e->idem = qdup(s, idem->valuestring, strlen(idem->valuestring));
         e->lane = lane->valueint ? 1 : 0;
         e->at = (int64_t)at->valuedouble;
         e->attempts = (uint32_t)att->valuedouble;
         e->failed_at = cJSON_IsNumber(fat) ? (int64_t)fat->valuedouble : 0;
         e->retry_of = cJSON_IsNumber(rof) ? (uint64_t)rof->valuedouble : 0;
         if (cJSON_IsString(err))
-            e->err = strdup(err->valuestring);
+            e->err = qdup(s, err->valuestring, strlen(err->valuestring));
         if (!e->idem || (cJSON_IsString(err) && !e->err))
             rc = BG_ENOMEM;
     }
@@ -306,8 +322,8 @@ static bg_err env_parse(const char *text, size_t len, env *e)
     return rc;
 }
 
-/* Build an envelope; returns malloc'd text. */
-static char *env_build(const char *idem, int lane, int64_t at,
+/* Build an envelope; returns text from the store's allocator, or NULL. */
+static char *env_build(bg_store *s, const char *idem, int lane, int64_t at,
                        uint32_t attempts, const char *err, int64_t failed_at,
                        uint64_t retry_of, const char *op, size_t op_len,
                        size_t *len)
@@ -319,7 +335,7 @@ static char *env_build(const char *idem, int lane, int64_t at,
     char *out = NULL;
     if (i && (!err || e)) {
         size_t cap = strlen(i) + (e ? strlen(e) : 0) + op_len + 160;
-        out = malloc(cap);
+        out = bg__store_malloc(s, cap);
         if (out) {
             int n = snprintf(out, cap,
                              "{\"idem\":%s,\"lane\":%d,\"at\":%" PRId64
@@ -464,7 +480,7 @@ static bg_err read_env(bg_queue *q, const qent *e, char **text, env *en)
 {
     size_t len;
     BG_TRY(bg__box_read_at(q->pending, e->off, e->flen, text, &len));
-    bg_err err = env_parse(*text, len, en);
+    bg_err err = env_parse(q->s, *text, len, en);
     if (err) {
         bg__store_free(q->s, *text);
         *text = NULL;
@@ -578,8 +594,11 @@ static int settle_one(void *arg, const bg_record *r)
     if (id >= c->q->next_id)
         c->q->next_id = id + 1;
     env en;
-    if (env_parse(r->value, r->value_len, &en))
-        return 0;
+    bg_err perr = env_parse(c->q->s, r->value, r->value_len, &en);
+    if (perr) {
+        c->err = perr == BG_ENOMEM ? perr : 0; /* else not an op: skipped */
+        return c->err != 0;
+    }
     uint64_t pend = 0;
     int retried = 0;
     if (!find_any(c->q, id, NULL) &&
@@ -694,7 +713,7 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     }
     int64_t now = bg__store_now_ms(q->s);
     size_t elen;
-    char *text = env_build(idem, lane ? 1 : 0, now, 0, NULL, 0, retry_of,
+    char *text = env_build(q->s, idem, lane ? 1 : 0, now, 0, NULL, 0, retry_of,
                            payload, len, &elen);
     if (!text)
         return BG_ENOMEM;
@@ -705,7 +724,7 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     uint64_t off;
     uint32_t flen;
     bg_err err = bg__box_append_ext(q->pending, &w, 1, &off, &flen);
-    free(text);
+    bg__store_free(q->s, text);
     if (err)
         return err;
     q->next_id++;
@@ -756,21 +775,21 @@ static bg_err fill_op(bg_queue *q, const env *en, uint64_t id, int lane,
     op->attempts = en->attempts;
     op->enqueued_ms = en->at;
     op->failed_ms = en->failed_at;
-    op->idem = strdup(en->idem);
-    op->payload = malloc(en->op_len + 1);
-    op->last_error = en->err ? strdup(en->err) : NULL;
+    op->store = q->s;
+    op->idem = qdup(q->s, en->idem, strlen(en->idem));
+    op->payload = qdup(q->s, en->op, en->op_len);
+    op->last_error = en->err ? qdup(q->s, en->err, strlen(en->err)) : NULL;
     if (!op->idem || !op->payload || (en->err && !op->last_error)) {
         bg_queue_op_clear(op);
         return bg__store_fail(q->s, BG_ENOMEM, "out of memory");
     }
-    memcpy(op->payload, en->op, en->op_len);
-    op->payload[en->op_len] = '\0';
     op->payload_len = en->op_len;
     return 0;
 }
 
 bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
 {
+    memset(op, 0, sizeof *op); /* clearable whatever the answer */
     int64_t now = bg__store_now_ms(q->s);
     for (int l = 1; l >= 0; l--) {
         ring *r = &q->lanes[l];
@@ -920,7 +939,7 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
     bg_err err = 0;
     int to_failed = attempts >= q->o.max_attempts;
     char *next = env_build(
-        en.idem, en.lane, en.at, attempts, error ? error : "",
+        q->s, en.idem, en.lane, en.at, attempts, error ? error : "",
         to_failed ? bg__store_now_ms(q->s) : 0, 0, en.op, en.op_len, &elen);
     if (!next) {
         err = BG_ENOMEM;
@@ -945,22 +964,26 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
             end_lease(q, e);
         }
     }
-    free(next);
+    bg__store_free(q->s, next);
     env_clear(&en);
     bg__store_free(q->s, text);
     return err;
 }
 
 /* A record of failed_ops: its key is an op id and its value an envelope.
- * Returns 0 with both (env_clear *en), or -1 for anything else. */
-static int failed_op(const bg_record *r, env *en, uint64_t *id)
+ * Returns 0 with both (env_clear *en), BG_ECORRUPT for a record that is
+ * not a failed op (skipped by the callers), or BG_ENOMEM (which stops
+ * them: a check that ran out of memory must not pass for one that found
+ * nothing). */
+static bg_err failed_op(bg_store *s, const bg_record *r, env *en, uint64_t *id)
 {
     if (key_id(r->key, r->key_len, id))
-        return -1;
-    return env_parse(r->value, r->value_len, en) ? -1 : 0;
+        return BG_ECORRUPT;
+    return env_parse(s, r->value, r->value_len, en);
 }
 
 typedef struct find_failed_ctx {
+    bg_store *s;
     const char *idem;
     uint64_t id;
     char *value;
@@ -973,26 +996,28 @@ static int find_failed(void *arg, const bg_record *r)
     find_failed_ctx *c = arg;
     env en;
     uint64_t id;
-    if (failed_op(r, &en, &id))
-        return 0;
+    bg_err err = failed_op(c->s, r, &en, &id);
+    if (err) {
+        c->nomem = err == BG_ENOMEM;
+        return c->nomem;
+    }
     int hit = !strcmp(en.idem, c->idem);
     env_clear(&en);
     if (!hit)
         return 0;
     c->id = id;
-    c->value = malloc(r->value_len + 1);
+    c->value = qdup(c->s, r->value, r->value_len);
     if (!c->value) {
         c->nomem = 1;
         return 1;
     }
-    memcpy(c->value, r->value, r->value_len);
     c->len = r->value_len;
     return 1;
 }
 
 bg_err bg_queue_retry(bg_queue *q, const char *idem, uint64_t *id)
 {
-    find_failed_ctx c = {.idem = idem};
+    find_failed_ctx c = {.s = q->s, .idem = idem};
     BG_TRY(bg_box_iterate(q->failed, find_failed, &c));
     if (c.nomem)
         return BG_ENOMEM;
@@ -1001,7 +1026,7 @@ bg_err bg_queue_retry(bg_queue *q, const char *idem, uint64_t *id)
                               "no failed op with idempotency key '%.80s'",
                               idem);
     env en;
-    bg_err err = env_parse(c.value, c.len, &en);
+    bg_err err = env_parse(q->s, c.value, c.len, &en);
     if (!err) {
         /* Pending first (a new id), then out of failed_ops. */
         err = enqueue(q, BG_LANE_NORMAL, en.idem, en.op, en.op_len, c.id, id);
@@ -1012,7 +1037,7 @@ bg_err bg_queue_retry(bg_queue *q, const char *idem, uint64_t *id)
         }
         env_clear(&en);
     }
-    free(c.value);
+    bg__store_free(q->s, c.value);
     return err;
 }
 
@@ -1029,8 +1054,11 @@ static int purge_one(void *arg, const bg_record *r)
     purge_ctx *c = arg;
     env en;
     uint64_t id;
-    if (failed_op(r, &en, &id))
-        return 0;
+    bg_err err = failed_op(c->s, r, &en, &id);
+    if (err) {
+        c->nomem |= err == BG_ENOMEM;
+        return err == BG_ENOMEM;
+    }
     int old = en.failed_at && en.failed_at < c->cutoff;
     env_clear(&en);
     if (!old)
@@ -1074,8 +1102,11 @@ static int list_one(void *arg, const bg_record *r)
     list_ctx *c = arg;
     env en;
     uint64_t id;
-    if (failed_op(r, &en, &id))
-        return 0;
+    bg_err err = failed_op(c->q->s, r, &en, &id);
+    if (err) {
+        c->err = err == BG_ENOMEM ? err : 0;
+        return c->err != 0;
+    }
     bg_queue_op op;
     c->err = fill_op(c->q, &en, id, en.lane, &op);
     env_clear(&en);
@@ -1108,9 +1139,11 @@ void bg_queue_stats_of(const bg_queue *q, bg_queue_stats *st)
 
 void bg_queue_op_clear(bg_queue_op *op)
 {
-    free(op->idem);
-    free(op->payload);
-    free(op->last_error);
+    if (op->store) {
+        bg__store_free(op->store, op->idem);
+        bg__store_free(op->store, op->payload);
+        bg__store_free(op->store, op->last_error);
+    }
     memset(op, 0, sizeof *op);
 }
 

@@ -51,9 +51,11 @@ typedef struct bg_queue_opts {
 
 void bg_queue_opts_init(bg_queue_opts *o);
 
-/* One operation, as lease and the failed-op listing hand it out. Free
- * the strings with bg_queue_op_clear. */
+/* One operation, as lease and the failed-op listing hand it out. The
+ * strings come from the store's allocator: free them with
+ * bg_queue_op_clear, before the store is closed. */
 typedef struct bg_queue_op {
+    bg_store *store; /* whose allocator holds the strings; set by the queue */
     uint64_t id;
     bg_lane lane;
     uint32_t attempts;
