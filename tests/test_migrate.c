@@ -523,6 +523,46 @@ static void test_rollback(void)
 
 /* Fail every I/O operation of a migration in turn (EIO, then ENOSPC): the
  * run reports the error, and the store is then entirely at one version. */
+/* Every allocation of a migration (through the store's allocator) fails in
+ * turn: the run succeeds or reports BG_ENOMEM, nothing leaks, and the next
+ * writable open leaves every user at version 1 or every user at 2. */
+static void test_allocation_failure_at_every_allocation(void)
+{
+    (void)bg_store_close(s);
+    s = NULL;
+    long runs = 0, at_new = 0;
+    for (long fail = 1;; fail++) {
+        bg_sim_free(sim);
+        sim = bg_sim_new(7);
+        CHECK_OK(mf_setup(sim, 6, fail % 2));
+        tu_alloc a = {.fail_at = fail};
+        bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+        o.alloc = (bg_allocator){tu_malloc, tu_realloc, tu_free, &a};
+        bg_err err = bg_store_open("s", &o, &s);
+        if (!err)
+            err = run_plan(MF_PLAN, NULL, NULL);
+        if (s)
+            (void)bg_store_close(s);
+        s = NULL;
+        CHECK_INT(a.live, ==, 0);
+        if (err && err != BG_ENOMEM)
+            fprintf(stderr, "allocation %ld: %s\n", fail, bg_err_name(err));
+        CHECK(!err || err == BG_ENOMEM);
+        uint32_t ver;
+        const char *bad = mf_check(sim, 6, &ver);
+        if (bad)
+            fprintf(stderr, "allocation %ld failed: %s\n", fail, bad);
+        CHECK(bad == NULL);
+        at_new += ver == 2;
+        runs++;
+        if (!err && a.n < fail)
+            break; /* the run made fewer allocations than fail: all done */
+    }
+    printf("  migrate: %ld allocations failed in turn (%ld ended at 2)\n",
+           runs - 1, at_new);
+    CHECK_INT(runs, >, 50);
+}
+
 static void test_io_error_at_every_operation(void)
 {
     (void)bg_store_close(s);
@@ -578,6 +618,7 @@ int main(void)
     RUN(test_bad_runs);
     RUN(test_rollback);
     RUN(test_io_error_at_every_operation);
+    RUN(test_allocation_failure_at_every_allocation);
     (void)bg_store_close(s);
     bg_sim_free(sim);
     return CHECK_DONE();

@@ -637,7 +637,7 @@ static int dry_fn(void *arg, const bg_record *r)
 static void batch_clear(run_ctx *c)
 {
     for (size_t i = 0; i < c->nbatch; i++)
-        free((char *)c->batch[i].key);
+        bg__store_free(c->s, (char *)c->batch[i].key);
     c->nbatch = 0;
     c->bytes = 0;
 }
@@ -669,7 +669,8 @@ static int write_fn(void *arg, const bg_record *r)
     char *both = NULL;
     c->err = bg__store_grow(c->s, &c->batch, c->nbatch, &c->capbatch,
                             sizeof *c->batch, 64);
-    if (!c->err && !(both = malloc(r->key_len + x.value_len + 1)))
+    if (!c->err &&
+        !(both = bg__store_malloc(c->s, r->key_len + x.value_len + 1)))
         c->err = BG_ENOMEM;
     if (c->err) {
         free(x.fresh);
