@@ -220,8 +220,162 @@ static void test_every_operation_fails_once(void)
     CHECK_INT(failures, ==, 0);
 }
 
+/* ---- the read and repair paths under faults ---------------------------- */
+
+static int count_fn(void *arg, const bg_record *r)
+{
+    (void)r;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* A store with a plain box p, a sealed box e and a plain box d damaged in
+ * the middle, each of keys k0..k9 with known values. */
+static const char *rval(char box, int i)
+{
+    static char v[128];
+    snprintf(v, sizeof v, "{\"box\":\"%c\",\"i\":%d,\"pad\":\"%0*d\"}", box, i,
+             i * 7, 0);
+    return v;
+}
+
+static bg_err read_setup(bg_sim *sim)
+{
+    bg_store *s;
+    bg_box *b;
+    bg_err err = tu_open(sim, BG_DURABILITY_FULL, &s);
+    const char *boxes = "ped";
+    for (int x = 0; x < 3 && !err; x++) {
+        char name[2] = {boxes[x], 0};
+        err = bg_box_open(
+            s, name, BG_BOX_CREATE | (boxes[x] == 'e' ? BG_BOX_ENCRYPT : 0),
+            &b);
+        for (int i = 0; i < 10 && !err; i++)
+            err = tu_put(b, kname(i), rval(boxes[x], i));
+    }
+    if (s)
+        (void)bg_store_close(s);
+    uint8_t *f;
+    size_t n;
+    if (!err)
+        err = bg_sim_read_file(sim, "s/d.box", &f, &n);
+    if (!err) {
+        f[n / 2] ^= 0x08; /* a frame in the middle */
+        err = bg_sim_write_file(sim, "s/d.box", f, n);
+        free(f);
+    }
+    return err;
+}
+
+/* Verify, open, read, iterate, recover, compact (re-sealing) and rekey;
+ * every error is a reported one. Returns how many calls failed. */
+static int read_workload(bg_sim *sim)
+{
+    bg_store *s;
+    bg_box *b;
+    int failed = 0;
+    if (tu_open(sim, BG_DURABILITY_FULL, &s))
+        return 1;
+    bg_box_report rep;
+    const char *names[] = {"p", "e", "d"};
+    for (int x = 0; x < 3; x++)
+        failed += bg_box_verify(s, names[x], &rep) != 0;
+    for (int x = 0; x < 3; x++) {
+        if (bg_box_open(s, names[x], 0, &b)) {
+            failed++;
+            continue;
+        }
+        for (int i = 0; i < 10; i++) {
+            uint32_t t;
+            char *v;
+            size_t n;
+            bg_err e = bg_box_get(b, kname(i), strlen(kname(i)), &t, &v, &n);
+            if (!e)
+                bg_store_free(s, v);
+            failed += e != 0 && e != BG_ENOTFOUND;
+        }
+        int count = 0;
+        failed += bg_box_iterate(b, count_fn, &count) != 0;
+    }
+    failed += bg_box_recover(s, "d", &rep) != 0;
+    if (!bg_box_open(s, "e", 0, &b))
+        failed += bg_box_compact(b) != 0;
+    bg_rekey_report rk;
+    failed += bg_store_rekey(s, &rk) != 0;
+    failed += bg_store_close(s) != 0;
+    return failed;
+}
+
+/* After the faulty run, with a sound disk: every box opens, p and e hold
+ * all their records, d at most its written ones, each with its value. */
+static const char *read_check(bg_sim *sim)
+{
+    bg_store *s;
+    bg_box *b;
+    if (tu_open(sim, BG_DURABILITY_FULL, &s))
+        return "store does not open";
+    const char *bad = NULL;
+    const char *boxes = "ped";
+    for (int x = 0; x < 3 && !bad; x++) {
+        char name[2] = {boxes[x], 0};
+        if (bg_box_open(s, name, 0, &b)) {
+            bad = "a box does not open";
+            break;
+        }
+        for (int i = 0; i < 10 && !bad; i++) {
+            uint32_t t;
+            char *v;
+            size_t n;
+            bg_err e = bg_box_get(b, kname(i), strlen(kname(i)), &t, &v, &n);
+            if (!e) {
+                if (n != strlen(rval(boxes[x], i)) ||
+                    memcmp(v, rval(boxes[x], i), n))
+                    bad = "a record reads back wrong";
+                bg_store_free(s, v);
+            } else if (boxes[x] != 'd') {
+                bad = "a record of an undamaged box is gone";
+            }
+        }
+    }
+    (void)bg_store_close(s);
+    return bad;
+}
+
+static void test_read_paths_under_faults(void)
+{
+    bg_sim *counter = bg_sim_new(3);
+    CHECK_OK(read_setup(counter));
+    uint64_t base = bg_sim_get_stats(counter).ops;
+    CHECK_INT(read_workload(counter), ==, 0); /* damage is an answer */
+    uint64_t total = bg_sim_get_stats(counter).ops - base;
+    bg_sim_free(counter);
+    CHECK_INT(total, >, 50);
+    int said = 0;
+    for (uint64_t n = 1; n <= total; n++) {
+        for (int e = 0; e < 2; e++) {
+            bg_sim *sim = bg_sim_new(3);
+            CHECK_OK(read_setup(sim));
+            bg_sim_fail_at(sim, bg_sim_get_stats(sim).ops + n,
+                           e ? BG_ENOSPACE : BG_EIO);
+            said += read_workload(sim) > 0;
+            bg_sim_fail_at(sim, 0, 0);
+            const char *bad = read_check(sim);
+            if (bad)
+                fprintf(stderr, "op %llu failing (%s): %s\n",
+                        (unsigned long long)n, e ? "ENOSPC" : "EIO", bad);
+            CHECK(!bad);
+            bg_sim_free(sim);
+        }
+    }
+    printf("  read paths: %llu operations failed in turn, %d runs reported "
+           "it\n",
+           (unsigned long long)total, said);
+    CHECK_INT(said, ==, 2 * (int)total); /* no failure swallowed */
+}
+
 int main(void)
 {
     RUN(test_every_operation_fails_once);
+    RUN(test_read_paths_under_faults);
     return CHECK_DONE();
 }
