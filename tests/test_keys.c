@@ -744,6 +744,59 @@ static void test_frame_copied_from_another_box_in_place(void)
     bg_sim_free(sim);
 }
 
+/* keys/ holding what is not a key (a file of the wrong size, a leftover
+ * temporary) opens and seals nothing; a read-only store neither rekeys
+ * nor makes a sealed box; a rekey over a damaged box keeps every old key. */
+static void test_key_files_and_refusals(void)
+{
+    bg_sim *sim = bg_sim_new(28);
+    make_two_boxes(sim);
+    static const uint8_t short_key[31] = {1};
+    CHECK_OK(bg_sim_write_file(sim, "s/keys/9.key", short_key, 31));
+    CHECK_OK(bg_sim_write_file(sim, "s/keys/3.key.tmp", short_key, 31));
+    bg_store *s;
+    bg_box *a;
+    CHECK_OK(tu_open_box(sim, "a", 0, &s, &a));
+    CHECK(tu_has(a, "k1", "{\"v\":\"one\"}"));
+    CHECK_OK(bg_store_close(s));
+
+    bg_store_opts ro = tu_opts(sim, BG_DURABILITY_FULL);
+    ro.read_only = 1;
+    CHECK_OK(bg_store_open("s", &ro, &s));
+    bg_rekey_report rep;
+    CHECK_ERR(bg_store_rekey(s, &rep), BG_ESTATE);
+    CHECK_CONTAINS(bg_store_detail(s), "read-only");
+    bg_box *n;
+    CHECK(bg_box_open(s, "new", BG_BOX_CREATE | BG_BOX_ENCRYPT, &n) != 0);
+    CHECK_OK(bg_store_close(s));
+
+    /* A damaged box: the rotation stops before any old key goes. */
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    bg_box *p;
+    CHECK_OK(bg_box_open(s, "plain", BG_BOX_CREATE, &p));
+    CHECK_OK(tu_put(p, "x", "{\"x\":1}"));
+    CHECK_OK(tu_put(p, "y", "{\"y\":2}"));
+    CHECK_OK(bg_store_close(s));
+    uint8_t *f;
+    size_t len;
+    CHECK_OK(bg_sim_read_file(sim, "s/plain.box", &f, &len));
+    f[BG__BOX_HDR_SIZE + BG__FRAME_HDR + 2] ^= 0x01;
+    CHECK_OK(bg_sim_write_file(sim, "s/plain.box", f, len));
+    free(f);
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_ERR(bg_store_rekey(s, &rep), BG_ECORRUPT);
+    CHECK_CONTAINS(bg_store_detail(s), "old keys kept");
+    CHECK_OK(bg_store_close(s));
+    uint8_t *k;
+    size_t kn;
+    CHECK_OK(bg_sim_read_file(sim, "s/keys/1.key", &k, &kn)); /* kept */
+    free(k);
+    CHECK_OK(tu_open_box(sim, "b", 0, &s, &a));
+    CHECK(tu_has(a, "k1", "{\"v\":\"BBB\"}"));
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_sealed_round_trip);
@@ -761,5 +814,6 @@ int main(void)
     RUN(test_rekey);
     RUN(test_destroyed_key_is_overwritten_first);
     RUN(test_key_file_is_private);
+    RUN(test_key_files_and_refusals);
     return CHECK_DONE();
 }
