@@ -238,11 +238,46 @@ static void test_every_combination_of_findings(void)
     CHECK_INT(combos, ==, 24);
 }
 
+/* An interrupted erase and an unreadable schema version are findings with
+ * their actions; every status has its name. */
+static void test_erase_intent_and_unreadable_schema(void)
+{
+    bg_sim *sim = bg_sim_new(40);
+    CHECK_OK(make_store(sim, 2));
+    CHECK_OK(
+        bg_sim_write_file(sim, "s/erase.intent", (const uint8_t *)"{}", 2));
+    CHECK_OK(check(sim, NULL, 2));
+    CHECK_INT(v.status, ==, BG_NEEDS_RECOVERY);
+    CHECK(has("erase_interrupted"));
+    CHECK_CONTAINS(v.findings[0].action, "finish the erase");
+
+    bg_sim *sim2 = bg_sim_new(41);
+    CHECK_OK(make_store(sim2, 0));
+    bg_store *s;
+    bg_box *meta;
+    CHECK_OK(tu_open(sim2, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, BG__META_BOX, BG_BOX_CREATE, &meta));
+    CHECK_OK(bg__box_put_internal(meta, "schema_version", "{\"version\":\"x\"}",
+                                  15));
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(check(sim2, NULL, 1));
+    CHECK_INT(v.status, ==, BG_BLOCKED);
+    CHECK(has("schema_unreadable"));
+    CHECK_STR(bg_readiness_name(BG_READY), "ready");
+    CHECK_STR(bg_readiness_name(BG_NEEDS_MIGRATION), "needs_migration");
+    CHECK_STR(bg_readiness_name(BG_NEEDS_RECOVERY), "needs_recovery");
+    CHECK_STR(bg_readiness_name(BG_BLOCKED), "blocked");
+    CHECK_STR(bg_readiness_name((bg_readiness)99), "unknown");
+    bg_sim_free(sim);
+    bg_sim_free(sim2);
+}
+
 int main(void)
 {
     RUN(test_ready_and_versions);
     RUN(test_needs_recovery);
     RUN(test_blocked);
     RUN(test_every_combination_of_findings);
+    RUN(test_erase_intent_and_unreadable_schema);
     return CHECK_DONE();
 }

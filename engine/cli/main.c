@@ -1623,8 +1623,9 @@ static int cmd_validate(const args *a)
         o.code_version = (uint32_t)v;
     }
     bg_validation r;
-    if (bg_validate(a->store, &o, &r)) {
-        fail("validate: out of memory");
+    bg_err verr = bg_validate(a->store, &o, &r);
+    if (verr) {
+        fail("validate: could not check the store: %s", bg_strerror(verr));
         return EXIT_SYSTEM;
     }
     if (a->as_json) {

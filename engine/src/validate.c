@@ -44,12 +44,20 @@ add(bg_validation *v, bg_readiness sev, const char *code, const char *action,
     v->nfindings++;
 }
 
-static int exists(bg_store *s, const char *name)
+/* Whether the store holds file name (*yes). An I/O error is returned: the
+ * check fails rather than pass unchecked. */
+static bg_err exists(bg_store *s, const char *name, int *yes)
 {
     char path[BG_PATH_MAX];
-    if (bg__store_path(s, path, sizeof path, name))
+    *yes = 0;
+    BG_TRY(bg__store_path(s, path, sizeof path, name));
+    bg_err err = s->vfs->stat(s->vfs, path, NULL);
+    if (err == BG_ENOTFOUND)
         return 0;
-    return s->vfs->stat(s->vfs, path, NULL) == 0;
+    if (err)
+        return bg__store_fail(s, err, "cannot look for '%s'", path);
+    *yes = 1;
+    return 0;
 }
 
 bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
@@ -77,12 +85,20 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
         return 0;
     }
     /* Work that was interrupted comes first: the next open finishes it. */
-    if (exists(s, "migration.journal"))
+    int journal, intent;
+    err = exists(s, "migration.journal", &journal);
+    if (!err)
+        err = exists(s, "erase.intent", &intent);
+    if (err) {
+        (void)bg_store_close(s);
+        return err;
+    }
+    if (journal)
         add(v, BG_NEEDS_RECOVERY, "migration_interrupted",
             "open the store for writing (or `boxguard migrate status`) to "
             "finish or roll back the migration",
             "a migration was interrupted (migration.journal is present)");
-    if (exists(s, "erase.intent"))
+    if (intent)
         add(v, BG_NEEDS_RECOVERY, "erase_interrupted",
             "open the store for writing to finish the erase",
             "a secure erase was interrupted (erase.intent is present)");

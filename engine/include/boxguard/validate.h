@@ -62,8 +62,11 @@ typedef struct bg_validate_opts {
 } bg_validate_opts;
 
 /* Validate the store in dir without changing a byte. Returns 0 with *out
- * filled (see out->status), or BG_ENOMEM. A store that is missing or
- * locked is a finding, not an error. */
+ * filled (see out->status), or BG_ENOMEM, or the I/O error (BG_EIO,
+ * BG_ENOSPACE) that kept it from looking for an interrupted migration or
+ * erase or from listing the boxes: a check that could not run fails, it
+ * never answers ready. A store that is missing or locked, and a box that
+ * cannot be read, are findings, not errors. */
 BG_MUST_CHECK bg_err bg_validate(const char *dir, const bg_validate_opts *o,
                                  bg_validation *out);
 
