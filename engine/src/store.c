@@ -220,6 +220,8 @@ size_t bg__schema_compare(const bg_registry *lock, const bg_registry *code,
     for (size_t i = 0; i < bg_registry_count(lock); i++) {
         const bg_adapter *l = bg_registry_at(lock, i);
         const bg_adapter *c = bg_registry_find(code, l->type_id);
+        const bg_adapter *moved =
+            c ? NULL : bg_registry_find_name(code, l->name);
         if (c && !strcmp(c->name, l->name))
             continue;
         if (findings++)
@@ -229,16 +231,23 @@ size_t bg__schema_compare(const bg_registry *lock, const bg_registry *code,
                      "typeId %u is registered as '%s' but the store knows it "
                      "as '%s'",
                      (unsigned)l->type_id, c->name, l->name);
+        else if (moved)
+            snprintf(first, cap,
+                     "adapter '%s' moved from typeId %u to typeId %u", l->name,
+                     (unsigned)l->type_id, (unsigned)moved->type_id);
         else
             snprintf(first, cap,
                      "adapter '%s' (typeId %u) is in the store's schema lock "
                      "but is not registered",
                      l->name, (unsigned)l->type_id);
     }
+    /* A name on another typeId whose old typeId the code still has (under
+     * another name): that move was not counted above. */
     for (size_t i = 0; i < bg_registry_count(code); i++) {
         const bg_adapter *c = bg_registry_at(code, i);
         const bg_adapter *l = bg_registry_find_name(lock, c->name);
-        if (l && l->type_id != c->type_id && !findings++)
+        if (l && l->type_id != c->type_id &&
+            bg_registry_find(code, l->type_id) && !findings++)
             snprintf(first, cap,
                      "adapter '%s' moved from typeId %u to typeId %u", c->name,
                      (unsigned)l->type_id, (unsigned)c->type_id);

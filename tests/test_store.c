@@ -1,0 +1,156 @@
+/*
+ * The store handle: the options bg_store_open refuses, a path that is not
+ * a directory, trailing slashes, the progress hook, a schema lock that
+ * cannot be read, and the moved-adapter finding of the schema lock.
+ */
+#include "testutil.h"
+
+#include "box_int.h"
+#include "store_int.h"
+
+static void test_open_refuses_bad_options(void)
+{
+    bg_sim *sim = bg_sim_new(1);
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    bg_store *s;
+    CHECK_ERR(bg_store_open(NULL, &o, &s), BG_EINVALID);
+    CHECK_ERR(bg_store_open("", &o, &s), BG_EINVALID);
+    char longdir[BG_PATH_MAX];
+    memset(longdir, 'd', sizeof longdir - 1);
+    longdir[sizeof longdir - 1] = '\0';
+    CHECK_ERR(bg_store_open(longdir, &o, &s), BG_EINVALID);
+    bg_store_opts g = tu_opts(sim, BG_DURABILITY_GROUP);
+    g.group_size = 0;
+    CHECK_ERR(bg_store_open("s", &g, &s), BG_EINVALID);
+    bg_store_opts half = tu_opts(sim, BG_DURABILITY_FULL);
+    tu_alloc a = {0};
+    half.alloc = (bg_allocator){tu_malloc, NULL, tu_free, &a};
+    CHECK_ERR(bg_store_open("s", &half, &s), BG_EINVALID);
+    /* Nothing was made by any of them. */
+    uint8_t *f;
+    size_t n;
+    CHECK_OK(bg_sim_write_file(sim, "probe", (const uint8_t *)"x", 1));
+    CHECK_ERR(bg_sim_read_file(sim, "s/store.lock", &f, &n), BG_ENOTFOUND);
+    /* Without options: the real disk, no create. */
+    CHECK_ERR(bg_store_open("/nonexistent/boxguard/store", NULL, &s),
+              BG_ENOTFOUND);
+    bg_sim_free(sim);
+}
+
+static void test_path_that_is_a_file_and_trailing_slashes(void)
+{
+    bg_sim *sim = bg_sim_new(2);
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    bg_store *s;
+    CHECK_OK(bg_sim_write_file(sim, "f", (const uint8_t *)"x", 1));
+    char detail[256];
+    o.detail = detail;
+    o.detail_len = sizeof detail;
+    CHECK_ERR(bg_store_open("f", &o, &s), BG_EINVALID);
+    CHECK_CONTAINS(detail, "is not a directory");
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "b", BG_BOX_CREATE, &s, &b));
+    CHECK_OK(tu_put(b, "k", "1"));
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(bg_store_open("s///", &o, &s));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK(tu_has(b, "k", "1"));
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
+typedef struct seen {
+    int calls;
+    uint64_t last_done, last_total;
+} seen;
+
+static void on_progress(void *ctx, const char *what, uint64_t done,
+                        uint64_t total)
+{
+    seen *x = ctx;
+    (void)what;
+    x->calls++;
+    x->last_done = done;
+    x->last_total = total;
+}
+
+static void test_progress_hook(void)
+{
+    bg_sim *sim = bg_sim_new(3);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "b", BG_BOX_CREATE, &s, &b));
+    for (int i = 0; i < 20; i++) {
+        char k[8];
+        snprintf(k, sizeof k, "k%d", i);
+        CHECK_OK(tu_put(b, k, "{\"v\":1}"));
+    }
+    CHECK_OK(bg_store_close(s));
+    seen x = {0};
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.progress = on_progress;
+    o.progress_ctx = &x;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    bg_box_report rep;
+    CHECK_OK(bg_box_verify(s, "b", &rep));
+    CHECK_INT(x.calls, >=, 1);
+    CHECK_INT(x.last_done, ==, x.last_total); /* it ends at the end */
+    CHECK_INT(x.last_total, ==, rep.file_size);
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
+static void test_unreadable_schema_lock(void)
+{
+    bg_sim *sim = bg_sim_new(4);
+    bg_store *s;
+    bg_box *meta;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, BG__META_BOX, BG_BOX_CREATE, &meta));
+    CHECK_OK(bg__box_put_internal(meta, "schema_lock", "{\"adapters\":7}", 14));
+    CHECK_OK(bg_store_close(s));
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    char detail[256];
+    o.detail = detail;
+    o.detail_len = sizeof detail;
+    CHECK_ERR(bg_store_open("s", &o, &s), BG_ECORRUPT);
+    CHECK_CONTAINS(detail, "the schema lock in meta.box is unreadable");
+    bg_sim_free(sim);
+}
+
+/* A name the lock knows on one typeId registered by the code on another:
+ * the open refuses it, naming the move. */
+static void test_moved_adapter_is_refused(void)
+{
+    bg_sim *sim = bg_sim_new(5);
+    const char *v1 = "{\"adapters\":[{\"typeId\":3,\"name\":\"User\"}]}";
+    const char *v2 = "{\"adapters\":[{\"typeId\":4,\"name\":\"User\"}]}";
+    bg_registry *r1 = bg_registry_new(), *r2 = bg_registry_new();
+    CHECK_OK(bg_registry_add_json(r1, v1, strlen(v1)));
+    CHECK_OK(bg_registry_add_json(r2, v2, strlen(v2)));
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.registry = r1;
+    bg_store *s;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_store_close(s));
+    char detail[256];
+    o.registry = r2;
+    o.detail = detail;
+    o.detail_len = sizeof detail;
+    CHECK_ERR(bg_store_open("s", &o, &s), BG_ESCHEMA);
+    CHECK_CONTAINS(detail, "adapter 'User' moved from typeId 3 to typeId 4");
+    CHECK_CONTAINS(detail, "(1 finding against the schema lock");
+    bg_registry_free(r1);
+    bg_registry_free(r2);
+    bg_sim_free(sim);
+}
+
+int main(void)
+{
+    RUN(test_open_refuses_bad_options);
+    RUN(test_path_that_is_a_file_and_trailing_slashes);
+    RUN(test_progress_hook);
+    RUN(test_unreadable_schema_lock);
+    RUN(test_moved_adapter_is_refused);
+    return CHECK_DONE();
+}
