@@ -93,6 +93,68 @@ static bg_err chk(bg_registry *r, uint32_t t, const char *json, char *why)
     return bg_registry_check(r, t, json, strlen(json), why, 200);
 }
 
+/* Every field type against every JSON kind, the field limits, bad field
+ * declarations, and a value that is not JSON. */
+static void test_field_types_and_limits(void)
+{
+    static const char *const values[] = {"null",  "true", "1.5", "7",
+                                         "\"s\"", "[1]",  "{}"};
+    /* What each type takes, by the index of values above. */
+    static const char *const takes[] = {
+        "1111111", /* any */
+        "1000000", /* null */
+        "0100000", /* bool */
+        "0011000", /* number */
+        "0001000", /* integer */
+        "0000100", /* string */
+        "0000010", /* array */
+        "0000001", /* object */
+    };
+    for (int t = BG_JSON_ANY; t <= BG_JSON_OBJECT; t++) {
+        bg_field f = {"f", (bg_json_type)t, 1};
+        bg_adapter a = {5, "T", 1, &f, 1};
+        bg_registry *r = bg_registry_new();
+        CHECK_OK(bg_registry_add(r, &a));
+        for (int v = 0; v < 7; v++) {
+            char doc[32], why[160];
+            snprintf(doc, sizeof doc, "{\"f\":%s}", values[v]);
+            bg_err err =
+                bg_registry_check(r, 5, doc, strlen(doc), why, sizeof why);
+            if ((err == 0) != (takes[t][v] == '1'))
+                fprintf(stderr, "type %d, value %s: %s\n", t, values[v],
+                        bg_err_name(err));
+            CHECK_INT(err == 0, ==, takes[t][v] == '1');
+        }
+        char why[160];
+        CHECK_ERR(bg_registry_check(r, 5, "{\"f\":", 5, why, sizeof why),
+                  BG_EINVALID);
+        CHECK_CONTAINS(why, "not valid JSON");
+        bg_registry_free(r);
+    }
+    bg_registry *r = bg_registry_new();
+    bg_field many[BG_TYPE_FIELDS_MAX + 1];
+    char names[BG_TYPE_FIELDS_MAX + 1][8];
+    for (int i = 0; i <= BG_TYPE_FIELDS_MAX; i++) {
+        snprintf(names[i], sizeof names[i], "f%d", i);
+        many[i] = (bg_field){names[i], BG_JSON_ANY, 0};
+    }
+    bg_adapter at_max = {6, "Max", 1, many, BG_TYPE_FIELDS_MAX};
+    CHECK_OK(bg_registry_add(r, &at_max));
+    bg_adapter over = {7, "Over", 1, many, BG_TYPE_FIELDS_MAX + 1};
+    CHECK_ERR(bg_registry_add(r, &over), BG_EINVALID);
+    CHECK_CONTAINS(bg_registry_detail(r), "more than");
+    bg_field badname = {"", BG_JSON_ANY, 0};
+    bg_adapter bn = {8, "BadField", 1, &badname, 1};
+    CHECK_ERR(bg_registry_add(r, &bn), BG_EINVALID);
+    CHECK_CONTAINS(bg_registry_detail(r), "has a bad name");
+    bg_field badtype = {"t", (bg_json_type)99, 0};
+    bg_adapter bt = {8, "BadType", 1, &badtype, 1};
+    CHECK_ERR(bg_registry_add(r, &bt), BG_EINVALID);
+    CHECK_CONTAINS(bg_registry_detail(r), "bad type");
+    CHECK_INT(bg_registry_count(r), ==, 1);
+    bg_registry_free(r);
+}
+
 static void test_record_checks(void)
 {
     bg_registry *r = bg_registry_new();
@@ -212,6 +274,7 @@ int main(void)
     RUN(test_collisions_name_both);
     RUN(test_bad_declarations);
     RUN(test_manifest_round_trip_and_errors);
+    RUN(test_field_types_and_limits);
     RUN(test_record_checks);
     RUN(test_schema_lock);
     return CHECK_DONE();
