@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <sys/wait.h>
 
+#include "box_int.h"
 #include "migrate_fixture.h"
 #include "tempdir.h"
 #include "testutil.h"
@@ -256,6 +257,75 @@ static void test_table_that_lost_rows_fails(void)
     (void)bg_store_close(s);
 }
 
+/* Columns of every field type (null, bool, integer, a number that is not
+ * one, string, array, object, and a field a record lacks); a damaged box
+ * and a database another connection holds are refused. */
+static void test_typed_columns_damage_and_a_busy_database(void)
+{
+    bg_sim_free(sim);
+    sim = bg_sim_new(9);
+    snprintf(db, sizeof db, "%s/export.db", dir);
+    unlink(db);
+    const char *manifest =
+        "{\"adapters\":[{\"typeId\":5,\"name\":\"Row\",\"version\":1,"
+        "\"fields\":[{\"name\":\"n\",\"type\":\"null\"},"
+        "{\"name\":\"b\",\"type\":\"bool\"},"
+        "{\"name\":\"i\",\"type\":\"integer\"},"
+        "{\"name\":\"d\",\"type\":\"number\"},"
+        "{\"name\":\"s\",\"type\":\"string\"},"
+        "{\"name\":\"a\",\"type\":\"array\"},"
+        "{\"name\":\"o\",\"type\":\"object\"},"
+        "{\"name\":\"gone\",\"type\":\"any\"}]}]}";
+    bg_registry *r;
+    CHECK_OK(mf_registry(manifest, &r));
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.registry = r;
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "rows", BG_BOX_CREATE, &b));
+    const char *row = "{\"n\":null,\"b\":true,\"i\":42,\"d\":2.5,\"s\":\"x\","
+                      "\"a\":[1,2],\"o\":{\"k\":1}}";
+    CHECK_OK(bg_box_put(b, "r1", 2, 5, row, strlen(row)));
+    bg_export_report rep;
+    CHECK_OK(bg_export_sqlite(s, db, NULL, &rep));
+    CHECK_OK(bg_store_close(s));
+    bg_registry_free(r);
+    CHECK_INT(query("SELECT COUNT(*) FROM box_rows WHERE n IS NULL AND b = 1 "
+                    "AND i = 42 AND d = 2.5 AND s = 'x' AND a = '[1,2]' AND "
+                    "o = '{\"k\":1}' AND gone IS NULL"),
+              ==, 1);
+    CHECK_INT(query("SELECT typeof(d) = 'real' AND typeof(i) = 'integer' "
+                    "FROM box_rows"),
+              ==, 1);
+
+    /* Another connection holds the database: a clear refusal. */
+    sqlite3 *h;
+    CHECK(sqlite3_open(db, &h) == SQLITE_OK);
+    CHECK(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK_OK(open_store(&s));
+    CHECK_ERR(bg_export_sqlite(s, db, NULL, &rep), BG_ELOCKED);
+    (void)bg_store_close(s);
+    sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(h);
+
+    /* A damaged box: recover it first. */
+    CHECK_OK(open_store(&s));
+    CHECK_OK(bg_box_open(s, "rows", 0, &b));
+    CHECK_OK(tu_put(b, "r2", "1"));
+    CHECK_OK(bg_store_close(s));
+    uint8_t *f;
+    size_t n;
+    CHECK_OK(bg_sim_read_file(sim, "s/rows.box", &f, &n));
+    f[BG__BOX_HDR_SIZE + BG__FRAME_HDR + 4] ^= 0x02;
+    CHECK_OK(bg_sim_write_file(sim, "s/rows.box", f, n));
+    free(f);
+    CHECK_OK(open_store(&s));
+    CHECK_ERR(bg_export_sqlite(s, db, NULL, &rep), BG_ECORRUPT);
+    CHECK_CONTAINS(bg_store_detail(s), "is damaged; recover it first");
+    (void)bg_store_close(s);
+}
+
 /* The store's migration history and backups come along. */
 static void test_history_and_backups(void)
 {
@@ -313,6 +383,7 @@ int main(void)
     RUN(test_changed_and_removed_boxes);
     RUN(test_table_that_lost_rows_fails);
     RUN(test_history_and_backups);
+    RUN(test_typed_columns_damage_and_a_busy_database);
     RUN(test_pending_migration_refused);
     bg_sim_free(sim);
     unlink(db);
