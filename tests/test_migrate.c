@@ -111,6 +111,32 @@ static void test_plan_errors(void)
         {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"]"
          ",\"ops\":[],\"adapters\":{\"adapters\":[{\"typeId\":0}]}}]}",
          "adapters"},
+        {"{\"migrations\":[7]}", "is not an object"},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"],"
+         "\"description\":5,\"ops\":[]}]}",
+         "\"description\" must be a string"},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"ops\":[]}]}",
+         "needs \"boxes\""},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"]}"
+         "]}",
+         "needs \"ops\""},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"],"
+         "\"ops\":[{\"type\":1}]}]}",
+         "needs \"op\""},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"],"
+         "\"ops\":[{\"op\":\"remove\",\"field\":\"f\"}]}]}",
+         "needs \"type\""},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"],"
+         "\"ops\":[{\"op\":\"rename\",\"type\":1,\"field\":"
+         "\"f\"}]}]}",
+         "rename needs \"to\""},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":[\"x\"],"
+         "\"ops\":[{\"op\":\"retype\",\"type\":1,\"field\":"
+         "\"f\"}]}]}",
+         "retype needs \"to\""},
+        {"{\"migrations\":[{\"id\":\"a\",\"from\":1,\"to\":2,\"boxes\":"
+         "[\"x\",\"x\"],\"ops\":[]}]}",
+         "twice"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         bg_plan *p = (bg_plan *)1;
