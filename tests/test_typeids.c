@@ -210,6 +210,82 @@ static void test_hive_range_at_its_edge(void)
     CHECK_STR(o.findings, "range:1;");
 }
 
+/* Lock and policy files that are not what they should be: refused, each
+ * saying what it needs. */
+static void test_bad_lock_and_policy_files(void)
+{
+    static const char *const locks[] = {
+        "",
+        "[]",
+        "{\"typeids\":{}}",
+        "{\"typeids\":[{\"ns\":\"dart\",\"typeId\":1,\"name\":\"A\"}]}",
+        "{\"typeids\":[{\"ns\":\"hive\",\"typeId\":-1,\"name\":\"A\"}]}",
+        "{\"typeids\":[{\"ns\":\"hive\",\"typeId\":1}]}"};
+    static const char *const policies[] = {
+        "{}",
+        "{\"ranges\":[{\"domain\":\"x\",\"paths\":[],\"min\":5,"
+        "\"max\":4}]}",
+        "{\"ranges\":[{\"paths\":[],\"min\":1,\"max\":4}]}",
+        "{\"ranges\":[{\"domain\":\"x\",\"paths\":\"lib\",\"min\":1,"
+        "\"max\":4}]}"};
+    char why[160];
+    for (size_t i = 0; i < sizeof locks / sizeof *locks; i++) {
+        bg_tid *t = bg_tid_new();
+        why[0] = '\0';
+        CHECK_ERR(
+            bg_tid_load_lock(t, locks[i], strlen(locks[i]), why, sizeof why),
+            BG_EINVALID);
+        CHECK_CONTAINS(why, "lock ");
+        bg_tid_free(t);
+    }
+    for (size_t i = 0; i < sizeof policies / sizeof *policies; i++) {
+        bg_tid *t = bg_tid_new();
+        why[0] = '\0';
+        CHECK_ERR(bg_tid_load_policy(t, policies[i], strlen(policies[i]), why,
+                                     sizeof why),
+                  BG_EINVALID);
+        CHECK_CONTAINS(why, "policy ");
+        bg_tid_free(t);
+    }
+    /* A good policy: typeIds of lib/billing/ must lie in 100..149. */
+    bg_tid *t = bg_tid_new();
+    const char *pol = "{\"ranges\":[{\"domain\":\"billing\",\"paths\":"
+                      "[\"lib/billing/\"],\"min\":100,\"max\":149}]}";
+    CHECK_OK(bg_tid_load_policy(t, pol, strlen(pol), why, sizeof why));
+    const char *dart = "@HiveType(typeId: 7)\nclass Invoice {}\n"
+                       "void f() { Hive.registerAdapter(InvoiceAdapter()); }\n";
+    CHECK_OK(
+        bg_tid_scan_text(t, "lib/billing/invoice.dart", dart, strlen(dart)));
+    const bg_tid_finding *f;
+    size_t n = bg_tid_check(t, &f);
+    CHECK_INT(n, ==, 1);
+    CHECK_STR(f[0].code, "range");
+    CHECK_CONTAINS(f[0].message, "billing");
+    bg_tid_free(t);
+}
+
+/* The JSON manifest form and C arrays of adapters. */
+static void test_manifest_and_c_array_declarations(void)
+{
+    scan_out o;
+    CHECK_OK(scan_s("app.adapters.json",
+                    "{\"adapters\":[{\"typeId\":3,\"name\":\"Note\"},"
+                    "{\"typeId\":3,\"name\":\"Other\"}]}",
+                    &o));
+    CHECK_INT(o.decls, ==, 2);
+    CHECK_CONTAINS(o.findings, "collision:");
+    CHECK_OK(scan_s("src/a.c",
+                    "static const bg_adapter all[] = {\n"
+                    "    {.type_id = 3, .name = \"Note\"},\n"
+                    "    {4, \"User\", 1, NULL, 0},\n"
+                    "};\n"
+                    "void f(bg_registry *r) { (void)bg_registry_add(r, "
+                    "&all[0]); }\n",
+                    &o));
+    CHECK_INT(o.decls, ==, 2);
+    CHECK_INT(o.regs, ==, 1);
+}
+
 int main(void)
 {
     RUN(test_dart_baseline_one_declared_and_registered);
@@ -223,6 +299,8 @@ int main(void)
     RUN(test_dart_escaped_quotes_keep_the_string_open);
     RUN(test_dart_unclosed_annotation_at_end_of_file);
     RUN(test_hive_range_at_its_edge);
+    RUN(test_bad_lock_and_policy_files);
+    RUN(test_manifest_and_c_array_declarations);
     RUN(test_yaml_numbers_end_at_the_buffer);
     RUN(test_yaml_typeid_not_a_number_is_a_parse_finding);
     return CHECK_DONE();

@@ -973,10 +973,18 @@ bg_err bg_tid_load_policy(bg_tid *t, const char *json, size_t len, char *why,
         const cJSON *pp;
         cJSON_ArrayForEach(pp, paths)
         {
-            if (cJSON_IsString(pp) &&
-                (r->paths[r->npaths] = strdup(pp->valuestring)))
-                r->npaths++;
+            if (!cJSON_IsString(pp))
+                continue;
+            /* A path that cannot be kept would leave its files out of the
+             * range check: fail rather than check less. */
+            if (!(r->paths[r->npaths] = strdup(pp->valuestring))) {
+                err = BG_ENOMEM;
+                break;
+            }
+            r->npaths++;
         }
+        if (err)
+            break;
         k++;
     }
     cJSON_Delete(doc);
