@@ -485,6 +485,64 @@ static void test_journal_phase_order(void)
     s = NULL;
 }
 
+/* A journal edited behind the store's back is refused whole before
+ * anything is done: a string that is not UTF-8 (it would be copied into
+ * the audit box halfway through finishing), a box that does not exist, a
+ * backup elsewhere than backups/<id>. Every box file stays as it was. */
+static void test_edited_journal_is_refused_whole(void)
+{
+    static const char *const edits[][2] = {
+        {"\"description\":\"users get a required email\"",
+         "\"description\":\"users get a \xff required email\""},
+        {"\"boxes\":[\"users\"]", "\"boxes\":[\"nobody\"]"},
+        {"\"backup\":\"backups/user-email\"", "\"backup\":\"backups/other\""},
+        {"\"format\":1", "\"format\":2"},
+    };
+    for (size_t e = 0; e < sizeof edits / sizeof *edits; e++) {
+        fresh(4, 0);
+        (void)bg_store_close(s);
+        s = NULL;
+        /* A migration cut after its commit point: the journal says
+         * verified. */
+        bg_sim_free(sim);
+        sim = bg_sim_new(7);
+        CHECK_OK(mf_setup(sim, 4, 0));
+        CHECK_OK(open_store(NULL));
+        CHECK_OK(run_plan(MF_PLAN, NULL, NULL));
+        CHECK_OK(bg_store_close(s));
+        s = NULL;
+        /* Put a journal back as it stood at "verified", then edit it. */
+        char j[4096];
+        snprintf(j, sizeof j,
+                 "{\"format\":1,\"kind\":\"migrate\",\"phase\":\"verified\","
+                 "\"id\":\"user-email\",\"description\":\"users get a "
+                 "required email\",\"from\":1,\"to\":2,\"version\":2,"
+                 "\"boxes\":[\"users\"],\"backup\":\"backups/user-email\","
+                 "\"started_at\":1,\"audit_key\":\"k-1\",\"records\":4}");
+        char *at = strstr(j, edits[e][0]);
+        CHECK(at != NULL);
+        char out[4096];
+        snprintf(out, sizeof out, "%.*s%s%s", (int)(at - j), j, edits[e][1],
+                 at + strlen(edits[e][0]));
+        CHECK_OK(bg_sim_write_file(sim, "s/migration.journal",
+                                   (const uint8_t *)out, strlen(out)));
+        uint8_t *before, *after;
+        size_t bn, an;
+        CHECK_OK(bg_sim_read_file(sim, "s/meta.box", &before, &bn));
+        bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+        char detail[300];
+        o.detail = detail;
+        o.detail_len = sizeof detail;
+        bg_store *t;
+        CHECK_ERR(bg_store_open("s", &o, &t), BG_ECORRUPT);
+        CHECK_CONTAINS(detail, "migration.journal is unreadable");
+        CHECK_OK(bg_sim_read_file(sim, "s/meta.box", &after, &an));
+        CHECK(bn == an && !memcmp(before, after, bn));
+        free(before);
+        free(after);
+    }
+}
+
 static void test_bad_runs(void)
 {
     fresh(3, 0);
@@ -641,6 +699,7 @@ int main(void)
     RUN(test_plan_dry_run_writes_nothing);
     RUN(test_failed_verification_rolls_back);
     RUN(test_journal_phase_order);
+    RUN(test_edited_journal_is_refused_whole);
     RUN(test_bad_runs);
     RUN(test_rollback);
     RUN(test_io_error_at_every_operation);
