@@ -87,4 +87,28 @@ check "no database made" -- test ! -e "$T/x.db"
 expect 2 "migrate status takes no --plan" -- "$BG" migrate status --store "$S" --plan "$T/p.json"
 check "named" -- grep -q "migrate status takes no --plan, --adapters or --dry-run" "$T/err"
 
+# load: every way a dump line can be wrong, named with its column; the box
+# is left as it was (all or nothing).
+L=$T/loadstore
+expect 0 "a box to load into" -- "$BG" put --store "$L" --box b --key keep --type 0 --json 1
+bad_line() {
+  local what=$1 line=$2 says=$3
+  expect 2 "load: $what" -- bash -c "printf '%s\n' '$line' | '$BG' load --store '$L' --box b"
+  check "load: $what named" -- grep -qF -- "$says" "$T/err"
+}
+bad_line "no object" '[1]' "expected '{' at column 1"
+bad_line "no member name" '{1:2}' "expected a member name at column 2"
+bad_line "no colon" '{"key" "k"}' "expected ':' at column 8"
+bad_line "bad value" '{"key":"k","type":0,"value":tru}' 'bad JSON value for "value"'
+bad_line "repeated member" '{"key":"k","key":"j"}' 'unexpected or repeated member "key"'
+bad_line "unknown member" '{"kee":"k"}' 'unexpected or repeated member "kee"'
+bad_line "key not a string" '{"key":5,"type":0,"value":1}' '"key" must be a string'
+bad_line "NUL in key" '{"key":"a\u0000b","type":0,"value":1}' '"key" must be a string without \u0000'
+bad_line "type out of range" '{"key":"k","type":-1,"value":1}' '"type" must be an integer from 0 to 4294967295'
+bad_line "no comma" '{"key":"k" "type":0}' "expected ',' or '}' at column"
+bad_line "trailing data" '{"key":"k","type":0,"value":1} x' "trailing data at column"
+bad_line "missing value" '{"key":"k","type":0}' 'missing "value"'
+expect 0 "load kept nothing of the bad lines" -- "$BG" dump --store "$L" --box b
+check "only the first record" -- test "$(wc -l <"$T/out")" -eq 1
+
 finish cli_options
