@@ -531,6 +531,10 @@ static bg_err alloc_workload(bg_store *s, bg_queue *q)
         bg_queue_op_clear(&op);
         TRY(err);
     }
+    int nf = 0;
+    TRY(bg_queue_list_failed(q, count_failed, &nf));
+    if (nf != 1)
+        return BG_ESTATE; /* a failed op went unlisted: an error swallowed */
     TRY(bg_queue_retry(q, "op-3", &id));
     TRY(bg_queue_lock(q, "w", &stale));
     TRY(bg_queue_compact(q));
