@@ -580,6 +580,47 @@ static void test_failed_group_sync_stops_the_box(void)
     bg_sim_free(sim);
 }
 
+/* What a read-only store and an owned box refuse, each with its reason:
+ * creating a box, writing, recovering; compacting the queue's own box
+ * through bg_box_compact; opening the queue twice. */
+static void test_read_only_and_owned_refusals(void)
+{
+    bg_sim *sim = bg_sim_new(35);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "b", BG_BOX_CREATE, &s, &b));
+    CHECK_OK(tu_put(b, "k", "1"));
+    CHECK_OK(bg_store_close(s));
+    bg_store_opts ro = tu_opts(sim, BG_DURABILITY_FULL);
+    ro.read_only = 1;
+    CHECK_OK(bg_store_open("s", &ro, &s));
+    CHECK_ERR(bg_box_open(s, "new", BG_BOX_CREATE, &b), BG_ESTATE);
+    CHECK_CONTAINS(bg_store_detail(s), "does not exist (read-only store)");
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_ERR(tu_put(b, "k", "2"), BG_ESTATE);
+    CHECK_CONTAINS(bg_store_detail(s), "is read-only");
+    bg_box_report rep;
+    CHECK_ERR(bg_box_recover(s, "b", &rep), BG_ESTATE);
+    CHECK_CONTAINS(bg_store_detail(s), "store opened read-only");
+    CHECK(tu_has(b, "k", "1"));
+    CHECK_OK(bg_store_close(s));
+
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    bg_queue_opts qo;
+    bg_queue_opts_init(&qo);
+    bg_queue *q, *q2;
+    CHECK_OK(bg_queue_open(s, &qo, &q));
+    CHECK_ERR(bg_queue_open(s, &qo, &q2), BG_ESTATE);
+    CHECK_CONTAINS(bg_store_detail(s), "is already open");
+    CHECK_OK(bg_box_open(s, "pending_ops", 0, &b));
+    CHECK_ERR(bg_box_compact(b), BG_ESTATE);
+    CHECK_CONTAINS(bg_store_detail(s), "is indexed by its owner");
+    bg_queue_close(q);
+    CHECK_OK(bg_store_close(s));
+
+    bg_sim_free(sim);
+}
+
 static void test_allocation_failures(void)
 {
     /* Fail every allocation of a workload in turn: each run either succeeds
@@ -658,6 +699,7 @@ int main(void)
     RUN(test_compaction_keeps_the_sequence_floor);
     RUN(test_reserved_box_refuses_user_writes);
     RUN(test_failed_group_sync_stops_the_box);
+    RUN(test_read_only_and_owned_refusals);
     RUN(test_allocation_failures);
     RUN(test_store_lists_boxes);
     return CHECK_DONE();
