@@ -226,10 +226,92 @@ static void test_enospc_mid_write_keeps_acknowledged_records(void)
     rig_done(&r);
 }
 
+/* Every operation's errors, as the engine sees them: the C library's
+ * errno mapped to bg_err, through the real calls and through the seam. */
+static int errno_to_give;
+static ssize_t e_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
+{
+    (void)ctx, (void)fd, (void)buf, (void)len, (void)off;
+    errno = errno_to_give;
+    return -1;
+}
+static ssize_t e_pwrite(void *ctx, int fd, const void *buf, size_t len,
+                        off_t off)
+{
+    (void)ctx, (void)fd, (void)buf, (void)len, (void)off;
+    errno = errno_to_give;
+    return -1;
+}
+static int e_ftruncate(void *ctx, int fd, off_t size)
+{
+    (void)ctx, (void)fd, (void)size;
+    errno = errno_to_give;
+    return -1;
+}
+static ssize_t zero_pwrite(void *ctx, int fd, const void *buf, size_t len,
+                           off_t off)
+{
+    (void)ctx, (void)fd, (void)buf, (void)len, (void)off;
+    return 0; /* no progress */
+}
+
+static void test_errors_of_every_operation(void)
+{
+    rig r;
+    CHECK(!rig_init(&r, "posix_errors"));
+    const bg_vfs *v = bg_vfs_posix();
+    char path[700], missing[700], sub[700];
+    snprintf(path, sizeof path, "%s/f", r.dir);
+    snprintf(missing, sizeof missing, "%s/nope/f", r.dir);
+    snprintf(sub, sizeof sub, "%s/d", r.dir);
+    bg_file *f, *g;
+    CHECK_ERR(v->open(v, missing, BG_OPEN_CREATE, &f), BG_ENOTFOUND);
+    CHECK_OK(v->open(v, path, BG_OPEN_CREATE | BG_OPEN_PRIVATE, &f));
+    CHECK_ERR(v->open(v, path, BG_OPEN_CREATE | BG_OPEN_EXCL, &g), BG_EEXISTS);
+    CHECK_OK(v->mkdir(v, sub));
+    CHECK_ERR(v->mkdir(v, sub), BG_EEXISTS);
+    CHECK_ERR(v->rename(v, missing, path), BG_ENOTFOUND);
+    CHECK_ERR(v->unlink(v, missing), BG_ENOTFOUND);
+    CHECK_ERR(v->list(v, missing, NULL, NULL), BG_ENOTFOUND);
+    CHECK_ERR(v->sync_dir(v, missing), BG_ENOTFOUND);
+    CHECK_ERR(v->stat(v, missing, NULL), BG_ENOTFOUND);
+    int is_dir = -1;
+    CHECK_OK(v->stat(v, sub, &is_dir));
+    CHECK_INT(is_dir, ==, 1);
+    char longname[4200];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    CHECK_ERR(v->stat(v, longname, NULL), BG_EINVALID); /* ENAMETOOLONG */
+
+    /* Through the seam: what a failing disk answers. */
+    bg__posix_sys bad = {e_pread, e_pwrite, f_fdatasync, e_ftruncate, &r.f};
+    bg_vfs bv = *v;
+    bv.ctx = &bad;
+    char buf[8];
+    size_t got;
+    static const struct {
+        int e;
+        bg_err want;
+    } map[] = {{EIO, BG_EIO},         {ENOSPC, BG_ENOSPACE},
+               {EDQUOT, BG_ENOSPACE}, {ENOMEM, BG_ENOMEM},
+               {EINVAL, BG_EINVALID}, {EROFS, BG_EIO}};
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++) {
+        errno_to_give = map[i].e;
+        CHECK_ERR(bv.read(&bv, f, 0, buf, sizeof buf, &got), map[i].want);
+        CHECK_ERR(bv.write(&bv, f, 0, "x", 1), map[i].want);
+        CHECK_ERR(bv.truncate(&bv, f, 0), map[i].want);
+    }
+    bad.pwrite = zero_pwrite;
+    CHECK_ERR(bv.write(&bv, f, 0, "x", 1), BG_EIO);
+    v->close(v, f);
+    rig_done(&r);
+}
+
 int main(void)
 {
     RUN(test_failed_fdatasync_is_reported_not_retried);
     RUN(test_eintr_and_short_writes_complete);
     RUN(test_enospc_mid_write_keeps_acknowledged_records);
+    RUN(test_errors_of_every_operation);
     return CHECK_DONE();
 }
