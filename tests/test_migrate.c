@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "box_int.h"
 #include "migrate_fixture.h"
 #include "store_int.h"
 
@@ -570,6 +571,52 @@ static void test_bad_runs(void)
     CHECK_INT(bg_migrate_rollback(s, NULL, &rep), ==, BG_ESTATE);
 }
 
+/* A rollback that cannot be done is refused before anything changes: its
+ * backup is gone, the store is at another version than the migration left
+ * it, the store is read-only. */
+static void test_rollback_refusals(void)
+{
+    fresh(4, 0);
+    CHECK_OK(run_plan(MF_PLAN, NULL, NULL));
+    (void)bg_store_close(s);
+    s = NULL;
+    uint8_t *b;
+    size_t n;
+    CHECK_OK(bg_sim_read_file(sim, "s/backups/user-email/users.box", &b, &n));
+    /* The backup gone (as a hand-made unlink would leave it). */
+    const bg_vfs *v = bg_sim_vfs(sim);
+    CHECK_OK(v->unlink(v, "s/backups/user-email/users.box"));
+    CHECK_OK(open_store(NULL));
+    bg_migrate_report rep;
+    size_t blen, alen;
+    char *before = snapshot(&blen);
+    CHECK_ERR(bg_migrate_rollback(s, NULL, &rep), BG_ECORRUPT);
+    CHECK_CONTAINS(bg_store_detail(s), "is missing; cannot roll back");
+    char *after = snapshot(&alen);
+    CHECK(blen == alen && !memcmp(before, after, blen));
+    free(before);
+    free(after);
+    (void)bg_store_close(s);
+    CHECK_OK(bg_sim_write_file(sim, "s/backups/user-email/users.box", b, n));
+    free(b);
+    /* At another version than the migration left it. */
+    CHECK_OK(open_store(NULL));
+    bg_box *meta;
+    CHECK_OK(bg_box_open(s, BG__META_BOX, 0, &meta));
+    CHECK_OK(
+        bg__box_put_internal(meta, "schema_version", "{\"version\":3}", 13));
+    CHECK_ERR(bg_migrate_rollback(s, NULL, &rep), BG_ESTATE);
+    CHECK_CONTAINS(bg_store_detail(s), "not at the version migration "
+                                       "'user-email' left it");
+    (void)bg_store_close(s);
+    bg_store_opts ro = tu_opts(sim, BG_DURABILITY_FULL);
+    ro.read_only = 1;
+    CHECK_OK(bg_store_open("s", &ro, &s));
+    CHECK_ERR(bg_migrate_rollback(s, NULL, &rep), BG_ESTATE);
+    (void)bg_store_close(s);
+    s = NULL;
+}
+
 static void test_rollback(void)
 {
     fresh(8, 1);
@@ -702,6 +749,7 @@ int main(void)
     RUN(test_edited_journal_is_refused_whole);
     RUN(test_bad_runs);
     RUN(test_rollback);
+    RUN(test_rollback_refusals);
     RUN(test_io_error_at_every_operation);
     RUN(test_allocation_failure_at_every_allocation);
     (void)bg_store_close(s);
