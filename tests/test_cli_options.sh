@@ -111,4 +111,34 @@ bad_line "missing value" '{"key":"k","type":0}' 'missing "value"'
 expect 0 "load kept nothing of the bad lines" -- "$BG" dump --store "$L" --box b
 check "only the first record" -- test "$(wc -l <"$T/out")" -eq 1
 
+# verify and recover of a box damaged in many places: every range up to
+# the report's limit, then how many more; recover keeps the rest.
+D=$T/damaged
+# (one put each: a load writes one batch, whose damage is another matter)
+for i in $(seq 0 39); do
+  "$BG" put --store "$D" --box b --key "$(printf 'k%02d' "$i")" --type 0 --json "{\"i\":$i}" --durability off
+done
+check "40 records" -- test "$("$BG" dump --store "$D" --box b | wc -l)" -eq 40
+python3 - "$D/b.box" <<'PY'
+import sys
+p = sys.argv[1]
+f = bytearray(open(p, 'rb').read())
+pos, n = 48, 0
+while pos + 56 <= len(f):
+    flen = int.from_bytes(f[pos + 4:pos + 8], 'little')
+    if n % 2 == 0:
+        f[pos + 50] ^= 0x01  # a byte of every other frame's key
+    pos += flen
+    n += 1
+open(p, 'wb').write(bytes(f))
+PY
+expect 1 "verify a much-damaged box" -- "$BG" verify --store "$D" --box b
+check "ranges past the limit counted" -- grep -q "and 4 more damaged ranges" "$T/out"
+expect 1 "verify --json" -- "$BG" verify --store "$D" --box b --json
+check "json counts every range" -- grep -q '"damaged_ranges":20' "$T/out"
+expect 0 "recover" -- "$BG" recover --store "$D" --box b
+check "recover names its quarantine copy" -- grep -q "quarantine/b_corrupted_" "$T/out"
+expect 0 "dump after recover" -- "$BG" dump --store "$D" --box b
+check "the 20 whole records kept" -- test "$(wc -l <"$T/out")" -eq 20
+
 finish cli_options
