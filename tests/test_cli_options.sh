@@ -141,4 +141,14 @@ check "recover names its quarantine copy" -- grep -q "quarantine/b_corrupted_" "
 expect 0 "dump after recover" -- "$BG" dump --store "$D" --box b
 check "the 20 whole records kept" -- test "$(wc -l <"$T/out")" -eq 20
 
+# Progress on a terminal (script(1) gives the command a pseudo-terminal):
+# a load of many lines and a verify say how far they got.
+P=$T/progress
+for i in $(seq 0 9999); do printf '{"key":"p%05d","type":0,"value":%d}\n' "$i" "$i"; done >"$T/many"
+expect 0 "load on a terminal" -- script -qec "'$BG' load --store '$P' --box b <'$T/many'" /dev/null
+check "load progress shown" -- grep -q "load: parsed 10000 lines" "$T/out"
+check "open progress shown" -- grep -q "open: 100%" "$T/out"
+expect 0 "verify on a terminal" -- script -qec "'$BG' verify --store '$P'" /dev/null
+check "verify answered" -- grep -q "box 'b': clean" "$T/out"
+
 finish cli_options
