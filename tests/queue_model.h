@@ -27,9 +27,9 @@ enum {
 };
 
 typedef struct qm_op {
-    int kind; /* QM_*; other values change nothing */
-    int idem; /* QM_ENQ, QM_RETRY */
-    int lane; /* QM_ENQ */
+    int kind;   /* QM_*; other values change nothing */
+    int idem;   /* QM_ENQ, QM_RETRY */
+    int lane;   /* QM_ENQ */
     int owner;  /* QM_LOCK, QM_UNLOCK: 1 or 2 */
     int64_t ms; /* QM_TICK */
 } qm_op;
@@ -37,10 +37,10 @@ typedef struct qm_op {
 typedef struct qm_model {
     int max_attempts;
     int64_t lease_ms, retention_ms, stale_ms; /* 0: the queue's defaults */
-    int status[QM_KEYS];  /* 0 never, 1 pending, 2 gone */
+    int status[QM_KEYS];                      /* 0 never, 1 pending, 2 gone */
     int nfailed[QM_KEYS]; /* records in failed_ops under the key */
     int lane[QM_KEYS], attempts[QM_KEYS], order[QM_KEYS], clock;
-    int64_t now;                /* ms since the start */
+    int64_t now;                 /* ms since the start */
     int64_t held_until[QM_KEYS]; /* a lease held until then */
     struct {
         int key;
