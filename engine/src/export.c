@@ -582,6 +582,10 @@ static bg_err final_check(ex *e, const bg__names *ns)
                                      tbl, n, box, bs.records);
         }
     }
+    /* A step that failed ends the loop too: the check did not run, and
+     * must not pass for one that found nothing wrong. */
+    if (!err && rc != SQLITE_DONE)
+        err = sql_fail(e, rc, "reading migration_sync_status");
     sqlite3_finalize(st);
     BG_TRY(err);
     if (gone[0] && !bg__box_check_name(gone)) {
@@ -612,11 +616,14 @@ bg_err bg_export_sqlite(bg_store *s, const char *db_path,
     memset(rep, 0, sizeof *rep);
     char jpath[BG_PATH_MAX];
     BG_TRY(bg__store_path(s, jpath, sizeof jpath, BG__JOURNAL));
-    if (!s->vfs->stat(s->vfs, jpath, NULL))
+    bg_err jerr = s->vfs->stat(s->vfs, jpath, NULL);
+    if (!jerr)
         return bg__store_fail(s, BG_ESTATE,
                               "export: a migration was interrupted; open the "
                               "store for writing (boxguard migrate status) "
                               "first");
+    if (jerr != BG_ENOTFOUND) /* not known to be absent: do not go on */
+        return bg__store_fail(s, jerr, "export: cannot look for '%s'", jpath);
     ex e = {.s = s, .o = o, .rep = rep};
     e.chunk = o && o->chunk ? o->chunk : 1000;
     int rc = sqlite3_open_v2(db_path, &e.db,
