@@ -183,4 +183,17 @@ expect 2 "bad lock" -- bash -c "echo '{}' > '$T/bad.lock'; '$BG' typeids check -
 expect 2 "unknown subcommand" -- "$BG" typeids list "$T/clean"
 expect 0 "help" -- "$BG" typeids --help
 
+# Symlinks in the tree: a link back up (a cycle) is not scanned again, a
+# dangling one is not source; the check still answers, each file once.
+mkdir -p "$T/links/lib"
+cat >"$T/links/lib/a.dart" <<'DART'
+@HiveType(typeId: 1)
+class A {}
+void f() { Hive.registerAdapter(AAdapter()); }
+DART
+ln -s .. "$T/links/lib/up"
+ln -s nowhere.dart "$T/links/lib/gone.dart"
+expect 0 "a tree with a symlink cycle and a dangling link" -- "$BG" typeids check "$T/links"
+check "each file once" -- grep -q "1 declarations, 1 registrations, 0 findings" "$T/out"
+
 finish "typeids"

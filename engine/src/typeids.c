@@ -799,11 +799,24 @@ static int cmp_cstr(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-bg_err bg_tid_scan_path(bg_tid *t, const char *path)
+/* The directories from the top of a scan down to the current one: a
+ * symlink back to one of them is a cycle, not more source. */
+typedef struct ancestors {
+    dev_t dev[64];
+    ino_t ino[64];
+    size_t n;
+} ancestors;
+
+static bg_err scan_tree(bg_tid *t, const char *path, ancestors *up)
 {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return errno == ENOENT ? BG_ENOTFOUND : BG_EIO;
+    struct stat st, ls;
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        /* A dangling link inside the tree points at no source. */
+        if (e == ENOENT && up->n && !lstat(path, &ls) && S_ISLNK(ls.st_mode))
+            return 0;
+        return e == ENOENT ? BG_ENOTFOUND : BG_EIO;
+    }
     if (!S_ISDIR(st.st_mode)) {
         const char *base = strrchr(path, '/');
         base = base ? base + 1 : path;
@@ -813,9 +826,19 @@ bg_err bg_tid_scan_path(bg_tid *t, const char *path)
             return scan_file(t, path);
         return 0;
     }
+    for (size_t i = 0; i < up->n; i++)
+        if (up->dev[i] == st.st_dev && up->ino[i] == st.st_ino)
+            return 0; /* a link back up the tree: already being scanned */
+    if (up->n == sizeof up->dev / sizeof *up->dev)
+        return BG_EIO; /* deeper than any source tree: refuse, not skip */
+    up->dev[up->n] = st.st_dev;
+    up->ino[up->n] = st.st_ino;
+    up->n++;
     DIR *d = opendir(path);
-    if (!d)
+    if (!d) {
+        up->n--;
         return BG_EIO;
+    }
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
@@ -844,14 +867,21 @@ bg_err bg_tid_scan_path(bg_tid *t, const char *path)
             } else {
                 snprintf(child, len, "%s%s%s", path,
                          ends_with(path, "/") ? "" : "/", names[i]);
-                err = bg_tid_scan_path(t, child);
+                err = scan_tree(t, child, up);
                 free(child);
             }
         }
         free(names[i]);
     }
     free(names);
+    up->n--;
     return err;
+}
+
+bg_err bg_tid_scan_path(bg_tid *t, const char *path)
+{
+    ancestors up = {.n = 0};
+    return scan_tree(t, path, &up);
 }
 
 /* ---- lock and policy ---------------------------------------------------- */
