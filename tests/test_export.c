@@ -275,6 +275,22 @@ static void test_failed_at_every_statement(void)
     CHECK_INT(reported, ==, total); /* no failure swallowed */
 }
 
+/* An export that cannot tell whether a migration was interrupted (an I/O
+ * error looking for its journal) does not go on as if there were none. */
+static void test_journal_lookup_error_stops_the_export(void)
+{
+    fresh();
+    bg_store *s;
+    CHECK_OK(open_store(&s));
+    bg_sim_fail_at(sim, bg_sim_get_stats(sim).ops + 1, BG_EIO);
+    bg_export_report rep;
+    CHECK_ERR(bg_export_sqlite(s, db, NULL, &rep), BG_EIO);
+    CHECK_CONTAINS(bg_store_detail(s), "cannot look for");
+    bg_sim_fail_at(sim, 0, 0);
+    (void)bg_store_close(s);
+    CHECK(access(db, F_OK) != 0); /* no database was made */
+}
+
 static void test_changed_and_removed_boxes(void)
 {
     fresh();
@@ -452,6 +468,7 @@ int main(void)
     RUN(test_killed_after_every_commit);
     RUN(test_killed_between_every_statement);
     RUN(test_failed_at_every_statement);
+    RUN(test_journal_lookup_error_stops_the_export);
     RUN(test_changed_and_removed_boxes);
     RUN(test_table_that_lost_rows_fails);
     RUN(test_history_and_backups);

@@ -614,16 +614,13 @@ bg_err bg_export_sqlite(bg_store *s, const char *db_path,
                         const bg_export_opts *o, bg_export_report *rep)
 {
     memset(rep, 0, sizeof *rep);
-    char jpath[BG_PATH_MAX];
-    BG_TRY(bg__store_path(s, jpath, sizeof jpath, BG__JOURNAL));
-    bg_err jerr = s->vfs->stat(s->vfs, jpath, NULL);
-    if (!jerr)
+    int journal;
+    BG_TRY(bg__store_has(s, BG__JOURNAL, &journal));
+    if (journal)
         return bg__store_fail(s, BG_ESTATE,
                               "export: a migration was interrupted; open the "
                               "store for writing (boxguard migrate status) "
                               "first");
-    if (jerr != BG_ENOTFOUND) /* not known to be absent: do not go on */
-        return bg__store_fail(s, jerr, "export: cannot look for '%s'", jpath);
     ex e = {.s = s, .o = o, .rep = rep};
     e.chunk = o && o->chunk ? o->chunk : 1000;
     int rc = sqlite3_open_v2(db_path, &e.db,

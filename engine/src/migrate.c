@@ -1191,11 +1191,12 @@ static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
     cJSON_ArrayForEach(b, cJSON_GetObjectItem(top, "boxes"))
     {
         const char *name = bg__json_str(b, "name");
-        char rel[BG_PATH_MAX], path[BG_PATH_MAX];
+        char rel[BG_PATH_MAX];
+        int there;
         snprintf(rel, sizeof rel, "%s/%s.box", bg__json_str(top, "backup"),
                  name);
-        BG_TRY(bg__store_path(s, path, sizeof path, rel));
-        if (s->vfs->stat(s->vfs, path, NULL))
+        BG_TRY(bg__store_has(s, rel, &there));
+        if (!there)
             return bg__store_fail(s, BG_ECORRUPT,
                                   "the backup of box '%s' (%s) is missing; "
                                   "cannot roll back migration '%s'",

@@ -80,6 +80,21 @@ bg_err bg__store_path(const bg_store *s, char *out, size_t cap,
     return 0;
 }
 
+bg_err bg__store_has(bg_store *s, const char *name, int *yes)
+{
+    char path[BG_PATH_MAX];
+    *yes = 0;
+    if (bg__store_path(s, path, sizeof path, name))
+        return bg__store_fail(s, BG_EINVALID, "path of '%s' too long", name);
+    bg_err err = s->vfs->stat(s->vfs, path, NULL);
+    if (err == BG_ENOTFOUND)
+        return 0;
+    if (err)
+        return bg__store_fail(s, err, "cannot look for '%s'", path);
+    *yes = 1;
+    return 0;
+}
+
 void bg__store_progress(bg_store *s, const char *what, uint64_t done,
                         uint64_t total)
 {

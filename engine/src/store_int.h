@@ -88,6 +88,10 @@ bg_err bg__store_fail(bg_store *s, bg_err code, const char *fmt, ...)
 /* path = dir + "/" + name; BG_EINVALID when too long. */
 BG_MUST_CHECK bg_err bg__store_path(const bg_store *s, char *out, size_t cap,
                                     const char *name);
+/* Whether the store holds file name (a path relative to its directory):
+ * *yes 1 or 0. Any error but "not there" is returned, with the detail: a
+ * check that could not look must not pass as one that found nothing. */
+BG_MUST_CHECK bg_err bg__store_has(bg_store *s, const char *name, int *yes);
 
 /* Sync the store directory if an earlier rename or create in it may not be
  * durable (a failed directory sync, or a process that stopped before one).

@@ -44,22 +44,6 @@ add(bg_validation *v, bg_readiness sev, const char *code, const char *action,
     v->nfindings++;
 }
 
-/* Whether the store holds file name (*yes). An I/O error is returned: the
- * check fails rather than pass unchecked. */
-static bg_err exists(bg_store *s, const char *name, int *yes)
-{
-    char path[BG_PATH_MAX];
-    *yes = 0;
-    BG_TRY(bg__store_path(s, path, sizeof path, name));
-    bg_err err = s->vfs->stat(s->vfs, path, NULL);
-    if (err == BG_ENOTFOUND)
-        return 0;
-    if (err)
-        return bg__store_fail(s, err, "cannot look for '%s'", path);
-    *yes = 1;
-    return 0;
-}
-
 bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
 {
     memset(v, 0, sizeof *v);
@@ -86,9 +70,9 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
     }
     /* Work that was interrupted comes first: the next open finishes it. */
     int journal, intent;
-    err = exists(s, "migration.journal", &journal);
+    err = bg__store_has(s, "migration.journal", &journal);
     if (!err)
-        err = exists(s, "erase.intent", &intent);
+        err = bg__store_has(s, "erase.intent", &intent);
     if (err) {
         (void)bg_store_close(s);
         return err;
