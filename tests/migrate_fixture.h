@@ -8,6 +8,7 @@
 #define BOXGUARD_MIGRATE_FIXTURE_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -47,6 +48,25 @@ static inline bg_err mf_registry(const char *manifest, bg_registry **out)
     if (!*out)
         return BG_ENOMEM;
     return bg_registry_add_json(*out, manifest, strlen(manifest));
+}
+
+/* A transform that answers differently each time it is asked, so that
+ * the verification (which transforms every record again) fails. */
+static int mf_flaky_calls;
+static inline bg_err mf_flaky(void *arg, const char *box, const bg_record *in,
+                              uint32_t *type, char **value, size_t *vlen,
+                              char *why, size_t cap)
+{
+    (void)arg, (void)box, (void)why, (void)cap;
+    *type = in->type;
+    char buf[64];
+    snprintf(buf, sizeof buf, "{\"id\":1,\"name\":\"n%d\"}", mf_flaky_calls++);
+    *vlen = strlen(buf);
+    *value = malloc(*vlen + 1);
+    if (!*value)
+        return BG_ENOMEM;
+    memcpy(*value, buf, *vlen + 1);
+    return 0;
 }
 
 /* Store "s" on sim with n users (sealed when asked) and a box "notes" the

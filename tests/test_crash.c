@@ -867,30 +867,11 @@ typedef struct mig_ctx {
     bg_err err;
 } mig_ctx;
 
-/* A transform that answers differently each time it is asked, so that the
- * verification (which transforms every record again) fails. */
-static int flaky_calls;
-static bg_err flaky(void *arg, const char *box, const bg_record *in,
-                    uint32_t *type, char **value, size_t *vlen, char *why,
-                    size_t cap)
-{
-    (void)arg, (void)box, (void)why, (void)cap;
-    *type = in->type;
-    char buf[64];
-    snprintf(buf, sizeof buf, "{\"id\":1,\"name\":\"n%d\"}", flaky_calls++);
-    *vlen = strlen(buf);
-    *value = malloc(*vlen + 1);
-    if (!*value)
-        return BG_ENOMEM;
-    memcpy(*value, buf, *vlen + 1);
-    return 0;
-}
-
 static bg_err mig_flaky(bg_sim *sim)
 {
     bg_store *s;
     static const char *const boxes[] = {"users"};
-    bg_migration m = {"flaky", NULL, 1, 2, boxes, 1, flaky, NULL, NULL};
+    bg_migration m = {"flaky", NULL, 1, 2, boxes, 1, mf_flaky, NULL, NULL};
     bg_migrate_report rep;
     bg_err err = tu_open(sim, BG_DURABILITY_FULL, &s);
     if (!err)

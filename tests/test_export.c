@@ -161,13 +161,22 @@ static int trace_init(sqlite3 *h, char **err, const void *api)
     return SQLITE_OK;
 }
 
+/* An extension's entry point as sqlite3_auto_extension takes it (a
+ * function pointer converted through its bytes, as C allows no cast). */
+typedef void (*entry_fn)(void);
+typedef int (*init_fn)(sqlite3 *, char **, const void *);
+
+static entry_fn as_entry(init_fn init)
+{
+    entry_fn entry;
+    memcpy(&entry, &init, sizeof entry);
+    return entry;
+}
+
 static void test_killed_between_every_statement(void)
 {
     fresh();
-    typedef void (*entry_fn)(void);
-    entry_fn entry;
-    int (*init)(sqlite3 *, char **, const void *) = trace_init;
-    memcpy(&entry, &init, sizeof entry);
+    entry_fn entry = as_entry(trace_init);
     CHECK_INT(sqlite3_auto_extension(entry), ==, SQLITE_OK);
     bg_export_report rep;
     stmt_count = 0;
@@ -238,10 +247,7 @@ static int fail_init(sqlite3 *h, char **err, const void *api)
 static void test_failed_at_every_statement(void)
 {
     fresh();
-    typedef void (*entry_fn)(void);
-    entry_fn entry;
-    int (*init)(sqlite3 *, char **, const void *) = fail_init;
-    memcpy(&entry, &init, sizeof entry);
+    entry_fn entry = as_entry(fail_init);
     CHECK_INT(sqlite3_auto_extension(entry), ==, SQLITE_OK);
     bg_export_report rep;
     stmt_count = 0;

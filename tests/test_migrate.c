@@ -366,27 +366,12 @@ static void test_plan_dry_run_writes_nothing(void)
     CHECK(tu_has(b, "u003", "{\"id\":3,\"name\":\"user 3\",\"email\":[\"\"]}"));
 }
 
-/* A transform that answers differently each time it is asked: the
- * verification catches it and the migration rolls back. */
-static int calls;
-static bg_err flaky(void *arg, const char *box, const bg_record *in,
-                    uint32_t *type, char **value, size_t *vlen, char *why,
-                    size_t cap)
-{
-    (void)arg, (void)box, (void)why, (void)cap;
-    *type = in->type;
-    char buf[64];
-    snprintf(buf, sizeof buf, "{\"id\":1,\"name\":\"n%d\"}", calls++);
-    *value = strdup(buf);
-    *vlen = strlen(buf);
-    return 0;
-}
-
+/* mf_flaky: the verification catches it and the migration rolls back. */
 static void test_failed_verification_rolls_back(void)
 {
     fresh(5, 1);
     const char *boxes[] = {"users"};
-    bg_migration m = {"flaky", NULL, 1, 2, boxes, 1, flaky, NULL, NULL};
+    bg_migration m = {"flaky", NULL, 1, 2, boxes, 1, mf_flaky, NULL, NULL};
     bg_migrate_report rep;
     CHECK_INT(bg_migrate_run(s, &m, 1, NULL, &rep), ==, BG_ECORRUPT);
     CHECK_CONTAINS(bg_store_detail(s), "verification of box 'users' failed");
@@ -476,7 +461,7 @@ static void test_journal_phase_order(void)
     fresh(4, 0);
     CHECK_OK(open_logged(&v));
     const char *boxes[] = {"users"};
-    bg_migration m = {"flaky", NULL, 1, 2, boxes, 1, flaky, NULL, NULL};
+    bg_migration m = {"flaky", NULL, 1, 2, boxes, 1, mf_flaky, NULL, NULL};
     bg_migrate_report rep;
     CHECK_ERR(bg_migrate_run(s, &m, 1, NULL, &rep), BG_ECORRUPT);
     CHECK_STR(plog.seq, "not_started,backup_created,dry_run_passed,migrating,"
@@ -548,7 +533,7 @@ static void test_bad_runs(void)
 {
     fresh(3, 0);
     const char *missing[] = {"nope"}, *meta[] = {"meta"};
-    bg_migration m = {"x", NULL, 1, 2, missing, 1, flaky, NULL, NULL};
+    bg_migration m = {"x", NULL, 1, 2, missing, 1, mf_flaky, NULL, NULL};
     bg_migrate_report rep;
     CHECK_INT(bg_migrate_run(s, &m, 1, NULL, &rep), ==, BG_EINVALID);
     CHECK_CONTAINS(bg_store_detail(s), "box 'nope'");

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "testutil.h"
 #include "tempdir.h"
 #include "vfs_posix_int.h"
 
@@ -115,23 +115,6 @@ static bg_err rig_open(rig *r, int faulty, bg_store **s, bg_box **b)
     return err;
 }
 
-static bg_err put(bg_box *b, const char *k, const char *v)
-{
-    return bg_box_put(b, k, strlen(k), 0, v, strlen(v));
-}
-
-static int has(bg_store *s, bg_box *b, const char *k, const char *v)
-{
-    uint32_t t;
-    char *got;
-    size_t n;
-    if (bg_box_get(b, k, strlen(k), &t, &got, &n))
-        return 0;
-    int ok = n == strlen(v) && !memcmp(got, v, n);
-    bg_store_free(s, got);
-    return ok;
-}
-
 static long long file_size(const char *path)
 {
     struct stat st;
@@ -145,20 +128,20 @@ static void test_failed_fdatasync_is_reported_not_retried(void)
     bg_store *s;
     bg_box *b;
     CHECK_OK(rig_open(&r, 1, &s, &b));
-    CHECK_OK(put(b, "k0", "{\"v\":0}"));
+    CHECK_OK(tu_put(b, "k0", "{\"v\":0}"));
     long long before = file_size(r.box);
     r.f.fail_syncs = 1;
     int syncs = r.f.syncs;
-    CHECK_ERR(put(b, "k1", "{\"v\":1}"), BG_EIO);
+    CHECK_ERR(tu_put(b, "k1", "{\"v\":1}"), BG_EIO);
     CHECK_INT(r.f.syncs - syncs, ==, 1); /* one attempt, reported */
     CHECK_CONTAINS(bg_store_detail(s), "write at offset");
     CHECK_INT(file_size(r.box), ==, before); /* cut back */
-    CHECK_OK(put(b, "k2", "{\"v\":2}"));
+    CHECK_OK(tu_put(b, "k2", "{\"v\":2}"));
     CHECK_OK(bg_store_close(s));
     CHECK_OK(rig_open(&r, 0, &s, &b));
-    CHECK(has(s, b, "k0", "{\"v\":0}"));
-    CHECK(!has(s, b, "k1", "{\"v\":1}"));
-    CHECK(has(s, b, "k2", "{\"v\":2}"));
+    CHECK(tu_has(b, "k0", "{\"v\":0}"));
+    CHECK(!tu_has(b, "k1", "{\"v\":1}"));
+    CHECK(tu_has(b, "k2", "{\"v\":2}"));
     CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CLEAN);
     CHECK_OK(bg_store_close(s));
     rig_done(&r);
@@ -177,7 +160,7 @@ static void test_eintr_and_short_writes_complete(void)
         r.f.eintr = i % 3; /* none, one or two EINTRs before each write */
         snprintf(k, sizeof k, "k%d", i);
         snprintf(v, sizeof v, "{\"i\":%d,\"pad\":\"%0500d\"}", i, i);
-        CHECK_OK(put(b, k, v));
+        CHECK_OK(tu_put(b, k, v));
     }
     CHECK_INT(r.f.writes, >, 20 * (500 / 7));
     CHECK_OK(bg_store_close(s));
@@ -186,7 +169,7 @@ static void test_eintr_and_short_writes_complete(void)
     for (int i = 0; i < 20; i++) {
         snprintf(k, sizeof k, "k%d", i);
         snprintf(v, sizeof v, "{\"i\":%d,\"pad\":\"%0500d\"}", i, i);
-        CHECK(has(s, b, k, v));
+        CHECK(tu_has(b, k, v));
     }
     CHECK_OK(bg_store_close(s));
     rig_done(&r);
@@ -203,25 +186,25 @@ static void test_enospc_mid_write_keeps_acknowledged_records(void)
     for (int i = 0; i < 5; i++) {
         snprintf(k, sizeof k, "k%d", i);
         snprintf(v, sizeof v, "{\"i\":%d}", i);
-        CHECK_OK(put(b, k, v));
+        CHECK_OK(tu_put(b, k, v));
     }
     long long before = file_size(r.box);
     r.f.room = 100; /* the frame is written in part, then the disk is full */
     char big[4096];
     snprintf(big, sizeof big, "\"%03000d\"", 0);
-    CHECK_ERR(put(b, "big", big), BG_ENOSPACE);
+    CHECK_ERR(tu_put(b, "big", big), BG_ENOSPACE);
     CHECK_INT(file_size(r.box), ==, before);
     r.f.room = -1;
-    CHECK_OK(put(b, "k5", "{\"i\":5}"));
+    CHECK_OK(tu_put(b, "k5", "{\"i\":5}"));
     CHECK_OK(bg_store_close(s));
     CHECK_OK(rig_open(&r, 0, &s, &b));
     CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CLEAN);
     for (int i = 0; i < 6; i++) {
         snprintf(k, sizeof k, "k%d", i);
         snprintf(v, sizeof v, "{\"i\":%d}", i);
-        CHECK(has(s, b, k, v));
+        CHECK(tu_has(b, k, v));
     }
-    CHECK(!has(s, b, "big", big));
+    CHECK(!tu_has(b, "big", big));
     CHECK_OK(bg_store_close(s));
     rig_done(&r);
 }
