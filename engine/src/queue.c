@@ -322,6 +322,16 @@ static bg_err env_parse(bg_store *s, const char *text, size_t len, env *e)
     return rc;
 }
 
+/* What a walk over records does when one would not parse (perr): skip a
+ * record that is not an op (0), stop on anything else with *err set (1). */
+static int skip_or_stop(bg_err perr, bg_err *err)
+{
+    if (perr == BG_ECORRUPT)
+        return 0;
+    *err = perr;
+    return 1;
+}
+
 /* Build an envelope; returns text from the store's allocator, or NULL. */
 static char *env_build(bg_store *s, const char *idem, int lane, int64_t at,
                        uint32_t attempts, const char *err, int64_t failed_at,
@@ -595,10 +605,8 @@ static int settle_one(void *arg, const bg_record *r)
         c->q->next_id = id + 1;
     env en;
     bg_err perr = env_parse(c->q->s, r->value, r->value_len, &en);
-    if (perr) {
-        c->err = perr == BG_ENOMEM ? perr : 0; /* else not an op: skipped */
-        return c->err != 0;
-    }
+    if (perr)
+        return skip_or_stop(perr, &c->err);
     uint64_t pend = 0;
     int retried = 0;
     if (!find_any(c->q, id, NULL) &&
@@ -988,7 +996,7 @@ typedef struct find_failed_ctx {
     uint64_t id;
     char *value;
     size_t len;
-    int nomem;
+    bg_err err;
 } find_failed_ctx;
 
 static int find_failed(void *arg, const bg_record *r)
@@ -996,21 +1004,17 @@ static int find_failed(void *arg, const bg_record *r)
     find_failed_ctx *c = arg;
     env en;
     uint64_t id;
-    bg_err err = failed_op(c->s, r, &en, &id);
-    if (err) {
-        c->nomem = err == BG_ENOMEM;
-        return c->nomem;
-    }
+    bg_err perr = failed_op(c->s, r, &en, &id);
+    if (perr)
+        return skip_or_stop(perr, &c->err);
     int hit = !strcmp(en.idem, c->idem);
     env_clear(&en);
     if (!hit)
         return 0;
     c->id = id;
     c->value = qdup(c->s, r->value, r->value_len);
-    if (!c->value) {
-        c->nomem = 1;
-        return 1;
-    }
+    if (!c->value)
+        return skip_or_stop(BG_ENOMEM, &c->err);
     c->len = r->value_len;
     return 1;
 }
@@ -1019,8 +1023,8 @@ bg_err bg_queue_retry(bg_queue *q, const char *idem, uint64_t *id)
 {
     find_failed_ctx c = {.s = q->s, .idem = idem};
     BG_TRY(bg_box_iterate(q->failed, find_failed, &c));
-    if (c.nomem)
-        return BG_ENOMEM;
+    if (c.err)
+        return c.err;
     if (!c.value)
         return bg__store_fail(q->s, BG_ENOTFOUND,
                               "no failed op with idempotency key '%.80s'",
@@ -1046,7 +1050,7 @@ typedef struct purge_ctx {
     int64_t cutoff;
     uint64_t *ids;
     size_t n, cap;
-    int nomem;
+    bg_err err;
 } purge_ctx;
 
 static int purge_one(void *arg, const bg_record *r)
@@ -1054,19 +1058,17 @@ static int purge_one(void *arg, const bg_record *r)
     purge_ctx *c = arg;
     env en;
     uint64_t id;
-    bg_err err = failed_op(c->s, r, &en, &id);
-    if (err) {
-        c->nomem |= err == BG_ENOMEM;
-        return err == BG_ENOMEM;
-    }
+    bg_err perr = failed_op(c->s, r, &en, &id);
+    if (perr)
+        return skip_or_stop(perr, &c->err);
     int old = en.failed_at && en.failed_at < c->cutoff;
     env_clear(&en);
     if (!old)
         return 0;
-    if (bg__store_grow(c->s, &c->ids, c->n, &c->cap, sizeof *c->ids, 16)) {
-        c->nomem = 1;
-        return 1;
-    }
+    bg_err gerr =
+        bg__store_grow(c->s, &c->ids, c->n, &c->cap, sizeof *c->ids, 16);
+    if (gerr)
+        return skip_or_stop(gerr, &c->err);
     c->ids[c->n++] = id;
     return 0;
 }
@@ -1077,8 +1079,8 @@ bg_err bg_queue_purge(bg_queue *q, uint64_t *purged)
     purge_ctx c = {.s = q->s,
                    .cutoff = bg__store_now_ms(q->s) - q->o.retention_ms};
     bg_err err = bg_box_iterate(q->failed, purge_one, &c);
-    if (!err && c.nomem)
-        err = BG_ENOMEM;
+    if (!err)
+        err = c.err;
     for (size_t i = 0; i < c.n && !err; i++) {
         char key[17];
         id_key(c.ids[i], key);
@@ -1102,11 +1104,9 @@ static int list_one(void *arg, const bg_record *r)
     list_ctx *c = arg;
     env en;
     uint64_t id;
-    bg_err err = failed_op(c->q->s, r, &en, &id);
-    if (err) {
-        c->err = err == BG_ENOMEM ? err : 0;
-        return c->err != 0;
-    }
+    bg_err perr = failed_op(c->q->s, r, &en, &id);
+    if (perr)
+        return skip_or_stop(perr, &c->err);
     bg_queue_op op;
     c->err = fill_op(c->q, &en, id, en.lane, &op);
     env_clear(&en);
