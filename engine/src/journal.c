@@ -134,9 +134,11 @@ static int journal_ok(const cJSON *d)
     if (strcmp(backup, want))
         return 0;
     const cJSON *b;
-    cJSON_ArrayForEach(b,
-                       boxes) if (!cJSON_IsString(b) ||
-                                  bg__box_check_name(b->valuestring)) return 0;
+    cJSON_ArrayForEach(b, boxes)
+    {
+        if (!cJSON_IsString(b) || bg__box_check_name(b->valuestring))
+            return 0;
+    }
     return 1;
 }
 
@@ -174,14 +176,20 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
         return err;
     int ok = journal_ok(d);
     /* Every box it names is there (a migration and a rollback work on
-     * boxes that exist; the staged ones stand beside them). */
+     * boxes that exist; the staged ones stand beside them). Not being able
+     * to look is an error of its own, not an unreadable journal. */
     const cJSON *b, *boxes = ok ? jboxes(d) : NULL;
     cJSON_ArrayForEach(b, boxes)
     {
-        char live[BG_PATH_MAX];
-        if (bg__journal_box_file(s, b->valuestring, "", live, sizeof live) ||
-            v->stat(v, live, NULL))
-            ok = 0;
+        char file[BG_BOX_NAME_MAX + 8];
+        int there = 0;
+        snprintf(file, sizeof file, "%s.box", b->valuestring);
+        bg_err herr = bg__store_has(s, file, &there);
+        if (herr) {
+            cJSON_Delete(d);
+            return herr;
+        }
+        ok &= there;
     }
     if (!ok) {
         cJSON_Delete(d);
