@@ -178,6 +178,9 @@ static void test_yaml_typeid_not_a_number_is_a_parse_finding(void)
                     "types:\n  Note:\n    typeId: seven\n", &o));
     CHECK_INT(o.decls, ==, 0);
     CHECK_CONTAINS(o.findings, "parse:3;");
+    CHECK_OK(scan_s("lib/hive/hive_adapters.g.yaml",
+                    "types:\n  Note:\n    typeId: 1\nnextTypeId: soon\n", &o));
+    CHECK_CONTAINS(o.findings, "parse:4;");
 }
 
 /* A backslash escapes the quote after it: the string goes on, and the

@@ -653,12 +653,17 @@ static void scan_yaml(bg_tid *t, const char *file, const char *s, size_t len)
             if (ind == 0) {
                 in_types = n == 6 && !memcmp(p, "types:", 6);
                 uint32_t next;
-                if (n > 11 && !memcmp(p, "nextTypeId:", 11) && t->nyaml < 16 &&
-                    !yaml_uint(p + 11, n - 11, &next)) {
-                    t->yaml_next[t->nyaml].file = dup_s(t, file);
-                    t->yaml_next[t->nyaml].line = line;
-                    t->yaml_next[t->nyaml].next = next;
-                    t->nyaml++;
+                if (n > 11 && !memcmp(p, "nextTypeId:", 11)) {
+                    if (yaml_uint(p + 11, n - 11, &next))
+                        add_finding(t, "parse", file, line,
+                                    "nextTypeId in the hive_ce schema is not "
+                                    "a number");
+                    else if (t->nyaml < 16) {
+                        t->yaml_next[t->nyaml].file = dup_s(t, file);
+                        t->yaml_next[t->nyaml].line = line;
+                        t->yaml_next[t->nyaml].next = next;
+                        t->nyaml++;
+                    }
                 }
             } else if (in_types && ind == 2 && p[n - 1] == ':') {
                 snprintf(cur, sizeof cur, "%.*s", (int)(n - 1), p);
