@@ -654,15 +654,21 @@ static void test_allocation_failure_at_every_allocation(void)
         tu_alloc a = {.fail_at = fail};
         bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
         o.alloc = (bg_allocator){tu_malloc, tu_realloc, tu_free, &a};
+        char detail[512] = "";
+        o.detail = detail;
+        o.detail_len = sizeof detail;
         bg_err err = bg_store_open("s", &o, &s);
         if (!err)
             err = run_plan(MF_PLAN, NULL, NULL);
+        if (s && err)
+            snprintf(detail, sizeof detail, "%s", bg_store_detail(s));
         if (s)
             (void)bg_store_close(s);
         s = NULL;
+        if (a.live || (err && err != BG_ENOMEM))
+            fprintf(stderr, "allocation %ld: %s, %ld left allocated: %s\n",
+                    fail, bg_err_name(err), a.live, detail);
         CHECK_INT(a.live, ==, 0);
-        if (err && err != BG_ENOMEM)
-            fprintf(stderr, "allocation %ld: %s\n", fail, bg_err_name(err));
         CHECK(!err || err == BG_ENOMEM);
         uint32_t ver;
         const char *bad = mf_check(sim, 6, &ver);

@@ -419,7 +419,8 @@ static void test_compaction_trigger_at_its_edge(void)
     bg_box_stats bs;
     for (int i = 0; i < N; i++) {
         snprintf(idem, sizeof idem, "op-%05d", i);
-        snprintf(body, sizeof body, "{\"i\":%05d,\"pad\":\"%0900d\"}", i, 0);
+        snprintf(body, sizeof body, "{\"i\":%d,\"pad\":\"%0900d\"}", 100000 + i,
+                 0);
         bg_box_stats_of(pb, &bs);
         before = bs.file_bytes;
         CHECK_OK(bg_queue_enqueue(q, BG_LANE_NORMAL, idem, body, strlen(body),

@@ -1,5 +1,7 @@
 /* Record validation: JSON bounds and refusals, key rules. */
 #include "check.h"
+#include "json_grammar.h"
+#include "record_int.h"
 
 static bg_err val(const char *s, char *why)
 {
@@ -162,6 +164,13 @@ static void test_utf8_every_edge_in_records(void)
         const utf8_case *c = &utf8_edges[i];
         snprintf(doc, sizeof doc, "[\"%s\"]", c->bytes);
         bg_err err = val(doc, why);
+        if ((unsigned char)c->bytes[0] < 0x20) {
+            /* Valid UTF-8, but a control character: RFC 8259 wants it
+             * escaped inside a string. */
+            CHECK_ERR(err, BG_EINVALID);
+            CHECK_CONTAINS(why, "at byte 2: a control character");
+            continue;
+        }
         if ((err == 0) != c->ok)
             fprintf(stderr, "record with %s: %s\n", c->what, bg_err_name(err));
         CHECK_INT(err == 0, ==, c->ok);
@@ -237,6 +246,88 @@ static void test_trailing_bytes(void)
     CHECK_ERR(val("1 2", why), BG_EINVALID);
 }
 
+/* Every rule of the grammar, each way: what RFC 8259 allows is accepted
+ * and what it does not is refused with the rule and the byte. */
+static void test_rfc8259_corpus(void)
+{
+    char why[160];
+    for (size_t i = 0; i < sizeof json_grammar / sizeof *json_grammar; i++) {
+        const json_case *c = &json_grammar[i];
+        bg_err err = val(c->text, why);
+        if ((err == 0) != c->ok || (!c->ok && !strstr(why, c->why)))
+            fprintf(stderr, "case %zu `%s`: %s (%s)\n", i, c->text,
+                    bg_err_name(err), why);
+        CHECK_INT(err == 0, ==, c->ok);
+        if (!c->ok) {
+            CHECK_ERR(err, BG_EINVALID);
+            CHECK_CONTAINS(why, c->why);
+        }
+    }
+}
+
+/* Objects with more names than the checker keeps on its stack, and more
+ * than it compares pairwise: a duplicate anywhere among them is found. */
+static void test_duplicates_in_large_objects(void)
+{
+    char why[160];
+    enum { N = 300 };
+    static char doc[N * 16];
+    for (int dup = -1; dup < N; dup += 37) {
+        size_t n = 0;
+        n += (size_t)snprintf(doc + n, sizeof doc - n, "{");
+        for (int i = 0; i < N; i++)
+            n += (size_t)snprintf(doc + n, sizeof doc - n, "%s\"k%d\":%d",
+                                  i ? "," : "",
+                                  i == N - 1 && dup >= 0 ? dup : i, i);
+        n += (size_t)snprintf(doc + n, sizeof doc - n, "}");
+        bg_err err = bg_record_validate(doc, n, why, sizeof why);
+        if (dup < 0) {
+            CHECK_OK(err);
+        } else {
+            CHECK_ERR(err, BG_EINVALID);
+            CHECK_CONTAINS(why, "duplicate member name");
+        }
+    }
+    /* The first two names in sorted order (k0, k0) and, in an object small
+     * enough to compare pairwise, the last two. */
+    CHECK_ERR(val("{\"k0\":0,\"k1\":0,\"k2\":0,\"k3\":0,\"k4\":0,\"k5\":0,"
+                  "\"k6\":0,\"k7\":0,\"k8\":0,\"k0\":0}",
+                  why),
+              BG_EINVALID);
+    CHECK_CONTAINS(why, "duplicate member name \"k0\" at byte 64");
+    CHECK_ERR(val("{\"a\":0,\"b\":0,\"b\":0}", why), BG_EINVALID);
+    CHECK_CONTAINS(why, "duplicate member name \"b\" at byte 13");
+    /* Names of nested objects are their own: two siblings with the same
+     * members, deep enough that the outer names stay on the stack. */
+    CHECK_OK(val("{\"a\":{\"x\":1,\"y\":2},\"b\":{\"x\":1,\"y\":2}}", why));
+}
+
+/* Refused by one allocator, the names' room is BG_ENOMEM, not a verdict
+ * on the text. */
+static void *no_malloc(void *ctx, size_t n)
+{
+    (void)ctx, (void)n;
+    return NULL;
+}
+
+static void test_names_out_of_memory(void)
+{
+    char why[160];
+    enum { N = 100 };
+    static char doc[N * 16];
+    size_t n = (size_t)snprintf(doc, sizeof doc, "{");
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(doc + n, sizeof doc - n, "%s\"k%d\":0",
+                              i ? "," : "", i);
+    n += (size_t)snprintf(doc + n, sizeof doc - n, "}");
+    bg_allocator a = {0};
+    a.malloc = no_malloc;
+    CHECK_ERR(bg__record_check(doc, n, &a, why, sizeof why), BG_ENOMEM);
+    CHECK_CONTAINS(why, "out of memory");
+    CHECK_ERR(bg__record_check(doc, 50, &a, why, sizeof why), BG_EINVALID);
+    CHECK_OK(bg__record_check(doc, n, NULL, why, sizeof why));
+}
+
 int main(void)
 {
     RUN(test_accepts_json_values);
@@ -250,5 +341,8 @@ int main(void)
     RUN(test_size_bound_at_its_edge);
     RUN(test_duplicate_names_in_every_position);
     RUN(test_trailing_bytes);
+    RUN(test_rfc8259_corpus);
+    RUN(test_duplicates_in_large_objects);
+    RUN(test_names_out_of_memory);
     return CHECK_DONE();
 }

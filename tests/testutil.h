@@ -15,15 +15,39 @@ typedef struct tu_alloc {
     long live;    /* outstanding */
 } tu_alloc;
 
+/* Every block it hands out starts TU_ALLOC_PAD bytes into one from malloc
+ * with a mark before it, so that a block freed by the wrong allocator is
+ * caught where it happens: the C library's free of it is an invalid free
+ * (ASan names it), and tu_free of a block it did not make aborts. */
+#define TU_ALLOC_PAD  16
+#define TU_ALLOC_MARK 0x7475616cu
+
+static inline void *tu_block(void *raw)
+{
+    *(unsigned *)raw = TU_ALLOC_MARK;
+    return (char *)raw + TU_ALLOC_PAD;
+}
+
+static inline void *tu_raw(void *p)
+{
+    char *raw = (char *)p - TU_ALLOC_PAD;
+    if (*(unsigned *)raw != TU_ALLOC_MARK) {
+        fprintf(stderr, "tu_alloc: a block it did not make reached it\n");
+        abort();
+    }
+    return raw;
+}
+
 static inline void *tu_malloc(void *ctx, size_t n)
 {
     tu_alloc *a = ctx;
     if (++a->n == a->fail_at)
         return NULL;
-    void *p = malloc(n);
-    if (p)
-        a->live++;
-    return p;
+    void *p = malloc(n + TU_ALLOC_PAD);
+    if (!p)
+        return NULL;
+    a->live++;
+    return tu_block(p);
 }
 
 static inline void *tu_realloc(void *ctx, void *p, size_t n)
@@ -31,18 +55,21 @@ static inline void *tu_realloc(void *ctx, void *p, size_t n)
     tu_alloc *a = ctx;
     if (++a->n == a->fail_at)
         return NULL;
-    void *q = realloc(p, n);
-    if (q && !p)
+    void *q = realloc(p ? tu_raw(p) : NULL, n + TU_ALLOC_PAD);
+    if (!q)
+        return NULL;
+    if (!p)
         a->live++;
-    return q;
+    return tu_block(q);
 }
 
 static inline void tu_free(void *ctx, void *p)
 {
     tu_alloc *a = ctx;
-    if (p)
-        a->live--;
-    free(p);
+    if (!p)
+        return;
+    a->live--;
+    free(tu_raw(p));
 }
 
 static inline bg_err tu_open(bg_sim *sim, bg_durability d, bg_store **s)

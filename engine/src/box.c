@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <xxhash.h>
 
+#include "json_int.h"
 #include "box_int.h"
 #include "boxguard/record.h"
 #include "boxguard/types.h"
@@ -476,10 +477,13 @@ static const uint8_t *rd_frame(reader *r, uint64_t pos, uint64_t last_seq,
             r->auth_count++;
             return NULL;
         }
-    } else if (r->json_only && h->kind == BG__KIND_PUT &&
-               bg_record_validate((const char *)p + BG__FRAME_HDR + h->klen,
-                                  h->vlen, NULL, 0)) {
-        return NULL;
+    } else if (r->json_only && h->kind == BG__KIND_PUT) {
+        bg_err err = bg__record_check((const char *)p + BG__FRAME_HDR + h->klen,
+                                      h->vlen, &r->s->alloc, NULL, 0);
+        if (err == BG_ENOMEM)
+            r->err = err;
+        if (err)
+            return NULL;
     }
     return p;
 }
@@ -1017,6 +1021,7 @@ static bg_err box_open(bg_store *s, const char *name, int flags,
 
 bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
 {
+    BG__JSON_SCOPE(&s->alloc);
     return box_open(s, name, flags, NULL, NULL, out);
 }
 
@@ -1081,8 +1086,8 @@ static bg_err check_write(bg_box *b, const bg_write *w, size_t i)
     int klen = (int)(w->key_len > 80 ? 80 : w->key_len);
     /* One parse serves validation and the adapter's fields. */
     cJSON *doc = NULL;
-    bg_err err = bg__record_parse(w->value, w->value_len, why, sizeof why,
-                                  w->type ? &doc : NULL);
+    bg_err err = bg__record_parse(w->value, w->value_len, &b->s->alloc, why,
+                                  sizeof why, w->type ? &doc : NULL);
     if (!err)
         err =
             bg__registry_check_doc(b->s->types, w->type, doc, why, sizeof why);
@@ -1239,6 +1244,7 @@ bg_err bg__box_put_internal(bg_box *b, const char *key, const char *value,
 bg_err bg_box_put(bg_box *b, const void *key, size_t key_len, uint32_t type,
                   const char *value, size_t value_len)
 {
+    BG__JSON_SCOPE(&b->s->alloc);
     BG_TRY(check_public(b));
     bg_write w = {0, key, key_len, type, value, value_len};
     return append(b, &w, 1);
@@ -1246,6 +1252,7 @@ bg_err bg_box_put(bg_box *b, const void *key, size_t key_len, uint32_t type,
 
 bg_err bg_box_del(bg_box *b, const void *key, size_t key_len)
 {
+    BG__JSON_SCOPE(&b->s->alloc);
     bg_write w = {1, key, key_len, 0, NULL, 0};
     BG_TRY(check_public(b));
     BG_TRY(check_writable(b));
@@ -1259,12 +1266,14 @@ bg_err bg_box_del(bg_box *b, const void *key, size_t key_len)
 
 bg_err bg_box_write_batch(bg_box *b, const bg_write *w, size_t n)
 {
+    BG__JSON_SCOPE(&b->s->alloc);
     BG_TRY(check_public(b));
     return append(b, w, n);
 }
 
 bg_err bg_box_sync(bg_box *b)
 {
+    BG__JSON_SCOPE(&b->s->alloc);
     if (!b->group_open || b->read_only)
         return 0;
     if (b->poisoned)
@@ -1532,6 +1541,7 @@ static bg_err get(bg_box *b, const void *key, size_t key_len, uint32_t *type,
 bg_err bg_box_get(bg_box *b, const void *key, size_t key_len, uint32_t *type,
                   char **value, size_t *value_len)
 {
+    BG__JSON_SCOPE(&b->s->alloc);
     return get(b, key, key_len, type, value, value_len, 1);
 }
 
@@ -1580,6 +1590,7 @@ void bg__box_each_type(const bg_box *b, void (*fn)(void *, uint32_t), void *arg)
 
 bg_err bg_box_iterate(bg_box *b, bg_box_iter_fn fn, void *arg)
 {
+    BG__JSON_SCOPE(&b->s->alloc);
     return iterate(b, fn, arg, 1);
 }
 
@@ -1723,6 +1734,7 @@ out:
 
 bg_err bg_box_compact(bg_box *b)
 {
+    BG__JSON_SCOPE(&b->s->alloc);
     return rewrite(b, b->key);
 }
 
@@ -1747,6 +1759,7 @@ uint32_t bg__box_key_id(const bg_box *b)
 
 bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
 {
+    BG__JSON_SCOPE(&s->alloc);
     BG_TRY(check_name(s, name));
     char path[BG_PATH_MAX];
     BG_TRY(box_path(s, name, ".box", path, sizeof path));
@@ -1847,6 +1860,7 @@ static bg_err recover_fill(void *arg, bg_file *f, uint64_t *end)
 
 bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
 {
+    BG__JSON_SCOPE(&s->alloc);
     BG_TRY(check_name(s, name));
     if (s->read_only)
         return bg__store_fail(s, BG_ESTATE, "box '%s': store opened read-only",

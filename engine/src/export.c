@@ -14,6 +14,7 @@
 
 #include "boxguard/export.h"
 #include "boxguard/migrate.h"
+#include "json_int.h"
 #include "journal_int.h"
 #include "store_int.h"
 
@@ -203,7 +204,9 @@ static bg_err prepare_insert(ex *e)
     return err;
 }
 
-static void bind_field(sqlite3_stmt *st, int i, const cJSON *v)
+/* Bind field v (NULL: absent) to column i; BG_ENOMEM when an object or
+ * array cannot be printed. */
+static bg_err bind_field(sqlite3_stmt *st, int i, const cJSON *v)
 {
     if (!v || cJSON_IsNull(v)) {
         sqlite3_bind_null(st, i);
@@ -218,13 +221,13 @@ static void bind_field(sqlite3_stmt *st, int i, const cJSON *v)
     } else if (cJSON_IsString(v)) {
         sqlite3_bind_text(st, i, v->valuestring, -1, SQLITE_TRANSIENT);
     } else {
-        char *txt = cJSON_PrintUnformatted(v);
-        if (txt)
-            sqlite3_bind_text(st, i, txt, -1, SQLITE_TRANSIENT);
-        else
-            sqlite3_bind_null(st, i);
+        char *txt = bg__json_print(v);
+        if (!txt)
+            return BG_ENOMEM;
+        sqlite3_bind_text(st, i, txt, -1, SQLITE_TRANSIENT);
         cJSON_free(txt);
     }
+    return 0;
 }
 
 /* Commit the open chunk with the copy position. */
@@ -269,15 +272,19 @@ static int row_fn(void *arg, const bg_record *r)
     sqlite3_bind_text(st, 4, r->value, (int)r->value_len, SQLITE_STATIC);
     if (e->ncols) {
         const bg_adapter *a = bg_registry_find(e->s->types, r->type);
-        cJSON *doc = a ? cJSON_ParseWithLength(r->value, r->value_len) : NULL;
-        for (size_t i = 0; i < e->ncols; i++) {
+        cJSON *doc = NULL;
+        if (a && bg__json_parse(r->value, r->value_len, &doc) == BG_ENOMEM)
+            e->err = BG_ENOMEM;
+        for (size_t i = 0; i < e->ncols && !e->err; i++) {
             const cJSON *v = NULL;
             for (size_t f = 0; doc && f < a->nfields && !v; f++)
                 if (!strcmp(a->fields[f].name, e->cols[i].field))
                     v = cJSON_GetObjectItemCaseSensitive(doc, e->cols[i].field);
-            bind_field(st, (int)i + 5, v);
+            e->err = bind_field(st, (int)i + 5, v);
         }
         cJSON_Delete(doc);
+        if (e->err)
+            return 1;
     }
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
@@ -434,9 +441,12 @@ typedef struct hist {
 static int hist_fn(void *arg, const char *key, const char *json, size_t len)
 {
     hist *c = arg;
-    cJSON *d = cJSON_ParseWithLength(json, len);
-    if (!d)
-        return 0;
+    cJSON *d;
+    bg_err perr = bg__json_parse(json, len, &d);
+    if (perr == BG_ENOMEM)
+        c->err = perr;
+    if (perr)
+        return perr == BG_ENOMEM;
     const char *txt[] = {"kind", "id", "outcome", "reason"};
     sqlite3_reset(c->h);
     sqlite3_clear_bindings(c->h);
@@ -613,6 +623,7 @@ static bg_err final_check(ex *e, const bg__names *ns)
 bg_err bg_export_sqlite(bg_store *s, const char *db_path,
                         const bg_export_opts *o, bg_export_report *rep)
 {
+    BG__JSON_SCOPE(&s->alloc);
     memset(rep, 0, sizeof *rep);
     int journal;
     BG_TRY(bg__store_has(s, BG__JOURNAL, &journal));

@@ -13,8 +13,10 @@
 
 #include "boxguard/migrate.h"
 #include "boxguard/record.h"
+#include "record_int.h"
 #include "boxguard/types.h"
 #include "journal_int.h"
+#include "json_int.h"
 
 const char *bg__json_str(const cJSON *doc, const char *name)
 {
@@ -100,7 +102,7 @@ static int lock_ok(const cJSON *doc, const char *name)
         return 1;
     if (!cJSON_IsObject(lock))
         return 0;
-    char *txt = cJSON_PrintUnformatted(lock);
+    char *txt = bg__json_print(lock);
     bg_registry *r = txt ? bg_registry_new() : NULL;
     int ok = r && !bg_registry_add_json(r, txt, strlen(txt));
     bg_registry_free(r);
@@ -167,14 +169,19 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
     /* The journal is strict JSON first (UTF-8 in every string, no
      * duplicate names): what it holds is copied into the audit box. */
     cJSON *d = NULL;
-    if (!err && bg_record_validate(buf, got, NULL, 0))
-        err = BG_ECORRUPT;
-    if (!err)
-        d = cJSON_ParseWithLength(buf, got);
+    if (!err) {
+        err = bg__record_parse(buf, got, &s->alloc, NULL, 0, &d);
+        if (err == BG_EINVALID)
+            err = BG_ECORRUPT;
+    }
     bg__store_free(s, buf);
     if (err == BG_ENOMEM)
         return err;
     int ok = journal_ok(d);
+    if (!ok && bg__json_failed()) { /* checking its schema locks */
+        cJSON_Delete(d);
+        return BG_ENOMEM;
+    }
     /* Every box it names is there (a migration and a rollback work on
      * boxes that exist; the staged ones stand beside them). Not being able
      * to look is an error of its own, not an unreadable journal. */
@@ -205,14 +212,9 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
 
 bg_err bg__journal_write(bg_store *s, cJSON *doc, const char *phase)
 {
-    cJSON *ph = cJSON_CreateString(phase);
-    if (!ph || !cJSON_ReplaceItemInObjectCaseSensitive(doc, "phase", ph)) {
-        if (!ph || !cJSON_AddItemToObject(doc, "phase", ph)) {
-            cJSON_Delete(ph);
-            return BG_ENOMEM;
-        }
-    }
-    char *txt = cJSON_PrintUnformatted(doc);
+    if (bg__json_put(doc, "phase", cJSON_CreateString(phase)))
+        return BG_ENOMEM;
+    char *txt = bg__json_print(doc);
     if (!txt)
         return BG_ENOMEM;
     char path[BG_PATH_MAX], tmp[BG_PATH_MAX];
@@ -264,7 +266,7 @@ static bg_err audit(bg_store *s, const cJSON *doc, const char *outcome)
     for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(doc, copy[i]);
         if (it)
-            cJSON_AddItemToObject(rec, copy[i], cJSON_Duplicate(it, 1));
+            (void)bg__json_put(rec, copy[i], cJSON_Duplicate(it, 1));
     }
     cJSON_AddStringToObject(rec, "event", "migration");
     cJSON_AddStringToObject(rec, "outcome", outcome);
@@ -285,7 +287,7 @@ static bg_err audit(bg_store *s, const cJSON *doc, const char *outcome)
         cJSON_AddStringToObject(o, "name", b->valuestring);
         cJSON_AddNumberToObject(o, "records", (double)st.records);
         cJSON_AddNumberToObject(o, "next_seq", (double)st.next_seq);
-        cJSON_AddItemToArray(after, o);
+        (void)bg__json_push(after, o);
     }
     if (!err)
         err = bg__store_audit(s, bg__json_str(doc, "audit_key"), rec);
@@ -296,7 +298,8 @@ static bg_err audit(bg_store *s, const cJSON *doc, const char *outcome)
 bg_err bg__journal_abort(bg_store *s, cJSON *doc, const char *reason)
 {
     const bg_vfs *v = s->vfs;
-    if (strcmp(bg__json_str(doc, "phase"), "rolled_back")) {
+    const char *phase = bg__json_str(doc, "phase");
+    if (!phase || strcmp(phase, "rolled_back")) {
         cJSON_DeleteItemFromObjectCaseSensitive(doc, "reason");
         cJSON_AddStringToObject(doc, "reason", reason);
         BG_TRY(bg__journal_write(s, doc, "rolled_back"));
@@ -349,7 +352,7 @@ bg_err bg__journal_finish(bg_store *s, cJSON *doc)
     if (err)
         return bg__store_fail(s, err, "cannot sync directory '%s'", s->dir);
     const cJSON *lock = cJSON_GetObjectItemCaseSensitive(doc, "lock");
-    char *lock_txt = cJSON_IsObject(lock) ? cJSON_PrintUnformatted(lock) : NULL;
+    char *lock_txt = cJSON_IsObject(lock) ? bg__json_print(lock) : NULL;
     if (cJSON_IsObject(lock) && !lock_txt)
         return BG_ENOMEM;
     err = bg__store_set_schema(s, (uint32_t)jnum(doc, "version"), lock_txt);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "boxguard/keys.h"
+#include "json_int.h"
 #include "keys_int.h"
 
 uint32_t bg__key_id(const unsigned char *k)
@@ -211,6 +212,7 @@ void bg__keys_free(bg_store *s)
 
 bg_err bg_store_rekey(bg_store *s, bg_rekey_report *rep)
 {
+    BG__JSON_SCOPE(&s->alloc);
     memset(rep, 0, sizeof *rep);
     if (s->read_only)
         return bg__store_fail(s, BG_ESTATE, "store opened read-only");

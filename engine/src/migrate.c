@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "boxguard/migrate.h"
+#include "json_int.h"
 #include "journal_int.h"
 #include "keys_int.h"
 #include "store_int.h"
@@ -77,15 +78,6 @@ static const struct {
     {"wrap", BG_JSON_ARRAY, CONV_WRAP},
 };
 
-static int set_json(cJSON *obj, const char *name, cJSON *val)
-{
-    if (!val)
-        return -1;
-    if (cJSON_GetObjectItemCaseSensitive(obj, name))
-        return cJSON_ReplaceItemInObjectCaseSensitive(obj, name, val) ? 0 : -1;
-    return cJSON_AddItemToObject(obj, name, val) ? 0 : -1;
-}
-
 /* Convert v (a member of a record) for op, or say why not. */
 static cJSON *convert(const plan_op *op, const cJSON *v, char *why, size_t cap)
 {
@@ -95,7 +87,7 @@ static cJSON *convert(const plan_op *op, const cJSON *v, char *why, size_t cap)
         if (cJSON_IsString(v))
             return cJSON_CreateString(v->valuestring);
         if (cJSON_IsNumber(v) || cJSON_IsBool(v) || cJSON_IsNull(v)) {
-            char *txt = cJSON_PrintUnformatted(v);
+            char *txt = bg__json_print(v);
             cJSON *s = txt ? cJSON_CreateString(txt) : NULL;
             cJSON_free(txt);
             return s;
@@ -156,7 +148,7 @@ static cJSON *convert(const plan_op *op, const cJSON *v, char *why, size_t cap)
         return a;
     }
     }
-    char *txt = cJSON_PrintUnformatted(v);
+    char *txt = bg__json_print(v);
     snprintf(why, cap, "field '%s': cannot convert %.40s to %s", op->field,
              txt ? txt : "the value", bg_json_type_name(op->to_json));
     cJSON_free(txt);
@@ -197,7 +189,7 @@ static bg_err apply_op(const plan_op *op, cJSON *doc, uint32_t *type,
     case OP_ADD:
         if (f)
             return 0;
-        if (set_json(doc, op->field, cJSON_Duplicate(op->def, 1)))
+        if (bg__json_put(doc, op->field, cJSON_Duplicate(op->def, 1)))
             return BG_ENOMEM;
         break;
     case OP_REMOVE:
@@ -215,7 +207,7 @@ static bg_err apply_op(const plan_op *op, cJSON *doc, uint32_t *type,
             cJSON_Delete(nv);
             return 0;
         }
-        if (set_json(doc, op->field, nv))
+        if (bg__json_put(doc, op->field, nv))
             return BG_ENOMEM;
         break;
     }
@@ -239,19 +231,35 @@ static bg_err plan_transform(void *arg, const char *box, const bg_record *in,
     for (size_t i = 0; i < pm->nops && !err; i++) {
         if (pm->ops[i].type != *type)
             continue;
-        if (!doc && !(doc = cJSON_ParseWithLength(in->value, in->value_len))) {
-            snprintf(why, whylen, "the stored value does not parse");
-            return BG_ESCHEMA;
+        if (!doc) {
+            bg_err perr = bg__json_parse(in->value, in->value_len, &doc);
+            if (perr == BG_ENOMEM)
+                return perr;
+            if (perr) {
+                snprintf(why, whylen, "the stored value does not parse");
+                return BG_ESCHEMA;
+            }
         }
         why[0] = '\0';
         err = apply_op(&pm->ops[i], doc, type, &changed, why, whylen);
     }
+    /* A conversion that ran out of memory is not a value that cannot be
+     * converted. */
+    if (err == BG_ESCHEMA && bg__json_failed())
+        err = BG_ENOMEM;
     if (!err && changed && doc) {
-        char *txt = cJSON_PrintUnformatted(doc);
-        if (!txt)
+        /* A transform's value comes from malloc (the runner frees it);
+         * cJSON's from the store's allocator. */
+        char *txt = bg__json_print(doc);
+        size_t n = txt ? strlen(txt) : 0;
+        char *v = txt ? malloc(n + 1) : NULL;
+        if (v)
+            memcpy(v, txt, n + 1);
+        else
             err = BG_ENOMEM;
-        *value = txt;
-        *value_len = txt ? strlen(txt) : 0;
+        cJSON_free(txt);
+        *value = v;
+        *value_len = n;
     }
     cJSON_Delete(doc);
     return err;
@@ -422,7 +430,7 @@ static const char *parse_migration(const cJSON *o, plan_mig *pm, uint32_t prev,
     }
     const cJSON *ad = cJSON_GetObjectItemCaseSensitive(o, "adapters");
     if (ad) {
-        char *txt = cJSON_PrintUnformatted(ad);
+        char *txt = bg__json_print(ad);
         pm->adapters = bg_registry_new();
         if (!txt || !pm->adapters) {
             cJSON_free(txt);
@@ -720,10 +728,10 @@ static int verify_fn(void *arg, const bg_record *r)
     } else if (!c->err) {
         c->err = bg_registry_check(c->target, r->type, r->value, r->value_len,
                                    c->why, sizeof c->why);
-        if (c->err)
+        if (c->err && c->err != BG_ENOMEM)
             c->err = BG_ECORRUPT;
-    } else {
-        c->err = BG_ECORRUPT;
+    } else if (c->err != BG_ENOMEM) {
+        c->err = BG_ECORRUPT; /* the transform no longer takes the original */
     }
     free(x.fresh);
     bg__store_free(c->s, v);
@@ -867,20 +875,15 @@ static cJSON *journal_new(bg_store *s, const bg_migration *m,
     cJSON_AddNumberToObject(d, "to", m->to);
     cJSON_AddNumberToObject(d, "version", m->to);
     for (size_t i = 0; i < m->nboxes; i++)
-        cJSON_AddItemToArray(boxes, cJSON_CreateString(m->boxes[i]));
-    cJSON_AddItemToObject(d, "boxes", boxes);
+        (void)bg__json_push(boxes, cJSON_CreateString(m->boxes[i]));
+    (void)bg__json_put(d, "boxes", boxes);
     cJSON_AddStringToObject(d, "backup", backup);
     cJSON_AddNumberToObject(d, "started_at", (double)bg__store_now_ms(s));
-    cJSON_AddItemToObject(d, "lock", lock_json(target));
-    cJSON_AddItemToObject(d, "old_lock", lock_json(s->types));
-    if (bg__journal_name(s, d)) {
-        cJSON_Delete(d);
-        return NULL;
-    }
-    /* cJSON reports no allocation failure on the way: check the result. */
-    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(d, "lock")) ||
-        !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(d, "old_lock")) ||
-        !cJSON_GetObjectItemCaseSensitive(d, "started_at")) {
+    (void)bg__json_put(d, "lock", lock_json(target));
+    (void)bg__json_put(d, "old_lock", lock_json(s->types));
+    /* cJSON reports no allocation failure on the way: a document built
+     * while one failed may lack a member. */
+    if (!d || bg__json_failed() || bg__journal_name(s, d)) {
         cJSON_Delete(d);
         return NULL;
     }
@@ -1058,6 +1061,7 @@ static bg_err dry_run_plan(bg_store *s, const bg_migration *m, size_t n,
 bg_err bg_migrate_run(bg_store *s, const bg_migration *m, size_t n,
                       const bg_migrate_opts *o, bg_migrate_report *rep)
 {
+    BG__JSON_SCOPE(&s->alloc);
     memset(rep, 0, sizeof *rep);
     if (s->read_only && !(o && o->dry_run))
         return bg__store_fail(s, BG_ESTATE, "store opened read-only");
@@ -1100,12 +1104,16 @@ typedef struct hist_ctx {
     bg_migrate_history_fn fn;
     void *arg;
     unsigned n;
+    bg_err err; /* out of memory reading a record: the walk stopped */
 } hist_ctx;
 
 static int hist_fn(void *arg, const bg_record *r)
 {
     hist_ctx *h = arg;
-    cJSON *doc = cJSON_ParseWithLength(r->value, r->value_len);
+    cJSON *doc;
+    if ((h->err = bg__json_parse(r->value, r->value_len, &doc)) == BG_ENOMEM)
+        return 1;
+    h->err = 0;
     const char *ev = bg__json_str(doc, "event");
     int mine = ev && !strcmp(ev, "migration");
     cJSON_Delete(doc);
@@ -1124,21 +1132,24 @@ static bg_err history(bg_store *s, hist_ctx *h)
     if (err == BG_ENOTFOUND)
         return 0;
     BG_TRY(err);
-    return bg__box_iterate_raw(audit, hist_fn, h);
+    BG_TRY(bg__box_iterate_raw(audit, hist_fn, h));
+    return h->err;
 }
 
 bg_err bg_migrate_history(bg_store *s, bg_migrate_history_fn fn, void *arg)
 {
-    hist_ctx h = {fn, arg, 0};
+    BG__JSON_SCOPE(&s->alloc);
+    hist_ctx h = {fn, arg, 0, 0};
     return history(s, &h);
 }
 
 bg_err bg_migrate_get_status(bg_store *s, bg_migrate_status *st)
 {
+    BG__JSON_SCOPE(&s->alloc);
     memset(st, 0, sizeof *st);
     BG_TRY(bg__store_schema_version(s, &st->version));
     snprintf(st->resolved, sizeof st->resolved, "%s", s->resolved);
-    hist_ctx h = {NULL, NULL, 0};
+    hist_ctx h = {NULL, NULL, 0, 0};
     BG_TRY(history(s, &h));
     st->history = h.n;
     return 0;
@@ -1148,18 +1159,28 @@ bg_err bg_migrate_get_status(bg_store *s, bg_migrate_status *st)
  * where each restored rollback takes off the migration it undid. */
 typedef struct undo_ctx {
     cJSON *stack;
+    bg_err err; /* out of memory: the walk stopped */
 } undo_ctx;
 
 static int undo_fn(void *arg, const char *key, const char *json, size_t len)
 {
     undo_ctx *u = arg;
-    cJSON *doc = cJSON_ParseWithLength(json, len);
+    cJSON *doc;
+    if ((u->err = bg__json_parse(json, len, &doc)) == BG_ENOMEM)
+        return 1;
+    u->err = 0;
     const char *kind = bg__json_str(doc, "kind"),
                *outcome = bg__json_str(doc, "outcome");
     if (kind && outcome && !strcmp(kind, "migrate") &&
         !strcmp(outcome, "committed")) {
-        cJSON_AddStringToObject(doc, "audit_key", key);
-        cJSON_AddItemToArray(u->stack, doc);
+        if (bg__json_put(doc, "audit_key", cJSON_CreateString(key))) {
+            cJSON_Delete(doc);
+            doc = NULL;
+        }
+        if (bg__json_push(u->stack, doc)) { /* deletes doc */
+            u->err = BG_ENOMEM;
+            return 1;
+        }
         return 0;
     }
     const char *undid = bg__json_str(doc, "rolls_back");
@@ -1222,10 +1243,11 @@ static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
 bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
                            bg_migrate_report *rep)
 {
+    BG__JSON_SCOPE(&s->alloc);
     memset(rep, 0, sizeof *rep);
     if (s->read_only)
         return bg__store_fail(s, BG_ESTATE, "store opened read-only");
-    undo_ctx u = {cJSON_CreateArray()};
+    undo_ctx u = {cJSON_CreateArray(), 0};
     if (!u.stack)
         return BG_ENOMEM;
     cJSON *doc = NULL;
@@ -1233,6 +1255,8 @@ bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
     bg_err err = bg__store_schema_version(s, &ver);
     if (!err)
         err = bg_migrate_history(s, undo_fn, &u);
+    if (!err)
+        err = u.err;
     int n = cJSON_GetArraySize(u.stack);
     const cJSON *top = n ? cJSON_GetArrayItem(u.stack, n - 1) : NULL;
     if (!err && !top)
@@ -1247,16 +1271,15 @@ bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
     for (size_t i = 0; i < sizeof copy / sizeof *copy; i++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(top, copy[i]);
         if (it)
-            cJSON_AddItemToObject(doc, copy[i], cJSON_Duplicate(it, 1));
+            (void)bg__json_put(doc, copy[i], cJSON_Duplicate(it, 1));
     }
     cJSON *boxes = cJSON_AddArrayToObject(doc, "boxes");
     const cJSON *b;
-    cJSON_ArrayForEach(b, cJSON_GetObjectItem(top, "boxes"))
-        cJSON_AddItemToArray(boxes,
-                             cJSON_CreateString(bg__json_str(b, "name")));
+    cJSON_ArrayForEach(b, cJSON_GetObjectItem(top, "boxes"))(void)
+        bg__json_push(boxes, cJSON_CreateString(bg__json_str(b, "name")));
     const cJSON *old = cJSON_GetObjectItemCaseSensitive(top, "old_lock");
     if (old)
-        cJSON_AddItemToObject(doc, "lock", cJSON_Duplicate(old, 1));
+        (void)bg__json_put(doc, "lock", cJSON_Duplicate(old, 1));
     cJSON_AddNumberToObject(doc, "format", 1);
     cJSON_AddStringToObject(doc, "kind", "rollback");
     cJSON_AddNumberToObject(doc, "version",
@@ -1264,7 +1287,7 @@ bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
     cJSON_AddNumberToObject(doc, "started_at", (double)bg__store_now_ms(s));
     cJSON_AddStringToObject(doc, "rolls_back", bg__json_str(top, "audit_key"));
     cJSON_AddStringToObject(doc, "reason", "rollback requested");
-    err = bg__journal_name(s, doc);
+    err = bg__json_failed() ? BG_ENOMEM : bg__journal_name(s, doc);
     if (err)
         goto out;
     snprintf(rep->migration, sizeof rep->migration, "%s",

@@ -25,7 +25,9 @@
 
 #include "boxguard/queue.h"
 #include "boxguard/record.h"
+#include "json_int.h"
 #include "queue_int.h"
+#include "record_int.h"
 #include "store_int.h"
 
 #define PENDING_BOX "pending_ops"
@@ -291,8 +293,11 @@ static bg_err env_parse(bg_store *s, const char *text, size_t len, env *e)
     memcpy(meta, text, mlen);
     meta[mlen] = '}';
     meta[mlen + 1] = '\0';
-    cJSON *doc = cJSON_Parse(meta);
+    cJSON *doc;
+    bg_err perr = bg__json_parse(meta, mlen + 1, &doc);
     bg__store_free(s, meta);
+    if (perr == BG_ENOMEM)
+        return perr;
     const cJSON *idem = cJSON_GetObjectItemCaseSensitive(doc, "idem");
     const cJSON *lane = cJSON_GetObjectItemCaseSensitive(doc, "lane");
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(doc, "at");
@@ -340,8 +345,8 @@ static char *env_build(bg_store *s, const char *idem, int lane, int64_t at,
 {
     cJSON *s1 = cJSON_CreateString(idem);
     cJSON *s2 = err ? cJSON_CreateString(err) : NULL;
-    char *i = s1 ? cJSON_PrintUnformatted(s1) : NULL;
-    char *e = s2 ? cJSON_PrintUnformatted(s2) : NULL;
+    char *i = s1 ? bg__json_print(s1) : NULL;
+    char *e = s2 ? bg__json_print(s2) : NULL;
     char *out = NULL;
     if (i && (!err || e)) {
         size_t cap = strlen(i) + (e ? strlen(e) : 0) + op_len + 160;
@@ -531,6 +536,7 @@ static void set_clear(bg_queue *q)
 
 bg_err bg_queue_rebuild(bg_queue *q)
 {
+    BG__JSON_SCOPE(&q->s->alloc);
     for (int l = 0; l < 2; l++)
         ring_free(q, &q->lanes[l]);
     set_clear(q);
@@ -638,6 +644,7 @@ static int settle_one(void *arg, const bg_record *r)
 
 bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
 {
+    BG__JSON_SCOPE(&s->alloc);
     bg_queue *q = bg__store_malloc(s, sizeof *q);
     if (!q)
         return BG_ENOMEM;
@@ -677,6 +684,7 @@ bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
 
 void bg_queue_close(bg_queue *q)
 {
+    BG__JSON_SCOPE(q ? &q->s->alloc : NULL);
     if (!q)
         return;
     for (int l = 0; l < 2; l++)
@@ -697,6 +705,7 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
 bg_err bg_queue_enqueue(bg_queue *q, bg_lane lane, const char *idem,
                         const char *payload, size_t len, uint64_t *id)
 {
+    BG__JSON_SCOPE(&q->s->alloc);
     return enqueue(q, lane, idem, payload, len, 0, id);
 }
 
@@ -708,8 +717,9 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     size_t ilen = idem ? strlen(idem) : 0;
     if (bg_record_check_key(idem, ilen, why, sizeof why))
         return bg__store_fail(q->s, BG_EINVALID, "idempotency key: %s", why);
-    if (bg_record_validate(payload, len, why, sizeof why))
-        return bg__store_fail(q->s, BG_EINVALID, "op '%.80s': %s", idem, why);
+    bg_err verr = bg__record_check(payload, len, &q->s->alloc, why, sizeof why);
+    if (verr)
+        return bg__store_fail(q->s, verr, "op '%.80s': %s", idem, why);
     uint64_t dup;
     BG_TRY(find_idem(q, idem, &dup));
     if (dup) {
@@ -797,6 +807,7 @@ static bg_err fill_op(bg_queue *q, const env *en, uint64_t id, int lane,
 
 bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
 {
+    BG__JSON_SCOPE(&q->s->alloc);
     memset(op, 0, sizeof *op); /* clearable whatever the answer */
     int64_t now = bg__store_now_ms(q->s);
     for (int l = 1; l >= 0; l--) {
@@ -874,6 +885,7 @@ static int cmp_id(const void *a, const void *b)
 
 bg_err bg_queue_compact(bg_queue *q)
 {
+    BG__JSON_SCOPE(&q->s->alloc);
     size_t n = 0;
     for (int l = 0; l < 2; l++)
         n += q->lanes[l].n - q->lanes[l].dead;
@@ -918,6 +930,7 @@ bg_err bg_queue_compact(bg_queue *q)
 
 bg_err bg_queue_ack(bg_queue *q, uint64_t id)
 {
+    BG__JSON_SCOPE(&q->s->alloc);
     BG_TRY(del_pending(q, id));
     uint64_t end = bg__box_end(q->pending);
     if (end > COMPACT_MIN && end > 3 * q->live_bytes) {
@@ -931,6 +944,7 @@ bg_err bg_queue_ack(bg_queue *q, uint64_t id)
 
 bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
 {
+    BG__JSON_SCOPE(&q->s->alloc);
     *failed = 0;
     int lane;
     qent *e = find_any(q, id, &lane);
@@ -1021,6 +1035,7 @@ static int find_failed(void *arg, const bg_record *r)
 
 bg_err bg_queue_retry(bg_queue *q, const char *idem, uint64_t *id)
 {
+    BG__JSON_SCOPE(&q->s->alloc);
     find_failed_ctx c = {.s = q->s, .idem = idem};
     BG_TRY(bg_box_iterate(q->failed, find_failed, &c));
     if (c.err)
@@ -1075,6 +1090,7 @@ static int purge_one(void *arg, const bg_record *r)
 
 bg_err bg_queue_purge(bg_queue *q, uint64_t *purged)
 {
+    BG__JSON_SCOPE(&q->s->alloc);
     *purged = 0;
     purge_ctx c = {.s = q->s,
                    .cutoff = bg__store_now_ms(q->s) - q->o.retention_ms};
@@ -1119,6 +1135,7 @@ static int list_one(void *arg, const bg_record *r)
 
 bg_err bg_queue_list_failed(bg_queue *q, bg_queue_op_fn fn, void *arg)
 {
+    BG__JSON_SCOPE(&q->s->alloc);
     list_ctx c = {q, fn, arg, 0};
     BG_TRY(bg_box_iterate(q->failed, list_one, &c));
     return c.err;
@@ -1152,6 +1169,7 @@ void bg_queue_op_clear(bg_queue_op *op)
 
 bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
 {
+    BG__JSON_SCOPE(&q->s->alloc);
     *was_stale = 0;
     char why[160];
     if (bg_record_check_key(owner, owner ? strlen(owner) : 0, why, sizeof why))
@@ -1168,7 +1186,11 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
     char old_owner[256] = "";
     int64_t since = 0;
     if (!err) {
-        cJSON *doc = cJSON_ParseWithLength(v, n);
+        cJSON *doc;
+        err = bg__json_parse(v, n, &doc);
+        bg__store_free(q->s, v);
+        if (err == BG_ENOMEM)
+            return err;
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, "owner");
         const cJSON *sn = cJSON_GetObjectItemCaseSensitive(doc, "since");
         if (cJSON_IsString(o) && cJSON_IsNumber(sn)) {
@@ -1176,7 +1198,6 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
             since = (int64_t)sn->valuedouble;
         }
         cJSON_Delete(doc);
-        bg__store_free(q->s, v);
     }
     if (old_owner[0] && strcmp(old_owner, owner)) {
         if (now - since < q->o.lock_stale_ms)
@@ -1206,7 +1227,7 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
     cJSON *rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "owner", owner);
     cJSON_AddNumberToObject(rec, "since", (double)now);
-    char *txt = cJSON_PrintUnformatted(rec);
+    char *txt = bg__json_print(rec);
     cJSON_Delete(rec);
     if (!txt)
         return BG_ENOMEM;
@@ -1217,6 +1238,7 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
 
 bg_err bg_queue_unlock(bg_queue *q, const char *owner)
 {
+    BG__JSON_SCOPE(&q->s->alloc);
     bg_box *meta;
     BG_TRY(bg_box_open(q->s, BG__META_BOX, BG_BOX_CREATE, &meta));
     uint32_t t;
@@ -1227,11 +1249,14 @@ bg_err bg_queue_unlock(bg_queue *q, const char *owner)
         return bg__store_fail(q->s, BG_ESTATE, "the queue is not locked");
     if (err)
         return err;
-    cJSON *doc = cJSON_ParseWithLength(v, n);
+    cJSON *doc;
+    err = bg__json_parse(v, n, &doc);
+    bg__store_free(q->s, v);
+    if (err == BG_ENOMEM)
+        return err;
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, "owner");
     int mine = cJSON_IsString(o) && !strcmp(o->valuestring, owner);
     cJSON_Delete(doc);
-    bg__store_free(q->s, v);
     if (!mine)
         return bg__store_fail(q->s, BG_ESTATE,
                               "the queue lock is not held by '%s'", owner);

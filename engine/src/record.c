@@ -1,7 +1,14 @@
 /*
- * Record validation: one JSON value within the size, depth and key bounds.
- * cJSON does the parsing; here we only add the bounds it does not enforce
- * and turn its failure position into a message.
+ * Record validation: one JSON value exactly as RFC 8259 defines it, within
+ * the size, depth and key bounds, checked in one pass over the bytes. The
+ * checker is ours because the parsers at hand are lenient (cJSON accepts
+ * leading zeros, "1.", raw control characters in strings, a form feed or
+ * a vertical tab as whitespace, a byte order mark) and build a tree we do
+ * not need. Every refusal names the byte where the text went wrong.
+ *
+ * Nothing is allocated unless one value holds more object member names at
+ * once than fit on the stack; names are compared after unescaping, byte
+ * for byte, when their object closes.
  */
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -9,8 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_int.h"
 #include "boxguard/record.h"
 #include "record_int.h"
+#include "try_int.h"
 
 __attribute__((format(printf, 3, 4))) static void say(char *why, size_t whylen,
                                                       const char *fmt, ...)
@@ -22,129 +31,492 @@ __attribute__((format(printf, 3, 4))) static void say(char *why, size_t whylen,
     va_end(ap);
 }
 
-static int depth_ok(const cJSON *item, int depth)
+/* The length of the UTF-8 sequence at s[0..n) (RFC 3629: no overlongs, no
+ * surrogates, nothing past U+10FFFF), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t n)
 {
-    if (depth > BG_RECORD_MAX_DEPTH)
+    unsigned c = s[0];
+    size_t k;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0)
+        k = 1, min = 0x80, c &= 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+        k = 2, min = 0x800, c &= 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+        k = 3, min = 0x10000, c &= 0x07;
+    else
         return 0;
-    for (const cJSON *c = item->child; c; c = c->next)
-        if ((c->child || cJSON_IsArray(c) || cJSON_IsObject(c)) &&
-            !depth_ok(c, depth + 1))
+    if (k >= n)
+        return 0; /* the sequence runs past the end */
+    for (size_t j = 1; j <= k; j++) {
+        if ((s[j] & 0xC0) != 0x80)
             return 0;
-    return 1;
-}
-
-/* Nesting is checked on the raw text first, so that a deep document is
- * refused before cJSON recurses into it. Brackets inside strings are
- * skipped. *open tells whether the text ends inside a string or with
- * brackets still open: a document cut short. */
-static size_t raw_depth_exceeded(const char *s, size_t len, int *open)
-{
-    int depth = 0, in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-            continue;
-        }
-        if (c == '"') {
-            in_str = 1;
-        } else if (c == '[' || c == '{') {
-            if (++depth > BG_RECORD_MAX_DEPTH)
-                return i + 1;
-        } else if (c == ']' || c == '}') {
-            depth--;
-        }
+        c = (c << 6) | (s[j] & 0x3F);
     }
-    *open = in_str || depth > 0;
-    return 0;
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    return k + 1;
 }
 
-/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing past
- * U+10FFFF. Returns the offset of the first bad byte, or len. */
+/* The offset of the first byte of s[0..len) that is not valid UTF-8, or
+ * len. */
 static size_t utf8_bad_at(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
-        unsigned c = s[i];
-        size_t n;
-        unsigned min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 1, min = 0x80, c &= 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2, min = 0x800, c &= 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3, min = 0x10000, c &= 0x07;
-        } else {
+        size_t k = utf8_len(s + i, len - i);
+        if (!k)
             return i;
-        }
-        if (i + n >= len)
-            return i; /* the sequence runs past the end */
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-            c = (c << 6) | (s[i + k] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-            return i;
-        i += n + 1;
+        i += k;
     }
     return len;
 }
 
-static int cmp_name(const void *a, const void *b)
+/* One member name: the bytes between its quotes, and its length once
+ * unescaped. */
+typedef struct {
+    const char *p;
+    size_t rawlen;
+    size_t declen;
+} name;
+
+#define NAMES_ON_STACK 64
+
+typedef struct {
+    const char *s;
+    size_t len;
+    size_t i; /* the next byte to read */
+    const bg_allocator *a;
+    name *names; /* the names of every object still open, outermost first */
+    size_t nnames, cap;
+    char *why;
+    size_t whylen;
+} checker;
+
+static bg_err truncated(checker *c)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    say(c->why, c->whylen, "truncated JSON: input ends at byte %zu", c->len);
+    return BG_EINVALID;
 }
 
-/* The first member name that occurs twice in one object of the tree, or
- * NULL. Names are sorted per object, so large objects stay cheap. */
-static const char *duplicate_name(const cJSON *item, int *nomem)
+static bg_err malformed(checker *c, size_t at, const char *what)
 {
-    if (cJSON_IsObject(item)) {
-        size_t n = 0;
-        for (const cJSON *c = item->child; c; c = c->next)
-            n++;
-        if (n > 1) {
-            const char **names = malloc(n * sizeof *names);
-            if (!names) {
-                *nomem = 1;
-                return NULL;
+    say(c->why, c->whylen, "malformed JSON at byte %zu: %s", at, what);
+    return BG_EINVALID;
+}
+
+/* A byte where a JSON token should start but none does. */
+static bg_err unexpected(checker *c, const char *what)
+{
+    const unsigned char *u = (const unsigned char *)c->s + c->i;
+    if (*u == '\0') {
+        say(c->why, c->whylen, "NUL byte in JSON at byte %zu", c->i);
+        return BG_EINVALID;
+    }
+    if (*u >= 0x80 && !utf8_len(u, c->len - c->i)) {
+        say(c->why, c->whylen, "invalid UTF-8 at byte %zu", c->i);
+        return BG_EINVALID;
+    }
+    if (c->i == 0 && c->len >= 3 && !memcmp(c->s, "\xEF\xBB\xBF", 3))
+        return malformed(c, 0, "a byte order mark is not allowed");
+    return malformed(c, c->i, what);
+}
+
+static void skip_ws(checker *c)
+{
+    while (c->i < c->len) {
+        char ch = c->s[c->i];
+        if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r')
+            return;
+        c->i++;
+    }
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* The four hex digits at s[at..at+4) as a code unit, or -1 (truncated
+ * when the input ends first, malformed when a digit is not hex). */
+static long hex4(checker *c, size_t at, bg_err *err)
+{
+    long v = 0;
+    for (size_t k = 0; k < 4; k++) {
+        if (at + k >= c->len) {
+            *err = truncated(c);
+            return -1;
+        }
+        int h = hexval(c->s[at + k]);
+        if (h < 0) {
+            *err = malformed(c, at + k, "a \\u escape needs four hex digits");
+            return -1;
+        }
+        v = v << 4 | h;
+    }
+    return v;
+}
+
+static size_t utf8_bytes(unsigned long cp)
+{
+    return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+/* The \u escape at c->i (c->i points at the backslash), with its low
+ * surrogate when it is a high one; *cp is the code point. */
+static bg_err check_u_escape(checker *c, unsigned long *cp)
+{
+    bg_err err = 0;
+    size_t at = c->i;
+    long hi = hex4(c, at + 2, &err);
+    if (hi < 0)
+        return err;
+    if (hi >= 0xDC00 && hi <= 0xDFFF)
+        return malformed(c, at, "a low surrogate escape without a high one");
+    if (hi < 0xD800 || hi > 0xDBFF) {
+        *cp = (unsigned long)hi;
+        c->i = at + 6;
+        return 0;
+    }
+    if (at + 6 >= c->len || (c->s[at + 6] == '\\' && at + 7 >= c->len))
+        return truncated(c);
+    if (c->s[at + 6] != '\\' || c->s[at + 7] != 'u')
+        return malformed(c, at, "a high surrogate escape without a low one");
+    long lo = hex4(c, at + 8, &err);
+    if (lo < 0)
+        return err;
+    if (lo < 0xDC00 || lo > 0xDFFF)
+        return malformed(c, at, "a high surrogate escape without a low one");
+    *cp = 0x10000 + (((unsigned long)hi - 0xD800) << 10) +
+          ((unsigned long)lo - 0xDC00);
+    c->i = at + 12;
+    return 0;
+}
+
+/* The string at c->i (its opening quote); *declen is its length once
+ * unescaped. */
+static bg_err check_string(checker *c, size_t *declen)
+{
+    size_t n = 0;
+    c->i++;
+    for (;;) {
+        if (c->i >= c->len)
+            return truncated(c);
+        unsigned char ch = (unsigned char)c->s[c->i];
+        if (ch == '"') {
+            c->i++;
+            *declen = n;
+            return 0;
+        }
+        if (ch == '\\') {
+            if (c->i + 1 >= c->len)
+                return truncated(c);
+            char e = c->s[c->i + 1];
+            if (e == 'u') {
+                unsigned long cp = 0;
+                BG_TRY(check_u_escape(c, &cp));
+                n += utf8_bytes(cp);
+                continue;
             }
-            size_t i = 0;
-            for (const cJSON *c = item->child; c; c = c->next)
-                names[i++] = c->string;
-            qsort(names, n, sizeof *names, cmp_name);
-            const char *dup = NULL;
-            for (i = 1; i < n && !dup; i++)
-                if (!strcmp(names[i - 1], names[i]))
-                    dup = names[i];
-            free(names);
-            if (dup)
-                return dup;
+            if (!strchr("\"\\/bfnrt", e) || e == '\0')
+                return malformed(c, c->i, "unknown escape in a string");
+            c->i += 2;
+            n++;
+        } else if (ch < 0x20) {
+            if (ch == '\0') {
+                say(c->why, c->whylen, "NUL byte in JSON at byte %zu", c->i);
+                return BG_EINVALID;
+            }
+            return malformed(c, c->i,
+                             "a control character in a string must be "
+                             "escaped");
+        } else {
+            size_t k =
+                utf8_len((const unsigned char *)c->s + c->i, c->len - c->i);
+            if (!k) {
+                say(c->why, c->whylen, "invalid UTF-8 at byte %zu", c->i);
+                return BG_EINVALID;
+            }
+            c->i += k;
+            n += k;
         }
     }
-    for (const cJSON *c = item->child; c; c = c->next) {
-        const char *d = duplicate_name(c, nomem);
-        if (d || *nomem)
-            return d;
-    }
-    return NULL;
 }
 
-bg_err bg_record_validate(const char *json, size_t len, char *why,
-                          size_t whylen)
+static int is_digit(checker *c)
 {
-    return bg__record_parse(json, len, why, whylen, NULL);
+    return c->i < c->len && c->s[c->i] >= '0' && c->s[c->i] <= '9';
 }
 
-bg_err bg__record_parse(const char *json, size_t len, char *why, size_t whylen,
-                        cJSON **out)
+/* One or more digits at c->i; what names the part of the number. */
+static bg_err digits(checker *c, const char *what)
+{
+    if (c->i >= c->len)
+        return truncated(c);
+    if (!is_digit(c))
+        return unexpected(c, what);
+    while (is_digit(c))
+        c->i++;
+    return 0;
+}
+
+/* -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
+static bg_err check_number(checker *c)
+{
+    size_t start = c->i;
+    if (c->s[c->i] == '-')
+        c->i++;
+    if (c->i < c->len && c->s[c->i] == '0') {
+        c->i++;
+        if (is_digit(c))
+            return malformed(c, start,
+                             "a number must not have a leading "
+                             "zero");
+    } else {
+        BG_TRY(digits(c, "a number needs a digit"));
+    }
+    if (c->i < c->len && c->s[c->i] == '.') {
+        c->i++;
+        BG_TRY(digits(c, "a fraction needs a digit after the point"));
+    }
+    if (c->i < c->len && (c->s[c->i] == 'e' || c->s[c->i] == 'E')) {
+        c->i++;
+        if (c->i < c->len && (c->s[c->i] == '+' || c->s[c->i] == '-'))
+            c->i++;
+        BG_TRY(digits(c, "an exponent needs a digit"));
+    }
+    return 0;
+}
+
+static bg_err check_literal(checker *c, const char *word)
+{
+    size_t n = strlen(word);
+    for (size_t k = 0; k < n; k++, c->i++) {
+        if (c->i >= c->len)
+            return truncated(c);
+        if (c->s[c->i] != word[k])
+            return unexpected(c, "not a JSON value");
+    }
+    return 0;
+}
+
+/* Unescaped bytes of a member name, one at a time. */
+typedef struct {
+    const char *p, *end;
+    unsigned char buf[4];
+    size_t nbuf, next;
+} unescaper;
+
+static int unescaped_byte(unescaper *u)
+{
+    if (u->next < u->nbuf)
+        return u->buf[u->next++];
+    if (u->p >= u->end)
+        return -1;
+    if (*u->p != '\\')
+        return (unsigned char)*u->p++;
+    char e = u->p[1];
+    u->p += 2;
+    static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
+    const char *m = strchr(from, e);
+    if (e != 'u')
+        return m ? to[m - from] : e;
+    /* Escapes were checked when the name was read. */
+    unsigned long cp = 0;
+    for (int k = 0; k < 4; k++)
+        cp = cp << 4 | (unsigned long)hexval(*u->p++);
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        unsigned long lo = 0;
+        u->p += 2;
+        for (int k = 0; k < 4; k++)
+            lo = lo << 4 | (unsigned long)hexval(*u->p++);
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+    }
+    size_t n = utf8_bytes(cp);
+    static const unsigned char lead[] = {0, 0, 0xC0, 0xE0, 0xF0};
+    for (size_t k = n - 1; k > 0; k--, cp >>= 6)
+        u->buf[k] = (unsigned char)(0x80 | (cp & 0x3F));
+    u->buf[0] = (unsigned char)(lead[n] | cp);
+    u->nbuf = n;
+    u->next = 1;
+    return u->buf[0];
+}
+
+/* Names ordered by unescaped length, then by unescaped bytes. */
+static int name_cmp(const void *x, const void *y)
+{
+    const name *a = x, *b = y;
+    if (a->declen != b->declen)
+        return a->declen < b->declen ? -1 : 1;
+    unescaper ua = {a->p, a->p + a->rawlen, {0}, 0, 0};
+    unescaper ub = {b->p, b->p + b->rawlen, {0}, 0, 0};
+    for (;;) {
+        int ca = unescaped_byte(&ua), cb = unescaped_byte(&ub);
+        if (ca != cb)
+            return ca < cb ? -1 : 1;
+        if (ca < 0)
+            return 0;
+    }
+}
+
+static bg_err duplicate(checker *c, const name *a, const name *b)
+{
+    const name *later = a->p > b->p ? a : b;
+    say(c->why, c->whylen, "duplicate member name \"%.*s\" at byte %zu",
+        (int)(later->rawlen > 60 ? 60 : later->rawlen), later->p,
+        (size_t)(later->p - 1 - c->s));
+    return BG_EINVALID;
+}
+
+/* The object whose names are names[base..] has closed: no two are the
+ * same. Few names are compared pairwise; more are sorted. */
+static bg_err check_names(checker *c, size_t base)
+{
+    name *v = c->names + base;
+    size_t m = c->nnames - base;
+    c->nnames = base;
+    if (m <= 8) {
+        for (size_t x = 1; x < m; x++)
+            for (size_t y = 0; y < x; y++)
+                if (!name_cmp(&v[x], &v[y]))
+                    return duplicate(c, &v[x], &v[y]);
+        return 0;
+    }
+    qsort(v, m, sizeof *v, name_cmp);
+    for (size_t x = 1; x < m; x++)
+        if (!name_cmp(&v[x - 1], &v[x]))
+            return duplicate(c, &v[x - 1], &v[x]);
+    return 0;
+}
+
+static bg_err push_name(checker *c, name *stack, size_t start, size_t declen)
+{
+    if (c->nnames == c->cap) {
+        size_t ncap = c->cap * 2;
+        name *p;
+        if (c->names == stack) {
+            p = bg__alloc_malloc(c->a, ncap * sizeof *p);
+            if (p)
+                memcpy(p, stack, c->nnames * sizeof *p);
+        } else {
+            p = bg__alloc_realloc(c->a, c->names, ncap * sizeof *p);
+        }
+        if (!p) {
+            say(c->why, c->whylen, "out of memory checking member names");
+            return BG_ENOMEM;
+        }
+        c->names = p;
+        c->cap = ncap;
+    }
+    c->names[c->nnames++] = (name){c->s + start + 1, c->i - start - 2, declen};
+    return 0;
+}
+
+/* The text at c->s, from its first byte to its last. */
+static bg_err check_text(checker *c, name *stack)
+{
+    char open[BG_RECORD_MAX_DEPTH];   /* '{' or '[' for each level */
+    size_t base[BG_RECORD_MAX_DEPTH]; /* an object's first name */
+    int depth = 0;
+    enum { VALUE, AFTER_VALUE, MEMBER } want = VALUE;
+    skip_ws(c);
+    for (;;) {
+        if (want == VALUE) {
+            if (c->i >= c->len)
+                return truncated(c);
+            char ch = c->s[c->i];
+            size_t declen;
+            if (ch == '{' || ch == '[') {
+                if (depth == BG_RECORD_MAX_DEPTH) {
+                    say(c->why, c->whylen,
+                        "JSON nested deeper than %d at byte %zu",
+                        BG_RECORD_MAX_DEPTH, c->i);
+                    return BG_EINVALID;
+                }
+                open[depth] = ch;
+                base[depth++] = c->nnames;
+                c->i++;
+                skip_ws(c);
+                char close = ch == '{' ? '}' : ']';
+                if (c->i < c->len && c->s[c->i] == close) {
+                    c->i++;
+                    depth--;
+                    want = AFTER_VALUE;
+                } else if (ch == '{') {
+                    want = MEMBER;
+                }
+                continue;
+            }
+            if (ch == '"')
+                BG_TRY(check_string(c, &declen));
+            else if (ch == '-' || (ch >= '0' && ch <= '9'))
+                BG_TRY(check_number(c));
+            else if (ch == 't')
+                BG_TRY(check_literal(c, "true"));
+            else if (ch == 'f')
+                BG_TRY(check_literal(c, "false"));
+            else if (ch == 'n')
+                BG_TRY(check_literal(c, "null"));
+            else
+                return unexpected(c, "not a JSON value");
+            want = AFTER_VALUE;
+        } else if (want == AFTER_VALUE) {
+            skip_ws(c);
+            if (depth == 0) {
+                if (c->i != c->len) {
+                    say(c->why, c->whylen,
+                        "trailing data after the JSON value at byte %zu", c->i);
+                    return BG_EINVALID;
+                }
+                return 0;
+            }
+            if (c->i >= c->len)
+                return truncated(c);
+            char ch = c->s[c->i];
+            int obj = open[depth - 1] == '{';
+            if (ch == ',') {
+                c->i++;
+                skip_ws(c);
+                want = obj ? MEMBER : VALUE;
+            } else if (ch == (obj ? '}' : ']')) {
+                c->i++;
+                depth--;
+                if (obj)
+                    BG_TRY(check_names(c, base[depth]));
+            } else {
+                return unexpected(c, obj ? "expected ',' or '}'"
+                                         : "expected ',' or ']'");
+            }
+        } else { /* MEMBER */
+            if (c->i >= c->len)
+                return truncated(c);
+            if (c->s[c->i] != '"')
+                return unexpected(c, "expected a member name in quotes");
+            size_t start = c->i, declen;
+            BG_TRY(check_string(c, &declen));
+            BG_TRY(push_name(c, stack, start, declen));
+            skip_ws(c);
+            if (c->i >= c->len)
+                return truncated(c);
+            if (c->s[c->i] != ':')
+                return unexpected(c, "expected ':' after a member name");
+            c->i++;
+            skip_ws(c);
+            want = VALUE;
+        }
+    }
+}
+
+bg_err bg__record_check(const char *json, size_t len, const bg_allocator *a,
+                        char *why, size_t whylen)
 {
     if (whylen)
         why[0] = '\0';
@@ -157,69 +529,34 @@ bg_err bg__record_parse(const char *json, size_t len, char *why, size_t whylen,
             (size_t)BG_RECORD_MAX_BYTES);
         return BG_EINVALID;
     }
-    if (memchr(json, '\0', len)) {
-        say(why, whylen, "NUL byte in JSON at byte %zu",
-            (size_t)((const char *)memchr(json, '\0', len) - json));
-        return BG_EINVALID;
-    }
-    size_t bad = utf8_bad_at((const unsigned char *)json, len);
-    if (bad != len) {
-        say(why, whylen, "invalid UTF-8 at byte %zu", bad);
-        return BG_EINVALID;
-    }
-    int open = 0;
-    size_t deep = raw_depth_exceeded(json, len, &open);
-    if (deep) {
-        say(why, whylen, "JSON nested deeper than %d at byte %zu",
-            BG_RECORD_MAX_DEPTH, deep - 1);
-        return BG_EINVALID;
-    }
-    const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-    if (!doc) {
-        /* cJSON reports where it gave up through end (its global error
-         * pointer is not used: it is shared by every thread). */
-        const char *at = end;
-        size_t off =
-            (at && at >= json && at <= json + len) ? (size_t)(at - json) : len;
-        if (off >= len || open)
-            say(why, whylen, "truncated JSON: input ends at byte %zu", len);
-        else
-            say(why, whylen, "malformed JSON at byte %zu", off);
-        return BG_EINVALID;
-    }
-    /* Only whitespace may follow the value. */
-    size_t used = (size_t)(end - json);
-    while (used < len && (json[used] == ' ' || json[used] == '\t' ||
-                          json[used] == '\n' || json[used] == '\r'))
-        used++;
-    bg_err err = 0;
-    if (used != len) {
-        say(why, whylen, "trailing data after the JSON value at byte %zu",
-            used);
-        err = BG_EINVALID;
-    } else if (!depth_ok(doc, 1)) {
-        say(why, whylen, "JSON nested deeper than %zu",
-            (size_t)BG_RECORD_MAX_DEPTH);
-        err = BG_EINVALID;
-    } else {
-        int nomem = 0;
-        const char *dup = duplicate_name(doc, &nomem);
-        if (nomem) {
-            say(why, whylen, "out of memory checking member names");
-            err = BG_ENOMEM;
-        } else if (dup) {
-            say(why, whylen, "duplicate member name \"%.60s\"", dup);
-            err = BG_EINVALID;
-        }
-    }
-    if (!err && out)
-        *out = doc;
-    else
-        cJSON_Delete(doc);
+    name stack[NAMES_ON_STACK];
+    checker c = {json, len, 0, a, stack, 0, NAMES_ON_STACK, why, whylen};
+    bg_err err = check_text(&c, stack);
+    if (c.names != stack)
+        bg__alloc_free(a, c.names);
     return err;
 }
 
+bg_err bg_record_validate(const char *json, size_t len, char *why,
+                          size_t whylen)
+{
+    return bg__record_check(json, len, NULL, why, whylen);
+}
+
+bg_err bg__record_parse(const char *json, size_t len, const bg_allocator *a,
+                        char *why, size_t whylen, cJSON **out)
+{
+    BG_TRY(bg__record_check(json, len, a, why, whylen));
+    if (!out)
+        return 0;
+    /* What the check accepts, cJSON parses: only memory can fail here. */
+    *out = cJSON_ParseWithLength(json, len);
+    if (!*out) {
+        say(why, whylen, "out of memory reading the record's fields");
+        return BG_ENOMEM;
+    }
+    return 0;
+}
 bg_err bg_record_check_key(const void *key, size_t len, char *why,
                            size_t whylen)
 {

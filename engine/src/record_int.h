@@ -1,17 +1,25 @@
 /*
- * Records, for the modules that go on to look inside a value: the parse
- * that validation does, kept instead of thrown away.
+ * Records, for the modules inside the engine: the check with the store's
+ * allocator, and the parse for those that go on to look inside a value.
  */
 #ifndef BOXGUARD_RECORD_INT_H
 #define BOXGUARD_RECORD_INT_H
 
 #include <cjson/cJSON.h>
 
+#include "boxguard/boxguard.h"
 #include "boxguard/record.h"
 
-/* bg_record_validate; on 0 and when out is not NULL, *out is the parsed
- * document (the caller deletes it). */
-BG_MUST_CHECK bg_err bg__record_parse(const char *json, size_t len, char *why,
+/* bg_record_validate, allocating (only for values with many member
+ * names) through a. */
+BG_MUST_CHECK bg_err bg__record_check(const char *json, size_t len,
+                                      const bg_allocator *a, char *why,
+                                      size_t whylen);
+
+/* bg__record_check; on 0 and when out is not NULL, *out is the document as
+ * cJSON parses it (the caller deletes it), or BG_ENOMEM. */
+BG_MUST_CHECK bg_err bg__record_parse(const char *json, size_t len,
+                                      const bg_allocator *a, char *why,
                                       size_t whylen, cJSON **out);
 
 #endif

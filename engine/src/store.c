@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "alloc_int.h"
+#include "json_int.h"
 #include "journal_int.h"
 #include "keys_int.h"
 #include "store_int.h"
@@ -294,11 +295,11 @@ static bg_err schema_open(bg_store *s, const bg_store_opts *o)
         err = bg_box_get(meta, SCHEMA_KEY, strlen(SCHEMA_KEY), &t, &v, &n);
         if (err == BG_ENOTFOUND)
             err = 0;
-        else if (!err && bg_registry_add_json(lock, v, n))
-            err = bg__store_fail(s, BG_ECORRUPT,
-                                 "store '%s': the schema lock in meta.box is "
-                                 "unreadable: %s",
-                                 s->dir, bg_registry_detail(lock));
+        else if (!err && (err = bg_registry_add_json(lock, v, n)))
+            err = bg__store_fail(
+                s, err == BG_ENOMEM ? err : BG_ECORRUPT,
+                "store '%s': the schema lock in meta.box is unreadable: %s",
+                s->dir, bg_registry_detail(lock));
         if (err)
             goto out;
     }
@@ -342,6 +343,7 @@ out:
 
 bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
 {
+    BG__JSON_SCOPE(opts ? &opts->alloc : NULL);
     bg_store_opts defaults;
     if (!opts) {
         bg_store_opts_init(&defaults);
@@ -444,6 +446,7 @@ out:
 
 bg_err bg_store_sync(bg_store *s)
 {
+    BG__JSON_SCOPE(&s->alloc);
     for (size_t i = 0; i < s->nboxes; i++)
         BG_TRY(bg_box_sync(s->boxes[i]));
     return 0;
@@ -451,6 +454,7 @@ bg_err bg_store_sync(bg_store *s)
 
 bg_err bg_store_close(bg_store *s)
 {
+    BG__JSON_SCOPE(s ? &s->alloc : NULL);
     if (!s)
         return 0;
     bg_err first = 0;
@@ -525,6 +529,7 @@ void bg__names_free(bg_store *s, bg__names *ns)
 
 bg_err bg_store_list_boxes(bg_store *s, bg_store_box_fn fn, void *arg)
 {
+    BG__JSON_SCOPE(&s->alloc);
     bg__names ns;
     BG_TRY(bg__store_box_names(s, &ns));
     for (size_t i = 0; i < ns.n && !fn(arg, ns.v[i]); i++) {
@@ -599,7 +604,7 @@ out:
 
 bg_err bg__store_audit(bg_store *s, const char *key, cJSON *rec)
 {
-    char *txt = cJSON_PrintUnformatted(rec);
+    char *txt = bg__json_print(rec);
     if (!txt)
         return BG_ENOMEM;
     bg_box *audit;
@@ -629,7 +634,13 @@ bg_err bg__store_schema_version(bg_store *s, uint32_t *version)
     if (err == BG_ENOTFOUND)
         return 0;
     BG_TRY(err);
-    cJSON *doc = cJSON_ParseWithLength(v, n);
+    cJSON *doc;
+    err = bg__json_parse(v, n, &doc);
+    if (err == BG_ENOMEM) {
+        bg__store_free(s, v);
+        return err;
+    }
+    err = 0;
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(doc, "version");
     if (cJSON_IsNumber(ver) && ver->valuedouble >= 1 &&
         ver->valuedouble <= 4294967295.0 &&

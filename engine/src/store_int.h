@@ -1,6 +1,6 @@
 /*
- * Internals of the store shared by the modules built on it: the handle, the
- * guard macros, allocation and vfs wrappers that record context in the
+ * Internals of the store shared by the modules built on it: the handle,
+ * allocation and vfs wrappers that record context in the
  * store's detail message.
  */
 #ifndef BOXGUARD_STORE_INT_H
@@ -10,28 +10,7 @@
 
 #include "boxguard/box.h"
 #include "boxguard/store.h"
-
-/* Return early on error; the success path reads straight down. */
-#define BG_TRY(expr)                                                           \
-    do {                                                                       \
-        bg_err bg__e = (expr);                                                 \
-        if (bg__e < 0)                                                         \
-            return bg__e;                                                      \
-    } while (0)
-
-/* In functions with an `err` variable and an `out:` label. */
-#define BG_TRY_OUT(expr)                                                       \
-    do {                                                                       \
-        err = (expr);                                                          \
-        if (err < 0)                                                           \
-            goto out;                                                          \
-    } while (0)
-
-#define BG_ENSURE(cond, code)                                                  \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            return (code);                                                     \
-    } while (0)
+#include "try_int.h"
 
 #define BG_PATH_MAX 1024
 

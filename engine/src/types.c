@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "alloc_int.h"
+#include "json_int.h"
 #include "boxguard/types.h"
 #include "types_int.h"
 
@@ -220,9 +221,13 @@ static int as_u32(const cJSON *n, uint32_t *out)
 
 bg_err bg_registry_add_json(bg_registry *r, const char *json, size_t len)
 {
+    BG__JSON_SCOPE(NULL); /* a registry allocates from the C library */
     r->detail[0] = '\0';
-    cJSON *doc = cJSON_ParseWithLength(json, len);
-    if (!doc)
+    cJSON *doc;
+    bg_err perr = bg__json_parse(json, len, &doc);
+    if (perr == BG_ENOMEM)
+        return fail(r, perr, "out of memory reading the adapter manifest");
+    if (perr)
         return fail(r, BG_EINVALID, "adapter manifest is not valid JSON");
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "adapters");
     if (!cJSON_IsObject(doc) || !cJSON_IsArray(list)) {
@@ -314,6 +319,7 @@ bg_err bg_registry_add_json(bg_registry *r, const char *json, size_t len)
 
 char *bg_registry_to_json(const bg_registry *r)
 {
+    BG__JSON_SCOPE(NULL); /* a registry allocates from the C library */
     cJSON *doc = cJSON_CreateObject();
     cJSON *list = cJSON_AddArrayToObject(doc, "adapters");
     for (size_t i = 0; list && i < r->n; i++) {
@@ -326,14 +332,15 @@ char *bg_registry_to_json(const bg_registry *r)
         cJSON *fl = cJSON_AddArrayToObject(o, "fields");
         for (size_t j = 0; j < a->nfields; j++) {
             cJSON *f = cJSON_CreateObject();
-            cJSON_AddItemToArray(fl, f);
+            if (bg__json_push(fl, f))
+                break;
             cJSON_AddStringToObject(f, "name", a->fields[j].name);
             cJSON_AddStringToObject(f, "type",
                                     bg_json_type_name(a->fields[j].type));
             cJSON_AddBoolToObject(f, "required", a->fields[j].required);
         }
     }
-    char *out = cJSON_PrintUnformatted(doc);
+    char *out = bg__json_print(doc);
     cJSON_Delete(doc);
     return out;
 }
@@ -380,14 +387,17 @@ static const char *kind_of(const cJSON *v)
 bg_err bg_registry_check(const bg_registry *r, uint32_t type_id,
                          const char *json, size_t len, char *why, size_t whylen)
 {
+    BG__JSON_SCOPE(NULL); /* a registry allocates from the C library */
     /* Parse only when there are fields to look at. */
     const bg_adapter *a = type_id ? bg_registry_find(r, type_id) : NULL;
     if (!a || !a->nfields)
         return bg__registry_check_doc(r, type_id, NULL, why, whylen);
-    cJSON *doc = cJSON_ParseWithLength(json, len);
-    if (!doc) {
-        snprintf(why, whylen, "not valid JSON");
-        return BG_EINVALID;
+    cJSON *doc;
+    bg_err perr = bg__json_parse(json, len, &doc);
+    if (perr) {
+        snprintf(why, whylen,
+                 perr == BG_ENOMEM ? "out of memory" : "not valid JSON");
+        return perr;
     }
     bg_err err = bg__registry_check_doc(r, type_id, doc, why, whylen);
     cJSON_Delete(doc);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "boxguard/validate.h"
+#include "json_int.h"
 #include "store_int.h"
 
 const char *bg_readiness_name(bg_readiness r)
@@ -68,6 +69,7 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
                 "store '%s' cannot be opened: %s", dir, detail);
         return 0;
     }
+    BG__JSON_SCOPE(&s->alloc);
     /* Work that was interrupted comes first: the next open finishes it. */
     int journal, intent;
     err = bg__store_has(s, "migration.journal", &journal);

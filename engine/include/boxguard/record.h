@@ -1,6 +1,7 @@
 /*
- * Records: JSON documents tagged with a typeId. Parsing is cJSON's; this
- * module adds the bounds and the checks that make a value safe to store.
+ * Records: JSON documents tagged with a typeId. This module checks that a
+ * value is JSON exactly as RFC 8259 defines it, within the bounds that
+ * make it safe to store.
  *
  * Limits (documented in the README):
  *   BG_RECORD_MAX_BYTES   size of one JSON value in bytes;
@@ -23,9 +24,10 @@ extern "C" {
 #define BG_RECORD_MAX_DEPTH 64
 #define BG_KEY_MAX          1024
 
-/* Check that json[0..len) is exactly one well-formed JSON value within the
+/* Check that json[0..len) is exactly one JSON value (RFC 8259) within the
  * limits: valid UTF-8 throughout, no NUL byte, no duplicate member name in
- * any object, nothing but whitespace after the value. Returns 0, or
+ * any object (names compared once unescaped), nothing but whitespace after
+ * the value. Returns 0, or
  * BG_EINVALID with a reason (and the byte offset where it applies) written
  * to why (always NUL-terminated when whylen > 0), or BG_ENOMEM. */
 BG_MUST_CHECK bg_err bg_record_validate(const char *json, size_t len, char *why,
