@@ -419,6 +419,67 @@ static void test_typed_columns_damage_and_a_busy_database(void)
     (void)bg_store_close(s);
 }
 
+/* Every allocation of an export through the store's allocator fails in
+ * turn: the export succeeds or says BG_ENOMEM, nothing leaks, and the
+ * database it leaves (completed by a clean rerun) holds every row with its
+ * exact columns: an object or array that could not be printed is never
+ * exported as NULL. */
+static void test_allocation_failure_at_every_allocation(void)
+{
+    const char *manifest =
+        "{\"adapters\":[{\"typeId\":5,\"name\":\"Row\",\"version\":1,"
+        "\"fields\":[{\"name\":\"i\",\"type\":\"integer\"},"
+        "{\"name\":\"a\",\"type\":\"array\"},"
+        "{\"name\":\"o\",\"type\":\"object\"}]}]}";
+    bg_registry *r;
+    CHECK_OK(mf_registry(manifest, &r));
+    long runs = 0;
+    for (long fail = 1;; fail++) {
+        bg_sim_free(sim);
+        sim = bg_sim_new(9);
+        unlink(db);
+        bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+        o.registry = r;
+        bg_store *s;
+        bg_box *b;
+        CHECK_OK(bg_store_open("s", &o, &s));
+        CHECK_OK(bg_box_open(s, "rows", BG_BOX_CREATE, &b));
+        for (int i = 0; i < 4; i++) {
+            char k[8], v[96];
+            snprintf(k, sizeof k, "r%d", i);
+            snprintf(v, sizeof v, "{\"i\":%d,\"a\":[%d,2],\"o\":{\"k\":%d}}", i,
+                     i, i);
+            CHECK_OK(bg_box_put(b, k, strlen(k), 5, v, strlen(v)));
+        }
+        CHECK_OK(bg_store_close(s));
+        tu_alloc a = {.fail_at = fail};
+        o.alloc = (bg_allocator){tu_malloc, tu_realloc, tu_free, &a};
+        bg_export_report rep;
+        bg_err err = bg_store_open("s", &o, &s);
+        if (!err)
+            err = bg_export_sqlite(s, db, NULL, &rep);
+        if (err && err != BG_ENOMEM)
+            fprintf(stderr, "allocation %ld: %s: %s\n", fail, bg_err_name(err),
+                    bg_store_detail(s));
+        (void)bg_store_close(s);
+        CHECK_INT(a.live, ==, 0);
+        CHECK(!err || err == BG_ENOMEM);
+        o.alloc = (bg_allocator){0};
+        CHECK_OK(bg_store_open("s", &o, &s));
+        CHECK_OK(bg_export_sqlite(s, db, NULL, &rep));
+        CHECK_OK(bg_store_close(s));
+        CHECK_INT(query("SELECT COUNT(*) FROM box_rows WHERE a = '[' || i || "
+                        "',2]' AND o = '{\"k\":' || i || '}'"),
+                  ==, 4);
+        runs++;
+        if (!err && a.n < fail)
+            break;
+    }
+    bg_registry_free(r);
+    printf("  export: %ld allocations failed in turn\n", runs - 1);
+    CHECK_INT(runs, >, 20);
+}
+
 /* The store's migration history and backups come along. */
 static void test_history_and_backups(void)
 {
@@ -478,6 +539,7 @@ int main(void)
     RUN(test_changed_and_removed_boxes);
     RUN(test_table_that_lost_rows_fails);
     RUN(test_history_and_backups);
+    RUN(test_allocation_failure_at_every_allocation);
     RUN(test_typed_columns_damage_and_a_busy_database);
     RUN(test_pending_migration_refused);
     bg_sim_free(sim);

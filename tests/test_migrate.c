@@ -685,6 +685,89 @@ static void test_allocation_failure_at_every_allocation(void)
     CHECK_INT(runs, >, 50);
 }
 
+/* A migration cut by a power loss at step cut (a count of disk changes
+ * into the run), on a fresh disk; the disk is left as the crash left it. */
+static bg_err interrupted_at(uint64_t cut)
+{
+    bg_sim_free(sim);
+    sim = bg_sim_new(7);
+    bg_err err = mf_setup(sim, 6, 0);
+    if (!err)
+        err = open_store(NULL);
+    if (err)
+        return err;
+    bg_sim_crash_after(sim, bg_sim_get_stats(sim).changes + cut);
+    (void)run_plan(MF_PLAN, NULL, NULL);
+    (void)bg_store_close(s);
+    s = NULL;
+    return bg_sim_crash(sim, BG_CRASH_DROP, 1);
+}
+
+/* Every allocation of the open that finishes an interrupted migration
+ * (reading the journal, its locks, the staged boxes, the audit record)
+ * fails in turn, with the power lost at several points of the run: the
+ * open succeeds or says BG_ENOMEM, nothing leaks, and the store is then
+ * at one version, with the journal gone after a clean open. */
+static void test_allocation_failure_finishing_a_migration(void)
+{
+    (void)bg_store_close(s);
+    s = NULL;
+    CHECK_OK(interrupted_at(0));
+    CHECK_OK(open_store(NULL));
+    uint64_t mark = bg_sim_get_stats(sim).changes;
+    CHECK_OK(run_plan(MF_PLAN, NULL, NULL));
+    uint64_t span = bg_sim_get_stats(sim).changes - mark;
+    long runs = 0, journals = 0;
+    for (uint64_t cut = span / 4; cut < span; cut += span / 4) {
+        for (long fail = 1;; fail++) {
+            CHECK_OK(interrupted_at(cut));
+            int journal = 0;
+            uint8_t *j;
+            size_t jn;
+            if (!bg_sim_read_file(sim, "s/migration.journal", &j, &jn)) {
+                journal = 1;
+                free(j);
+            }
+            tu_alloc a = {.fail_at = fail};
+            bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+            o.alloc = (bg_allocator){tu_malloc, tu_realloc, tu_free, &a};
+            char detail[512] = "";
+            o.detail = detail;
+            o.detail_len = sizeof detail;
+            bg_err err = bg_store_open("s", &o, &s);
+            if (s)
+                (void)bg_store_close(s);
+            s = NULL;
+            if (a.live || (err && err != BG_ENOMEM))
+                fprintf(stderr,
+                        "cut %" PRIu64 ", allocation %ld: %s, %ld left: %s\n",
+                        cut, fail, bg_err_name(err), a.live, detail);
+            CHECK_INT(a.live, ==, 0);
+            CHECK(!err || err == BG_ENOMEM);
+            CHECK_OK(open_store(NULL));
+            (void)bg_store_close(s);
+            s = NULL;
+            uint32_t ver;
+            const char *bad = mf_check(sim, 6, &ver);
+            if (bad)
+                fprintf(stderr, "cut %" PRIu64 ", allocation %ld: %s\n", cut,
+                        fail, bad);
+            CHECK(bad == NULL);
+            CHECK(bg_sim_read_file(sim, "s/migration.journal", &j, &jn) ==
+                  BG_ENOTFOUND);
+            runs++;
+            journals += fail == 1 && journal;
+            if (!err && a.n < fail)
+                break;
+        }
+    }
+    printf("  finishing a migration: %ld opens with an allocation failed\n",
+           runs);
+    CHECK_INT(runs, >, 50);
+    CHECK_INT(journals, >=, 2); /* most cuts leave a journal to finish */
+    CHECK_OK(open_store(NULL));
+}
+
 static void test_io_error_at_every_operation(void)
 {
     (void)bg_store_close(s);
@@ -743,6 +826,7 @@ int main(void)
     RUN(test_rollback_refusals);
     RUN(test_io_error_at_every_operation);
     RUN(test_allocation_failure_at_every_allocation);
+    RUN(test_allocation_failure_finishing_a_migration);
     (void)bg_store_close(s);
     bg_sim_free(sim);
     return CHECK_DONE();

@@ -237,6 +237,148 @@ static void test_locks_and_errors(void)
     bg_sim_free(sim);
 }
 
+/* ---- the disk's own allocations, failed in turn ---------------------- */
+
+/* A workload of every operation that allocates; step i runs operation i. */
+enum { SIM_STEPS = 15 };
+
+static bg_err sim_step(const bg_vfs *v, int i, bg_file **a, bg_file **b)
+{
+    switch (i) {
+    case 0:
+        return v->mkdir(v, "d");
+    case 1:
+        return v->open(v, "a", BG_OPEN_CREATE, a);
+    case 2:
+        return wr(v, *a, 0, "hello");
+    case 3:
+        return v->sync(v, *a);
+    case 4:
+        return v->sync_dir(v, "");
+    case 5:
+        return wr(v, *a, 5, " world, and a longer line than before");
+    case 6:
+        return v->truncate(v, *a, 3);
+    case 7:
+        return v->open(v, "d/b", BG_OPEN_CREATE, b);
+    case 8:
+        return wr(v, *b, 0, "bee");
+    case 9:
+        return v->rename(v, "d/b", "d/c");
+    case 10:
+        return v->sync_dir(v, "d");
+    case 11:
+        return v->unlink(v, "a");
+    case 12:
+        return v->mkdir(v, "e");
+    case 13:
+        return v->sync_dir(v, "");
+    default:
+        return v->truncate(v, *b, 100000);
+    }
+}
+
+typedef struct names {
+    char v[16][64];
+    int n;
+} names;
+
+static int add_name(void *arg, const char *name)
+{
+    names *ns = arg;
+    if (ns->n < 16)
+        snprintf(ns->v[ns->n++], sizeof ns->v[0], "%s", name);
+    return 0;
+}
+
+static int name_cmp(const void *x, const void *y)
+{
+    return strcmp(x, y);
+}
+
+/* Every file of the disk's root and of d, e, sorted, with its content. */
+static const char *fingerprint(bg_sim *sim)
+{
+    static char out[4096];
+    const bg_vfs *v = bg_sim_vfs(sim);
+    size_t n = 0;
+    out[0] = '\0';
+    const char *dirs[] = {"", "d", "e"};
+    for (int d = 0; d < 3; d++) {
+        names ns = {.n = 0};
+        if (v->list(v, dirs[d], add_name, &ns))
+            continue;
+        qsort(ns.v, (size_t)ns.n, sizeof ns.v[0], name_cmp);
+        for (int i = 0; i < ns.n; i++) {
+            char path[160];
+            snprintf(path, sizeof path, "%s%s%s", dirs[d], d ? "/" : "",
+                     ns.v[i]);
+            n += (size_t)snprintf(out + n, sizeof out - n, "%s=%.40s;", path,
+                                  content(sim, path));
+        }
+    }
+    return out;
+}
+
+/* Every allocation the simulated disk makes for itself fails in turn: the
+ * operation that needed it says BG_ENOMEM and leaves the disk exactly as
+ * it was, both what reads see and what a power loss keeps. */
+static void test_allocation_failure_leaves_the_disk_as_it_was(void)
+{
+    static char seen[SIM_STEPS + 1][4096], kept[SIM_STEPS + 1][4096];
+    for (int k = 0; k <= SIM_STEPS; k++) {
+        /* The state after the first k steps, and after a power loss then. */
+        bg_sim *sim = bg_sim_new(9);
+        const bg_vfs *v = bg_sim_vfs(sim);
+        bg_file *a = NULL, *b = NULL;
+        for (int i = 0; i < k; i++)
+            CHECK_OK(sim_step(v, i, &a, &b));
+        snprintf(seen[k], sizeof seen[k], "%s", fingerprint(sim));
+        CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
+        snprintf(kept[k], sizeof kept[k], "%s", fingerprint(sim));
+        v->close(v, a);
+        v->close(v, b);
+        bg_sim_free(sim);
+    }
+    CHECK(strcmp(seen[SIM_STEPS], kept[SIM_STEPS]) != 0);
+    bg_sim *sim = bg_sim_new(9);
+    const bg_vfs *v = bg_sim_vfs(sim);
+    bg_file *a = NULL, *b = NULL;
+    for (int i = 0; i < SIM_STEPS; i++)
+        CHECK_OK(sim_step(v, i, &a, &b));
+    uint64_t total = bg_sim_get_stats(sim).allocs;
+    v->close(v, a);
+    v->close(v, b);
+    bg_sim_free(sim);
+    CHECK(total > 20);
+    for (uint64_t n = 1; n <= total; n++) {
+        sim = bg_sim_new(9);
+        v = bg_sim_vfs(sim);
+        a = b = NULL;
+        bg_sim_fail_alloc_at(sim, n);
+        int i = 0;
+        bg_err err = 0;
+        for (; i < SIM_STEPS && !err; i++)
+            err = sim_step(v, i, &a, &b);
+        bg_sim_fail_alloc_at(sim, 0);
+        if (err) {
+            i--; /* the step that failed */
+            if (err != BG_ENOMEM || strcmp(fingerprint(sim), seen[i]))
+                fprintf(stderr, "allocation %" PRIu64 ", step %d: %s\n%s\n%s\n",
+                        n, i, bg_err_name(err), fingerprint(sim), seen[i]);
+            CHECK_ERR(err, BG_ENOMEM);
+            CHECK_STR(fingerprint(sim), seen[i]);
+            CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
+            CHECK_STR(fingerprint(sim), kept[i]);
+        }
+        CHECK(err || n > total);
+        v->close(v, a);
+        v->close(v, b);
+        bg_sim_free(sim);
+    }
+    printf("  sim: %" PRIu64 " allocations failed in turn\n", total);
+}
+
 static void test_posix_vfs(void)
 {
     char dir[256];
@@ -283,6 +425,7 @@ int main(void)
     RUN(test_deterministic_from_seed);
     RUN(test_fail_at_and_freeze);
     RUN(test_locks_and_errors);
+    RUN(test_allocation_failure_leaves_the_disk_as_it_was);
     RUN(test_posix_vfs);
     return CHECK_DONE();
 }

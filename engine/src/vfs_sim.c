@@ -74,6 +74,7 @@ struct bg_sim {
     uint64_t fail_at;
     bg_err fail_err;
     uint64_t crash_after;
+    uint64_t fail_alloc_at; /* this allocation fails (1-based); 0: none */
     bg_sim_stats stats;
 };
 
@@ -91,16 +92,59 @@ static uint64_t rng_below(uint64_t *s, uint64_t n)
     return n ? rng_next(s) % n : 0;
 }
 
+/* ---- allocation --------------------------------------------------------
+ * The disk's own memory, counted, so that a test can fail any allocation
+ * of it in turn (bg_sim_fail_alloc_at). */
+
+static void *sim_malloc(bg_sim *s, size_t n)
+{
+    if (++s->stats.allocs == s->fail_alloc_at)
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+static void *sim_realloc(bg_sim *s, void *p, size_t n)
+{
+    if (++s->stats.allocs == s->fail_alloc_at)
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+static void sim_free(bg_sim *s, void *p)
+{
+    (void)s;
+    free(p);
+}
+
+static char *sim_strdup(bg_sim *s, const char *str)
+{
+    size_t n = strlen(str) + 1;
+    char *p = sim_malloc(s, n);
+    if (p)
+        memcpy(p, str, n);
+    return p;
+}
+
+static int sim_grow(bg_sim *s, void *arrp, size_t n, size_t *cap, size_t elem,
+                    size_t min)
+{
+    if (n < *cap)
+        return 0;
+    if (++s->stats.allocs == s->fail_alloc_at)
+        return -1;
+    return bg__alloc_grow(NULL, arrp, n, cap, elem, min) ? -1 : 0;
+}
+
 /* ---- buffers ---------------------------------------------------------- */
 
-static int buf_reserve(sim_buf *b, size_t need)
+static int buf_reserve(bg_sim *s, sim_buf *b, size_t need)
 {
     if (need <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
-    uint8_t *p = realloc(b->p, cap);
+    uint8_t *p = sim_realloc(s, b->p, cap);
     if (!p)
         return -1;
     b->p = p;
@@ -108,9 +152,9 @@ static int buf_reserve(sim_buf *b, size_t need)
     return 0;
 }
 
-static int buf_resize(sim_buf *b, size_t len)
+static int buf_resize(bg_sim *s, sim_buf *b, size_t len)
 {
-    if (buf_reserve(b, len))
+    if (buf_reserve(s, b, len))
         return -1;
     if (len > b->len)
         memset(b->p + b->len, 0, len - b->len);
@@ -118,19 +162,20 @@ static int buf_resize(sim_buf *b, size_t len)
     return 0;
 }
 
-static int buf_write(sim_buf *b, uint64_t off, const uint8_t *data, size_t len)
+static int buf_write(bg_sim *s, sim_buf *b, uint64_t off, const uint8_t *data,
+                     size_t len)
 {
     size_t end = (size_t)off + len;
-    if (end > b->len && buf_resize(b, end))
+    if (end > b->len && buf_resize(s, b, end))
         return -1;
     if (len)
         memcpy(b->p + off, data, len);
     return 0;
 }
 
-static int buf_copy(sim_buf *dst, const sim_buf *src)
+static int buf_copy(bg_sim *s, sim_buf *dst, const sim_buf *src)
 {
-    if (buf_reserve(dst, src->len))
+    if (buf_reserve(s, dst, src->len))
         return -1;
     if (src->len)
         memcpy(dst->p, src->p, src->len);
@@ -148,16 +193,16 @@ static sim_ent *ns_find(sim_ns *ns, const char *path)
     return NULL;
 }
 
-static int ns_set(sim_ns *ns, const char *path, size_t node)
+static int ns_set(bg_sim *s, sim_ns *ns, const char *path, size_t node)
 {
     sim_ent *e = ns_find(ns, path);
     if (e) {
         e->node = node;
         return 0;
     }
-    if (bg__alloc_grow(NULL, &ns->e, ns->n, &ns->cap, sizeof *ns->e, 16))
+    if (sim_grow(s, &ns->e, ns->n, &ns->cap, sizeof *ns->e, 16))
         return -1;
-    char *copy = strdup(path);
+    char *copy = sim_strdup(s, path);
     if (!copy)
         return -1;
     ns->e[ns->n].path = copy;
@@ -166,27 +211,27 @@ static int ns_set(sim_ns *ns, const char *path, size_t node)
     return 0;
 }
 
-static void ns_del(sim_ns *ns, const char *path)
+static void ns_del(bg_sim *s, sim_ns *ns, const char *path)
 {
     sim_ent *e = ns_find(ns, path);
     if (!e)
         return;
-    free(e->path);
+    sim_free(s, e->path);
     *e = ns->e[--ns->n];
 }
 
-static void ns_clear(sim_ns *ns)
+static void ns_clear(bg_sim *s, sim_ns *ns)
 {
     for (size_t i = 0; i < ns->n; i++)
-        free(ns->e[i].path);
+        sim_free(s, ns->e[i].path);
     ns->n = 0;
 }
 
-static int ns_copy(sim_ns *dst, const sim_ns *src)
+static int ns_copy(bg_sim *s, sim_ns *dst, const sim_ns *src)
 {
-    ns_clear(dst);
+    ns_clear(s, dst);
     for (size_t i = 0; i < src->n; i++)
-        if (ns_set(dst, src->e[i].path, src->e[i].node))
+        if (ns_set(s, dst, src->e[i].path, src->e[i].node))
             return -1;
     return 0;
 }
@@ -214,8 +259,7 @@ static int is_dir_path(bg_sim *s, sim_ns *ns, const char *path)
 
 static int node_new(bg_sim *s, int is_dir, size_t *out)
 {
-    if (bg__alloc_grow(NULL, &s->nodes, s->nnodes, &s->capnodes,
-                       sizeof *s->nodes, 16))
+    if (sim_grow(s, &s->nodes, s->nnodes, &s->capnodes, sizeof *s->nodes, 16))
         return -1;
     memset(&s->nodes[s->nnodes], 0, sizeof s->nodes[0]);
     s->nodes[s->nnodes].is_dir = is_dir;
@@ -223,17 +267,17 @@ static int node_new(bg_sim *s, int is_dir, size_t *out)
     return 0;
 }
 
-static void node_clear_ops(sim_node *n)
+static void node_clear_ops(bg_sim *s, sim_node *n)
 {
     for (size_t i = 0; i < n->nops; i++)
-        free(n->ops[i].data);
+        sim_free(s, n->ops[i].data);
     n->nops = 0;
 }
 
-static int node_push_op(sim_node *n, int kind, uint64_t off,
+static int node_push_op(bg_sim *s, sim_node *n, int kind, uint64_t off,
                         const uint8_t *data, size_t len)
 {
-    if (bg__alloc_grow(NULL, &n->ops, n->nops, &n->capops, sizeof *n->ops, 8))
+    if (sim_grow(s, &n->ops, n->nops, &n->capops, sizeof *n->ops, 8))
         return -1;
     sim_op *op = &n->ops[n->nops];
     op->kind = kind;
@@ -241,7 +285,7 @@ static int node_push_op(sim_node *n, int kind, uint64_t off,
     op->len = len;
     op->data = NULL;
     if (len) {
-        op->data = malloc(len);
+        op->data = sim_malloc(s, len);
         if (!op->data)
             return -1;
         memcpy(op->data, data, len);
@@ -250,46 +294,57 @@ static int node_push_op(sim_node *n, int kind, uint64_t off,
     return 0;
 }
 
+/* Take back the last node_push_op (its operation failed). */
+static void node_pop_op(bg_sim *s, sim_node *n)
+{
+    sim_free(s, n->ops[--n->nops].data);
+}
+
 static int dop_push(bg_sim *s, int kind, const char *a, const char *b,
                     size_t node)
 {
-    if (bg__alloc_grow(NULL, &s->dops, s->ndops, &s->capdops, sizeof *s->dops,
-                       16))
+    if (sim_grow(s, &s->dops, s->ndops, &s->capdops, sizeof *s->dops, 16))
         return -1;
     sim_dop *d = &s->dops[s->ndops];
     d->kind = kind;
     d->node = node;
-    d->a = strdup(a);
-    d->b = b ? strdup(b) : NULL;
+    d->a = sim_strdup(s, a);
+    d->b = b ? sim_strdup(s, b) : NULL;
     if (!d->a || (b && !d->b)) {
-        free(d->a);
-        free(d->b);
+        sim_free(s, d->a);
+        sim_free(s, d->b);
         return -1;
     }
     s->ndops++;
     return 0;
 }
 
-static int dop_apply(sim_ns *ns, const sim_dop *d)
+static int dop_apply(bg_sim *s, sim_ns *ns, const sim_dop *d)
 {
     switch (d->kind) {
     case DOP_CREATE:
     case DOP_MKDIR:
-        return ns_set(ns, d->a, d->node);
+        return ns_set(s, ns, d->a, d->node);
     case DOP_UNLINK:
-        ns_del(ns, d->a);
+        ns_del(s, ns, d->a);
         return 0;
     case DOP_RENAME:
-        ns_del(ns, d->a);
-        return ns_set(ns, d->b, d->node);
+        ns_del(s, ns, d->a);
+        return ns_set(s, ns, d->b, d->node);
     }
     return 0;
 }
 
-static void dop_free(sim_dop *d)
+static void dop_free(bg_sim *s, sim_dop *d)
 {
-    free(d->a);
-    free(d->b);
+    sim_free(s, d->a);
+    sim_free(s, d->b);
+}
+
+/* Take back the last dop_push (its operation failed). */
+static void dop_pop(bg_sim *s)
+{
+    dop_free(s, &s->dops[--s->ndops]);
 }
 
 /* ---- operation accounting --------------------------------------------- */
@@ -349,14 +404,25 @@ static bg_err sim_open(const bg_vfs *vfs, const char *path, int flags,
         parent_of(path, dir, sizeof dir);
         if (!is_dir_path(s, &s->cur, dir))
             return BG_ENOTFOUND;
-        if (node_new(s, 0, &node) || ns_set(&s->cur, path, node) ||
-            dop_push(s, DOP_CREATE, path, NULL, node))
-            return BG_ENOMEM;
-        created = 1;
     }
-    bg_file *f = malloc(sizeof *f);
+    /* Everything that can run out of memory first, so that a failure
+     * leaves the disk as it was (an unused node is never seen). */
+    bg_file *f = sim_malloc(s, sizeof *f);
     if (!f)
         return BG_ENOMEM;
+    if (!e) {
+        if (node_new(s, 0, &node) ||
+            dop_push(s, DOP_CREATE, path, NULL, node)) {
+            sim_free(s, f);
+            return BG_ENOMEM;
+        }
+        if (ns_set(s, &s->cur, path, node)) {
+            dop_pop(s);
+            sim_free(s, f);
+            return BG_ENOMEM;
+        }
+        created = 1;
+    }
     f->sim = s;
     f->node = node;
     f->gen = s->gen;
@@ -380,7 +446,7 @@ static void sim_close(const bg_vfs *vfs, bg_file *f)
         else
             n->lock_sh--;
     }
-    free(f);
+    sim_free(f->sim, f);
 }
 
 static bg_err sim_read(const bg_vfs *vfs, bg_file *f, uint64_t off, void *buf,
@@ -409,9 +475,12 @@ static bg_err sim_write(const bg_vfs *vfs, bg_file *f, uint64_t off,
         return err;
     if (!f->writable)
         return BG_EINVALID;
-    if (buf_write(&n->cur, off, buf, len) ||
-        node_push_op(n, OP_WRITE, off, buf, len))
+    if (node_push_op(s, n, OP_WRITE, off, buf, len))
         return BG_ENOMEM;
+    if (buf_write(s, &n->cur, off, buf, len)) {
+        node_pop_op(s, n);
+        return BG_ENOMEM;
+    }
     sim_changed(s);
     return 0;
 }
@@ -423,9 +492,9 @@ static bg_err sim_sync(const bg_vfs *vfs, bg_file *f)
     bg_err err = sim_begin(s);
     if (err || (err = file_check(f, &n)))
         return err;
-    if (buf_copy(&n->dur, &n->cur))
+    if (buf_copy(s, &n->dur, &n->cur))
         return BG_ENOMEM;
-    node_clear_ops(n);
+    node_clear_ops(s, n);
     sim_changed(s);
     return 0;
 }
@@ -439,9 +508,12 @@ static bg_err sim_truncate(const bg_vfs *vfs, bg_file *f, uint64_t size)
         return err;
     if (!f->writable)
         return BG_EINVALID;
-    if (buf_resize(&n->cur, (size_t)size) ||
-        node_push_op(n, OP_TRUNC, size, NULL, 0))
+    if (node_push_op(s, n, OP_TRUNC, size, NULL, 0))
         return BG_ENOMEM;
+    if (buf_resize(s, &n->cur, (size_t)size)) {
+        node_pop_op(s, n);
+        return BG_ENOMEM;
+    }
     sim_changed(s);
     return 0;
 }
@@ -496,11 +568,13 @@ static bg_err sim_rename(const bg_vfs *vfs, const char *from, const char *to)
     sim_ent *t = ns_find(&s->cur, to);
     if (t && s->nodes[t->node].is_dir)
         return BG_EINVALID;
-    if (ns_set(&s->cur, to, node))
-        return BG_ENOMEM;
-    ns_del(&s->cur, from);
     if (dop_push(s, DOP_RENAME, from, to, node))
         return BG_ENOMEM;
+    if (ns_set(s, &s->cur, to, node)) {
+        dop_pop(s);
+        return BG_ENOMEM;
+    }
+    ns_del(s, &s->cur, from);
     sim_changed(s);
     return 0;
 }
@@ -517,9 +591,9 @@ static bg_err sim_unlink(const bg_vfs *vfs, const char *path)
     if (s->nodes[e->node].is_dir)
         return BG_EINVALID;
     size_t node = e->node;
-    ns_del(&s->cur, path);
     if (dop_push(s, DOP_UNLINK, path, NULL, node))
         return BG_ENOMEM;
+    ns_del(s, &s->cur, path);
     sim_changed(s);
     return 0;
 }
@@ -537,9 +611,12 @@ static bg_err sim_mkdir(const bg_vfs *vfs, const char *path)
     if (!is_dir_path(s, &s->cur, dir))
         return BG_ENOTFOUND;
     size_t node;
-    if (node_new(s, 1, &node) || ns_set(&s->cur, path, node) ||
-        dop_push(s, DOP_MKDIR, path, NULL, node))
+    if (node_new(s, 1, &node) || dop_push(s, DOP_MKDIR, path, NULL, node))
         return BG_ENOMEM;
+    if (ns_set(s, &s->cur, path, node)) {
+        dop_pop(s);
+        return BG_ENOMEM;
+    }
     sim_changed(s);
     return 0;
 }
@@ -555,7 +632,7 @@ static bg_err sim_list(const bg_vfs *vfs, const char *dir, bg_vfs_list_fn fn,
         return BG_ENOTFOUND;
     /* Collect first: the callback may change the namespace. */
     size_t n = 0;
-    char **names = malloc((s->cur.n + 1) * sizeof *names);
+    char **names = sim_malloc(s, (s->cur.n + 1) * sizeof *names);
     if (!names)
         return BG_ENOMEM;
     for (size_t i = 0; i < s->cur.n; i++) {
@@ -564,7 +641,7 @@ static bg_err sim_list(const bg_vfs *vfs, const char *dir, bg_vfs_list_fn fn,
         if (strcmp(p, dir))
             continue;
         const char *base = s->cur.e[i].path + strlen(p) + (p[0] ? 1 : 0);
-        if (!(names[n] = strdup(base))) {
+        if (!(names[n] = sim_strdup(s, base))) {
             err = BG_ENOMEM;
             break;
         }
@@ -573,9 +650,9 @@ static bg_err sim_list(const bg_vfs *vfs, const char *dir, bg_vfs_list_fn fn,
     for (size_t i = 0; i < n; i++) {
         if (!err && fn(arg, names[i]))
             err = 1;
-        free(names[i]);
+        sim_free(s, names[i]);
     }
-    free(names);
+    sim_free(s, names);
     return err == 1 ? 0 : err;
 }
 
@@ -587,21 +664,35 @@ static bg_err sim_sync_dir(const bg_vfs *vfs, const char *dir)
         return err;
     if (!is_dir_path(s, &s->cur, dir))
         return BG_ENOTFOUND;
+    /* The durable namespace with this directory's operations applied is
+     * built aside, so that running out of memory changes nothing. */
+    sim_ns next = {0};
+    if (ns_copy(s, &next, &s->dur))
+        goto nomem;
+    char p[1024];
+    for (size_t i = 0; i < s->ndops; i++) {
+        parent_of(s->dops[i].a, p, sizeof p);
+        if (!strcmp(p, dir) && dop_apply(s, &next, &s->dops[i]))
+            goto nomem;
+    }
+    ns_clear(s, &s->dur);
+    sim_free(s, s->dur.e);
+    s->dur = next;
     size_t keep = 0;
     for (size_t i = 0; i < s->ndops; i++) {
-        char p[1024];
         parent_of(s->dops[i].a, p, sizeof p);
-        if (!strcmp(p, dir)) {
-            if (dop_apply(&s->dur, &s->dops[i]))
-                return BG_ENOMEM;
-            dop_free(&s->dops[i]);
-        } else {
+        if (!strcmp(p, dir))
+            dop_free(s, &s->dops[i]);
+        else
             s->dops[keep++] = s->dops[i];
-        }
     }
     s->ndops = keep;
     sim_changed(s);
     return 0;
+nomem:
+    ns_clear(s, &next);
+    sim_free(s, next.e);
+    return BG_ENOMEM;
 }
 
 static bg_err sim_stat(const bg_vfs *vfs, const char *path, int *is_dir)
@@ -633,19 +724,19 @@ static void sim_random(const bg_vfs *vfs, void *buf, size_t len)
 
 /* ---- power loss ------------------------------------------------------- */
 
-static int apply_op(sim_buf *b, const sim_op *op)
+static int apply_op(bg_sim *s, sim_buf *b, const sim_op *op)
 {
     if (op->kind == OP_TRUNC)
-        return buf_resize(b, (size_t)op->off);
-    return buf_write(b, op->off, op->data, op->len);
+        return buf_resize(s, b, (size_t)op->off);
+    return buf_write(s, b, op->off, op->data, op->len);
 }
 
 /* Apply the chosen writes of ops[from, to) in a random order. */
-static int apply_shuffled(sim_buf *b, sim_op *ops, size_t from, size_t to,
-                          uint64_t *rng)
+static int apply_shuffled(bg_sim *s, sim_buf *b, sim_op *ops, size_t from,
+                          size_t to, uint64_t *rng)
 {
     size_t n = 0;
-    size_t *pick = malloc((to - from + 1) * sizeof *pick);
+    size_t *pick = sim_malloc(s, (to - from + 1) * sizeof *pick);
     if (!pick)
         return -1;
     for (size_t i = from; i < to; i++)
@@ -659,17 +750,17 @@ static int apply_shuffled(sim_buf *b, sim_op *ops, size_t from, size_t to,
     }
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++)
-        rc = apply_op(b, &ops[pick[i]]);
-    free(pick);
+        rc = apply_op(s, b, &ops[pick[i]]);
+    sim_free(s, pick);
     return rc;
 }
 
-static int apply_torn(sim_buf *b, const sim_op *op, uint64_t *rng)
+static int apply_torn(bg_sim *s, sim_buf *b, const sim_op *op, uint64_t *rng)
 {
     if (op->kind == OP_TRUNC)
-        return (rng_next(rng) & 1) ? apply_op(b, op) : 0;
+        return (rng_next(rng) & 1) ? apply_op(s, b, op) : 0;
     uint64_t end = op->off + op->len;
-    if ((rng_next(rng) & 1) && end > b->len && buf_resize(b, (size_t)end))
+    if ((rng_next(rng) & 1) && end > b->len && buf_resize(s, b, (size_t)end))
         return -1; /* the size reached disk, the data perhaps not */
     uint64_t pos = op->off;
     while (pos < end) {
@@ -682,13 +773,13 @@ static int apply_torn(sim_buf *b, const sim_op *op, uint64_t *rng)
         case 0: /* this sector never reached the disk */
             break;
         case 1:
-            if (buf_write(b, pos, op->data + (pos - op->off), n))
+            if (buf_write(s, b, pos, op->data + (pos - op->off), n))
                 return -1;
             break;
         default:
             for (size_t i = 0; i < n; i++)
                 garbage[i] = (uint8_t)rng_next(rng);
-            if (buf_write(b, pos, garbage, n))
+            if (buf_write(s, b, pos, garbage, n))
                 return -1;
             break;
         }
@@ -697,10 +788,10 @@ static int apply_torn(sim_buf *b, const sim_op *op, uint64_t *rng)
     return 0;
 }
 
-static int node_crash(sim_node *n, bg_crash_mode mode, uint64_t *rng)
+static int node_crash(bg_sim *s, sim_node *n, bg_crash_mode mode, uint64_t *rng)
 {
     sim_buf b = {0};
-    if (buf_copy(&b, &n->dur))
+    if (buf_copy(s, &b, &n->dur))
         return -1;
     int rc = 0;
     switch (mode) {
@@ -709,7 +800,7 @@ static int node_crash(sim_node *n, bg_crash_mode mode, uint64_t *rng)
     case BG_CRASH_PREFIX: {
         size_t k = (size_t)rng_below(rng, n->nops + 1);
         for (size_t i = 0; i < k && !rc; i++)
-            rc = apply_op(&b, &n->ops[i]);
+            rc = apply_op(s, &b, &n->ops[i]);
         break;
     }
     case BG_CRASH_SUBSET: {
@@ -719,22 +810,22 @@ static int node_crash(sim_node *n, bg_crash_mode mode, uint64_t *rng)
         for (size_t i = 0; i <= n->nops && !rc; i++) {
             if (i < n->nops && n->ops[i].kind == OP_WRITE)
                 continue;
-            rc = apply_shuffled(&b, n->ops, seg, i, rng);
+            rc = apply_shuffled(s, &b, n->ops, seg, i, rng);
             if (!rc && i < n->nops && (rng_next(rng) & 1))
-                rc = apply_op(&b, &n->ops[i]);
+                rc = apply_op(s, &b, &n->ops[i]);
             seg = i + 1;
         }
         break;
     }
     case BG_CRASH_TORN:
         for (size_t i = 0; i < n->nops && !rc; i++)
-            rc = apply_torn(&b, &n->ops[i], rng);
+            rc = apply_torn(s, &b, &n->ops[i], rng);
         break;
     }
     if (!rc)
-        rc = buf_copy(&n->dur, &b) || buf_copy(&n->cur, &b);
-    free(b.p);
-    node_clear_ops(n);
+        rc = buf_copy(s, &n->dur, &b) || buf_copy(s, &n->cur, &b);
+    sim_free(s, b.p);
+    node_clear_ops(s, n);
     n->lock_ex = n->lock_sh = 0;
     return rc;
 }
@@ -746,15 +837,15 @@ bg_err bg_sim_crash(bg_sim *s, bg_crash_mode mode, uint64_t seed)
         mode == BG_CRASH_DROP ? 0 : (size_t)rng_below(&rng, s->ndops + 1);
     bg_err err = 0;
     for (size_t i = 0; i < s->ndops; i++) {
-        if (i < k && !err && dop_apply(&s->dur, &s->dops[i]))
+        if (i < k && !err && dop_apply(s, &s->dur, &s->dops[i]))
             err = BG_ENOMEM;
-        dop_free(&s->dops[i]);
+        dop_free(s, &s->dops[i]);
     }
     s->ndops = 0;
-    if (!err && ns_copy(&s->cur, &s->dur))
+    if (!err && ns_copy(s, &s->cur, &s->dur))
         err = BG_ENOMEM;
     for (size_t i = 0; i < s->nnodes && !err; i++)
-        if (node_crash(&s->nodes[i], mode, &rng))
+        if (node_crash(s, &s->nodes[i], mode, &rng))
             err = BG_ENOMEM;
     s->gen++;
     s->frozen = 0;
@@ -797,20 +888,20 @@ void bg_sim_free(bg_sim *s)
     if (!s)
         return;
     for (size_t i = 0; i < s->nnodes; i++) {
-        node_clear_ops(&s->nodes[i]);
-        free(s->nodes[i].ops);
-        free(s->nodes[i].dur.p);
-        free(s->nodes[i].cur.p);
+        node_clear_ops(s, &s->nodes[i]);
+        sim_free(s, s->nodes[i].ops);
+        sim_free(s, s->nodes[i].dur.p);
+        sim_free(s, s->nodes[i].cur.p);
     }
-    free(s->nodes);
-    ns_clear(&s->cur);
-    ns_clear(&s->dur);
-    free(s->cur.e);
-    free(s->dur.e);
+    sim_free(s, s->nodes);
+    ns_clear(s, &s->cur);
+    ns_clear(s, &s->dur);
+    sim_free(s, s->cur.e);
+    sim_free(s, s->dur.e);
     for (size_t i = 0; i < s->ndops; i++)
-        dop_free(&s->dops[i]);
-    free(s->dops);
-    free(s);
+        dop_free(s, &s->dops[i]);
+    sim_free(s, s->dops);
+    sim_free(s, s);
 }
 
 const bg_vfs *bg_sim_vfs(bg_sim *s)
@@ -827,6 +918,11 @@ void bg_sim_fail_at(bg_sim *s, uint64_t n, bg_err err)
 {
     s->fail_at = n;
     s->fail_err = err;
+}
+
+void bg_sim_fail_alloc_at(bg_sim *s, uint64_t n)
+{
+    s->fail_alloc_at = n;
 }
 
 void bg_sim_crash_after(bg_sim *s, uint64_t n)
@@ -847,7 +943,7 @@ bg_err bg_sim_read_file(bg_sim *s, const char *path, uint8_t **buf, size_t *len)
     if (!e || s->nodes[e->node].is_dir)
         return BG_ENOTFOUND;
     sim_buf *b = &s->nodes[e->node].cur;
-    *buf = malloc(b->len ? b->len : 1);
+    *buf = sim_malloc(s, b->len ? b->len : 1);
     if (!*buf)
         return BG_ENOMEM;
     if (b->len)
@@ -869,13 +965,14 @@ bg_err bg_sim_write_file(bg_sim *s, const char *path, const uint8_t *buf,
         if (s->nodes[e->node].is_dir)
             return BG_EINVALID;
         node = e->node;
-        node_clear_ops(&s->nodes[node]);
-    } else if (node_new(s, 0, &node) || ns_set(&s->cur, path, node)) {
+        node_clear_ops(s, &s->nodes[node]);
+    } else if (node_new(s, 0, &node) || ns_set(s, &s->cur, path, node)) {
         return BG_ENOMEM;
     }
     sim_buf tmp = {(uint8_t *)buf, len, len};
-    if (buf_copy(&s->nodes[node].cur, &tmp) ||
-        buf_copy(&s->nodes[node].dur, &tmp) || ns_set(&s->dur, path, node))
+    if (buf_copy(s, &s->nodes[node].cur, &tmp) ||
+        buf_copy(s, &s->nodes[node].dur, &tmp) ||
+        ns_set(s, &s->dur, path, node))
         return BG_ENOMEM;
     return 0;
 }
@@ -889,8 +986,8 @@ bg_err bg_sim_mkdir(bg_sim *s, const char *path)
     if (!is_dir_path(s, &s->cur, dir))
         return BG_ENOTFOUND;
     size_t node;
-    if (node_new(s, 1, &node) || ns_set(&s->cur, path, node) ||
-        ns_set(&s->dur, path, node))
+    if (node_new(s, 1, &node) || ns_set(s, &s->cur, path, node) ||
+        ns_set(s, &s->dur, path, node))
         return BG_ENOMEM;
     return 0;
 }

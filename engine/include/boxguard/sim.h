@@ -46,6 +46,7 @@ typedef struct bg_sim_stats {
     uint64_t ops;     /* every operation, reads included */
     uint64_t changes; /* state-changing operations: write, truncate, sync,
                          open with create, rename, unlink, mkdir, sync_dir */
+    uint64_t allocs;  /* allocations of the disk's own memory */
 } bg_sim_stats;
 
 /* Returns a new empty disk (its root directory "" exists), or NULL when out
@@ -61,6 +62,11 @@ bg_sim_stats bg_sim_get_stats(const bg_sim *sim);
 /* Fail the operation whose 1-based count (stats.ops) is n with err (BG_EIO
  * or BG_ENOSPACE); the operation has no effect. 0 disarms. */
 void bg_sim_fail_at(bg_sim *sim, uint64_t n, bg_err err);
+
+/* Make the disk's own allocation number n (counted from its creation, as
+ * bg_sim_stats.allocs counts them) fail: the operation that needed it
+ * returns BG_ENOMEM and leaves the disk as it was. 0 turns it off. */
+void bg_sim_fail_alloc_at(bg_sim *sim, uint64_t n);
 
 /* Freeze the disk right after state-changing operation n (stats.changes):
  * every later operation fails with BG_EIO. 0 disarms. */
