@@ -23,7 +23,9 @@ static size_t scan(const char *path, const char *text, size_t len, bg_tid **out,
     FUZZ_ASSERT(t);
     FUZZ_ASSERT(bg_tid_scan_text(t, path, text, len) == 0);
     *out = t;
-    return bg_tid_check(t, f);
+    size_t n;
+    FUZZ_ASSERT(bg_tid_check(t, f, &n) == 0);
+    return n;
 }
 
 /* The findings as one string (they are only valid until the next check). */
@@ -54,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const bg_tid_finding *f1, *f2, *f1b;
     size_t n1 = scan(path, text, len, &t1, &f1);
     char *first = flatten(f1, n1);
-    size_t n1b = bg_tid_check(t1, &f1b); /* the check is repeatable */
+    size_t n1b; /* the check is repeatable */
+    FUZZ_ASSERT(bg_tid_check(t1, &f1b, &n1b) == 0);
     char *again = flatten(f1b, n1b);
     FUZZ_ASSERT(!strcmp(first, again));
     size_t n2 = scan(path, text, len, &t2, &f2); /* and deterministic */
@@ -74,7 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < n1b; i++)
         collision |= !strcmp(f1b[i].code, "collision") ||
                      !strcmp(f1b[i].code, "stale-generated");
-    size_t n3 = bg_tid_check(t2, &f2);
+    size_t n3;
+    FUZZ_ASSERT(bg_tid_check(t2, &f2, &n3) == 0);
     for (size_t i = 0; i < n3 && !collision; i++)
         FUZZ_ASSERT_MSG(
             strcmp(f2[i].code, "reused") && strcmp(f2[i].code, "moved"),

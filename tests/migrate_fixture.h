@@ -32,6 +32,32 @@
     "\"ops\":[{\"op\":\"add\",\"type\":3,\"field\":\"email\","                 \
     "\"default\":\"\"}]}]}"
 
+/* A plan with one operation of every kind, on box "things": User
+ * records (typeId 3) become Thing records (typeId 4). */
+#define MF_EVERY_OP                                                            \
+    "{\"migrations\":[{\"id\":\"ops\",\"from\":1,\"to\":2,\"boxes\":"          \
+    "[\"things\"],\"adapters\":{\"adapters\":[{\"typeId\":4,\"name\":"         \
+    "\"Thing\",\"version\":2,\"fields\":[{\"name\":\"label\",\"type\":"        \
+    "\"string\",\"required\":true},{\"name\":\"n\",\"type\":\"integer\"},"     \
+    "{\"name\":\"s\",\"type\":\"string\"},{\"name\":\"b\",\"type\":\"bool\"}," \
+    "{\"name\":\"tags\",\"type\":\"array\"},{\"name\":\"r\",\"type\":"         \
+    "\"integer\"}]}]},\"ops\":["                                               \
+    "{\"op\":\"rename\",\"type\":3,\"field\":\"name\",\"to\":\"label\"},"      \
+    "{\"op\":\"remove\",\"type\":3,\"field\":\"legacy\"},"                     \
+    "{\"op\":\"retype\",\"type\":3,\"field\":\"n\",\"to\":\"integer\","        \
+    "\"conversion\":\"parse\"},"                                               \
+    "{\"op\":\"retype\",\"type\":3,\"field\":\"s\",\"to\":\"string\","         \
+    "\"conversion\":\"format\"},"                                              \
+    "{\"op\":\"retype\",\"type\":3,\"field\":\"b\",\"to\":\"bool\","           \
+    "\"conversion\":\"nonzero\"},"                                             \
+    "{\"op\":\"retype\",\"type\":3,\"field\":\"tags\",\"to\":\"array\","       \
+    "\"conversion\":\"wrap\"},"                                                \
+    "{\"op\":\"retype\",\"type\":3,\"field\":\"r\",\"to\":\"integer\","        \
+    "\"conversion\":\"round\"},"                                               \
+    "{\"op\":\"move\",\"type\":3,\"to_type\":4},"                              \
+    "{\"op\":\"add\",\"type\":4,\"field\":\"label\",\"default\":\"none\"}"     \
+    "]}]}"
+
 static inline void mf_old(int i, char *out, size_t cap)
 {
     snprintf(out, cap, "{\"id\":%d,\"name\":\"user %d\"}", i, i);

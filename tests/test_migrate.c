@@ -150,30 +150,6 @@ static void test_plan_errors(void)
     }
 }
 
-static const char every_op[] =
-    "{\"migrations\":[{\"id\":\"ops\",\"from\":1,\"to\":2,\"boxes\":"
-    "[\"things\"],\"adapters\":{\"adapters\":[{\"typeId\":4,\"name\":"
-    "\"Thing\",\"version\":2,\"fields\":[{\"name\":\"label\",\"type\":"
-    "\"string\",\"required\":true},{\"name\":\"n\",\"type\":\"integer\"},"
-    "{\"name\":\"s\",\"type\":\"string\"},{\"name\":\"b\",\"type\":\"bool\"},"
-    "{\"name\":\"tags\",\"type\":\"array\"},{\"name\":\"r\",\"type\":"
-    "\"integer\"}]}]},\"ops\":["
-    "{\"op\":\"rename\",\"type\":3,\"field\":\"name\",\"to\":\"label\"},"
-    "{\"op\":\"remove\",\"type\":3,\"field\":\"legacy\"},"
-    "{\"op\":\"retype\",\"type\":3,\"field\":\"n\",\"to\":\"integer\","
-    "\"conversion\":\"parse\"},"
-    "{\"op\":\"retype\",\"type\":3,\"field\":\"s\",\"to\":\"string\","
-    "\"conversion\":\"format\"},"
-    "{\"op\":\"retype\",\"type\":3,\"field\":\"b\",\"to\":\"bool\","
-    "\"conversion\":\"nonzero\"},"
-    "{\"op\":\"retype\",\"type\":3,\"field\":\"tags\",\"to\":\"array\","
-    "\"conversion\":\"wrap\"},"
-    "{\"op\":\"retype\",\"type\":3,\"field\":\"r\",\"to\":\"integer\","
-    "\"conversion\":\"round\"},"
-    "{\"op\":\"move\",\"type\":3,\"to_type\":4},"
-    "{\"op\":\"add\",\"type\":4,\"field\":\"label\",\"default\":\"none\"}"
-    "]}]}";
-
 static void test_every_op(void)
 {
     fresh(0, 0);
@@ -193,7 +169,7 @@ static void test_every_op(void)
     for (int i = 0; i < 2; i++)
         CHECK_OK(bg_box_put(b, in[i][0], 1, 0, in[i][1], strlen(in[i][1])));
     /* typeId 0 records: the ops of typeId 3 leave them alone. */
-    CHECK_OK(run_plan(every_op, NULL, NULL));
+    CHECK_OK(run_plan(MF_EVERY_OP, NULL, NULL));
     CHECK_OK(bg_box_open(s, "things", 0, &b));
     CHECK(tu_has(b, "a", in[0][1]));
 
@@ -209,7 +185,7 @@ static void test_every_op(void)
     for (int i = 0; i < 2; i++)
         CHECK_OK(bg_box_put(b, in[i][0], 1, 3, in[i][1], strlen(in[i][1])));
     bg_migrate_report rep;
-    CHECK_OK(run_plan(every_op, NULL, &rep));
+    CHECK_OK(run_plan(MF_EVERY_OP, NULL, &rep));
     CHECK_INT(rep.applied, ==, 1);
     CHECK_INT(rep.records, ==, 2);
     CHECK_INT(rep.changed, ==, 2);

@@ -18,7 +18,11 @@ static bg_err scan(const char *path, const char *text, size_t len, scan_out *o)
         return BG_ENOMEM;
     bg_err err = bg_tid_scan_text(t, path, text, len);
     const bg_tid_finding *f;
-    size_t n = bg_tid_check(t, &f);
+    size_t n;
+    if (!err)
+        err = bg_tid_check(t, &f, &n);
+    if (err)
+        n = 0;
     bg_tid_counts(t, &o->decls, &o->regs);
     o->findings[0] = '\0';
     for (size_t i = 0; i < n; i++) {
@@ -260,7 +264,8 @@ static void test_bad_lock_and_policy_files(void)
     CHECK_OK(
         bg_tid_scan_text(t, "lib/billing/invoice.dart", dart, strlen(dart)));
     const bg_tid_finding *f;
-    size_t n = bg_tid_check(t, &f);
+    size_t n;
+    CHECK_OK(bg_tid_check(t, &f, &n));
     CHECK_INT(n, ==, 1);
     CHECK_STR(f[0].code, "range");
     CHECK_CONTAINS(f[0].message, "billing");

@@ -1103,7 +1103,11 @@ static int cmd_typeids(int argc, char **argv)
         }
     }
     const bg_tid_finding *f = NULL;
-    size_t n = rc == EXIT_OK ? bg_tid_check(t, &f) : 0;
+    size_t n = 0;
+    if (rc == EXIT_OK && bg_tid_check(t, &f, &n)) {
+        fail("typeids: out of memory");
+        rc = EXIT_SYSTEM;
+    }
     if (rc == EXIT_OK && update) {
         char *json = bg_tid_lock_json(t);
         FILE *out = json ? fopen(lock, "w") : NULL;

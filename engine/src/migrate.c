@@ -438,6 +438,8 @@ static const char *parse_migration(const cJSON *o, plan_mig *pm, uint32_t prev,
         }
         bg_err err = bg_registry_add_json(pm->adapters, txt, strlen(txt));
         cJSON_free(txt);
+        if (err == BG_ENOMEM)
+            return "out of memory";
         if (err) {
             snprintf(sub, subcap, "adapters: %s",
                      bg_registry_detail(pm->adapters));
@@ -455,12 +457,17 @@ static const char *parse_migration(const cJSON *o, plan_mig *pm, uint32_t prev,
 bg_err bg_plan_parse(const char *json, size_t len, bg_plan **out, char *detail,
                      size_t dcap)
 {
+    BG__JSON_SCOPE(NULL); /* a plan allocates from the C library */
     *out = NULL;
     char dummy[8];
     if (!detail || !dcap)
         detail = dummy, dcap = sizeof dummy;
     detail[0] = '\0';
-    cJSON *doc = cJSON_ParseWithLength(json, len);
+    cJSON *doc;
+    if (bg__json_parse(json, len, &doc) == BG_ENOMEM) {
+        snprintf(detail, dcap, "plan: out of memory");
+        return BG_ENOMEM;
+    }
     const cJSON *ms = cJSON_GetObjectItemCaseSensitive(doc, "migrations");
     if (!cJSON_IsArray(ms) || !cJSON_GetArraySize(ms)) {
         if (doc)

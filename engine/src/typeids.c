@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "alloc_int.h"
+#include "json_int.h"
 #include "boxguard/typeids.h"
 
 enum { NS_BG, NS_HIVE };
@@ -689,7 +690,11 @@ static void scan_yaml(bg_tid *t, const char *file, const char *s, size_t len)
 static void scan_manifest(bg_tid *t, const char *file, const char *s,
                           size_t len)
 {
-    cJSON *doc = cJSON_ParseWithLength(s, len);
+    cJSON *doc;
+    if (bg__json_parse(s, len, &doc) == BG_ENOMEM) {
+        t->nomem = 1;
+        return;
+    }
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "adapters");
     if (!cJSON_IsArray(list)) {
         cJSON_Delete(doc);
@@ -739,6 +744,7 @@ static int ends_with(const char *s, const char *suffix)
 bg_err bg_tid_scan_text(bg_tid *t, const char *path, const char *text,
                         size_t len)
 {
+    BG__JSON_SCOPE(NULL);
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     int c = ends_with(path, ".c") || ends_with(path, ".h");
@@ -902,7 +908,12 @@ static int ns_of(const char *s)
 bg_err bg_tid_load_lock(bg_tid *t, const char *json, size_t len, char *why,
                         size_t whylen)
 {
-    cJSON *doc = cJSON_ParseWithLength(json, len);
+    BG__JSON_SCOPE(NULL);
+    cJSON *doc;
+    if (bg__json_parse(json, len, &doc) == BG_ENOMEM) {
+        snprintf(why, whylen, "out of memory reading the lock file");
+        return BG_ENOMEM;
+    }
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "typeids");
     if (!cJSON_IsArray(list)) {
         cJSON_Delete(doc);
@@ -959,7 +970,12 @@ bg_err bg_tid_load_lock(bg_tid *t, const char *json, size_t len, char *why,
 bg_err bg_tid_load_policy(bg_tid *t, const char *json, size_t len, char *why,
                           size_t whylen)
 {
-    cJSON *doc = cJSON_ParseWithLength(json, len);
+    BG__JSON_SCOPE(NULL);
+    cJSON *doc;
+    if (bg__json_parse(json, len, &doc) == BG_ENOMEM) {
+        snprintf(why, whylen, "out of memory reading the policy file");
+        return BG_ENOMEM;
+    }
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "ranges");
     if (!cJSON_IsArray(list)) {
         cJSON_Delete(doc);
@@ -1086,8 +1102,10 @@ static int declared_adapter(const bg_tid *t, const reg *r)
     return 0;
 }
 
-size_t bg_tid_check(bg_tid *t, const bg_tid_finding **out)
+bg_err bg_tid_check(bg_tid *t, const bg_tid_finding **out, size_t *n)
 {
+    *out = NULL;
+    *n = 0;
     /* Findings from parsing stay; earlier check results go. */
     size_t keep = 0;
     for (size_t i = 0; i < t->nf; i++) {
@@ -1233,14 +1251,17 @@ size_t bg_tid_check(bg_tid *t, const bg_tid_finding **out)
         qsort(t->f, t->nf, sizeof *t->f, cmp_finding);
     free(t->out);
     t->out = malloc((t->nf ? t->nf : 1) * sizeof *t->out);
-    if (!t->out) {
-        *out = NULL;
-        return 0;
-    }
+    if (!t->out)
+        t->nomem = 1;
+    /* A finding that could not be recorded, now or while scanning, makes
+     * the whole answer incomplete: a guardrail never passes on it. */
+    if (t->nomem)
+        return BG_ENOMEM;
     for (size_t i = 0; i < t->nf; i++)
         t->out[i] = t->f[i].pub;
     *out = t->out;
-    return t->nf;
+    *n = t->nf;
+    return 0;
 }
 
 void bg_tid_counts(const bg_tid *t, size_t *decls, size_t *regs)
@@ -1268,6 +1289,7 @@ static int cmp_lrow(const void *a, const void *b)
 
 char *bg_tid_lock_json(const bg_tid *t)
 {
+    BG__JSON_SCOPE(NULL);
     lrow *rows = malloc((t->nd + t->nl + 1) * sizeof *rows);
     if (!rows)
         return NULL;
@@ -1318,6 +1340,10 @@ char *bg_tid_lock_json(const bg_tid *t)
                 ns_names[rows[i].ns], (unsigned)rows[i].tid, nm,
                 rows[i].removed ? ", \"removed\": true" : "",
                 i + 1 < n ? "," : "");
+        if (!nm) { /* an entry left out would be a lock that lies */
+            free(out);
+            out = NULL;
+        }
         cJSON_free(nm);
         cJSON_Delete(name);
         if (!out)

@@ -48,7 +48,7 @@ bg_registry *bg_registry_new(void)
 
 static void adapter_free(bg_adapter *a)
 {
-    for (size_t i = 0; i < a->nfields; i++)
+    for (size_t i = 0; a->fields && i < a->nfields; i++)
         free((char *)a->fields[i].name);
     free((bg_field *)a->fields);
     free((char *)a->name);

@@ -70,9 +70,12 @@ BG_MUST_CHECK bg_err bg_tid_load_lock(bg_tid *t, const char *json, size_t len,
 BG_MUST_CHECK bg_err bg_tid_load_policy(bg_tid *t, const char *json, size_t len,
                                         char *why, size_t whylen);
 
-/* Run the checks; the findings stay valid until the next call or free.
- * Findings are sorted by file, line and code. */
-size_t bg_tid_check(bg_tid *t, const bg_tid_finding **out);
+/* Run the checks: *out holds *n findings, valid until the next call or
+ * free, sorted by file, line and code. Returns 0, or BG_ENOMEM (and no
+ * findings) when memory ran out here or in any earlier call on t: a
+ * partial answer is never given. */
+BG_MUST_CHECK bg_err bg_tid_check(bg_tid *t, const bg_tid_finding **out,
+                                  size_t *n);
 
 /* How many declarations and registrations were found. */
 void bg_tid_counts(const bg_tid *t, size_t *decls, size_t *regs);
