@@ -693,6 +693,8 @@ static void test_allocation_failure_finishing_a_migration(void)
     uint64_t mark = bg_sim_get_stats(sim).changes;
     CHECK_OK(run_plan(MF_PLAN, NULL, NULL));
     uint64_t span = bg_sim_get_stats(sim).changes - mark;
+    (void)bg_store_close(s);
+    s = NULL;
     long runs = 0, journals = 0;
     for (uint64_t cut = span / 4; cut < span; cut += span / 4) {
         for (long fail = 1;; fail++) {
