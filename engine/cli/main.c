@@ -345,14 +345,26 @@ static int end(session *ss, int rc)
     return rc;
 }
 
-static int parse_type(const char *s, uint32_t *out)
+/* s as a decimal number from min to max: digits only (no sign, no
+ * space, which strtoull would take), or -1. */
+static int parse_number(const char *s, unsigned long long min,
+                        unsigned long long max, unsigned long long *out)
 {
-    if (!s || !*s)
+    if (!s || *s < '0' || *s > '9')
         return -1;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || s[0] == '-' || s[0] == '+' || v > UINT32_MAX)
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_type(const char *s, uint32_t *out)
+{
+    unsigned long long v;
+    if (parse_number(s, 0, UINT32_MAX, &v))
         return -1;
     *out = (uint32_t)v;
     return 0;
@@ -1246,11 +1258,12 @@ static int cmd_queue(int argc, char **argv)
     }
     uint64_t id = 0;
     if ((!strcmp(sub, "ack") || !strcmp(sub, "nack"))) {
-        char *end;
-        if (!id_s || !*id_s || (id = strtoull(id_s, &end, 10), *end) || !id) {
+        unsigned long long v = 0;
+        if (parse_number(id_s, 1, UINT64_MAX, &v)) {
             fail("queue %s needs --id ID (a positive integer)", sub);
             return EXIT_USAGE;
         }
+        id = v;
     }
     if ((!strcmp(sub, "enqueue") || !strcmp(sub, "retry")) && !idem) {
         fail("queue %s needs --idem KEY", sub);
@@ -1267,9 +1280,8 @@ static int cmd_queue(int argc, char **argv)
     bg_queue_opts qo;
     bg_queue_opts_init(&qo);
     if (max_s) {
-        char *end;
-        unsigned long v = strtoul(max_s, &end, 10);
-        if (*end || !v || v > 1000000) {
+        unsigned long long v;
+        if (parse_number(max_s, 1, 1000000, &v)) {
             fail("queue: --max-attempts must be 1..1000000");
             return EXIT_USAGE;
         }
@@ -1617,9 +1629,8 @@ static int cmd_validate(const args *a)
 {
     bg_validate_opts o = {NULL, adapters, 0};
     if (a->schema_version) {
-        char *end;
-        unsigned long v = strtoul(a->schema_version, &end, 10);
-        if (*end || !v || v > 4294967295ul) {
+        unsigned long long v;
+        if (parse_number(a->schema_version, 1, UINT32_MAX, &v)) {
             fail("--schema-version must be a positive integer, not '%s'",
                  a->schema_version);
             return EXIT_USAGE;
@@ -1673,9 +1684,8 @@ static int cmd_export(const args *a)
 {
     bg_export_opts eo = {0};
     if (a->chunk) {
-        char *end;
-        unsigned long v = strtoul(a->chunk, &end, 10);
-        if (*end || !v || v > 10000000ul || a->chunk[0] == '-') {
+        unsigned long long v;
+        if (parse_number(a->chunk, 1, 10000000, &v)) {
             fail("--chunk must be 1..10000000 rows, not '%s'", a->chunk);
             return EXIT_USAGE;
         }
