@@ -379,6 +379,83 @@ static void test_allocation_failure_leaves_the_disk_as_it_was(void)
     printf("  sim: %" PRIu64 " allocations failed in turn\n", total);
 }
 
+/* Every refusal of the simulated disk, each with its code, and each
+ * leaving the disk as it was. */
+static void test_every_refusal(void)
+{
+    bg_sim *sim = bg_sim_new(5);
+    const bg_vfs *v = bg_sim_vfs(sim);
+    bg_file *f, *ro, *old;
+    CHECK_OK(v->mkdir(v, "d"));
+    CHECK_OK(v->open(v, "d/f", BG_OPEN_CREATE, &f));
+    CHECK_OK(wr(v, f, 0, "abc"));
+    CHECK_OK(v->sync(v, f));
+    CHECK_OK(v->sync_dir(v, "d"));
+    CHECK_OK(v->open(v, "d/f", BG_OPEN_READ, &ro));
+    CHECK_OK(v->mkdir(v, "d/sub"));
+    CHECK_OK(bg_sim_mkdir(sim, "e"));
+    CHECK_OK(v->sync_dir(v, "d"));
+    CHECK_OK(v->sync_dir(v, ""));
+    const char *was = fingerprint(sim);
+    char before[4096];
+    snprintf(before, sizeof before, "%s", was);
+    /* by path */
+    CHECK_ERR(v->open(v, "d", BG_OPEN_READ, &old), BG_EINVALID);
+    CHECK_ERR(v->open(v, "", BG_OPEN_READ, &old), BG_ENOTFOUND);
+    CHECK_ERR(v->rename(v, "d/f", "g"), BG_EINVALID); /* across dirs */
+    CHECK_ERR(v->rename(v, "d/f", "d/sub"), BG_EINVALID); /* onto a dir */
+    CHECK_ERR(v->unlink(v, "d/sub"), BG_EINVALID);
+    CHECK_ERR(v->mkdir(v, ""), BG_EEXISTS);
+    CHECK_ERR(v->mkdir(v, "d/sub"), BG_EEXISTS);
+    CHECK_ERR(v->mkdir(v, "x/y"), BG_ENOTFOUND);
+    CHECK_ERR(v->list(v, "d/f", add_name, &(names){.n = 0}), BG_ENOTFOUND);
+    CHECK_ERR(v->sync_dir(v, "d/f"), BG_ENOTFOUND);
+    CHECK_ERR(v->sync_dir(v, "nowhere"), BG_ENOTFOUND);
+    int is_dir = 0;
+    CHECK_OK(v->stat(v, "", &is_dir));
+    CHECK_INT(is_dir, ==, 1);
+    CHECK_OK(v->stat(v, "d/f", &is_dir));
+    CHECK_INT(is_dir, ==, 0);
+    CHECK_ERR(v->stat(v, "d/none", &is_dir), BG_ENOTFOUND);
+    CHECK_ERR(bg_sim_write_file(sim, "x/y", (const uint8_t *)"1", 1),
+              BG_ENOTFOUND);
+    CHECK_ERR(bg_sim_write_file(sim, "d", (const uint8_t *)"1", 1),
+              BG_EINVALID);
+    CHECK_ERR(bg_sim_mkdir(sim, ""), BG_EEXISTS);
+    CHECK_ERR(bg_sim_mkdir(sim, "d"), BG_EEXISTS);
+    CHECK_ERR(bg_sim_mkdir(sim, "x/y"), BG_ENOTFOUND);
+    uint8_t *p;
+    size_t n;
+    CHECK_ERR(bg_sim_read_file(sim, "d", &p, &n), BG_ENOTFOUND);
+    /* by handle: read-only, then from before a power loss */
+    CHECK_ERR(v->truncate(v, ro, 0), BG_EINVALID);
+    CHECK_ERR(wr(v, ro, 0, "x"), BG_EINVALID);
+    CHECK_STR(fingerprint(sim), before);
+    old = f;
+    CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
+    char buf[4];
+    size_t got;
+    uint64_t size;
+    CHECK_ERR(v->read(v, old, 0, buf, 3, &got), BG_EIO);
+    CHECK_ERR(wr(v, old, 0, "x"), BG_EIO);
+    CHECK_ERR(v->sync(v, old), BG_EIO);
+    CHECK_ERR(v->truncate(v, old, 0), BG_EIO);
+    CHECK_ERR(v->size(v, old, &size), BG_EIO);
+    CHECK_ERR(v->lock(v, old, 1), BG_EIO);
+    v->close(v, old);
+    v->close(v, ro);
+    CHECK_STR(fingerprint(sim), before);
+    /* A power loss that runs out of memory says so. */
+    CHECK_OK(v->open(v, "d/f", BG_OPEN_WRITE, &f));
+    CHECK_OK(wr(v, f, 3, "defgh"));
+    CHECK_OK(v->open(v, "d/g", BG_OPEN_CREATE, &ro));
+    v->close(v, ro);
+    v->close(v, f);
+    bg_sim_fail_alloc_at(sim, bg_sim_get_stats(sim).allocs + 1);
+    CHECK_ERR(bg_sim_crash(sim, BG_CRASH_TORN, 2), BG_ENOMEM);
+    bg_sim_free(sim);
+}
+
 static void test_posix_vfs(void)
 {
     char dir[256];
@@ -426,6 +503,7 @@ int main(void)
     RUN(test_fail_at_and_freeze);
     RUN(test_locks_and_errors);
     RUN(test_allocation_failure_leaves_the_disk_as_it_was);
+    RUN(test_every_refusal);
     RUN(test_posix_vfs);
     return CHECK_DONE();
 }
