@@ -789,6 +789,72 @@ static void test_io_error_at_every_operation(void)
     CHECK(failures > total);
 }
 
+/* A committed migration, then its rollback with each I/O operation of the
+ * rollback failing in turn (EIO, then ENOSPC): the rollback reports the
+ * error or completes, and the store, opened again on a sound disk, is
+ * entirely at one version, the journal gone. */
+static bg_err committed(void)
+{
+    bg_sim_free(sim);
+    sim = bg_sim_new(7);
+    bg_err err = mf_setup(sim, 6, 0);
+    if (!err)
+        err = open_store(NULL);
+    if (!err)
+        err = run_plan(MF_PLAN, NULL, NULL);
+    if (s)
+        (void)bg_store_close(s);
+    s = NULL;
+    return err;
+}
+
+static void test_io_error_at_every_operation_of_a_rollback(void)
+{
+    (void)bg_store_close(s);
+    s = NULL;
+    bg_migrate_report rep;
+    CHECK_OK(committed());
+    CHECK_OK(open_store(NULL));
+    uint64_t base = bg_sim_get_stats(sim).ops;
+    CHECK_OK(bg_migrate_rollback(s, NULL, &rep));
+    uint64_t total = bg_sim_get_stats(sim).ops - base;
+    (void)bg_store_close(s);
+    s = NULL;
+    CHECK(total > 20);
+    unsigned failed = 0, at_new = 0;
+    for (uint64_t n = 1; n <= total; n++) {
+        for (int e = 0; e < 2; e++) {
+            CHECK_OK(committed());
+            CHECK_OK(open_store(NULL));
+            bg_sim_fail_at(sim, bg_sim_get_stats(sim).ops + n,
+                           e ? BG_ENOSPACE : BG_EIO);
+            failed += bg_migrate_rollback(s, NULL, &rep) != 0;
+            (void)bg_store_close(s);
+            s = NULL;
+            bg_sim_fail_at(sim, 0, 0);
+            CHECK_OK(open_store(NULL)); /* finishes what was cut */
+            (void)bg_store_close(s);
+            s = NULL;
+            uint32_t ver;
+            const char *bad = mf_check(sim, 6, &ver);
+            if (bad)
+                fprintf(stderr, "rollback, op %llu failing (%s): %s\n",
+                        (unsigned long long)n, e ? "ENOSPC" : "EIO", bad);
+            CHECK(bad == NULL);
+            uint8_t *j;
+            size_t jn;
+            CHECK(bg_sim_read_file(sim, "s/migration.journal", &j, &jn) ==
+                  BG_ENOTFOUND);
+            at_new += ver == 2;
+        }
+    }
+    printf("  rollback: %llu operations failed in turn: %u runs failed, %u "
+           "stayed at version 2\n",
+           (unsigned long long)total, failed, at_new);
+    CHECK_INT(failed, ==, 2 * total); /* no failure swallowed */
+    CHECK_OK(open_store(NULL));
+}
+
 int main(void)
 {
     RUN(test_plan_errors);
@@ -803,6 +869,7 @@ int main(void)
     RUN(test_rollback);
     RUN(test_rollback_refusals);
     RUN(test_io_error_at_every_operation);
+    RUN(test_io_error_at_every_operation_of_a_rollback);
     RUN(test_allocation_failure_at_every_allocation);
     RUN(test_allocation_failure_finishing_a_migration);
     (void)bg_store_close(s);
