@@ -378,9 +378,124 @@ static void test_read_paths_under_faults(void)
     CHECK_INT(said, ==, 2 * (int)total); /* no failure swallowed */
 }
 
+/* The queue: enqueue, lease, ack, nack to failure, retry, purge, the lock
+ * and compaction, with each I/O operation failing in turn. Returns how
+ * many calls reported an error. */
+static int queue_workload(bg_sim *sim)
+{
+    bg_store *s;
+    bg_queue *q;
+    int failed = 0;
+    if (tu_open(sim, BG_DURABILITY_FULL, &s))
+        return 1;
+    bg_queue_opts o;
+    bg_queue_opts_init(&o);
+    o.max_attempts = 2;
+    if (bg_queue_open(s, &o, &q)) {
+        (void)bg_store_close(s);
+        return 1;
+    }
+    uint64_t id[3] = {0};
+    const char *idem[] = {"qa", "qb", "qc"};
+    for (int i = 0; i < 3; i++)
+        failed +=
+            bg_queue_enqueue(q, i == 2 ? BG_LANE_EMERGENCY : BG_LANE_NORMAL,
+                             idem[i], "{\"n\":1}", 7, &id[i]) != 0;
+    bg_queue_op op;
+    bg_err e = bg_queue_lease(q, &op);
+    failed += e != 0;
+    if (!e)
+        failed += bg_queue_ack(q, op.id) != 0;
+    bg_queue_op_clear(&op);
+    int gone = 0;
+    for (int i = 0; i < 2; i++)
+        failed += bg_queue_nack(q, id[0], "HTTP 503", &gone) != 0;
+    uint64_t again, purged;
+    failed += bg_queue_retry(q, "qa", &again) != 0;
+    failed += bg_queue_purge(q, &purged) != 0;
+    int stale;
+    failed += bg_queue_lock(q, "worker", &stale) != 0;
+    failed += bg_queue_unlock(q, "worker") != 0;
+    failed += bg_queue_compact(q) != 0;
+    bg_queue_close(q);
+    failed += bg_store_close(s) != 0;
+    return failed;
+}
+
+/* After the faulty run, on a sound disk: the queue opens, and every op in
+ * it is one that was enqueued, each idempotency key at most once. */
+static const char *queue_check(bg_sim *sim)
+{
+    bg_store *s;
+    bg_queue *q;
+    if (tu_open(sim, BG_DURABILITY_FULL, &s))
+        return "store does not open";
+    bg_queue_opts o;
+    bg_queue_opts_init(&o);
+    if (bg_queue_open(s, &o, &q)) {
+        (void)bg_store_close(s);
+        return "queue does not open";
+    }
+    const char *bad = NULL;
+    int seen[3] = {0};
+    bg_queue_op op;
+    bg_err e;
+    while (!bad && !(e = bg_queue_lease(q, &op))) {
+        int k = op.idem && strlen(op.idem) == 2 && op.idem[0] == 'q'
+                    ? op.idem[1] - 'a'
+                    : -1;
+        if (k < 0 || k > 2 || seen[k]++)
+            bad = "an op that was not enqueued, or one twice";
+        else if (op.payload_len != 7 || memcmp(op.payload, "{\"n\":1}", 7))
+            bad = "an op's payload changed";
+        else if (bg_queue_ack(q, op.id))
+            bad = "an op cannot be acked";
+        bg_queue_op_clear(&op);
+    }
+    if (!bad && e != BG_ENOTFOUND)
+        bad = "lease fails";
+    bg_queue_close(q);
+    (void)bg_store_close(s);
+    return bad;
+}
+
+static void test_queue_under_faults(void)
+{
+    bg_sim *counter = bg_sim_new(4);
+    uint64_t base = bg_sim_get_stats(counter).ops;
+    CHECK_INT(queue_workload(counter), ==, 0);
+    uint64_t total = bg_sim_get_stats(counter).ops - base;
+    bg_sim_free(counter);
+    CHECK_INT(total, >, 30);
+    int said = 0;
+    for (uint64_t n = 1; n <= total; n++) {
+        for (int e = 0; e < 2; e++) {
+            bg_sim *sim = bg_sim_new(4);
+            bg_sim_fail_at(sim, n, e ? BG_ENOSPACE : BG_EIO);
+            int w = queue_workload(sim);
+            said += w > 0;
+            if (!w)
+                fprintf(stderr,
+                        "queue, op %llu failing (%s): no call said so\n",
+                        (unsigned long long)n, e ? "ENOSPC" : "EIO");
+            bg_sim_fail_at(sim, 0, 0);
+            const char *bad = queue_check(sim);
+            if (bad)
+                fprintf(stderr, "queue, op %llu failing (%s): %s\n",
+                        (unsigned long long)n, e ? "ENOSPC" : "EIO", bad);
+            CHECK(!bad);
+            bg_sim_free(sim);
+        }
+    }
+    printf("  queue: %llu operations failed in turn, %d runs reported it\n",
+           (unsigned long long)total, said);
+    CHECK_INT(said, ==, 2 * (int)total); /* no failure swallowed */
+}
+
 int main(void)
 {
     RUN(test_every_operation_fails_once);
     RUN(test_read_paths_under_faults);
+    RUN(test_queue_under_faults);
     return CHECK_DONE();
 }

@@ -1483,9 +1483,10 @@ static bg_err ext_fill(void *arg, bg_file *f, uint64_t *end)
 
 bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
                            const uint32_t *flens, size_t n, uint64_t *new_offs,
-                           const bg_write *trailer)
+                           const bg_write *trailer, int *swapped)
 {
     bg_store *s = b->s;
+    *swapped = 0;
     if (b->key)
         return bg__store_fail(s, BG_ESTATE, "box '%s': sealed", b->name);
     BG_TRY(check_writable(b));
@@ -1500,7 +1501,8 @@ bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
     bg_err err = write_beside(s, tmp, b->path, hdr, ext_fill, &c, &nf, &end);
     if (nf) {
         /* Swapped in. A failed directory sync is made good before the next
-         * durable write (dir_dirty), and either file holds the same ops. */
+         * durable write (dir_dirty), and either file holds the same ops;
+         * it is still reported. */
         s->vfs->close(s->vfs, b->f);
         b->f = nf;
         b->end = end;
@@ -1508,9 +1510,15 @@ bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
         b->next_seq += n + 1;
         b->group_open = 0;
         b->group_count = 0;
-        return 0;
+        *swapped = 1;
     }
-    return err;
+    if (err)
+        return bg__store_fail(s, err,
+                              nf ? "box '%s': compacted, but the directory "
+                                   "could not be synced"
+                                 : "box '%s': compaction failed",
+                              b->name);
+    return 0;
 }
 
 /* A record of a typeId with no adapter is never handed out as data. */

@@ -912,8 +912,10 @@ bg_err bg_queue_compact(bg_queue *q)
         char mark[18];
         snprintf(mark, sizeof mark, "~%016" PRIx64, q->next_id);
         bg_write trailer = {0, mark, 17, 0, "0", 1};
-        err = bg__box_rewrite_ext(q->pending, offs, flens, n, noffs, &trailer);
-        for (size_t i = 0; i < n && !err; i++)
+        int swapped = 0;
+        err = bg__box_rewrite_ext(q->pending, offs, flens, n, noffs, &trailer,
+                                  &swapped);
+        for (size_t i = 0; i < n && swapped; i++)
             v[i]->off = noffs[i];
     }
     bg__store_free(q->s, v);

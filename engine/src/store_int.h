@@ -104,12 +104,13 @@ BG_MUST_CHECK bg_err bg__box_rescan(bg_box *b);
  * order given (their sequence numbers are renumbered to keep rising), then
  * trailer (a put written as is, may be NULL), to a new file, verified, and
  * swap it in like bg_box_compact.
- * new_offs receives their new offsets; valid when the return is 0 (or when
- * only the final directory sync failed: the swap happened). */
+ * *swapped tells whether the new file is the box now, and then new_offs
+ * holds their new offsets: also when the final directory sync failed,
+ * which is returned (the next durable write syncs the directory first). */
 BG_MUST_CHECK bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
                                          const uint32_t *flens, size_t n,
                                          uint64_t *new_offs,
-                                         const bg_write *trailer);
+                                         const bg_write *trailer, int *swapped);
 /* The end of the box file: where the next frame goes. */
 uint64_t bg__box_end(const bg_box *b);
 
