@@ -855,6 +855,52 @@ static void test_io_error_at_every_operation_of_a_rollback(void)
     CHECK_OK(open_store(NULL));
 }
 
+/* Every allocation of a rollback (through the store's allocator) fails in
+ * turn: it completes or says BG_ENOMEM, nothing leaks, and the store is
+ * at one version after a clean open; a rollback that completed is at 1. */
+static void test_allocation_failure_in_a_rollback(void)
+{
+    (void)bg_store_close(s);
+    s = NULL;
+    long runs = 0;
+    for (long fail = 1;; fail++) {
+        CHECK_OK(committed());
+        tu_alloc a = {.fail_at = fail};
+        bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+        o.alloc = (bg_allocator){tu_malloc, tu_realloc, tu_free, &a};
+        char detail[512] = "";
+        o.detail = detail;
+        o.detail_len = sizeof detail;
+        bg_migrate_report rep;
+        bg_err err = bg_store_open("s", &o, &s);
+        if (!err)
+            err = bg_migrate_rollback(s, NULL, &rep);
+        if (s && err)
+            snprintf(detail, sizeof detail, "%s", bg_store_detail(s));
+        if (s)
+            (void)bg_store_close(s);
+        s = NULL;
+        if (a.live || (err && err != BG_ENOMEM))
+            fprintf(stderr, "rollback, allocation %ld: %s, %ld left: %s\n",
+                    fail, bg_err_name(err), a.live, detail);
+        CHECK_INT(a.live, ==, 0);
+        CHECK(!err || err == BG_ENOMEM);
+        uint32_t ver;
+        const char *bad = mf_check(sim, 6, &ver);
+        if (bad)
+            fprintf(stderr, "rollback, allocation %ld: %s\n", fail, bad);
+        CHECK(bad == NULL);
+        if (!err)
+            CHECK_INT(ver, ==, 1);
+        runs++;
+        if (!err && a.n < fail)
+            break;
+    }
+    printf("  rollback: %ld allocations failed in turn\n", runs - 1);
+    CHECK_INT(runs, >, 50);
+    CHECK_OK(open_store(NULL));
+}
+
 int main(void)
 {
     RUN(test_plan_errors);
@@ -870,6 +916,7 @@ int main(void)
     RUN(test_rollback_refusals);
     RUN(test_io_error_at_every_operation);
     RUN(test_io_error_at_every_operation_of_a_rollback);
+    RUN(test_allocation_failure_in_a_rollback);
     RUN(test_allocation_failure_at_every_allocation);
     RUN(test_allocation_failure_finishing_a_migration);
     (void)bg_store_close(s);
