@@ -480,6 +480,40 @@ static void test_allocation_failure_at_every_allocation(void)
     CHECK_INT(runs, >, 20);
 }
 
+/* Each I/O operation of the store during an export (opening it, reading
+ * the boxes, the journal check) fails in turn, EIO then ENOSPC: the export
+ * reports it, and a rerun on a sound disk completes with every row once. */
+static void test_io_error_at_every_store_operation(void)
+{
+    fresh();
+    bg_export_report rep;
+    uint64_t base = bg_sim_get_stats(sim).ops;
+    CHECK_OK(export(5, &rep));
+    uint64_t total = bg_sim_get_stats(sim).ops - base;
+    CHECK_INT(total, >, 10);
+    int said = 0;
+    export_quiet = 1;
+    for (uint64_t n = 1; n <= total; n++) {
+        for (int e = 0; e < 2; e++) {
+            fresh();
+            bg_sim_fail_at(sim, bg_sim_get_stats(sim).ops + n,
+                           e ? BG_ENOSPACE : BG_EIO);
+            said += export(5, &rep) != 0;
+            bg_sim_fail_at(sim, 0, 0);
+            CHECK_OK(export(5, &rep));
+            CHECK_INT(query("SELECT COUNT(*) FROM box_users"), ==, USERS);
+            CHECK_INT(query("SELECT COUNT(DISTINCT key) FROM box_users"), ==,
+                      USERS);
+            CHECK_INT(query("SELECT COUNT(*) FROM box_notes"), ==, 1);
+        }
+    }
+    export_quiet = 0;
+    printf("  store operations of an export: %llu failed in turn, %d runs "
+           "reported it\n",
+           (unsigned long long)total, said);
+    CHECK_INT(said, ==, 2 * (int)total); /* no failure swallowed */
+}
+
 /* The store's migration history and backups come along. */
 static void test_history_and_backups(void)
 {
@@ -540,6 +574,7 @@ int main(void)
     RUN(test_table_that_lost_rows_fails);
     RUN(test_history_and_backups);
     RUN(test_allocation_failure_at_every_allocation);
+    RUN(test_io_error_at_every_store_operation);
     RUN(test_typed_columns_damage_and_a_busy_database);
     RUN(test_pending_migration_refused);
     bg_sim_free(sim);

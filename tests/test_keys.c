@@ -427,6 +427,86 @@ static void test_rekey(void)
     bg_sim_free(sim);
 }
 
+/* Two rekeys, the second after a write, with each I/O operation failing
+ * in turn (EIO, then ENOSPC), and a power loss after each run: the failure
+ * is reported, and on a sound disk every sealed record still reads back
+ * with its value (no key is destroyed while a frame still needs it), the
+ * box files verify, and a rekey then succeeds. */
+static int rekey_twice(bg_sim *sim)
+{
+    bg_store *s;
+    bg_box *a;
+    bg_rekey_report rep;
+    int failed = 0;
+    if (tu_open(sim, BG_DURABILITY_FULL, &s))
+        return 1;
+    failed += bg_store_rekey(s, &rep) != 0;
+    if (bg_box_open(s, "a", 0, &a))
+        failed++;
+    else
+        failed += tu_put(a, "k4", "{\"v\":\"fou\"}") != 0;
+    failed += bg_store_rekey(s, &rep) != 0;
+    failed += bg_store_close(s) != 0;
+    return failed;
+}
+
+static const char *rekey_check(bg_sim *sim)
+{
+    bg_store *s;
+    bg_box *a, *b;
+    if (tu_open(sim, BG_DURABILITY_FULL, &s))
+        return "store does not open";
+    const char *bad = NULL;
+    if (bg_box_open(s, "a", 0, &a) || bg_box_open(s, "b", 0, &b))
+        bad = "a sealed box does not open";
+    else if (!tu_has(a, "k1", "{\"v\":\"one\"}") ||
+             !tu_has(a, "k2", "{\"v\":\"two\"}") ||
+             !tu_has(a, "k3", "{\"v\":\"thr\"}") ||
+             !tu_has(b, "k1", "{\"v\":\"BBB\"}"))
+        bad = "a sealed record no longer reads back";
+    bg_box_report rep;
+    for (int i = 0; i < 2 && !bad; i++)
+        if (bg_box_verify(s, i ? "b" : "a", &rep) || rep.status != BG_BOX_CLEAN)
+            bad = "a sealed box does not verify";
+    bg_rekey_report rk;
+    if (!bad && bg_store_rekey(s, &rk))
+        bad = "rekey fails on a sound disk";
+    (void)bg_store_close(s);
+    return bad;
+}
+
+static void test_rekey_under_faults(void)
+{
+    bg_sim *counter = bg_sim_new(7);
+    make_two_boxes(counter);
+    uint64_t base = bg_sim_get_stats(counter).ops;
+    CHECK_INT(rekey_twice(counter), ==, 0);
+    uint64_t total = bg_sim_get_stats(counter).ops - base;
+    bg_sim_free(counter);
+    CHECK_INT(total, >, 30);
+    int said = 0;
+    for (uint64_t n = 1; n <= total; n++) {
+        for (int e = 0; e < 2; e++) {
+            bg_sim *sim = bg_sim_new(7);
+            make_two_boxes(sim);
+            bg_sim_fail_at(sim, bg_sim_get_stats(sim).ops + n,
+                           e ? BG_ENOSPACE : BG_EIO);
+            said += rekey_twice(sim) > 0;
+            bg_sim_fail_at(sim, 0, 0);
+            CHECK_OK(bg_sim_crash(sim, BG_CRASH_TORN, n));
+            const char *bad = rekey_check(sim);
+            if (bad)
+                fprintf(stderr, "rekey, op %llu failing (%s): %s\n",
+                        (unsigned long long)n, e ? "ENOSPC" : "EIO", bad);
+            CHECK(!bad);
+            bg_sim_free(sim);
+        }
+    }
+    printf("  rekey: %llu operations failed in turn, %d runs reported it\n",
+           (unsigned long long)total, said);
+    CHECK_INT(said, ==, 2 * (int)total); /* no failure swallowed */
+}
+
 static void test_key_file_is_private(void)
 {
     char dir[256];
@@ -812,6 +892,7 @@ int main(void)
     RUN(test_nonces_unique_under_each_key);
     RUN(test_frame_copied_from_another_box_in_place);
     RUN(test_rekey);
+    RUN(test_rekey_under_faults);
     RUN(test_destroyed_key_is_overwritten_first);
     RUN(test_key_file_is_private);
     RUN(test_key_files_and_refusals);
