@@ -101,4 +101,15 @@ refuse 2 "policy file needs" typeids check --policy "$T/bad-policy" "$T"
 printf '[]' >"$T/bad-lock"
 refuse 2 "lock file needs" typeids check --lock "$T/bad-lock" "$T"
 
+# An answer that cannot be written is a failure (exit 3), never a silent 0.
+if [ -w /dev/full ]; then
+  for c in "get --store $S --box b --key k" "dump --store $S --box b" \
+    "stats --store $S" "verify --store $S --box b --json" \
+    "validate --store $S" "queue stats --store $S" "migrate status --store $S" \
+    "typeids check --format json $T" "--version" "--help"; do
+    expect 3 "boxguard $c > /dev/full" -- bash -c "'$BG' $c >/dev/full"
+    check "boxguard $c > /dev/full: says so" -- grep -qF "cannot write to stdout" "$T/err"
+  done
+fi
+
 finish "cli errors"
