@@ -794,14 +794,12 @@ static bg_err check_name(bg_store *s, const char *name)
     return 0;
 }
 
-static bg_err box_path(bg_store *s, const char *name, const char *suffix,
-                       char *out, size_t cap)
+static void box_path(bg_store *s, const char *name, const char *suffix,
+                     char *out, size_t cap)
 {
-    int n = snprintf(out, cap, "%s/%s%s", s->dir, name, suffix);
-    if (n < 0 || (size_t)n >= cap)
-        return bg__store_fail(s, BG_EINVALID, "path of box '%s' too long",
-                              name);
-    return 0;
+    char file[BG_BOX_NAME_MAX + 16];
+    snprintf(file, sizeof file, "%s%s", name, suffix);
+    bg__store_path(s, out, cap, file);
 }
 
 /* Write a new file at tmp holding header + body produced by fill, sync it,
@@ -928,8 +926,8 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
     }
     const bg_vfs *v = s->vfs;
     char path[BG_PATH_MAX], tmp[BG_PATH_MAX];
-    BG_TRY(box_path(s, name, ".box", path, sizeof path));
-    BG_TRY(box_path(s, name, ".box.tmp", tmp, sizeof tmp));
+    box_path(s, name, ".box", path, sizeof path);
+    box_path(s, name, ".box.tmp", tmp, sizeof tmp);
     bg_err err = v->stat(v, path, NULL);
     if (err == BG_ENOTFOUND) {
         if (!(flags & BG_BOX_CREATE))
@@ -1492,7 +1490,7 @@ bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
     BG_TRY(check_writable(b));
     BG_TRY(bg_box_sync(b));
     char tmp[BG_PATH_MAX];
-    BG_TRY(box_path(s, b->name, ".box.tmp", tmp, sizeof tmp));
+    box_path(s, b->name, ".box.tmp", tmp, sizeof tmp);
     uint8_t hdr[BG__BOX_HDR_SIZE];
     bg__box_encode_header(hdr, b->id, b->hflags, 0, b->next_seq + n + 1);
     ext_fill_ctx c = {b, trailer, b->next_seq, offs, flens, n, new_offs};
@@ -1699,7 +1697,7 @@ static bg_err rewrite(bg_box *b, const bg__key *key)
     BG_TRY(check_writable(b));
     BG_TRY(bg_box_sync(b));
     char tmp[BG_PATH_MAX];
-    BG_TRY(box_path(s, b->name, ".box.tmp", tmp, sizeof tmp));
+    box_path(s, b->name, ".box.tmp", tmp, sizeof tmp);
     compact_ctx c = {.b = b, .key = key};
     memcpy(c.id, b->id, 16);
     if (key)
@@ -1770,7 +1768,7 @@ bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
     BG__JSON_SCOPE(&s->alloc);
     BG_TRY(check_name(s, name));
     char path[BG_PATH_MAX];
-    BG_TRY(box_path(s, name, ".box", path, sizeof path));
+    box_path(s, name, ".box", path, sizeof path);
     reader r = {.s = s};
     bg_err err = s->vfs->open(s->vfs, path, BG_OPEN_READ, &r.f);
     if (err)
@@ -1794,7 +1792,7 @@ static bg_err quarantine(bg_store *s, const char *name, reader *r, char *qpath,
 {
     const bg_vfs *v = s->vfs;
     char qdir[BG_PATH_MAX];
-    BG_TRY(bg__store_path(s, qdir, sizeof qdir, "quarantine"));
+    bg__store_path(s, qdir, sizeof qdir, "quarantine");
     bg_err err = v->mkdir(v, qdir);
     if (err && err != BG_EEXISTS)
         return err;
@@ -1878,8 +1876,8 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
         BG_TRY(bg__box_close(open));
     const bg_vfs *v = s->vfs;
     char path[BG_PATH_MAX], tmp[BG_PATH_MAX];
-    BG_TRY(box_path(s, name, ".box", path, sizeof path));
-    BG_TRY(box_path(s, name, ".box.tmp", tmp, sizeof tmp));
+    box_path(s, name, ".box", path, sizeof path);
+    box_path(s, name, ".box.tmp", tmp, sizeof tmp);
     reader r = {.s = s};
     bg_err err = v->open(v, path, BG_OPEN_WRITE, &r.f);
     if (err)

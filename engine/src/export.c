@@ -486,7 +486,8 @@ static int hist_fn(void *arg, const char *key, const char *json, size_t len)
             bg_file *f;
             uint64_t bytes = 0;
             int have =
-                !bg__store_path(c->e->s, path, sizeof path, rel) &&
+                strlen(rel) <= BG__NAME_MAX &&
+                (bg__store_path(c->e->s, path, sizeof path, rel), 1) &&
                 !c->e->s->vfs->open(c->e->s->vfs, path, BG_OPEN_READ, &f);
             if (have) {
                 if (c->e->s->vfs->size(c->e->s->vfs, f, &bytes))

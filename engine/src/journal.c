@@ -40,19 +40,19 @@ static int is_migrate(const cJSON *doc)
     return !strcmp(bg__json_str(doc, "kind"), "migrate");
 }
 
-static bg_err journal_path(bg_store *s, char *out, size_t cap, const char *sfx)
+static void journal_path(bg_store *s, char *out, size_t cap, const char *sfx)
 {
     char name[64];
     snprintf(name, sizeof name, "%s%s", BG__JOURNAL, sfx);
-    return bg__store_path(s, out, cap, name);
+    bg__store_path(s, out, cap, name);
 }
 
-bg_err bg__journal_box_file(bg_store *s, const char *name, const char *stage,
-                            char *out, size_t cap)
+void bg__journal_box_file(bg_store *s, const char *name, const char *stage,
+                          char *out, size_t cap)
 {
     char file[BG_BOX_NAME_MAX + 16];
     snprintf(file, sizeof file, "%s%s.box", name, stage);
-    return bg__store_path(s, out, cap, file);
+    bg__store_path(s, out, cap, file);
 }
 
 bg_err bg__journal_close_box(bg_store *s, const char *name)
@@ -148,7 +148,7 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
 {
     const bg_vfs *v = s->vfs;
     char path[BG_PATH_MAX];
-    BG_TRY(journal_path(s, path, sizeof path, ""));
+    journal_path(s, path, sizeof path, "");
     bg_file *f;
     bg_err err = v->open(v, path, BG_OPEN_READ, &f);
     if (err == BG_ENOTFOUND)
@@ -218,11 +218,10 @@ bg_err bg__journal_write(bg_store *s, cJSON *doc, const char *phase)
     if (!txt)
         return BG_ENOMEM;
     char path[BG_PATH_MAX], tmp[BG_PATH_MAX];
-    bg_err err = journal_path(s, path, sizeof path, "");
-    if (!err)
-        err = journal_path(s, tmp, sizeof tmp, ".tmp");
-    if (!err)
-        err = bg__store_write_file(s, tmp, path, s->dir, txt, strlen(txt), 0);
+    journal_path(s, path, sizeof path, "");
+    journal_path(s, tmp, sizeof tmp, ".tmp");
+    bg_err err =
+        bg__store_write_file(s, tmp, path, s->dir, txt, strlen(txt), 0);
     cJSON_free(txt);
     if (err)
         return bg__store_fail(s, err, "cannot write %s (phase %s)", BG__JOURNAL,
@@ -233,7 +232,7 @@ bg_err bg__journal_write(bg_store *s, cJSON *doc, const char *phase)
 static bg_err journal_remove(bg_store *s)
 {
     char path[BG_PATH_MAX];
-    BG_TRY(journal_path(s, path, sizeof path, ""));
+    journal_path(s, path, sizeof path, "");
     bg_err err = s->vfs->unlink(s->vfs, path);
     if (!err || err == BG_ENOTFOUND)
         err = s->vfs->sync_dir(s->vfs, s->dir);
@@ -309,8 +308,8 @@ bg_err bg__journal_abort(bg_store *s, cJSON *doc, const char *reason)
     {
         char path[BG_PATH_MAX];
         BG_TRY(bg__journal_close_box(s, b->valuestring));
-        BG_TRY(bg__journal_box_file(s, b->valuestring, BG__STAGE_MIG, path,
-                                    sizeof path));
+        bg__journal_box_file(s, b->valuestring, BG__STAGE_MIG, path,
+                             sizeof path);
         bg_err err = v->unlink(v, path);
         if (err && err != BG_ENOTFOUND)
             return bg__store_fail(s, err, "cannot remove '%s'", path);
@@ -333,13 +332,13 @@ bg_err bg__journal_finish(bg_store *s, cJSON *doc)
         const char *stage = migrate ? BG__STAGE_MIG : BG__STAGE_RB;
         char path[BG_PATH_MAX], staged[BG_PATH_MAX];
         BG_TRY(bg__journal_close_box(s, name));
-        BG_TRY(bg__journal_box_file(s, name, "", path, sizeof path));
-        BG_TRY(bg__journal_box_file(s, name, stage, staged, sizeof staged));
+        bg__journal_box_file(s, name, "", path, sizeof path);
+        bg__journal_box_file(s, name, stage, staged, sizeof staged);
         if (!migrate) {
             char backup[BG_PATH_MAX], rel[BG_PATH_MAX];
             snprintf(rel, sizeof rel, "%s/%s.box", bg__json_str(doc, "backup"),
                      name);
-            BG_TRY(bg__store_path(s, backup, sizeof backup, rel));
+            bg__store_path(s, backup, sizeof backup, rel);
             BG_TRY(bg__store_copy_file(s, backup, staged));
         }
         /* A staged file that is gone was renamed by an earlier attempt. */

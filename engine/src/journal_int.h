@@ -39,9 +39,8 @@ int bg__journal_id_ok(const char *id);
 
 /* The file of box name, or of its staged copy (stage "" for the box, or
  * BG__STAGE_MIG, BG__STAGE_RB). */
-BG_MUST_CHECK bg_err bg__journal_box_file(bg_store *s, const char *name,
-                                          const char *stage, char *out,
-                                          size_t cap);
+void bg__journal_box_file(bg_store *s, const char *name, const char *stage,
+                          char *out, size_t cap);
 
 /* Close any open handle of box name and of its staged copies: their files
  * are about to be replaced. */

@@ -25,17 +25,18 @@ uint32_t bg__key_id(const unsigned char *k)
     return id ? id : 1;
 }
 
-static bg_err keys_dir(bg_store *s, char *out, size_t cap)
+static void keys_dir(bg_store *s, char *out, size_t cap)
 {
-    return bg__store_path(s, out, cap, BG__KEYS_DIR);
+    bg__store_path(s, out, cap, BG__KEYS_DIR);
 }
 
-static bg_err key_path(bg_store *s, uint32_t gen, const char *suffix, char *out,
-                       size_t cap)
+static void key_path(bg_store *s, uint32_t gen, const char *suffix, char *out,
+                     size_t cap)
 {
-    int n = snprintf(out, cap, "%s/%s/%u.key%s", s->dir, BG__KEYS_DIR,
-                     (unsigned)gen, suffix);
-    return n < 0 || (size_t)n >= cap ? BG_EINVALID : 0;
+    char file[64];
+    snprintf(file, sizeof file, "%s/%u.key%s", BG__KEYS_DIR, (unsigned)gen,
+             suffix);
+    bg__store_path(s, out, cap, file);
 }
 
 /* Insert keeping generation order; takes ownership of k. */
@@ -85,7 +86,7 @@ bg_err bg__keys_load(bg_store *s)
     if (sodium_init() < 0)
         return bg__store_fail(s, BG_EIO, "libsodium failed to initialise");
     char dir[BG_PATH_MAX];
-    BG_TRY(keys_dir(s, dir, sizeof dir));
+    keys_dir(s, dir, sizeof dir);
     gens g = {.n = 0};
     bg_err err = s->vfs->list(s->vfs, dir, collect_gen, &g);
     if (err == BG_ENOTFOUND) {
@@ -96,7 +97,7 @@ bg_err bg__keys_load(bg_store *s)
         return bg__store_fail(s, err, "cannot list '%s'", dir);
     for (size_t i = 0; i < g.n; i++) {
         char path[BG_PATH_MAX];
-        BG_TRY(key_path(s, g.v[i], "", path, sizeof path));
+        key_path(s, g.v[i], "", path, sizeof path);
         bg_file *f;
         err = s->vfs->open(s->vfs, path, BG_OPEN_READ, &f);
         if (err)
@@ -144,9 +145,9 @@ bg_err bg__keys_create(bg_store *s, const bg__key **out)
         return bg__store_fail(s, BG_ESTATE, "store opened read-only");
     char dir[BG_PATH_MAX], tmp[BG_PATH_MAX], path[BG_PATH_MAX];
     uint32_t gen = s->nkeys ? s->keys[s->nkeys - 1].gen + 1 : 1;
-    BG_TRY(keys_dir(s, dir, sizeof dir));
-    BG_TRY(key_path(s, gen, ".tmp", tmp, sizeof tmp));
-    BG_TRY(key_path(s, gen, "", path, sizeof path));
+    keys_dir(s, dir, sizeof dir);
+    key_path(s, gen, ".tmp", tmp, sizeof tmp);
+    key_path(s, gen, "", path, sizeof path);
     bg_err err = v->mkdir(v, dir);
     if (!err)
         err = v->sync_dir(v, s->dir);
@@ -178,8 +179,8 @@ bg_err bg__keys_destroy(bg_store *s, uint32_t id)
     if (i == s->nkeys)
         return BG_ENOTFOUND;
     char dir[BG_PATH_MAX], path[BG_PATH_MAX];
-    BG_TRY(keys_dir(s, dir, sizeof dir));
-    BG_TRY(key_path(s, s->keys[i].gen, "", path, sizeof path));
+    keys_dir(s, dir, sizeof dir);
+    key_path(s, s->keys[i].gen, "", path, sizeof path);
     static const unsigned char zeros[BG__KEY_BYTES];
     bg_file *f = NULL;
     bg_err err = v->open(v, path, BG_OPEN_WRITE, &f);

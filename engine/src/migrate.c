@@ -756,14 +756,14 @@ static uint64_t box_records(bg_box *b)
 static bg_err step_backup(bg_store *s, const bg_migration *m, const char *rel)
 {
     char dir[BG_PATH_MAX];
-    BG_TRY(bg__store_path(s, dir, sizeof dir, BG__BACKUPS_DIR));
+    bg__store_path(s, dir, sizeof dir, BG__BACKUPS_DIR);
     BG_TRY(bg__store_mkdir(s, dir));
-    BG_TRY(bg__store_path(s, dir, sizeof dir, rel));
+    bg__store_path(s, dir, sizeof dir, rel);
     BG_TRY(bg__store_mkdir(s, dir));
     for (size_t i = 0; i < m->nboxes; i++) {
         char from[BG_PATH_MAX], to[BG_PATH_MAX], file[BG_BOX_NAME_MAX + 8];
         snprintf(file, sizeof file, "%s.box", m->boxes[i]);
-        BG_TRY(bg__store_path(s, from, sizeof from, file));
+        bg__store_path(s, from, sizeof from, file);
         if (snprintf(to, sizeof to, "%s/%s", dir, file) >= (int)sizeof to)
             return BG_EINVALID;
         BG_TRY(bg__store_copy_file(s, from, to));
@@ -799,8 +799,7 @@ static bg_err step_migrate(run_ctx *c)
     for (size_t i = 0; i < m->nboxes; i++) {
         c->box = m->boxes[i];
         char path[BG_PATH_MAX];
-        BG_TRY(
-            bg__journal_box_file(s, c->box, BG__STAGE_MIG, path, sizeof path));
+        bg__journal_box_file(s, c->box, BG__STAGE_MIG, path, sizeof path);
         bg_err err = s->vfs->unlink(s->vfs, path);
         if (err && err != BG_ENOTFOUND)
             return bg__store_fail(s, err, "cannot remove '%s'", path);

@@ -64,9 +64,18 @@ int64_t bg__store_now_ms(bg_store *s);
 bg_err bg__store_fail(bg_store *s, bg_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* path = dir + "/" + name; BG_EINVALID when too long. */
-BG_MUST_CHECK bg_err bg__store_path(const bg_store *s, char *out, size_t cap,
-                                    const char *name);
+/* The longest name below the store's directory that the engine makes or
+ * opens: a box's staged or temporary file, a key file, the journal,
+ * backups/<id>/<box>.box, a directory entry (at most NAME_MAX). The store's
+ * directory is shorter than BG_PATH_MAX - BG__NAME_MAX - 1 (refused at
+ * open), so each of these paths fits in BG_PATH_MAX bytes: building one
+ * cannot fail. */
+#define BG__NAME_MAX 255
+
+/* out = dir + "/" + name, for a name of at most BG__NAME_MAX bytes into
+ * cap >= BG_PATH_MAX bytes. Anything else is a bug in the caller, which
+ * stops the process rather than open the wrong file. */
+void bg__store_path(const bg_store *s, char *out, size_t cap, const char *name);
 /* Whether the store holds file name (a path relative to its directory):
  * *yes 1 or 0. Any error but "not there" is returned, with the detail: a
  * check that could not look must not pass as one that found nothing. */
