@@ -514,6 +514,75 @@ static void test_io_error_at_every_store_operation(void)
     CHECK_INT(said, ==, 2 * (int)total); /* no failure swallowed */
 }
 
+/* Field columns of every shape: names that clash with the fixed columns
+ * get a prefix, a quote in a name is escaped, a field two adapters share
+ * is one column, numbers past 64 bits are reals, a record without a field
+ * has NULL there. A database that is not one, or in a directory that does
+ * not exist, is refused with SQLite's reason. */
+static void test_column_shapes_and_bad_databases(void)
+{
+    bg_sim_free(sim);
+    sim = bg_sim_new(12);
+    snprintf(db, sizeof db, "%s/export.db", dir);
+    unlink(db);
+    const char *manifest =
+        "{\"adapters\":[{\"typeId\":5,\"name\":\"A\",\"version\":1,"
+        "\"fields\":[{\"name\":\"key\",\"type\":\"string\"},"
+        "{\"name\":\"type_id\",\"type\":\"integer\"},"
+        "{\"name\":\"seq\",\"type\":\"integer\"},"
+        "{\"name\":\"json\",\"type\":\"string\"},"
+        "{\"name\":\"q\\\"uote\",\"type\":\"integer\"},"
+        "{\"name\":\"n\",\"type\":\"number\"}]},"
+        "{\"typeId\":6,\"name\":\"B\",\"version\":1,"
+        "\"fields\":[{\"name\":\"n\",\"type\":\"number\"},"
+        "{\"name\":\"m\",\"type\":\"number\"}]}]}";
+    bg_registry *r;
+    CHECK_OK(mf_registry(manifest, &r));
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.registry = r;
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "shapes", BG_BOX_CREATE, &b));
+    const char *r1 = "{\"key\":\"kk\",\"type_id\":1,\"seq\":2,\"json\":\"j\","
+                     "\"q\\\"uote\":7,\"n\":1e19}";
+    const char *r2 = "{\"n\":-2.5,\"m\":-1e19}";
+    const char *r3 = "{}";
+    CHECK_OK(bg_box_put(b, "r1", 2, 5, r1, strlen(r1)));
+    CHECK_OK(bg_box_put(b, "r2", 2, 6, r2, strlen(r2)));
+    CHECK_OK(bg_box_put(b, "r3", 2, 5, r3, strlen(r3)));
+    bg_export_report rep;
+    CHECK_OK(bg_export_sqlite(s, db, NULL, &rep));
+    CHECK_INT(query("SELECT COUNT(*) FROM box_shapes WHERE key = 'r1' AND "
+                    "field_key = 'kk' AND field_type_id = 1 AND field_seq = 2 "
+                    "AND field_json = 'j' AND \"q\"\"uote\" = 7 AND "
+                    "typeof(n) = 'real' AND n > 9e18"),
+              ==, 1);
+    CHECK_INT(query("SELECT COUNT(*) FROM box_shapes WHERE key = 'r2' AND "
+                    "n = -2.5 AND typeof(m) = 'real' AND m < -9e18"),
+              ==, 1);
+    CHECK_INT(query("SELECT COUNT(*) FROM box_shapes WHERE key = 'r3' AND "
+                    "n IS NULL AND m IS NULL AND field_key IS NULL"),
+              ==, 1);
+    /* Not a database; a directory that is not there. */
+    char bad[700];
+    snprintf(bad, sizeof bad, "%s/not-a-db", dir);
+    FILE *f = fopen(bad, "w");
+    CHECK(f != NULL);
+    fputs("this is not an SQLite database, only text that goes on for a "
+          "while to fill the header that SQLite reads first\n",
+          f);
+    fclose(f);
+    CHECK(bg_export_sqlite(s, bad, NULL, &rep) != 0);
+    CHECK_CONTAINS(bg_store_detail(s), "not a database");
+    unlink(bad);
+    snprintf(bad, sizeof bad, "%s/none/x.db", dir);
+    CHECK(bg_export_sqlite(s, bad, NULL, &rep) != 0);
+    CHECK_CONTAINS(bg_store_detail(s), "x.db");
+    CHECK_OK(bg_store_close(s));
+    bg_registry_free(r);
+}
+
 /* The store's migration history and backups come along. */
 static void test_history_and_backups(void)
 {
@@ -575,6 +644,7 @@ int main(void)
     RUN(test_history_and_backups);
     RUN(test_allocation_failure_at_every_allocation);
     RUN(test_io_error_at_every_store_operation);
+    RUN(test_column_shapes_and_bad_databases);
     RUN(test_typed_columns_damage_and_a_busy_database);
     RUN(test_pending_migration_refused);
     bg_sim_free(sim);

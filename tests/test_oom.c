@@ -16,6 +16,7 @@
 #include "boxguard/migrate.h"
 #include "boxguard/typeids.h"
 #include "boxguard/types.h"
+#include "boxguard/validate.h"
 #include "check.h"
 #include "migrate_fixture.h"
 #include "tempdir.h"
@@ -239,10 +240,53 @@ static void test_typeids(void)
     CHECK(system(cmd) == 0);
 }
 
+/* ---- validation of a store opened without an allocator ------------- */
+
+static bg_sim *vsim;
+static bg_registry *vreg;
+static bg_validation want_v;
+static int have_want;
+
+/* Validate, and say BG_EINVALID when the verdict differs from the one with
+ * memory to spare: running out of memory is never a finding. */
+static bg_err validate_store(void)
+{
+    bg_validate_opts o = {bg_sim_vfs(vsim), vreg, 2};
+    bg_validation v;
+    bg_err err = bg_validate("s", &o, &v);
+    if (err)
+        return err;
+    if (!have_want) {
+        want_v = v;
+        have_want = 1;
+        return 0;
+    }
+    if (v.status != want_v.status || v.nfindings != want_v.nfindings ||
+        v.stored_version != want_v.stored_version)
+        return BG_EINVALID;
+    for (size_t i = 0; i < v.nfindings; i++)
+        if (strcmp(v.findings[i].code, want_v.findings[i].code))
+            return BG_EINVALID;
+    return 0;
+}
+
+static void test_validate(void)
+{
+    vsim = bg_sim_new(3);
+    CHECK_OK(mf_setup(vsim, 4, 1));
+    CHECK_OK(mf_registry(MF_ADAPTERS_V2, &vreg));
+    CHECK_OK(validate_store());
+    CHECK(want_v.nfindings >= 1); /* the code is ahead of the store */
+    EVERY_ALLOCATION("validate", validate_store());
+    bg_registry_free(vreg);
+    bg_sim_free(vsim);
+}
+
 int main(void)
 {
     RUN(test_plans);
     RUN(test_registries);
     RUN(test_typeids);
+    RUN(test_validate);
     return CHECK_DONE();
 }

@@ -5,6 +5,7 @@
  */
 #include "testutil.h"
 
+#include "alloc_int.h"
 #include "box_int.h"
 #include "store_int.h"
 
@@ -145,9 +146,65 @@ static void test_moved_adapter_is_refused(void)
     bg_sim_free(sim);
 }
 
+/* The allocation helpers: a zero-byte request is one byte (never NULL for
+ * success), through the hook or the C library; growth that would overflow
+ * is BG_ENOMEM and leaves the array as it was. */
+static size_t asked;
+static void *count_malloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    asked = n;
+    return malloc(n);
+}
+static void *count_realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    asked = n;
+    return realloc(p, n);
+}
+static void count_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+static void test_allocation_helpers(void)
+{
+    bg_allocator hook = {count_malloc, count_realloc, count_free, NULL};
+    const bg_allocator *as[] = {NULL, &(bg_allocator){0}, &hook};
+    for (int i = 0; i < 3; i++) {
+        asked = 0;
+        void *p = bg__alloc_malloc(as[i], 0);
+        CHECK(p != NULL);
+        CHECK_INT(asked, ==, i == 2 ? 1 : 0);
+        p = bg__alloc_realloc(as[i], p, 0);
+        CHECK(p != NULL);
+        bg__alloc_free(as[i], p);
+        bg__alloc_free(as[i], NULL);
+    }
+    char *arr = NULL;
+    size_t cap = 0;
+    CHECK_OK(bg__alloc_grow(&hook, &arr, 0, &cap, 1, 4));
+    CHECK_INT(cap, ==, 4);
+    CHECK_OK(bg__alloc_grow(&hook, &arr, 3, &cap, 1, 4)); /* room already */
+    CHECK_INT(cap, ==, 4);
+    CHECK_OK(bg__alloc_grow(&hook, &arr, 4, &cap, 1, 4));
+    CHECK_INT(cap, ==, 8);
+    char *before = arr;
+    size_t big = SIZE_MAX / 2 + 1;
+    CHECK_ERR(bg__alloc_grow(&hook, &arr, big, &big, 1, 4), BG_ENOMEM);
+    size_t huge = 8;
+    CHECK_ERR(bg__alloc_grow(&hook, &arr, 8, &huge, SIZE_MAX / 8, 4),
+              BG_ENOMEM);
+    CHECK(arr == before);
+    CHECK_INT(huge, ==, 8);
+    bg__alloc_free(&hook, arr);
+}
+
 int main(void)
 {
     RUN(test_open_refuses_bad_options);
+    RUN(test_allocation_helpers);
     RUN(test_path_that_is_a_file_and_trailing_slashes);
     RUN(test_progress_hook);
     RUN(test_unreadable_schema_lock);
