@@ -402,7 +402,7 @@ static void test_every_refusal(void)
     /* by path */
     CHECK_ERR(v->open(v, "d", BG_OPEN_READ, &old), BG_EINVALID);
     CHECK_ERR(v->open(v, "", BG_OPEN_READ, &old), BG_ENOTFOUND);
-    CHECK_ERR(v->rename(v, "d/f", "g"), BG_EINVALID); /* across dirs */
+    CHECK_ERR(v->rename(v, "d/f", "g"), BG_EINVALID);     /* across dirs */
     CHECK_ERR(v->rename(v, "d/f", "d/sub"), BG_EINVALID); /* onto a dir */
     CHECK_ERR(v->unlink(v, "d/sub"), BG_EINVALID);
     CHECK_ERR(v->mkdir(v, ""), BG_EEXISTS);
