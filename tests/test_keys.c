@@ -507,6 +507,97 @@ static void test_rekey_under_faults(void)
     CHECK_INT(said, ==, 2 * (int)total); /* no failure swallowed */
 }
 
+/* Files in keys/ the store did not make (names that are not a
+ * generation, a leftover temporary file, a file of the wrong length) are
+ * passed over and left byte for byte as they were; sealing, opening and
+ * rekeying go on. */
+static void test_foreign_files_in_the_keys_directory(void)
+{
+    bg_sim *sim = bg_sim_new(21);
+    make_two_boxes(sim);
+    static const char *names[] = {"s/keys/0.key",           "s/keys/abc",
+                                  "s/keys/99999999999.key", "s/keys/3.key.tmp",
+                                  "s/keys/4.txt",           "s/keys/5.key"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        CHECK_OK(
+            bg_sim_write_file(sim, names[i], (const uint8_t *)"not a key", 9));
+    bg_store *s;
+    bg_box *a, *b;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "a", 0, &a));
+    CHECK(tu_has(a, "k1", "{\"v\":\"one\"}"));
+    bg_rekey_report rep;
+    CHECK_OK(bg_store_rekey(s, &rep));
+    CHECK_OK(bg_box_open(s, "a", 0, &a));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK(tu_has(a, "k2", "{\"v\":\"two\"}"));
+    CHECK(tu_has(b, "k1", "{\"v\":\"BBB\"}"));
+    CHECK_OK(bg_store_close(s));
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        uint8_t *p;
+        size_t n;
+        if (!strcmp(names[i], "s/keys/3.key.tmp"))
+            continue; /* a leftover temporary file is the store's own */
+        CHECK_OK(bg_sim_read_file(sim, names[i], &p, &n));
+        CHECK(n == 9 && !memcmp(p, "not a key", 9));
+        free(p);
+    }
+    bg_sim_free(sim);
+}
+
+/* Every allocation of a workload on sealed boxes (opening with its keys,
+ * sealing, reading, a rekey that reseals) fails in turn: each call
+ * succeeds or says BG_ENOMEM, nothing leaks, and every acknowledged record
+ * reads back after. */
+static void test_allocation_failure_with_keys(void)
+{
+    long runs = 0;
+    for (long fail = 1;; fail++) {
+        bg_sim *sim = bg_sim_new(22);
+        make_two_boxes(sim);
+        tu_alloc al = {.fail_at = fail};
+        bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+        o.alloc = (bg_allocator){tu_malloc, tu_realloc, tu_free, &al};
+        bg_store *s;
+        bg_box *a;
+        bg_rekey_report rep;
+        int put = 0;
+        bg_err err = bg_store_open("s", &o, &s);
+        if (!err) {
+            err = bg_box_open(s, "a", 0, &a);
+            if (!err && !(err = tu_put(a, "k9", "{\"v\":\"new\"}")))
+                put = 1;
+            if (!err)
+                err = bg_store_rekey(s, &rep);
+            bg_err cerr = bg_store_close(s);
+            if (!err)
+                err = cerr;
+        }
+        if (al.live || (err && err != BG_ENOMEM))
+            fprintf(stderr, "keys, allocation %ld: %s, %ld left\n", fail,
+                    bg_err_name(err), al.live);
+        CHECK_INT(al.live, ==, 0);
+        CHECK(!err || err == BG_ENOMEM);
+        const char *bad = rekey_check(sim);
+        if (!bad && put) {
+            CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+            CHECK_OK(bg_box_open(s, "a", 0, &a));
+            if (!tu_has(a, "k9", "{\"v\":\"new\"}"))
+                bad = "an acknowledged put is gone";
+            (void)bg_store_close(s);
+        }
+        if (bad)
+            fprintf(stderr, "keys, allocation %ld: %s\n", fail, bad);
+        CHECK(!bad);
+        bg_sim_free(sim);
+        runs++;
+        if (!err && al.n < fail)
+            break;
+    }
+    printf("  keys: %ld allocations failed in turn\n", runs - 1);
+    CHECK_INT(runs, >, 20);
+}
+
 static void test_key_file_is_private(void)
 {
     char dir[256];
@@ -893,6 +984,8 @@ int main(void)
     RUN(test_frame_copied_from_another_box_in_place);
     RUN(test_rekey);
     RUN(test_rekey_under_faults);
+    RUN(test_foreign_files_in_the_keys_directory);
+    RUN(test_allocation_failure_with_keys);
     RUN(test_destroyed_key_is_overwritten_first);
     RUN(test_key_file_is_private);
     RUN(test_key_files_and_refusals);
