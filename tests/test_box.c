@@ -621,6 +621,55 @@ static void test_read_only_and_owned_refusals(void)
     bg_sim_free(sim);
 }
 
+/* Arguments at their edges, each refused with its code and nothing
+ * written: names that are not box names, an empty key, an empty batch, a
+ * read-only store's writes (a sync there has nothing to do). */
+static void test_arguments_at_their_edges(void)
+{
+    bg_sim *sim = bg_sim_new(36);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "b", BG_BOX_CREATE, &s, &b));
+    CHECK_OK(tu_put(b, "k", "1"));
+    uint64_t changes = bg_sim_get_stats(sim).changes;
+    char long_name[BG_BOX_NAME_MAX + 2];
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    const char *bad[] = {NULL, "", "has space", "dot.", long_name};
+    bg_box *x;
+    bg_box_report rep;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_ERR(bg_box_open(s, bad[i], BG_BOX_CREATE, &x), BG_EINVALID);
+        if (bad[i]) {
+            CHECK_ERR(bg_box_verify(s, bad[i], &rep), BG_EINVALID);
+            CHECK_ERR(bg_box_recover(s, bad[i], &rep), BG_EINVALID);
+        }
+    }
+    uint32_t t;
+    char *v;
+    size_t n;
+    CHECK_ERR(bg_box_get(b, "", 0, &t, &v, &n), BG_ENOTFOUND);
+    CHECK_ERR(bg_box_del(b, "", 0), BG_EINVALID);
+    CHECK_OK(bg_box_write_batch(b, NULL, 0));
+    CHECK_OK(bg_box_sync(b)); /* nothing pending */
+    CHECK_INT(bg_sim_get_stats(sim).changes, ==, changes);
+    CHECK_OK(bg_store_close(s));
+    bg_store_opts ro = tu_opts(sim, BG_DURABILITY_GROUP);
+    ro.read_only = 1;
+    CHECK_OK(bg_store_open("s", &ro, &s));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_ERR(bg_box_del(b, "k", 1), BG_ESTATE);
+    bg_write w = {0, "k", 1, 0, "2", 1};
+    CHECK_ERR(bg_box_write_batch(b, &w, 1), BG_ESTATE);
+    CHECK_ERR(bg_box_compact(b), BG_ESTATE);
+    CHECK_OK(bg_box_sync(b));
+    CHECK_OK(bg_store_sync(s));
+    CHECK_INT(bg_sim_get_stats(sim).changes, ==, changes);
+    CHECK(tu_has(b, "k", "1"));
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
 static void test_allocation_failures(void)
 {
     /* Fail every allocation of a workload in turn: each run either succeeds
@@ -700,6 +749,7 @@ int main(void)
     RUN(test_reserved_box_refuses_user_writes);
     RUN(test_failed_group_sync_stops_the_box);
     RUN(test_read_only_and_owned_refusals);
+    RUN(test_arguments_at_their_edges);
     RUN(test_allocation_failures);
     RUN(test_store_lists_boxes);
     return CHECK_DONE();
