@@ -5,6 +5,8 @@
  */
 #include "testutil.h"
 
+#include "boxguard/migrate.h"
+
 #include "alloc_int.h"
 #include "box_int.h"
 #include "store_int.h"
@@ -119,6 +121,78 @@ static void test_unreadable_schema_lock(void)
     bg_sim_free(sim);
 }
 
+/* A schema version that is not a whole number from 1 to 2^32-1 is an
+ * unreadable one, never taken for some other version. */
+static void test_unreadable_schema_version(void)
+{
+    const char *bad[] = {"{\"version\":0}",
+                         "{\"version\":1.5}",
+                         "{\"version\":4294967296}",
+                         "{\"version\":\"2\"}",
+                         "{}",
+                         "[2]"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        bg_sim *sim = bg_sim_new(4);
+        bg_store *s;
+        bg_box *meta;
+        CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+        CHECK_OK(bg_box_open(s, BG__META_BOX, BG_BOX_CREATE, &meta));
+        CHECK_OK(bg__box_put_internal(meta, "schema_version", bad[i],
+                                      strlen(bad[i])));
+        bg_migrate_status st;
+        CHECK_ERR(bg_migrate_get_status(s, &st), BG_ECORRUPT);
+        CHECK_CONTAINS(bg_store_detail(s), "schema version in meta.box is "
+                                           "unreadable");
+        CHECK_OK(bg_store_close(s));
+        bg_sim_free(sim);
+    }
+}
+
+/* Files in the store's directory that are not boxes are not listed; a
+ * leftover temporary file is removed by a writable open, anything else is
+ * left as it was. A listing stops when its callback says so. */
+static int count_boxes(void *arg, const char *name)
+{
+    (void)name;
+    return ++*(int *)arg == 2; /* stop after the second */
+}
+
+static void test_foreign_files_in_the_store(void)
+{
+    bg_sim *sim = bg_sim_new(5);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "a", BG_BOX_CREATE, &s, &b));
+    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+    CHECK_OK(bg_box_open(s, "c", BG_BOX_CREATE, &b));
+    CHECK_OK(bg_store_close(s));
+    const char *kept[] = {
+        "s/abc",
+        "s/.box",
+        "s/x.bo",
+        "s/a b.box",
+        "s/notes.txt",
+        "s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaa.box"};
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+        CHECK_OK(bg_sim_write_file(sim, kept[i], (const uint8_t *)"x", 1));
+    CHECK_OK(bg_sim_write_file(sim, "s/a.box.tmp", (const uint8_t *)"x", 1));
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    int n = 0;
+    CHECK_OK(bg_store_list_boxes(s, count_boxes, &n));
+    CHECK_INT(n, ==, 2);
+    CHECK_OK(bg_store_close(s));
+    uint8_t *p;
+    size_t len;
+    CHECK_ERR(bg_sim_read_file(sim, "s/a.box.tmp", &p, &len), BG_ENOTFOUND);
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) {
+        CHECK_OK(bg_sim_read_file(sim, kept[i], &p, &len));
+        CHECK(len == 1 && p[0] == 'x');
+        free(p);
+    }
+    bg_sim_free(sim);
+}
+
 /* A name the lock knows on one typeId registered by the code on another:
  * the open refuses it, naming the move. */
 static void test_moved_adapter_is_refused(void)
@@ -208,6 +282,8 @@ int main(void)
     RUN(test_path_that_is_a_file_and_trailing_slashes);
     RUN(test_progress_hook);
     RUN(test_unreadable_schema_lock);
+    RUN(test_unreadable_schema_version);
+    RUN(test_foreign_files_in_the_store);
     RUN(test_moved_adapter_is_refused);
     return CHECK_DONE();
 }
