@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include "boxguard/migrate.h"
+#include "boxguard/validate.h"
 
 #include "alloc_int.h"
 #include "box_int.h"
@@ -29,14 +30,33 @@ static void test_open_refuses_bad_options(void)
     tu_alloc a = {0};
     half.alloc = (bg_allocator){tu_malloc, NULL, tu_free, &a};
     CHECK_ERR(bg_store_open("s", &half, &s), BG_EINVALID);
+    half.alloc = (bg_allocator){tu_malloc, tu_realloc, NULL, &a};
+    CHECK_ERR(bg_store_open("s", &half, &s), BG_EINVALID);
+    half.alloc = (bg_allocator){NULL, tu_realloc, tu_free, &a};
+    CHECK_ERR(bg_store_open("s", &half, &s), BG_EINVALID);
     /* Nothing was made by any of them. */
     uint8_t *f;
     size_t n;
     CHECK_OK(bg_sim_write_file(sim, "probe", (const uint8_t *)"x", 1));
     CHECK_ERR(bg_sim_read_file(sim, "s/store.lock", &f, &n), BG_ENOTFOUND);
+    /* The directory's length at its edge: the longest that leaves room
+     * for every name below it, and one more. */
+    size_t edge = BG_PATH_MAX - BG__NAME_MAX - 2;
+    memset(longdir, 'd', edge + 1);
+    longdir[edge + 1] = '\0';
+    CHECK_ERR(bg_store_open(longdir, &o, &s), BG_EINVALID);
+    longdir[edge] = '\0';
+    CHECK_OK(bg_store_open(longdir, &o, &s));
+    bg_box *b;
+    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE | BG_BOX_ENCRYPT, &b));
+    CHECK_OK(tu_put(b, "k", "1"));
+    CHECK_OK(bg_store_close(s));
     /* Without options: the real disk, no create. */
     CHECK_ERR(bg_store_open("/nonexistent/boxguard/store", NULL, &s),
               BG_ENOTFOUND);
+    bg_validation v;
+    CHECK_OK(bg_validate("/nonexistent/boxguard/store", NULL, &v));
+    CHECK_INT(v.status, ==, BG_BLOCKED);
     bg_sim_free(sim);
 }
 
