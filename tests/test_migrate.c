@@ -459,6 +459,27 @@ static void test_edited_journal_is_refused_whole(void)
         {"\"boxes\":[\"users\"]", "\"boxes\":[\"nobody\"]"},
         {"\"backup\":\"backups/user-email\"", "\"backup\":\"backups/other\""},
         {"\"format\":1", "\"format\":2"},
+        /* one row for each thing the reader checks before it acts */
+        {"\"kind\":\"migrate\"", "\"kind\":\"erase\""},
+        {"\"kind\":\"migrate\"", "\"kind\":3"},
+        {"\"phase\":\"verified\"", "\"phase\":\"half-done\""},
+        {"\"phase\":\"verified\"", "\"phase\":null"},
+        {"\"id\":\"user-email\"", "\"id\":\"../user-email\""},
+        {"\"from\":1", "\"from\":0"},
+        {"\"to\":2", "\"to\":1"},
+        {"\"to\":2", "\"to\":4294967296"},
+        {"\"version\":2", "\"version\":0"},
+        {"\"version\":2", "\"version\":4294967296"},
+        {"\"started_at\":1", "\"started_at\":-1"},
+        {"\"backup\":\"backups/user-email\"", "\"backup\":7"},
+        {"\"audit_key\":\"k-1\"", "\"audit_key\":\"\""},
+        {"\"audit_key\":\"k-1\"", "\"audit_key\":null"},
+        {"\"boxes\":[\"users\"]", "\"boxes\":[]"},
+        {"\"boxes\":[\"users\"]", "\"boxes\":\"users\""},
+        {"\"boxes\":[\"users\"]", "\"boxes\":[5]"},
+        {"\"boxes\":[\"users\"]", "\"boxes\":[\"no such!\"]"},
+        {"\"records\":4}", "\"records\":4,\"lock\":5}"},
+        {"\"records\":4}", "\"records\":4,\"old_lock\":{\"adapters\":1}}"},
     };
     for (size_t e = 0; e < sizeof edits / sizeof *edits; e++) {
         fresh(4, 0);
