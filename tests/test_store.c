@@ -186,14 +186,12 @@ static void test_foreign_files_in_the_store(void)
     CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
     CHECK_OK(bg_box_open(s, "c", BG_BOX_CREATE, &b));
     CHECK_OK(bg_store_close(s));
-    const char *kept[] = {
-        "s/abc",
-        "s/.box",
-        "s/x.bo",
-        "s/a b.box",
-        "s/notes.txt",
-        "s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-        "aaaaaaaaaaaaaaaaa.box"};
+    char longbox[2 + BG_BOX_NAME_MAX + 1 + 5]; /* a name of 65 */
+    memset(longbox, 'a', sizeof longbox);
+    memcpy(longbox, "s/", 2);
+    memcpy(longbox + sizeof longbox - 5, ".box", 5);
+    const char *kept[] = {"s/abc",     "s/.box",      "s/x.bo",
+                          "s/a b.box", "s/notes.txt", longbox};
     for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
         CHECK_OK(bg_sim_write_file(sim, kept[i], (const uint8_t *)"x", 1));
     CHECK_OK(bg_sim_write_file(sim, "s/a.box.tmp", (const uint8_t *)"x", 1));
