@@ -214,7 +214,8 @@ static bg_err bind_field(sqlite3_stmt *st, int i, const cJSON *v)
         sqlite3_bind_int(st, i, cJSON_IsTrue(v));
     } else if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (d == (double)(int64_t)d && d < 9.2e18 && d > -9.2e18)
+        /* In range before the cast: a cast out of range is undefined. */
+        if (d < 9.2e18 && d > -9.2e18 && d == (double)(int64_t)d)
             sqlite3_bind_int64(st, i, (sqlite3_int64)d);
         else
             sqlite3_bind_double(st, i, d);

@@ -117,8 +117,8 @@ static cJSON *convert(const plan_op *op, const cJSON *v, char *why, size_t cap)
             break;
         }
         if (op->to_json == BG_JSON_INTEGER &&
-            (d != (double)(int64_t)d || d > 9007199254740992.0 ||
-             d < -9007199254740992.0))
+            (d > 9007199254740992.0 || d < -9007199254740992.0 ||
+             d != (double)(int64_t)d)) /* range first: see the cast */
             break;
         return cJSON_CreateNumber(d);
     case CONV_TRUNCATE:

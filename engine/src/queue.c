@@ -269,6 +269,19 @@ static char *qdup(bg_store *s, const char *p, size_t n)
     return d;
 }
 
+/* A JSON number as a value of the type it fills, held in range first: a
+ * cast of a double out of range is undefined behaviour, and an envelope is
+ * text from disk. */
+static double clamp_range(double d, double lo, double hi)
+{
+    return d < lo ? lo : d > hi ? hi : d;
+}
+
+static int64_t clamp_i64(double d)
+{
+    return (int64_t)clamp_range(d, -9.2e18, 9.2e18);
+}
+
 /* Parse an envelope; the payload stays a span of text. Returns 0,
  * BG_ECORRUPT (not an envelope) or BG_ENOMEM. */
 static bg_err env_parse(bg_store *s, const char *text, size_t len, env *e)
@@ -312,10 +325,12 @@ static bg_err env_parse(bg_store *s, const char *text, size_t len, env *e)
     } else {
         e->idem = qdup(s, idem->valuestring, strlen(idem->valuestring));
         e->lane = lane->valueint ? 1 : 0;
-        e->at = (int64_t)at->valuedouble;
-        e->attempts = (uint32_t)att->valuedouble;
-        e->failed_at = cJSON_IsNumber(fat) ? (int64_t)fat->valuedouble : 0;
-        e->retry_of = cJSON_IsNumber(rof) ? (uint64_t)rof->valuedouble : 0;
+        e->at = clamp_i64(at->valuedouble);
+        e->attempts = (uint32_t)clamp_range(att->valuedouble, 0, UINT32_MAX);
+        e->failed_at = cJSON_IsNumber(fat) ? clamp_i64(fat->valuedouble) : 0;
+        e->retry_of = cJSON_IsNumber(rof)
+                          ? (uint64_t)clamp_range(rof->valuedouble, 0, 1.8e19)
+                          : 0;
         if (cJSON_IsString(err))
             e->err = qdup(s, err->valuestring, strlen(err->valuestring));
         if (!e->idem || (cJSON_IsString(err) && !e->err))
@@ -1197,7 +1212,7 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
         const cJSON *sn = cJSON_GetObjectItemCaseSensitive(doc, "since");
         if (cJSON_IsString(o) && cJSON_IsNumber(sn)) {
             snprintf(old_owner, sizeof old_owner, "%s", o->valuestring);
-            since = (int64_t)sn->valuedouble;
+            since = clamp_i64(sn->valuedouble);
         }
         cJSON_Delete(doc);
     }
