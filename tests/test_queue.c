@@ -549,6 +549,90 @@ static bg_err alloc_workload(bg_store *s, bg_queue *q)
     return 0;
 }
 
+/* A compaction whose last step (the directory sync after the swap) fails
+ * reports it, and the queue goes on from the new file: every op still
+ * leases with its payload and acks. */
+static void test_compaction_whose_directory_sync_fails(void)
+{
+    for (int measure = 1; measure >= 0; measure--) {
+        static uint64_t span;
+        bg_sim *sim = bg_sim_new(8);
+        bg_store *s;
+        bg_queue *q;
+        uint64_t id[6];
+        char idem[8];
+        CHECK_OK(qopen(sim, &s, &q));
+        for (int i = 0; i < 6; i++) {
+            snprintf(idem, sizeof idem, "c%d", i);
+            CHECK_OK(enq(q, BG_LANE_NORMAL, idem, &id[i]));
+        }
+        for (int i = 0; i < 3; i++)
+            CHECK_OK(bg_queue_ack(q, id[i]));
+        uint64_t before = bg_sim_get_stats(sim).ops;
+        if (measure) {
+            CHECK_OK(bg_queue_compact(q));
+            span = bg_sim_get_stats(sim).ops - before;
+        } else {
+            bg_sim_fail_at(sim, before + span, BG_EIO); /* its last step */
+            CHECK_ERR(bg_queue_compact(q), BG_EIO);
+            CHECK_CONTAINS(bg_store_detail(s), "directory could not be synced");
+        }
+        for (int i = 3; i < 6; i++) {
+            bg_queue_op op;
+            CHECK_OK(bg_queue_lease(q, &op));
+            CHECK_INT(op.id, ==, id[i]);
+            char want[128];
+            snprintf(want, sizeof want, "{\"op\":\"c%d\",\"n\":[1,2.50]}", i);
+            CHECK(op.payload_len == strlen(want) &&
+                  !memcmp(op.payload, want, op.payload_len));
+            bg_queue_op_clear(&op);
+            CHECK_OK(bg_queue_ack(q, id[i]));
+        }
+        qclose(s, q);
+        bg_sim_free(sim);
+    }
+}
+
+/* The processing lock of another owner, fresh, is never taken, whichever
+ * allocation fails on the way: the answer is BG_ELOCKED or BG_ENOMEM. */
+static void test_lock_held_under_allocation_failure(void)
+{
+    long runs = 0;
+    for (long fail = 1;; fail++) {
+        bg_sim *sim = bg_sim_new(9);
+        bg_store *s;
+        bg_queue *q;
+        int stale = 0;
+        CHECK_OK(qopen(sim, &s, &q));
+        CHECK_OK(bg_queue_lock(q, "w1", &stale));
+        qclose(s, q);
+        tu_alloc a = {.fail_at = fail};
+        bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+        o.alloc = (bg_allocator){tu_malloc, tu_realloc, tu_free, &a};
+        bg_queue_opts qo;
+        bg_queue_opts_init(&qo);
+        bg_err err = bg_store_open("s", &o, &s);
+        if (!err) {
+            err = bg_queue_open(s, &qo, &q);
+            if (!err) {
+                err = bg_queue_lock(q, "w2", &stale);
+                bg_queue_close(q);
+            }
+            (void)bg_store_close(s);
+        }
+        CHECK_INT(a.live, ==, 0);
+        if (err != BG_ELOCKED && err != BG_ENOMEM)
+            fprintf(stderr, "allocation %ld: %s\n", fail, bg_err_name(err));
+        CHECK(err == BG_ELOCKED || err == BG_ENOMEM);
+        bg_sim_free(sim);
+        runs++;
+        if (err == BG_ELOCKED && a.n < fail)
+            break;
+    }
+    printf("  lock held: %ld allocations failed in turn\n", runs - 1);
+    CHECK_INT(runs, >, 10);
+}
+
 static void test_allocation_failures(void)
 {
     long total = 0;
@@ -616,6 +700,8 @@ int main(void)
     RUN(test_retention_at_its_edge);
     RUN(test_compaction_trigger_at_its_edge);
     RUN(test_acks_out_of_turn_survive_a_reopen);
+    RUN(test_compaction_whose_directory_sync_fails);
+    RUN(test_lock_held_under_allocation_failure);
     RUN(test_allocation_failures);
     return CHECK_DONE();
 }
