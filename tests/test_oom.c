@@ -155,7 +155,12 @@ static const char lock[] =
     "{\"typeids\":[{\"ns\":\"hive\",\"typeId\":1,\"name\":\"Renamed\"},"
     "{\"ns\":\"hive\",\"typeId\":4,\"name\":\"User\"}]}";
 
+static const char manifest_json[] =
+    "{\"adapters\":[{\"typeId\":12,\"name\":\"Invoice\",\"version\":1,"
+    "\"fields\":[]}]}";
+
 static size_t want_findings = (size_t)-1;
+static char want_lock[4096];
 
 static bg_err typeids_scan(void)
 {
@@ -173,6 +178,9 @@ static bg_err typeids_scan(void)
             bg_tid_scan_text(t, "lib/hive_adapters.g.yaml", yaml, strlen(yaml));
     if (!err)
         err = bg_tid_scan_text(t, "src/note.c", cfile, strlen(cfile));
+    if (!err)
+        err = bg_tid_scan_text(t, "adapters/invoice.json", manifest_json,
+                               strlen(manifest_json));
     const bg_tid_finding *f;
     size_t n = 0;
     if (!err)
@@ -185,6 +193,11 @@ static bg_err typeids_scan(void)
     char *l = err ? NULL : bg_tid_lock_json(t);
     if (!err && !l)
         err = BG_ENOMEM;
+    /* The lock is the whole lock or none. */
+    if (!err && want_lock[0] && strcmp(l, want_lock))
+        err = BG_EINVALID;
+    if (!err && !want_lock[0])
+        snprintf(want_lock, sizeof want_lock, "%s", l);
     free(l);
     bg_tid_free(t);
     return err;
