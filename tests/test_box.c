@@ -330,6 +330,82 @@ static void test_header_damage_salvages_frames(void)
     bg_sim_free(sim);
 }
 
+/* A store whose box "b" holds n records of value v, with its header lost;
+ * the damaged file is left in f. */
+static void make_headless(bg_sim *sim, int n, const char *v, uint8_t **f,
+                          size_t *len)
+{
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "b", BG_BOX_CREATE, &s, &b));
+    for (int i = 0; i < n; i++)
+        CHECK_OK(tu_put(b, key(i), v));
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(bg_sim_read_file(sim, "s/b.box", f, len));
+    (*f)[3] = 'X';
+    CHECK_OK(bg_sim_write_file(sim, "s/b.box", *f, *len));
+}
+
+/* A box whose header is lost is salvaged with records whose check needs
+ * memory (objects of 70 members). Every allocation of the recovery fails
+ * in turn: it either keeps every record, or says BG_ENOMEM and leaves the
+ * file as it was. A record is never dropped because memory ran out (the
+ * first resync once took a failed check for damage and kept nothing). */
+static void test_salvage_under_allocation_failures(void)
+{
+    enum { N = 4, MEMBERS = 70 };
+    char v[MEMBERS * 12 + 4];
+    size_t at = 0;
+    v[at++] = '{';
+    for (int m = 0; m < MEMBERS; m++)
+        at += (size_t)snprintf(v + at, sizeof v - at, "%s\"m%d\":%d",
+                               m ? "," : "", m, m);
+    v[at++] = '}';
+    v[at] = '\0';
+    long total = 0, failed = 0; /* allocations of a run with memory to spare */
+    for (long fail = 0; fail == 0 || fail <= total; fail++) {
+        bg_sim *sim = bg_sim_new(12);
+        uint8_t *f;
+        size_t len;
+        make_headless(sim, N, v, &f, &len);
+        tu_alloc a = {.fail_at = fail};
+        bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+        o.alloc = (bg_allocator){tu_malloc, tu_realloc, tu_free, &a};
+        bg_store *s;
+        bg_box_report rep;
+        bg_err err = bg_store_open("s", &o, &s);
+        if (!err) {
+            err = bg_box_recover(s, "b", &rep);
+            (void)bg_store_close(s);
+        }
+        CHECK_INT(a.live, ==, 0);
+        if (fail == 0)
+            total = a.n;
+        uint8_t *g;
+        size_t glen;
+        CHECK_OK(bg_sim_read_file(sim, "s/b.box", &g, &glen));
+        if (err) {
+            CHECK_INT(err, ==, BG_ENOMEM);
+            CHECK(glen == len && memcmp(f, g, len) == 0);
+            failed++;
+        } else {
+            CHECK_INT(rep.frames, ==, N);
+            CHECK(glen != len || memcmp(f, g, len) != 0);
+            bg_box *b;
+            CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+            CHECK_OK(bg_box_open(s, "b", 0, &b));
+            CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CLEAN);
+            for (int i = 0; i < N; i++)
+                CHECK(tu_has(b, key(i), v));
+            CHECK_OK(bg_store_close(s));
+        }
+        free(g);
+        free(f);
+        bg_sim_free(sim);
+    }
+    CHECK_INT(failed, >, N);
+}
+
 /* Append name and a comma to the string at arg. */
 static int collect_name(void *arg, const char *name)
 {
@@ -742,6 +818,7 @@ int main(void)
     RUN(test_torn_tail_is_cut_and_reported);
     RUN(test_corruption_is_detected_and_recovered);
     RUN(test_header_damage_salvages_frames);
+    RUN(test_salvage_under_allocation_failures);
     RUN(test_compact_keeps_live_records);
     RUN(test_group_and_off_durability);
     RUN(test_repairs_leave_exact_bytes);

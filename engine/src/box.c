@@ -671,6 +671,8 @@ static bg_err scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
     if (!rep->header_ok) {
         damage = 0;
         uint64_t q = r->size > pos ? resync(r, pos, 0) : r->size;
+        if (r->err)
+            return r->err;
         add_range(rep, 0, q);
         pos = q;
     }
