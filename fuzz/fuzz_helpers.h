@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "boxguard/boxguard.h"
+#include "boxguard/sim.h"
 #include "simstore.h"
 
 /* Checked in every build, release included: a fuzz target's properties are

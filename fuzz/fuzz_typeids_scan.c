@@ -10,6 +10,7 @@
  * collision, the lock written for it, loaded back, yields no reused or
  * moved finding.
  */
+#include "boxguard/typeids.h"
 #include "fuzz_helpers.h"
 
 static const char *const paths[] = {"src/a.c", "lib/a.dart", "lib/a.g.dart",

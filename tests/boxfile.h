@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "boxguard/boxguard.h"
+#include "boxguard/sim.h"
 
 #include "box_int.h"
 

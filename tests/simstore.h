@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "boxguard/boxguard.h"
+#include "boxguard/sim.h"
 
 static inline int64_t tu_clock_ms(void *ctx)
 {

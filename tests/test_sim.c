@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "boxguard/sim.h"
 #include "check.h"
 #include "tempdir.h"
 

@@ -1,6 +1,7 @@
 /* The typeId scanner on single texts: comment and string forms, files cut
  * off mid-edit, and text that is not NUL-terminated. The CLI and whole
  * trees are tests/test_typeids_cli.sh. */
+#include "boxguard/typeids.h"
 #include "check.h"
 
 /* Scan text (of len bytes) as path; the declarations and registrations

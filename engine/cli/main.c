@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "boxguard/boxguard.h"
+#include "boxguard/typeids.h"
 
 enum {
     EXIT_OK = 0,

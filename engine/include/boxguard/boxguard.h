@@ -4,13 +4,11 @@
 
 #include "boxguard/err.h"
 #include "boxguard/vfs.h"
-#include "boxguard/sim.h"
 #include "boxguard/store.h"
 #include "boxguard/record.h"
 #include "boxguard/types.h"
 #include "boxguard/box.h"
 #include "boxguard/keys.h"
-#include "boxguard/typeids.h"
 #include "boxguard/queue.h"
 #include "boxguard/migrate.h"
 #include "boxguard/export.h"
