@@ -11,7 +11,8 @@
 
 #include "box_int.h"
 #include "migrate_fixture.h"
-#include "store_int.h"
+#include "box_int.h"
+#include "handle_int.h"
 
 static bg_sim *sim;
 static bg_store *s;

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "boxguard/boxguard.h"
+#include "boxguard/store.h"
 
 void *bg__alloc_malloc(const bg_allocator *a, size_t n);
 void *bg__alloc_realloc(const bg_allocator *a, void *p, size_t n);

@@ -19,7 +19,6 @@
 #include "record_int.h"
 #include "types_int.h"
 #include "keys_int.h"
-#include "store_int.h"
 
 const uint8_t bg__box_magic[8] = {'B', 'G', 'B', 'O', 'X', '\r', '\n', 0x1a};
 
@@ -293,7 +292,7 @@ static ent *idx_find(bg_box *b, const void *key, size_t klen, uint64_t h)
 static bg_err idx_grow(bg_box *b)
 {
     size_t cap = b->cap ? b->cap * 2 : 64;
-    ent *slots = bg__store_malloc(b->s, cap * sizeof *slots);
+    ent *slots = bg__handle_malloc(b->s, cap * sizeof *slots);
     if (!slots)
         return BG_ENOMEM;
     memset(slots, 0, cap * sizeof *slots);
@@ -306,7 +305,7 @@ static bg_err idx_grow(bg_box *b)
             j = (j + 1) & (cap - 1);
         slots[j] = *e;
     }
-    bg__store_free(b->s, b->slots);
+    bg__handle_free(b->s, b->slots);
     b->slots = slots;
     b->cap = cap;
     return 0;
@@ -320,7 +319,7 @@ static bg_err idx_set(bg_box *b, const void *key, uint16_t klen,
     if (!e) {
         if ((b->count + 1) * 4 > b->cap * 3)
             BG_TRY(idx_grow(b));
-        char *copy = bg__store_malloc(b->s, klen);
+        char *copy = bg__handle_malloc(b->s, klen);
         if (!copy)
             return BG_ENOMEM;
         memcpy(copy, key, klen);
@@ -349,7 +348,7 @@ static void idx_del(bg_box *b, const void *key, size_t klen)
     if (!e)
         return;
     b->live_bytes -= e->flen;
-    bg__store_free(b->s, e->key);
+    bg__handle_free(b->s, e->key);
     b->count--;
     size_t mask = b->cap - 1;
     size_t i = (size_t)(e - b->slots);
@@ -367,8 +366,8 @@ static void idx_del(bg_box *b, const void *key, size_t klen)
 static void idx_clear(bg_box *b)
 {
     for (size_t i = 0; i < b->cap; i++)
-        bg__store_free(b->s, b->slots[i].key);
-    bg__store_free(b->s, b->slots);
+        bg__handle_free(b->s, b->slots[i].key);
+    bg__handle_free(b->s, b->slots);
     b->slots = NULL;
     b->cap = b->count = 0;
     b->live_bytes = 0;
@@ -383,7 +382,7 @@ static int cmp_seq(const void *a, const void *b)
 
 static bg_err idx_sorted(bg_box *b, ent ***out)
 {
-    ent **v = bg__store_malloc(b->s, (b->count ? b->count : 1) * sizeof *v);
+    ent **v = bg__handle_malloc(b->s, (b->count ? b->count : 1) * sizeof *v);
     if (!v)
         return BG_ENOMEM;
     size_t n = 0;
@@ -429,7 +428,7 @@ static const uint8_t *rd_get(reader *r, uint64_t off, size_t len)
     if (want > r->size - off)
         want = (size_t)(r->size - off);
     if (want > r->cap) {
-        uint8_t *p = bg__store_realloc(r->s, r->buf, want);
+        uint8_t *p = bg__handle_realloc(r->s, r->buf, want);
         if (!p) {
             r->err = BG_ENOMEM;
             return NULL;
@@ -464,7 +463,7 @@ static const uint8_t *rd_frame(reader *r, uint64_t pos, uint64_t last_seq,
     if (r->sealed) {
         size_t need = h->vlen - BG__SEAL_BYTES + 1;
         if (need > r->plain_cap) {
-            uint8_t *q = bg__store_realloc(r->s, r->plain, need);
+            uint8_t *q = bg__handle_realloc(r->s, r->plain, need);
             if (!q) {
                 r->err = BG_ENOMEM;
                 return NULL;
@@ -490,8 +489,8 @@ static const uint8_t *rd_frame(reader *r, uint64_t pos, uint64_t last_seq,
 
 static void rd_free(reader *r)
 {
-    bg__store_free(r->s, r->buf);
-    bg__store_free(r->s, r->plain);
+    bg__handle_free(r->s, r->buf);
+    bg__handle_free(r->s, r->plain);
 }
 
 /* ---- writing frames through a buffer ------------------------------------ */
@@ -534,7 +533,7 @@ static bg_err fw_reserve(fwriter *w, size_t len, size_t hint, uint8_t **out)
         size_t cap = hint > len ? (hint < CHUNK ? hint : CHUNK) : len;
         if (cap < len)
             cap = len;
-        uint8_t *p = bg__store_realloc(w->s, w->buf, cap);
+        uint8_t *p = bg__handle_realloc(w->s, w->buf, cap);
         if (!p)
             return BG_ENOMEM;
         w->buf = p;
@@ -552,7 +551,7 @@ static void fw_commit(fwriter *w, size_t len)
 
 static void fw_free(fwriter *w)
 {
-    bg__store_free(w->s, w->buf);
+    bg__handle_free(w->s, w->buf);
     w->buf = NULL;
 }
 
@@ -580,8 +579,8 @@ typedef struct scan {
 
 static bg_err pb_push(scan *sc, uint64_t pos, uint64_t seq)
 {
-    BG_TRY(bg__store_grow(sc->r->s, &sc->pb, sc->npb, &sc->cappb,
-                          sizeof *sc->pb, 16));
+    BG_TRY(bg__handle_grow(sc->r->s, &sc->pb, sc->npb, &sc->cappb,
+                           sizeof *sc->pb, 16));
     sc->pb[sc->npb].pos = pos;
     sc->pb[sc->npb].seq = seq;
     sc->npb++;
@@ -657,12 +656,12 @@ static bg_err scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
         r->key = bg__keys_find(r->s, hdr->key_id);
         memcpy(r->id, hdr->id, 16);
         if (!r->key)
-            return bg__store_fail(r->s, BG_EAUTH,
-                                  "box '%s' is sealed with key %08x, which "
-                                  "the store does not have (%zu key%s in "
-                                  "keys/); nothing was changed",
-                                  sc->name, (unsigned)hdr->key_id, r->s->nkeys,
-                                  r->s->nkeys == 1 ? "" : "s");
+            return bg__handle_fail(r->s, BG_EAUTH,
+                                   "box '%s' is sealed with key %08x, which "
+                                   "the store does not have (%zu key%s in "
+                                   "keys/); nothing was changed",
+                                   sc->name, (unsigned)hdr->key_id, r->s->nkeys,
+                                   r->s->nkeys == 1 ? "" : "s");
     }
     uint64_t pos = BG__BOX_HDR_SIZE;
     uint64_t damage = UINT64_MAX, batch_at_damage = UINT64_MAX;
@@ -679,7 +678,7 @@ static bg_err scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
     rep->valid_end = rep->header_ok ? BG__BOX_HDR_SIZE : 0;
     while (pos < r->size) {
         if (pos >= next_progress) {
-            bg__store_progress(r->s, sc->what, pos, r->size);
+            bg__handle_progress(r->s, sc->what, pos, r->size);
             next_progress = pos + (16u << 20);
         }
         frame_hdr h;
@@ -729,13 +728,13 @@ static bg_err scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
         if (damage == UINT64_MAX)
             rep->valid_end = pos;
     }
-    bg__store_progress(r->s, sc->what, r->size, r->size);
+    bg__handle_progress(r->s, sc->what, r->size, r->size);
     rep->auth_failures = r->auth_count;
     if (r->sealed && r->auth_count && rep->frames == 0)
-        return bg__store_fail(r->s, BG_EAUTH,
-                              "box '%s': no frame authenticates under key "
-                              "%08x (a wrong key?); nothing was changed",
-                              sc->name, (unsigned)hdr->key_id);
+        return bg__handle_fail(r->s, BG_EAUTH,
+                               "box '%s': no frame authenticates under key "
+                               "%08x (a wrong key?); nothing was changed",
+                               sc->name, (unsigned)hdr->key_id);
 
     if (damage == UINT64_MAX) {
         if (sc->npb) { /* a batch the crash cut short: not committed */
@@ -790,9 +789,9 @@ const bg_box_report *bg_box_report_of(const bg_box *b)
 static bg_err check_name(bg_store *s, const char *name)
 {
     if (bg__box_check_name(name))
-        return bg__store_fail(s, BG_EINVALID,
-                              "bad box name '%.80s' (1-%d of A-Z a-z 0-9 _ -)",
-                              name ? name : "", BG_BOX_NAME_MAX);
+        return bg__handle_fail(s, BG_EINVALID,
+                               "bad box name '%.80s' (1-%d of A-Z a-z 0-9 _ -)",
+                               name ? name : "", BG_BOX_NAME_MAX);
     return 0;
 }
 
@@ -801,7 +800,7 @@ static void box_path(bg_store *s, const char *name, const char *suffix,
 {
     char file[BG_BOX_NAME_MAX + 16];
     snprintf(file, sizeof file, "%s%s", name, suffix);
-    bg__store_path(s, out, cap, file);
+    bg__handle_path(s, out, cap, file);
 }
 
 /* Write a new file at tmp holding header + body produced by fill, sync it,
@@ -866,7 +865,7 @@ static void box_free(bg_box *b)
     if (b->f)
         b->s->vfs->close(b->s->vfs, b->f);
     idx_clear(b);
-    bg__store_free(b->s, b);
+    bg__handle_free(b->s, b);
 }
 
 /* Scan b's open file into its index and report. */
@@ -876,7 +875,7 @@ static bg_err box_load(bg_box *b)
     reader r = {.s = s, .f = b->f};
     bg_err err = s->vfs->size(s->vfs, b->f, &r.size);
     if (err)
-        return bg__store_fail(s, err, "box '%s': cannot read size", b->name);
+        return bg__handle_fail(s, err, "box '%s': cannot read size", b->name);
     scan sc = {.r = &r,
                .apply = apply_index,
                .arg = b,
@@ -908,9 +907,9 @@ static bg_err box_load(bg_box *b)
     b->end = b->rep.status == BG_BOX_TORN ? b->rep.cut : r.size;
 out:
     rd_free(&r);
-    bg__store_free(s, sc.pb);
+    bg__handle_free(s, sc.pb);
     if (err && err != BG_EAUTH)
-        bg__store_fail(s, err, "box '%s': cannot scan", b->name);
+        bg__handle_fail(s, err, "box '%s': cannot scan", b->name);
     return err;
 }
 
@@ -919,9 +918,9 @@ out:
 static bg_err box_open_file(bg_store *s, const char *name, int flags,
                             bg__box_ext_fn ext_fn, void *ext_arg, bg_box **out)
 {
-    bg_box *b = bg__store_find_box(s, name);
+    bg_box *b = bg__box_table_find(s, name);
     if (b && ext_fn)
-        return bg__store_fail(s, BG_ESTATE, "box '%s' is already open", name);
+        return bg__handle_fail(s, BG_ESTATE, "box '%s' is already open", name);
     if (b) {
         *out = b;
         return 0;
@@ -933,17 +932,18 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
     bg_err err = v->stat(v, path, NULL);
     if (err == BG_ENOTFOUND) {
         if (!(flags & BG_BOX_CREATE))
-            return bg__store_fail(s, BG_ENOTFOUND, "box '%s' does not exist",
-                                  name);
+            return bg__handle_fail(s, BG_ENOTFOUND, "box '%s' does not exist",
+                                   name);
         if (s->read_only)
-            return bg__store_fail(s, BG_ESTATE,
-                                  "box '%s' does not exist (read-only store)",
-                                  name);
+            return bg__handle_fail(s, BG_ESTATE,
+                                   "box '%s' does not exist (read-only store)",
+                                   name);
     } else if (err) {
-        return bg__store_fail(s, err, "box '%s': cannot stat '%s'", name, path);
+        return bg__handle_fail(s, err, "box '%s': cannot stat '%s'", name,
+                               path);
     }
 
-    b = bg__store_malloc(s, sizeof *b);
+    b = bg__handle_malloc(s, sizeof *b);
     if (!b)
         return BG_ENOMEM;
     memset(b, 0, sizeof *b);
@@ -951,7 +951,7 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
     strcpy(b->name, name);
     strcpy(b->path, path);
     b->read_only = s->read_only;
-    b->reserved = !strcmp(name, BG__META_BOX);
+    b->reserved = bg__box_is_reserved(name);
     b->ext_fn = ext_fn;
     b->ext_arg = ext_arg;
 
@@ -973,21 +973,21 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
         uint64_t end;
         err = write_beside(s, tmp, path, hdr, NULL, NULL, &b->f, &end);
         if (err) {
-            bg__store_fail(s, err, "box '%s': cannot create '%s'", name, path);
+            bg__handle_fail(s, err, "box '%s': cannot create '%s'", name, path);
             goto out;
         }
     } else {
         err = v->open(v, path, s->read_only ? BG_OPEN_READ : BG_OPEN_WRITE,
                       &b->f);
         if (err) {
-            bg__store_fail(s, err, "box '%s': cannot open '%s'", name, path);
+            bg__handle_fail(s, err, "box '%s': cannot open '%s'", name, path);
             goto out;
         }
     }
     BG_TRY_OUT(box_load(b));
     if ((flags & BG_BOX_ENCRYPT) && !b->key) {
-        err = bg__store_fail(s, BG_EINVALID,
-                             "box '%s' exists and is not encrypted", name);
+        err = bg__handle_fail(s, BG_EINVALID,
+                              "box '%s' exists and is not encrypted", name);
         goto out;
     }
     if (b->rep.status == BG_BOX_TORN && !b->read_only) {
@@ -995,16 +995,16 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
         if (!err)
             err = v->sync(v, b->f);
         if (err) {
-            bg__store_fail(s, err,
-                           "box '%s': cannot cut torn tail at offset "
-                           "%llu",
-                           name, (unsigned long long)b->rep.cut);
+            bg__handle_fail(s, err,
+                            "box '%s': cannot cut torn tail at offset "
+                            "%llu",
+                            name, (unsigned long long)b->rep.cut);
             goto out;
         }
     }
     if (b->damaged)
         b->read_only = 1;
-    BG_TRY_OUT(bg__store_add_box(s, b));
+    BG_TRY_OUT(bg__box_table_add(s, b));
     *out = b;
     return 0;
 out:
@@ -1032,8 +1032,8 @@ bg_err bg__box_open_staged(bg_store *s, const char *name, const char *suffix,
     char full[BG_BOX_NAME_MAX + 8];
     int n = snprintf(full, sizeof full, "%s%s", name, suffix);
     if (n < 0 || (size_t)n >= sizeof full)
-        return bg__store_fail(s, BG_EINVALID, "staged suffix '%s' too long",
-                              suffix);
+        return bg__handle_fail(s, BG_EINVALID, "staged suffix '%s' too long",
+                               suffix);
     return box_open_file(s, full, flags, NULL, NULL, out);
 }
 
@@ -1043,8 +1043,8 @@ bg_err bg__box_close(bg_box *b)
     if (b->group_open && !b->read_only && !b->poisoned)
         err = b->s->vfs->sync(b->s->vfs, b->f);
     if (err)
-        bg__store_fail(b->s, err, "box '%s': final sync failed", b->name);
-    bg__store_remove_box(b->s, b);
+        bg__handle_fail(b->s, err, "box '%s': final sync failed", b->name);
+    bg__box_table_remove(b->s, b);
     box_free(b);
     return err;
 }
@@ -1054,16 +1054,17 @@ bg_err bg__box_close(bg_box *b)
 static bg_err check_writable(bg_box *b)
 {
     if (b->damaged)
-        return bg__store_fail(b->s, BG_ECORRUPT,
-                              "box '%s' is damaged at offset %llu; run recover",
-                              b->name, (unsigned long long)b->rep.first_damage);
+        return bg__handle_fail(
+            b->s, BG_ECORRUPT,
+            "box '%s' is damaged at offset %llu; run recover", b->name,
+            (unsigned long long)b->rep.first_damage);
     if (b->read_only)
-        return bg__store_fail(b->s, BG_ESTATE, "box '%s' is read-only",
-                              b->name);
+        return bg__handle_fail(b->s, BG_ESTATE, "box '%s' is read-only",
+                               b->name);
     if (b->poisoned)
-        return bg__store_fail(b->s, BG_ESTATE,
-                              "box '%s' stopped after an I/O error; reopen it",
-                              b->name);
+        return bg__handle_fail(b->s, BG_ESTATE,
+                               "box '%s' stopped after an I/O error; reopen it",
+                               b->name);
     return 0;
 }
 
@@ -1079,8 +1080,8 @@ static bg_err check_write(bg_box *b, const bg_write *w, size_t i)
 {
     char why[160];
     if (bg_record_check_key(w->key, w->key_len, why, sizeof why))
-        return bg__store_fail(b->s, BG_EINVALID, "box '%s': write %zu: %s",
-                              b->name, i, why);
+        return bg__handle_fail(b->s, BG_EINVALID, "box '%s': write %zu: %s",
+                               b->name, i, why);
     if (w->del)
         return 0;
     int klen = (int)(w->key_len > 80 ? 80 : w->key_len);
@@ -1093,8 +1094,8 @@ static bg_err check_write(bg_box *b, const bg_write *w, size_t i)
             bg__registry_check_doc(b->s->types, w->type, doc, why, sizeof why);
     cJSON_Delete(doc);
     if (err)
-        return bg__store_fail(b->s, err, "box '%s', key '%.*s': %s", b->name,
-                              klen, w->key, why);
+        return bg__handle_fail(b->s, err, "box '%s', key '%.*s': %s", b->name,
+                               klen, w->key, why);
     return 0;
 }
 
@@ -1140,7 +1141,7 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
     if (n == 0)
         return 0;
     if (s->durability != BG_DURABILITY_OFF)
-        BG_TRY(bg__store_settle_dir(s));
+        BG_TRY(bg__handle_settle_dir(s));
 
     uint64_t start = b->end, pos;
     uint64_t goff = b->group_open ? b->group_off : start;
@@ -1216,21 +1217,22 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
     b->frames += n;
     b->end = pos;
     if (err)
-        return bg__store_fail(s, err, "box '%s': index update failed", b->name);
+        return bg__handle_fail(s, err, "box '%s': index update failed",
+                               b->name);
     return 0;
 fail:
     fw_free(&fw);
     rollback(b, start);
-    return bg__store_fail(s, err, "box '%s': write at offset %llu failed",
-                          b->name, (unsigned long long)start);
+    return bg__handle_fail(s, err, "box '%s': write at offset %llu failed",
+                           b->name, (unsigned long long)start);
 }
 
 static bg_err check_public(bg_box *b)
 {
     if (b->reserved)
-        return bg__store_fail(b->s, BG_EINVALID,
-                              "box '%s' is reserved for the store itself",
-                              b->name);
+        return bg__handle_fail(b->s, BG_EINVALID,
+                               "box '%s' is reserved for the store itself",
+                               b->name);
     return 0;
 }
 
@@ -1250,24 +1252,39 @@ bg_err bg_box_put(bg_box *b, const void *key, size_t key_len, uint32_t type,
     return append(b, &w, 1);
 }
 
-bg_err bg_box_del(bg_box *b, const void *key, size_t key_len)
+static bg_err del(bg_box *b, const void *key, size_t key_len)
 {
-    BG__JSON_SCOPE(&b->s->alloc);
     bg_write w = {1, key, key_len, 0, NULL, 0};
-    BG_TRY(check_public(b));
     BG_TRY(check_writable(b));
     BG_TRY(check_write(b, &w, 0));
     if (!idx_find(b, key, key_len, key_hash(key, key_len)))
-        return bg__store_fail(b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'",
-                              b->name, (int)(key_len > 80 ? 80 : key_len),
-                              (const char *)key);
+        return bg__handle_fail(b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'",
+                               b->name, (int)(key_len > 80 ? 80 : key_len),
+                               (const char *)key);
     return append(b, &w, 1);
+}
+
+bg_err bg_box_del(bg_box *b, const void *key, size_t key_len)
+{
+    BG__JSON_SCOPE(&b->s->alloc);
+    BG_TRY(check_public(b));
+    return del(b, key, key_len);
+}
+
+bg_err bg__box_del_own(bg_box *b, const void *key, size_t key_len)
+{
+    return del(b, key, key_len);
 }
 
 bg_err bg_box_write_batch(bg_box *b, const bg_write *w, size_t n)
 {
     BG__JSON_SCOPE(&b->s->alloc);
     BG_TRY(check_public(b));
+    return append(b, w, n);
+}
+
+bg_err bg__box_write_own(bg_box *b, const bg_write *w, size_t n)
+{
     return append(b, w, n);
 }
 
@@ -1281,7 +1298,7 @@ bg_err bg_box_sync(bg_box *b)
     bg_err err = b->s->vfs->sync(b->s->vfs, b->f);
     if (err) {
         b->poisoned = 1;
-        return bg__store_fail(b->s, err, "box '%s': sync failed", b->name);
+        return bg__handle_fail(b->s, err, "box '%s': sync failed", b->name);
     }
     b->group_open = 0;
     b->group_count = 0;
@@ -1316,8 +1333,8 @@ bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key, size_t cap,
          h.klen > cap || h.klen > 64 || got < (size_t)BG__FRAME_HDR + h.klen))
         err = BG_ECORRUPT;
     if (err)
-        return bg__store_fail(b->s, err, "box '%s': frame at offset %llu",
-                              b->name, (unsigned long long)off);
+        return bg__handle_fail(b->s, err, "box '%s': frame at offset %llu",
+                               b->name, (unsigned long long)off);
     memcpy(key, head + BG__FRAME_HDR, h.klen);
     *klen = h.klen;
     return 0;
@@ -1330,7 +1347,7 @@ bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key, size_t cap,
 static bg_err read_frame(bg_box *b, const ent *e, uint8_t **out)
 {
     bg_store *s = b->s;
-    uint8_t *p = bg__store_malloc(s, (size_t)e->flen + 1);
+    uint8_t *p = bg__handle_malloc(s, (size_t)e->flen + 1);
     if (!p)
         return BG_ENOMEM;
     size_t got = 0;
@@ -1343,12 +1360,13 @@ static bg_err read_frame(bg_box *b, const ent *e, uint8_t **out)
                              memcmp(p + BG__FRAME_HDR, e->key, e->klen)))))
         err = BG_ECORRUPT;
     if (err) {
-        bg__store_free(s, p);
-        return bg__store_fail(s, err,
-                              "box '%s', key '%.*s': frame at offset "
-                              "%llu",
-                              b->name, (int)(e->klen > 80 ? 80 : e->klen),
-                              e->key ? e->key : "", (unsigned long long)e->off);
+        bg__handle_free(s, p);
+        return bg__handle_fail(s, err,
+                               "box '%s', key '%.*s': frame at offset "
+                               "%llu",
+                               b->name, (int)(e->klen > 80 ? 80 : e->klen),
+                               e->key ? e->key : "",
+                               (unsigned long long)e->off);
     }
     *out = p;
     return 0;
@@ -1371,18 +1389,18 @@ static bg_err frame_value(bg_box *b, uint8_t *p, uint64_t off, char **out,
         return 0;
     }
     size_t plen = vlen - BG__SEAL_BYTES;
-    uint8_t *plain = bg__store_malloc(b->s, plen + 1);
+    uint8_t *plain = bg__handle_malloc(b->s, plen + 1);
     bg_err err = plain ? 0 : BG_ENOMEM;
     if (!err && unseal(b->key, b->id, p, &h, plain)) {
-        err = bg__store_fail(b->s, BG_EAUTH,
-                             "box '%s', key '%.*s': frame at offset %llu does "
-                             "not authenticate",
-                             b->name, (int)(h.klen > 80 ? 80 : h.klen),
-                             (const char *)p + BG__FRAME_HDR,
-                             (unsigned long long)off);
-        bg__store_free(b->s, plain);
+        err = bg__handle_fail(b->s, BG_EAUTH,
+                              "box '%s', key '%.*s': frame at offset %llu does "
+                              "not authenticate",
+                              b->name, (int)(h.klen > 80 ? 80 : h.klen),
+                              (const char *)p + BG__FRAME_HDR,
+                              (unsigned long long)off);
+        bg__handle_free(b->s, plain);
     }
-    bg__store_free(b->s, p);
+    bg__handle_free(b->s, p);
     if (err)
         return err;
     plain[plen] = '\0';
@@ -1449,10 +1467,10 @@ static bg_err ext_fill(void *arg, bg_file *f, uint64_t *end)
             err = v->read(v, b->f, c->offs[i], dst, flen, &got);
         if (!err && (got != flen || !frame_head(dst, c->offs[i], 0, &h) ||
                      h.flen != flen || !frame_sum_ok(dst, flen)))
-            err = bg__store_fail(b->s, BG_ECORRUPT,
-                                 "box '%s': frame at offset %llu does not "
-                                 "verify",
-                                 b->name, (unsigned long long)c->offs[i]);
+            err = bg__handle_fail(b->s, BG_ECORRUPT,
+                                  "box '%s': frame at offset %llu does not "
+                                  "verify",
+                                  b->name, (unsigned long long)c->offs[i]);
         if (!err) {
             put64(dst + 16, c->seq0 + i);
             frame_move(dst, flen, fw.pos);
@@ -1488,7 +1506,7 @@ bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
     bg_store *s = b->s;
     *swapped = 0;
     if (b->key)
-        return bg__store_fail(s, BG_ESTATE, "box '%s': sealed", b->name);
+        return bg__handle_fail(s, BG_ESTATE, "box '%s': sealed", b->name);
     BG_TRY(check_writable(b));
     BG_TRY(bg_box_sync(b));
     char tmp[BG_PATH_MAX];
@@ -1513,11 +1531,11 @@ bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
         *swapped = 1;
     }
     if (err)
-        return bg__store_fail(s, err,
-                              nf ? "box '%s': compacted, but the directory "
-                                   "could not be synced"
-                                 : "box '%s': compaction failed",
-                              b->name);
+        return bg__handle_fail(s, err,
+                               nf ? "box '%s': compacted, but the directory "
+                                    "could not be synced"
+                                  : "box '%s': compaction failed",
+                               b->name);
     return 0;
 }
 
@@ -1526,7 +1544,7 @@ static bg_err check_read_type(bg_box *b, const ent *e)
 {
     if (e->type == 0 || bg_registry_find(b->s->types, e->type))
         return 0;
-    return bg__store_fail(
+    return bg__handle_fail(
         b->s, BG_ESCHEMA, "box '%s', key '%.*s': typeId %u has no adapter",
         b->name, (int)(e->klen > 80 ? 80 : e->klen), e->key, (unsigned)e->type);
 }
@@ -1536,9 +1554,9 @@ static bg_err get(bg_box *b, const void *key, size_t key_len, uint32_t *type,
 {
     ent *e = key_len ? idx_find(b, key, key_len, key_hash(key, key_len)) : NULL;
     if (!e)
-        return bg__store_fail(b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'",
-                              b->name, (int)(key_len > 80 ? 80 : key_len),
-                              key_len ? (const char *)key : "");
+        return bg__handle_fail(b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'",
+                               b->name, (int)(key_len > 80 ? 80 : key_len),
+                               key_len ? (const char *)key : "");
     if (typed)
         BG_TRY(check_read_type(b, e));
     BG_TRY(read_value(b, e, value, value_len));
@@ -1580,12 +1598,12 @@ static bg_err iterate(bg_box *b, bg_box_iter_fn fn, void *arg, int typed)
             .seq = v[i]->seq,
         };
         int stop = fn(arg, &rec);
-        bg__store_free(b->s, val);
+        bg__handle_free(b->s, val);
         if (stop)
             break;
     }
 out:
-    bg__store_free(b->s, v);
+    bg__handle_free(b->s, v);
     return err;
 }
 
@@ -1639,9 +1657,9 @@ static bg_err compact_frame(compact_ctx *c, const ent *e, uint64_t pos,
     char *val;
     size_t vlen;
     BG_TRY(read_value(b, e, &val, &vlen));
-    uint8_t *p = bg__store_malloc(b->s, e->flen);
+    uint8_t *p = bg__handle_malloc(b->s, e->flen);
     if (!p) {
-        bg__store_free(b->s, val);
+        bg__handle_free(b->s, val);
         return BG_ENOMEM;
     }
     uint32_t flen =
@@ -1650,7 +1668,7 @@ static bg_err compact_frame(compact_ctx *c, const ent *e, uint64_t pos,
     seal(b->s->vfs, c->key, c->id, e->seq, BG__KIND_PUT, e->type, e->key,
          e->klen, val, vlen, p + BG__FRAME_HDR + e->klen);
     frame_finish(p, flen);
-    bg__store_free(b->s, val);
+    bg__handle_free(b->s, val);
     *out = p;
     return 0;
 }
@@ -1672,13 +1690,13 @@ static bg_err compact_fill(void *arg, bg_file *f, uint64_t *end)
             c->offs[i] = fw.pos;
             fw_commit(&fw, flen);
         }
-        bg__store_free(b->s, p);
+        bg__handle_free(b->s, p);
         if ((i & 1023) == 0)
-            bg__store_progress(b->s, "compact", i, b->count);
+            bg__handle_progress(b->s, "compact", i, b->count);
     }
     if (!err)
         err = fw_flush(&fw);
-    bg__store_progress(b->s, "compact", b->count, b->count);
+    bg__handle_progress(b->s, "compact", b->count, b->count);
     if (!err)
         *end = fw.pos;
 out:
@@ -1692,10 +1710,10 @@ static bg_err rewrite(bg_box *b, const bg__key *key)
 {
     bg_store *s = b->s;
     if (b->ext_fn)
-        return bg__store_fail(s, BG_ESTATE,
-                              "box '%s' is indexed by its owner; compact it "
-                              "through a plain open",
-                              b->name);
+        return bg__handle_fail(s, BG_ESTATE,
+                               "box '%s' is indexed by its owner; compact it "
+                               "through a plain open",
+                               b->name);
     BG_TRY(check_writable(b));
     BG_TRY(bg_box_sync(b));
     char tmp[BG_PATH_MAX];
@@ -1706,7 +1724,7 @@ static bg_err rewrite(bg_box *b, const bg__key *key)
         s->vfs->random(s->vfs, c.id, sizeof c.id);
     bg_err err = 0;
     BG_TRY_OUT(idx_sorted(b, &c.v));
-    c.offs = bg__store_malloc(s, (b->count ? b->count : 1) * sizeof *c.offs);
+    c.offs = bg__handle_malloc(s, (b->count ? b->count : 1) * sizeof *c.offs);
     if (!c.offs) {
         err = BG_ENOMEM;
         goto out;
@@ -1733,10 +1751,10 @@ static bg_err rewrite(bg_box *b, const bg__key *key)
         b->group_count = 0;
     }
 out:
-    bg__store_free(s, c.v);
-    bg__store_free(s, c.offs);
+    bg__handle_free(s, c.v);
+    bg__handle_free(s, c.offs);
     if (err && err != BG_EAUTH)
-        return bg__store_fail(s, err, "box '%s': compaction failed", b->name);
+        return bg__handle_fail(s, err, "box '%s': compaction failed", b->name);
     return err;
 }
 
@@ -1774,7 +1792,8 @@ bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
     reader r = {.s = s};
     bg_err err = s->vfs->open(s->vfs, path, BG_OPEN_READ, &r.f);
     if (err)
-        return bg__store_fail(s, err, "box '%s': cannot open '%s'", name, path);
+        return bg__handle_fail(s, err, "box '%s': cannot open '%s'", name,
+                               path);
     scan sc = {.r = &r, .what = "verify", .name = name};
     box_hdr hdr;
     err = s->vfs->size(s->vfs, r.f, &r.size);
@@ -1782,9 +1801,10 @@ bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
         err = scan_file(&sc, rep, &hdr);
     s->vfs->close(s->vfs, r.f);
     rd_free(&r);
-    bg__store_free(s, sc.pb);
+    bg__handle_free(s, sc.pb);
     if (err && err != BG_EAUTH)
-        return bg__store_fail(s, err, "box '%s': cannot scan '%s'", name, path);
+        return bg__handle_fail(s, err, "box '%s': cannot scan '%s'", name,
+                               path);
     return err;
 }
 
@@ -1794,13 +1814,13 @@ static bg_err quarantine(bg_store *s, const char *name, reader *r, char *qpath,
 {
     const bg_vfs *v = s->vfs;
     char qdir[BG_PATH_MAX];
-    bg__store_path(s, qdir, sizeof qdir, "quarantine");
+    bg__handle_path(s, qdir, sizeof qdir, "quarantine");
     bg_err err = v->mkdir(v, qdir);
     if (err && err != BG_EEXISTS)
         return err;
     if (!err)
         BG_TRY(v->sync_dir(v, s->dir));
-    time_t t = (time_t)(bg__store_now_ms(s) / 1000);
+    time_t t = (time_t)(bg__handle_now_ms(s) / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
     char day[16];
@@ -1871,9 +1891,9 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
     BG__JSON_SCOPE(&s->alloc);
     BG_TRY(check_name(s, name));
     if (s->read_only)
-        return bg__store_fail(s, BG_ESTATE, "box '%s': store opened read-only",
-                              name);
-    bg_box *open = bg__store_find_box(s, name);
+        return bg__handle_fail(s, BG_ESTATE, "box '%s': store opened read-only",
+                               name);
+    bg_box *open = bg__box_table_find(s, name);
     if (open)
         BG_TRY(bg__box_close(open));
     const bg_vfs *v = s->vfs;
@@ -1883,7 +1903,8 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
     reader r = {.s = s};
     bg_err err = v->open(v, path, BG_OPEN_WRITE, &r.f);
     if (err)
-        return bg__store_fail(s, err, "box '%s': cannot open '%s'", name, path);
+        return bg__handle_fail(s, err, "box '%s': cannot open '%s'", name,
+                               path);
     scan sc = {.r = &r, .what = "recover", .name = name};
     fwriter fw = {.s = s};
     box_hdr hdr;
@@ -1920,9 +1941,104 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
 out:
     v->close(v, r.f);
     rd_free(&r);
-    bg__store_free(s, sc.pb);
+    bg__handle_free(s, sc.pb);
     fw_free(&fw);
     if (err && err != BG_EAUTH)
-        return bg__store_fail(s, err, "box '%s': recovery failed", name);
+        return bg__handle_fail(s, err, "box '%s': recovery failed", name);
     return err;
+}
+
+/* ---- the store's boxes ----------------------------------------------------
+ */
+
+static const char *const reserved[] = {BG__META_BOX, BG__AUDIT_BOX,
+                                       BG__PENDING_BOX, BG__FAILED_BOX};
+
+int bg__box_is_reserved(const char *name)
+{
+    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+        if (!strcmp(name, reserved[i]))
+            return 1;
+    return 0;
+}
+
+bg_err bg__box_table_add(bg_store *s, bg_box *b)
+{
+    BG_TRY(bg__handle_grow(s, &s->boxes, s->nboxes, &s->capboxes,
+                           sizeof *s->boxes, 8));
+    s->boxes[s->nboxes++] = b;
+    return 0;
+}
+
+void bg__box_table_remove(bg_store *s, bg_box *b)
+{
+    for (size_t i = 0; i < s->nboxes; i++) {
+        if (s->boxes[i] == b) {
+            s->boxes[i] = s->boxes[--s->nboxes];
+            return;
+        }
+    }
+}
+
+bg_box *bg__box_table_find(bg_store *s, const char *name)
+{
+    for (size_t i = 0; i < s->nboxes; i++)
+        if (!strcmp(bg__box_name(s->boxes[i]), name))
+            return s->boxes[i];
+    return NULL;
+}
+
+typedef struct list_ctx {
+    bg_store *s;
+    bg__box_list *out;
+    size_t cap;
+    int nomem;
+} list_ctx;
+
+static int collect_box(void *arg, const char *name)
+{
+    list_ctx *c = arg;
+    size_t len = strlen(name);
+    if (len < 5 || len - 4 > BG_BOX_NAME_MAX || strcmp(name + len - 4, ".box"))
+        return 0;
+    char base[BG_BOX_NAME_MAX + 1];
+    memcpy(base, name, len - 4);
+    base[len - 4] = '\0';
+    if (bg__box_check_name(base))
+        return 0;
+    bg__box_list *ns = c->out;
+    if (bg__handle_grow(c->s, &ns->v, ns->n, &c->cap, sizeof *ns->v, 8)) {
+        c->nomem = 1;
+        return 1;
+    }
+    memcpy(ns->v[ns->n++], base, len - 3);
+    return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+bg_err bg__box_list_names(bg_store *s, bg__box_list *out)
+{
+    memset(out, 0, sizeof *out);
+    list_ctx c = {.s = s, .out = out};
+    bg_err err = s->vfs->list(s->vfs, s->dir, collect_box, &c);
+    if (!err && c.nomem)
+        err = BG_ENOMEM;
+    if (err) {
+        bg__box_list_free(s, out);
+        return bg__handle_fail(s, err, "cannot list store '%s'", s->dir);
+    }
+    if (out->n)
+        qsort(out->v, out->n, sizeof *out->v, cmp_name);
+    return 0;
+}
+
+void bg__box_list_free(bg_store *s, bg__box_list *ns)
+{
+    bg__handle_free(s, ns->v);
+    ns->v = NULL;
+    ns->n = 0;
 }

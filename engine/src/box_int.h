@@ -61,4 +61,116 @@ uint32_t bg__box_encode_frame(uint8_t *dst, int kind, int flags,
 void bg__box_encode_header(uint8_t *dst, const uint8_t id[16], uint16_t flags,
                            uint32_t key_id, uint64_t seq_floor);
 
+/* ---- the box layer, for the modules above it --------------------------- */
+
+#include "boxguard/box.h"
+#include "handle_int.h"
+
+/* The store's own boxes. Public writes to them are refused (BG_EINVALID);
+ * the modules that own them write through the bg__box_*_own calls. */
+#define BG__META_BOX    "meta"        /* schema version, lock, settings */
+#define BG__AUDIT_BOX   "audit"       /* what the engine did to the store */
+#define BG__PENDING_BOX "pending_ops" /* the queue */
+#define BG__FAILED_BOX  "failed_ops"  /* the queue's dead letters */
+
+/* Whether name is one of the store's own boxes. */
+int bg__box_is_reserved(const char *name);
+
+/* The table of open boxes of a store (opening a box adds it, closing
+ * removes it). */
+BG_MUST_CHECK bg_err bg__box_table_add(bg_store *s, bg_box *b);
+void bg__box_table_remove(bg_store *s, bg_box *b);
+bg_box *bg__box_table_find(bg_store *s, const char *name);
+
+/* A frame as a scan hands it to an external index (bg__box_open_ext). */
+typedef struct bg__frame_info {
+    const char *key;
+    uint16_t klen;
+    int del;
+    uint32_t type;
+    uint64_t seq, off;
+    uint32_t flen;
+} bg__frame_info;
+
+/* fi == NULL: forget everything (the scan starts over). */
+typedef bg_err (*bg__box_ext_fn)(void *arg, const bg__frame_info *fi);
+
+/* Boxes with an external index (the queue keeps its own, smaller one):
+ * frames go to fn on open and rescan; writes do not touch the box's index
+ * and are not validated again (the owner built them from validated
+ * parts); values are read by offset. */
+BG_MUST_CHECK bg_err bg__box_open_ext(bg_store *s, const char *name, int flags,
+                                      bg__box_ext_fn fn, void *arg,
+                                      bg_box **out);
+BG_MUST_CHECK bg_err bg__box_append_ext(bg_box *b, const bg_write *w, size_t n,
+                                        uint64_t *offs, uint32_t *flens);
+BG_MUST_CHECK bg_err bg__box_read_at(bg_box *b, uint64_t off, uint32_t flen,
+                                     char **value, size_t *vlen);
+BG_MUST_CHECK bg_err bg__box_rescan(bg_box *b);
+/* Compact a box with an external index: write the frames at offs, in the
+ * order given (their sequence numbers are renumbered to keep rising), then
+ * trailer (a put written as is, may be NULL), to a new file, verified, and
+ * swap it in like bg_box_compact.
+ * *swapped tells whether the new file is the box now, and then new_offs
+ * holds their new offsets: also when the final directory sync failed,
+ * which is returned (the next durable write syncs the directory first). */
+BG_MUST_CHECK bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
+                                         const uint32_t *flens, size_t n,
+                                         uint64_t *new_offs,
+                                         const bg_write *trailer, int *swapped);
+/* The end of the box file: where the next frame goes. */
+uint64_t bg__box_end(const bg_box *b);
+
+/* The key of the frame at off (at most 64 bytes), unverified: for owners
+ * that keep their index in keys. */
+BG_MUST_CHECK bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key,
+                                         size_t cap, size_t *klen);
+
+/* The store's box names, sorted. */
+typedef struct bg__box_list {
+    char (*v)[BG_BOX_NAME_MAX + 1];
+    size_t n;
+} bg__box_list;
+BG_MUST_CHECK bg_err bg__box_list_names(bg_store *s, bg__box_list *out);
+void bg__box_list_free(bg_store *s, bg__box_list *ns);
+
+/* A box whose file is <name><suffix>.box, beside box name: migrations
+ * write the new version of a box there and rename it into place. The
+ * suffix holds a '.', so the store never lists it as a box. */
+BG_MUST_CHECK bg_err bg__box_open_staged(bg_store *s, const char *name,
+                                         const char *suffix, int flags,
+                                         bg_box **out);
+/* bg_box_iterate without the typeId check: a migration reads records its
+ * target adapters may no longer know. */
+BG_MUST_CHECK bg_err bg__box_iterate_raw(bg_box *b, bg_box_iter_fn fn,
+                                         void *arg);
+BG_MUST_CHECK bg_err bg__box_get_raw(bg_box *b, const void *key, size_t key_len,
+                                     uint32_t *type, char **value,
+                                     size_t *value_len);
+/* fn(arg, typeId) for every live record of b (from the index). */
+void bg__box_each_type(const bg_box *b, void (*fn)(void *, uint32_t),
+                       void *arg);
+/* bg_box_write_batch without validation: the caller checked every write
+ * against the adapters it answers to. */
+BG_MUST_CHECK bg_err bg__box_write_trusted(bg_box *b, const bg_write *w,
+                                           size_t n);
+
+/* Writes by the module that owns a box, reserved or not: bg_box_put,
+ * bg_box_del and bg_box_write_batch without the reserved-box refusal.
+ * bg__box_put_internal takes a key that is a C string. */
+BG_MUST_CHECK bg_err bg__box_write_own(bg_box *b, const bg_write *w, size_t n);
+BG_MUST_CHECK bg_err bg__box_del_own(bg_box *b, const void *key,
+                                     size_t key_len);
+BG_MUST_CHECK bg_err bg__box_put_internal(bg_box *b, const char *key,
+                                          const char *value, size_t len);
+bg_err bg__box_close(bg_box *b);
+const char *bg__box_name(const bg_box *b);
+BG_MUST_CHECK bg_err bg__box_check_name(const char *name);
+
+/* For key rotation: rewrite box b sealed under key k with a new box id (a
+ * compaction that reseals every live record); the key id b is sealed with
+ * (0: not encrypted). */
+BG_MUST_CHECK bg_err bg__box_reseal(bg_box *b, const bg__key *k);
+uint32_t bg__box_key_id(const bg_box *b);
+
 #endif

@@ -16,7 +16,8 @@
 #include "boxguard/migrate.h"
 #include "json_int.h"
 #include "journal_int.h"
-#include "store_int.h"
+#include "box_int.h"
+#include "handle_int.h"
 
 #define MAX_COLS 256
 
@@ -63,8 +64,8 @@ static bg_err sql_fail(ex *e, int rc, const char *what)
         err = BG_ECORRUPT;
         break;
     }
-    return bg__store_fail(e->s, err, "export: %s: sqlite: %s", what,
-                          e->db ? sqlite3_errmsg(e->db) : sqlite3_errstr(rc));
+    return bg__handle_fail(e->s, err, "export: %s: sqlite: %s", what,
+                           e->db ? sqlite3_errmsg(e->db) : sqlite3_errstr(rc));
 }
 
 static bg_err exec(ex *e, const char *sql)
@@ -239,7 +240,7 @@ static bg_err commit_chunk(ex *e)
     sqlite3_reset(e->pos);
     sqlite3_bind_int64(e->pos, 1, (sqlite3_int64)e->last_seq);
     sqlite3_bind_int64(e->pos, 2, (sqlite3_int64)e->rows);
-    sqlite3_bind_int64(e->pos, 3, (sqlite3_int64)bg__store_now_ms(e->s));
+    sqlite3_bind_int64(e->pos, 3, (sqlite3_int64)bg__handle_now_ms(e->s));
     sqlite3_bind_text(e->pos, 4, e->box, -1, SQLITE_STATIC);
     int rc = sqlite3_step(e->pos);
     if (rc != SQLITE_DONE)
@@ -258,7 +259,7 @@ static int row_fn(void *arg, const bg_record *r)
     char what[BG_BOX_NAME_MAX + 16];
     if (++e->done % 1024 == 0 || e->done == e->total) {
         snprintf(what, sizeof what, "export %s", e->box);
-        bg__store_progress(e->s, what, e->done, e->total);
+        bg__handle_progress(e->s, what, e->done, e->total);
     }
     if (r->seq <= e->last_seq)
         return 0; /* committed by an earlier run */
@@ -353,7 +354,7 @@ static bg_err begin_table(ex *e, const bg_box_stats *bs)
         sqlite3_bind_text(st, 2, e->table, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)bs->records);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)bs->next_seq);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)bg__store_now_ms(e->s));
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)bg__handle_now_ms(e->s));
         int rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
             err = sql_fail(e, rc, "writing migration_sync_status");
@@ -371,9 +372,9 @@ static bg_err export_box(ex *e, const char *name)
     bg_box *b;
     BG_TRY(bg_box_open(s, name, 0, &b));
     if (bg_box_report_of(b)->status == BG_BOX_CORRUPT)
-        return bg__store_fail(s, BG_ECORRUPT,
-                              "export: box '%s' is damaged; recover it first",
-                              name);
+        return bg__handle_fail(s, BG_ECORRUPT,
+                               "export: box '%s' is damaged; recover it first",
+                               name);
     bg_box_stats bs;
     bg_box_stats_of(b, &bs);
     e->box = name;
@@ -421,10 +422,10 @@ static bg_err export_box(ex *e, const char *name)
     uint64_t n;
     BG_TRY(count_rows(e, e->table, &n));
     if (n != bs.records || n != e->rows)
-        return bg__store_fail(s, BG_ECORRUPT,
-                              "export: table '%s' has %" PRIu64
-                              " rows, its box %" PRIu64 " records",
-                              e->table, n, bs.records);
+        return bg__handle_fail(s, BG_ECORRUPT,
+                               "export: table '%s' has %" PRIu64
+                               " rows, its box %" PRIu64 " records",
+                               e->table, n, bs.records);
     char sql[BG_BOX_NAME_MAX * 2 + 96], q[BG_BOX_NAME_MAX * 2 + 8];
     snprintf(q, sizeof q, "'%s'", name); /* names have no quote */
     snprintf(sql, sizeof sql,
@@ -488,7 +489,7 @@ static int hist_fn(void *arg, const char *key, const char *json, size_t len)
             uint64_t bytes = 0;
             int have =
                 strlen(rel) <= BG__NAME_MAX &&
-                (bg__store_path(c->e->s, path, sizeof path, rel), 1) &&
+                (bg__handle_path(c->e->s, path, sizeof path, rel), 1) &&
                 !c->e->s->vfs->open(c->e->s->vfs, path, BG_OPEN_READ, &f);
             if (have) {
                 if (c->e->s->vfs->size(c->e->s->vfs, f, &bytes))
@@ -534,7 +535,7 @@ static bg_err history(ex *e)
     if (!err) {
         /* This run itself. */
         char key[64];
-        int64_t now = bg__store_now_ms(e->s);
+        int64_t now = bg__handle_now_ms(e->s);
         snprintf(key, sizeof key, "%016" PRIx64 "-export-sqlite",
                  (uint64_t)now);
         sqlite3_reset(c.h);
@@ -558,7 +559,7 @@ static bg_err history(ex *e)
 
 /* Every table in the status against its box; tables of boxes that are
  * gone are dropped. Then integrity_check. */
-static bg_err final_check(ex *e, const bg__names *ns)
+static bg_err final_check(ex *e, const bg__box_list *ns)
 {
     sqlite3_stmt *st;
     BG_TRY(prepare(e, "SELECT box, tbl FROM migration_sync_status", &st));
@@ -587,11 +588,11 @@ static bg_err final_check(ex *e, const bg__names *ns)
             e->rep->rows += n;
             e->rep->tables++;
             if (n != bs.records)
-                err = bg__store_fail(e->s, BG_ECORRUPT,
-                                     "export: count check: table '%s' has "
-                                     "%" PRIu64 " rows, box '%s' %" PRIu64
-                                     " records",
-                                     tbl, n, box, bs.records);
+                err = bg__handle_fail(e->s, BG_ECORRUPT,
+                                      "export: count check: table '%s' has "
+                                      "%" PRIu64 " rows, box '%s' %" PRIu64
+                                      " records",
+                                      tbl, n, box, bs.records);
         }
     }
     /* A step that failed ends the loop too: the check did not run, and
@@ -615,9 +616,9 @@ static bg_err final_check(ex *e, const bg__names *ns)
     const char *res =
         rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
     if (!res || strcmp(res, "ok"))
-        err =
-            bg__store_fail(e->s, BG_ECORRUPT, "export: integrity_check: %.200s",
-                           res ? res : sqlite3_errmsg(e->db));
+        err = bg__handle_fail(e->s, BG_ECORRUPT,
+                              "export: integrity_check: %.200s",
+                              res ? res : sqlite3_errmsg(e->db));
     sqlite3_finalize(st);
     return err;
 }
@@ -628,24 +629,24 @@ bg_err bg_export_sqlite(bg_store *s, const char *db_path,
     BG__JSON_SCOPE(&s->alloc);
     memset(rep, 0, sizeof *rep);
     int journal;
-    BG_TRY(bg__store_has(s, BG__JOURNAL, &journal));
+    BG_TRY(bg__handle_has(s, BG__JOURNAL, &journal));
     if (journal)
-        return bg__store_fail(s, BG_ESTATE,
-                              "export: a migration was interrupted; open the "
-                              "store for writing (boxguard migrate status) "
-                              "first");
+        return bg__handle_fail(s, BG_ESTATE,
+                               "export: a migration was interrupted; open the "
+                               "store for writing (boxguard migrate status) "
+                               "first");
     ex e = {.s = s, .o = o, .rep = rep};
     e.chunk = o && o->chunk ? o->chunk : 1000;
     int rc = sqlite3_open_v2(db_path, &e.db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    bg__names ns = {0};
+    bg__box_list ns = {0};
     bg_err err = rc == SQLITE_OK ? 0 : sql_fail(&e, rc, db_path);
     if (!err)
         err = exec(&e, "PRAGMA synchronous = FULL");
     if (!err)
         err = schema(&e);
     if (!err)
-        err = bg__store_box_names(s, &ns);
+        err = bg__box_list_names(s, &ns);
     for (size_t i = 0; i < ns.n && !err; i++)
         if (strcmp(ns.v[i], BG__META_BOX))
             err = export_box(&e, ns.v[i]);
@@ -653,8 +654,8 @@ bg_err bg_export_sqlite(bg_store *s, const char *db_path,
         err = final_check(&e, &ns);
     if (!err)
         err = history(&e);
-    bg__names_free(s, &ns);
+    bg__box_list_free(s, &ns);
     if (e.db && sqlite3_close(e.db) != SQLITE_OK && !err)
-        err = bg__store_fail(s, BG_EIO, "export: cannot close '%s'", db_path);
+        err = bg__handle_fail(s, BG_EIO, "export: cannot close '%s'", db_path);
     return err;
 }

@@ -15,8 +15,10 @@
 #include "boxguard/record.h"
 #include "record_int.h"
 #include "boxguard/types.h"
+#include "box_int.h"
 #include "journal_int.h"
 #include "json_int.h"
+#include "meta_int.h"
 
 const char *bg__json_str(const cJSON *doc, const char *name)
 {
@@ -44,7 +46,7 @@ static void journal_path(bg_store *s, char *out, size_t cap, const char *sfx)
 {
     char name[64];
     snprintf(name, sizeof name, "%s%s", BG__JOURNAL, sfx);
-    bg__store_path(s, out, cap, name);
+    bg__handle_path(s, out, cap, name);
 }
 
 void bg__journal_box_file(bg_store *s, const char *name, const char *stage,
@@ -52,7 +54,7 @@ void bg__journal_box_file(bg_store *s, const char *name, const char *stage,
 {
     char file[BG_BOX_NAME_MAX + 16];
     snprintf(file, sizeof file, "%s%s.box", name, stage);
-    bg__store_path(s, out, cap, file);
+    bg__handle_path(s, out, cap, file);
 }
 
 bg_err bg__journal_close_box(bg_store *s, const char *name)
@@ -61,7 +63,7 @@ bg_err bg__journal_close_box(bg_store *s, const char *name)
     for (size_t i = 0; i < 3; i++) {
         char full[BG_BOX_NAME_MAX + 8];
         snprintf(full, sizeof full, "%s%s", name, stages[i]);
-        bg_box *b = bg__store_find_box(s, full);
+        bg_box *b = bg__box_table_find(s, full);
         if (b)
             BG_TRY(bg__box_close(b));
     }
@@ -154,14 +156,14 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
     if (err == BG_ENOTFOUND)
         return err;
     if (err)
-        return bg__store_fail(s, err, "cannot open '%s'", path);
+        return bg__handle_fail(s, err, "cannot open '%s'", path);
     uint64_t size = 0;
     char *buf = NULL;
     size_t got = 0;
     err = v->size(v, f, &size);
     if (!err && size > (1u << 20))
         err = BG_ECORRUPT;
-    if (!err && !(buf = bg__store_malloc(s, (size_t)size + 1)))
+    if (!err && !(buf = bg__handle_malloc(s, (size_t)size + 1)))
         err = BG_ENOMEM;
     if (!err)
         err = v->read(v, f, 0, buf, (size_t)size, &got);
@@ -174,7 +176,7 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
         if (err == BG_EINVALID)
             err = BG_ECORRUPT;
     }
-    bg__store_free(s, buf);
+    bg__handle_free(s, buf);
     if (err == BG_ENOMEM)
         return err;
     int ok = journal_ok(d);
@@ -191,7 +193,7 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
         char file[BG_BOX_NAME_MAX + 8];
         int there = 0;
         snprintf(file, sizeof file, "%s.box", b->valuestring);
-        bg_err herr = bg__store_has(s, file, &there);
+        bg_err herr = bg__handle_has(s, file, &there);
         if (herr) {
             cJSON_Delete(d);
             return herr;
@@ -200,11 +202,11 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
     }
     if (!ok) {
         cJSON_Delete(d);
-        return bg__store_fail(s, err ? err : BG_ECORRUPT,
-                              "store '%s': %s is unreadable; a migration was "
-                              "interrupted and cannot be finished "
-                              "automatically",
-                              s->dir, BG__JOURNAL);
+        return bg__handle_fail(s, err ? err : BG_ECORRUPT,
+                               "store '%s': %s is unreadable; a migration was "
+                               "interrupted and cannot be finished "
+                               "automatically",
+                               s->dir, BG__JOURNAL);
     }
     *doc = d;
     return 0;
@@ -221,11 +223,11 @@ bg_err bg__journal_write(bg_store *s, cJSON *doc, const char *phase)
     journal_path(s, path, sizeof path, "");
     journal_path(s, tmp, sizeof tmp, ".tmp");
     bg_err err =
-        bg__store_write_file(s, tmp, path, s->dir, txt, strlen(txt), 0);
+        bg__handle_write_file(s, tmp, path, s->dir, txt, strlen(txt), 0);
     cJSON_free(txt);
     if (err)
-        return bg__store_fail(s, err, "cannot write %s (phase %s)", BG__JOURNAL,
-                              phase);
+        return bg__handle_fail(s, err, "cannot write %s (phase %s)",
+                               BG__JOURNAL, phase);
     return 0;
 }
 
@@ -237,7 +239,7 @@ static bg_err journal_remove(bg_store *s)
     if (!err || err == BG_ENOTFOUND)
         err = s->vfs->sync_dir(s->vfs, s->dir);
     if (err)
-        return bg__store_fail(s, err, "cannot remove %s", BG__JOURNAL);
+        return bg__handle_fail(s, err, "cannot remove %s", BG__JOURNAL);
     return 0;
 }
 
@@ -270,7 +272,7 @@ static bg_err audit(bg_store *s, const cJSON *doc, const char *outcome)
     cJSON_AddStringToObject(rec, "event", "migration");
     cJSON_AddStringToObject(rec, "outcome", outcome);
     cJSON_AddNumberToObject(rec, "version", jnum(doc, "version"));
-    cJSON_AddNumberToObject(rec, "at", (double)bg__store_now_ms(s));
+    cJSON_AddNumberToObject(rec, "at", (double)bg__handle_now_ms(s));
     cJSON *after = cJSON_AddArrayToObject(rec, "boxes");
     bg_err err = 0;
     const cJSON *b;
@@ -289,7 +291,7 @@ static bg_err audit(bg_store *s, const cJSON *doc, const char *outcome)
         (void)bg__json_push(after, o);
     }
     if (!err)
-        err = bg__store_audit(s, bg__json_str(doc, "audit_key"), rec);
+        err = bg__meta_audit(s, bg__json_str(doc, "audit_key"), rec);
     cJSON_Delete(rec);
     return err;
 }
@@ -312,11 +314,11 @@ bg_err bg__journal_abort(bg_store *s, cJSON *doc, const char *reason)
                              sizeof path);
         bg_err err = v->unlink(v, path);
         if (err && err != BG_ENOTFOUND)
-            return bg__store_fail(s, err, "cannot remove '%s'", path);
+            return bg__handle_fail(s, err, "cannot remove '%s'", path);
     }
     bg_err err = v->sync_dir(v, s->dir);
     if (err)
-        return bg__store_fail(s, err, "cannot sync directory '%s'", s->dir);
+        return bg__handle_fail(s, err, "cannot sync directory '%s'", s->dir);
     BG_TRY(audit(s, doc, "rolled_back"));
     return journal_remove(s);
 }
@@ -338,23 +340,23 @@ bg_err bg__journal_finish(bg_store *s, cJSON *doc)
             char backup[BG_PATH_MAX], rel[BG_PATH_MAX];
             snprintf(rel, sizeof rel, "%s/%s.box", bg__json_str(doc, "backup"),
                      name);
-            bg__store_path(s, backup, sizeof backup, rel);
-            BG_TRY(bg__store_copy_file(s, backup, staged));
+            bg__handle_path(s, backup, sizeof backup, rel);
+            BG_TRY(bg__handle_copy_file(s, backup, staged));
         }
         /* A staged file that is gone was renamed by an earlier attempt. */
         bg_err err = v->rename(v, staged, path);
         if (err && err != BG_ENOTFOUND)
-            return bg__store_fail(s, err, "cannot rename '%s' to '%s'", staged,
-                                  path);
+            return bg__handle_fail(s, err, "cannot rename '%s' to '%s'", staged,
+                                   path);
     }
     bg_err err = v->sync_dir(v, s->dir);
     if (err)
-        return bg__store_fail(s, err, "cannot sync directory '%s'", s->dir);
+        return bg__handle_fail(s, err, "cannot sync directory '%s'", s->dir);
     const cJSON *lock = cJSON_GetObjectItemCaseSensitive(doc, "lock");
     char *lock_txt = cJSON_IsObject(lock) ? bg__json_print(lock) : NULL;
     if (cJSON_IsObject(lock) && !lock_txt)
         return BG_ENOMEM;
-    err = bg__store_set_schema(s, (uint32_t)jnum(doc, "version"), lock_txt);
+    err = bg__meta_set_schema(s, (uint32_t)jnum(doc, "version"), lock_txt);
     if (!err && lock_txt && s->types) {
         /* The adapters of the new version apply from here on. */
         bg_registry *r = bg_registry_new();

@@ -23,7 +23,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "store_int.h"
+#include "handle_int.h"
 
 #define BG__JOURNAL     "migration.journal"
 #define BG__STAGE_MIG   ".mig"

@@ -1,5 +1,5 @@
 /*
- * Data key files and key rotation. Key material is read straight into
+ * Data key files: load, create, destroy. Key material is read straight into
  * sodium_malloc'd memory (guard pages, zeroed when freed) and never copied
  * elsewhere. A key file is written beside its final name, synced, renamed
  * and its directory synced before any box is sealed with it; it is
@@ -27,7 +27,7 @@ uint32_t bg__key_id(const unsigned char *k)
 
 static void keys_dir(bg_store *s, char *out, size_t cap)
 {
-    bg__store_path(s, out, cap, BG__KEYS_DIR);
+    bg__handle_path(s, out, cap, BG__KEYS_DIR);
 }
 
 static void key_path(bg_store *s, uint32_t gen, const char *suffix, char *out,
@@ -36,13 +36,13 @@ static void key_path(bg_store *s, uint32_t gen, const char *suffix, char *out,
     char file[64];
     snprintf(file, sizeof file, "%s/%u.key%s", BG__KEYS_DIR, (unsigned)gen,
              suffix);
-    bg__store_path(s, out, cap, file);
+    bg__handle_path(s, out, cap, file);
 }
 
 /* Insert keeping generation order; takes ownership of k. */
 static bg_err key_insert(bg_store *s, uint32_t gen, unsigned char *k)
 {
-    bg__key *p = bg__store_realloc(s, s->keys, (s->nkeys + 1) * sizeof *p);
+    bg__key *p = bg__handle_realloc(s, s->keys, (s->nkeys + 1) * sizeof *p);
     if (!p) {
         sodium_free(k);
         return BG_ENOMEM;
@@ -84,7 +84,7 @@ bg_err bg__keys_load(bg_store *s)
     if (s->keys_loaded)
         return 0;
     if (sodium_init() < 0)
-        return bg__store_fail(s, BG_EIO, "libsodium failed to initialise");
+        return bg__handle_fail(s, BG_EIO, "libsodium failed to initialise");
     char dir[BG_PATH_MAX];
     keys_dir(s, dir, sizeof dir);
     gens g = {.n = 0};
@@ -94,14 +94,14 @@ bg_err bg__keys_load(bg_store *s)
         return 0;
     }
     if (err)
-        return bg__store_fail(s, err, "cannot list '%s'", dir);
+        return bg__handle_fail(s, err, "cannot list '%s'", dir);
     for (size_t i = 0; i < g.n; i++) {
         char path[BG_PATH_MAX];
         key_path(s, g.v[i], "", path, sizeof path);
         bg_file *f;
         err = s->vfs->open(s->vfs, path, BG_OPEN_READ, &f);
         if (err)
-            return bg__store_fail(s, err, "cannot open key file '%s'", path);
+            return bg__handle_fail(s, err, "cannot open key file '%s'", path);
         unsigned char *k = sodium_malloc(BG__KEY_BYTES + 1);
         size_t got = 0;
         err = k ? s->vfs->read(s->vfs, f, 0, k, BG__KEY_BYTES + 1, &got)
@@ -116,7 +116,7 @@ bg_err bg__keys_load(bg_store *s)
         if (err) {
             if (k)
                 sodium_free(k);
-            return bg__store_fail(s, err, "cannot read key file '%s'", path);
+            return bg__handle_fail(s, err, "cannot read key file '%s'", path);
         }
         BG_TRY(key_insert(s, g.v[i], k));
     }
@@ -142,7 +142,7 @@ bg_err bg__keys_create(bg_store *s, const bg__key **out)
     const bg_vfs *v = s->vfs;
     BG_TRY(bg__keys_load(s));
     if (s->read_only)
-        return bg__store_fail(s, BG_ESTATE, "store opened read-only");
+        return bg__handle_fail(s, BG_ESTATE, "store opened read-only");
     char dir[BG_PATH_MAX], tmp[BG_PATH_MAX], path[BG_PATH_MAX];
     uint32_t gen = s->nkeys ? s->keys[s->nkeys - 1].gen + 1 : 1;
     keys_dir(s, dir, sizeof dir);
@@ -154,16 +154,16 @@ bg_err bg__keys_create(bg_store *s, const bg__key **out)
     else if (err == BG_EEXISTS)
         err = 0;
     if (err)
-        return bg__store_fail(s, err, "cannot create '%s'", dir);
+        return bg__handle_fail(s, err, "cannot create '%s'", dir);
     unsigned char *k = sodium_malloc(BG__KEY_BYTES);
     if (!k)
         return BG_ENOMEM;
     v->random(v, k, BG__KEY_BYTES);
-    err = bg__store_write_file(s, tmp, path, dir, k, BG__KEY_BYTES,
-                               BG_OPEN_PRIVATE);
+    err = bg__handle_write_file(s, tmp, path, dir, k, BG__KEY_BYTES,
+                                BG_OPEN_PRIVATE);
     if (err) {
         sodium_free(k);
-        return bg__store_fail(s, err, "cannot write key file '%s'", path);
+        return bg__handle_fail(s, err, "cannot write key file '%s'", path);
     }
     BG_TRY(key_insert(s, gen, k));
     *out = bg__keys_current(s);
@@ -195,7 +195,7 @@ bg_err bg__keys_destroy(bg_store *s, uint32_t id)
     if (!err)
         err = v->sync_dir(v, dir);
     if (err)
-        return bg__store_fail(s, err, "cannot destroy key file '%s'", path);
+        return bg__handle_fail(s, err, "cannot destroy key file '%s'", path);
     sodium_free(s->keys[i].k);
     memmove(&s->keys[i], &s->keys[i + 1], (s->nkeys - i - 1) * sizeof *s->keys);
     s->nkeys--;
@@ -206,85 +206,7 @@ void bg__keys_free(bg_store *s)
 {
     for (size_t i = 0; i < s->nkeys; i++)
         sodium_free(s->keys[i].k);
-    bg__store_free(s, s->keys);
+    bg__handle_free(s, s->keys);
     s->keys = NULL;
     s->nkeys = 0;
-}
-
-bg_err bg_store_rekey(bg_store *s, bg_rekey_report *rep)
-{
-    BG__JSON_SCOPE(&s->alloc);
-    memset(rep, 0, sizeof *rep);
-    if (s->read_only)
-        return bg__store_fail(s, BG_ESTATE, "store opened read-only");
-    BG_TRY(bg__keys_load(s));
-    /* Every box is reopened below from its file. */
-    while (s->nboxes)
-        BG_TRY(bg__box_close(s->boxes[s->nboxes - 1]));
-    bg__names ns;
-    bg_err err = bg__store_box_names(s, &ns);
-    if (err)
-        goto out;
-
-    /* A new key, unless an interrupted rotation left one no box uses. */
-    const bg__key *cur = bg__keys_current(s);
-    int cur_used = 0, any_sealed = 0;
-    for (size_t i = 0; i < ns.n; i++) {
-        bg_box *b;
-        BG_TRY_OUT(bg_box_open(s, ns.v[i], 0, &b));
-        uint32_t id = bg__box_key_id(b);
-        any_sealed |= id != 0;
-        cur_used |= cur && id == cur->id;
-        BG_TRY_OUT(bg__box_close(b));
-    }
-    if (!cur || (cur_used && s->nkeys == 1) || (!any_sealed && s->nkeys == 1))
-        BG_TRY_OUT(bg__keys_create(s, &cur));
-    uint32_t cur_id = cur->id;
-
-    for (size_t i = 0; i < ns.n; i++) {
-        bg_box *b;
-        BG_TRY_OUT(bg_box_open(s, ns.v[i], 0, &b));
-        uint32_t id = bg__box_key_id(b);
-        if (id) {
-            rep->boxes++;
-            if (id != cur_id) {
-                BG_TRY_OUT(bg__box_reseal(b, bg__keys_find(s, cur_id)));
-                rep->resealed++;
-            }
-        }
-        BG_TRY_OUT(bg__box_close(b));
-        bg__store_progress(s, "rekey", i + 1, ns.n);
-    }
-    /* Every sealed box must now verify under the new key before an old
-     * key goes. */
-    for (size_t i = 0; i < ns.n; i++) {
-        bg_box_report r;
-        BG_TRY_OUT(bg_box_verify(s, ns.v[i], &r));
-        if (r.status != BG_BOX_CLEAN) {
-            err = bg__store_fail(s, BG_ECORRUPT,
-                                 "box '%s' does not verify after re-sealing; "
-                                 "old keys kept",
-                                 ns.v[i]);
-            goto out;
-        }
-        bg_box *b;
-        BG_TRY_OUT(bg_box_open(s, ns.v[i], 0, &b));
-        uint32_t id = bg__box_key_id(b);
-        BG_TRY_OUT(bg__box_close(b));
-        if (id && id != cur_id) {
-            err = bg__store_fail(s, BG_ESTATE,
-                                 "box '%s' is still sealed with an old key",
-                                 ns.v[i]);
-            goto out;
-        }
-    }
-    while (s->nkeys > 1) {
-        uint32_t old = s->keys[0].id == cur_id ? s->keys[1].id : s->keys[0].id;
-        BG_TRY_OUT(bg__keys_destroy(s, old));
-        rep->keys_removed++;
-    }
-    rep->key_id = cur_id;
-out:
-    bg__names_free(s, &ns);
-    return err;
 }

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "store_int.h"
+#include "handle_int.h"
 
 #define BG__KEY_BYTES 32
 #define BG__KEYS_DIR  "keys"
@@ -31,10 +31,5 @@ BG_MUST_CHECK bg_err bg__keys_create(bg_store *s, const bg__key **out);
 BG_MUST_CHECK bg_err bg__keys_destroy(bg_store *s, uint32_t id);
 void bg__keys_free(bg_store *s);
 
-/* box.c: rewrite box b sealed under key k with a new box id (a compaction
- * that re-seals every live record). */
-BG_MUST_CHECK bg_err bg__box_reseal(bg_box *b, const bg__key *k);
-/* box.c: the key id box b is sealed with (0: not encrypted). */
-uint32_t bg__box_key_id(const bg_box *b);
 
 #endif

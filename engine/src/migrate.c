@@ -12,9 +12,11 @@
 
 #include "boxguard/migrate.h"
 #include "json_int.h"
+#include "meta_int.h"
 #include "journal_int.h"
 #include "keys_int.h"
-#include "store_int.h"
+#include "box_int.h"
+#include "handle_int.h"
 
 /* ---- plans ------------------------------------------------------------- */
 
@@ -521,9 +523,6 @@ bg_err bg_plan_parse(const char *json, size_t len, bg_plan **out, char *detail,
 
 /* ---- the runner -------------------------------------------------------- */
 
-static const char *const reserved_boxes[] = {BG__META_BOX, "audit",
-                                             "pending_ops", "failed_ops"};
-
 /* Transform one record with m and check the result against target:
  * returns 0 (*out filled; out->value is in's unless *fresh), BG_ESCHEMA
  * with why, or another error. */
@@ -572,25 +571,23 @@ static const bg_registry *target_of(bg_store *s, const bg_migration *m,
 static bg_err check_migration(bg_store *s, const bg_migration *m)
 {
     if (!m->id || !bg__journal_id_ok(m->id))
-        return bg__store_fail(s, BG_EINVALID, "bad migration id '%.80s'",
-                              m->id ? m->id : "");
+        return bg__handle_fail(s, BG_EINVALID, "bad migration id '%.80s'",
+                               m->id ? m->id : "");
     if (m->from < 1 || m->from >= m->to || !m->transform || !m->nboxes)
-        return bg__store_fail(s, BG_EINVALID,
-                              "migration '%s': needs from < to, a transform "
-                              "and at least one box",
-                              m->id);
+        return bg__handle_fail(s, BG_EINVALID,
+                               "migration '%s': needs from < to, a transform "
+                               "and at least one box",
+                               m->id);
     for (size_t i = 0; i < m->nboxes; i++) {
         if (bg__box_check_name(m->boxes[i]))
-            return bg__store_fail(s, BG_EINVALID,
-                                  "migration '%s': bad box name '%.80s'", m->id,
-                                  m->boxes[i]);
-        for (size_t r = 0; r < sizeof reserved_boxes / sizeof *reserved_boxes;
-             r++)
-            if (!strcmp(m->boxes[i], reserved_boxes[r]))
-                return bg__store_fail(s, BG_EINVALID,
-                                      "migration '%s': box '%s' belongs to "
-                                      "the store and cannot be migrated",
-                                      m->id, m->boxes[i]);
+            return bg__handle_fail(s, BG_EINVALID,
+                                   "migration '%s': bad box name '%.80s'",
+                                   m->id, m->boxes[i]);
+        if (bg__box_is_reserved(m->boxes[i]))
+            return bg__handle_fail(s, BG_EINVALID,
+                                   "migration '%s': box '%s' belongs to the "
+                                   "store and cannot be migrated",
+                                   m->id, m->boxes[i]);
     }
     return 0;
 }
@@ -628,7 +625,7 @@ static void tick(run_ctx *c)
     if (++c->done % 1024 == 0 || c->done == c->total) {
         char what[BG_MIGRATION_ID_MAX + 16];
         snprintf(what, sizeof what, "migrate %s", c->m->id);
-        bg__store_progress(c->s, what, c->done, c->total);
+        bg__handle_progress(c->s, what, c->done, c->total);
     }
 }
 
@@ -652,7 +649,7 @@ static int dry_fn(void *arg, const bg_record *r)
 static void batch_clear(run_ctx *c)
 {
     for (size_t i = 0; i < c->nbatch; i++)
-        bg__store_free(c->s, (char *)c->batch[i].key);
+        bg__handle_free(c->s, (char *)c->batch[i].key);
     c->nbatch = 0;
     c->bytes = 0;
 }
@@ -671,21 +668,21 @@ static int write_fn(void *arg, const bg_record *r)
     xform x;
     c->err = transform(c->m, c->target, c->box, r, &x, c->why, sizeof c->why);
     if (c->err == BG_ESCHEMA)
-        c->err = bg__store_fail(c->s, BG_ESCHEMA,
-                                "migration '%s', box '%s', key '%.*s': %s "
-                                "(passed the dry run: the transform is not "
-                                "deterministic)",
-                                c->m->id, c->box,
-                                (int)(r->key_len > 80 ? 80 : r->key_len),
-                                r->key, c->why);
+        c->err = bg__handle_fail(c->s, BG_ESCHEMA,
+                                 "migration '%s', box '%s', key '%.*s': %s "
+                                 "(passed the dry run: the transform is not "
+                                 "deterministic)",
+                                 c->m->id, c->box,
+                                 (int)(r->key_len > 80 ? 80 : r->key_len),
+                                 r->key, c->why);
     if (c->err)
         return 1;
     int changed = x.fresh != NULL || x.type != r->type;
     char *both = NULL;
-    c->err = bg__store_grow(c->s, &c->batch, c->nbatch, &c->capbatch,
-                            sizeof *c->batch, 64);
+    c->err = bg__handle_grow(c->s, &c->batch, c->nbatch, &c->capbatch,
+                             sizeof *c->batch, 64);
     if (!c->err &&
-        !(both = bg__store_malloc(c->s, r->key_len + x.value_len + 1)))
+        !(both = bg__handle_malloc(c->s, r->key_len + x.value_len + 1)))
         c->err = BG_ENOMEM;
     if (c->err) {
         free(x.fresh);
@@ -741,7 +738,7 @@ static int verify_fn(void *arg, const bg_record *r)
         c->err = BG_ECORRUPT; /* the transform no longer takes the original */
     }
     free(x.fresh);
-    bg__store_free(c->s, v);
+    bg__handle_free(c->s, v);
     tick(c);
     return c->err != 0;
 }
@@ -756,21 +753,21 @@ static uint64_t box_records(bg_box *b)
 static bg_err step_backup(bg_store *s, const bg_migration *m, const char *rel)
 {
     char dir[BG_PATH_MAX];
-    bg__store_path(s, dir, sizeof dir, BG__BACKUPS_DIR);
-    BG_TRY(bg__store_mkdir(s, dir));
-    bg__store_path(s, dir, sizeof dir, rel);
-    BG_TRY(bg__store_mkdir(s, dir));
+    bg__handle_path(s, dir, sizeof dir, BG__BACKUPS_DIR);
+    BG_TRY(bg__handle_mkdir(s, dir));
+    bg__handle_path(s, dir, sizeof dir, rel);
+    BG_TRY(bg__handle_mkdir(s, dir));
     for (size_t i = 0; i < m->nboxes; i++) {
         char from[BG_PATH_MAX], to[BG_PATH_MAX], file[BG_BOX_NAME_MAX + 8];
         snprintf(file, sizeof file, "%s.box", m->boxes[i]);
-        bg__store_path(s, from, sizeof from, file);
+        bg__handle_path(s, from, sizeof from, file);
         if (snprintf(to, sizeof to, "%s/%s", dir, file) >= (int)sizeof to)
             return BG_EINVALID;
-        BG_TRY(bg__store_copy_file(s, from, to));
+        BG_TRY(bg__handle_copy_file(s, from, to));
     }
     bg_err err = s->vfs->sync_dir(s->vfs, dir);
     if (err)
-        return bg__store_fail(s, err, "cannot sync '%s'", dir);
+        return bg__handle_fail(s, err, "cannot sync '%s'", dir);
     return 0;
 }
 
@@ -785,10 +782,10 @@ static bg_err step_dry_run(run_ctx *c)
         BG_TRY(c->err);
     }
     if (c->rep->failed > failed)
-        return bg__store_fail(c->s, BG_ESCHEMA,
-                              "migration '%s': %" PRIu64
-                              " records fail the dry run; nothing changed",
-                              m->id, c->rep->failed - failed);
+        return bg__handle_fail(c->s, BG_ESCHEMA,
+                               "migration '%s': %" PRIu64
+                               " records fail the dry run; nothing changed",
+                               m->id, c->rep->failed - failed);
     return 0;
 }
 
@@ -802,7 +799,7 @@ static bg_err step_migrate(run_ctx *c)
         bg__journal_box_file(s, c->box, BG__STAGE_MIG, path, sizeof path);
         bg_err err = s->vfs->unlink(s->vfs, path);
         if (err && err != BG_ENOTFOUND)
-            return bg__store_fail(s, err, "cannot remove '%s'", path);
+            return bg__handle_fail(s, err, "cannot remove '%s'", path);
         BG_TRY(bg_box_open(s, c->box, 0, &c->src));
         int flags = BG_BOX_CREATE;
         if (bg__box_key_id(c->src))
@@ -848,10 +845,10 @@ static bg_err step_verify(run_ctx *c)
         }
         bg_err cerr = bg__box_close(staged);
         if (err == BG_ECORRUPT)
-            return bg__store_fail(s, BG_ECORRUPT,
-                                  "migration '%s': verification of box '%s' "
-                                  "failed: %s",
-                                  m->id, c->box, c->why);
+            return bg__handle_fail(s, BG_ECORRUPT,
+                                   "migration '%s': verification of box '%s' "
+                                   "failed: %s",
+                                   m->id, c->box, c->why);
         BG_TRY(err ? err : cerr);
     }
     return 0;
@@ -884,7 +881,7 @@ static cJSON *journal_new(bg_store *s, const bg_migration *m,
         (void)bg__json_push(boxes, cJSON_CreateString(m->boxes[i]));
     (void)bg__json_put(d, "boxes", boxes);
     cJSON_AddStringToObject(d, "backup", backup);
-    cJSON_AddNumberToObject(d, "started_at", (double)bg__store_now_ms(s));
+    cJSON_AddNumberToObject(d, "started_at", (double)bg__handle_now_ms(s));
     (void)bg__json_put(d, "lock", lock_json(target));
     (void)bg__json_put(d, "old_lock", lock_json(s->types));
     /* cJSON reports no allocation failure on the way: a document built
@@ -907,17 +904,17 @@ static bg_err run_one(bg_store *s, const bg_migration *m,
         bg_box *b;
         bg_err err = bg_box_open(s, m->boxes[i], 0, &b);
         if (err == BG_ENOTFOUND)
-            return bg__store_fail(s, BG_EINVALID,
-                                  "migration '%s' names box '%s', which does "
-                                  "not exist",
-                                  m->id, m->boxes[i]);
+            return bg__handle_fail(s, BG_EINVALID,
+                                   "migration '%s' names box '%s', which does "
+                                   "not exist",
+                                   m->id, m->boxes[i]);
         BG_TRY(err);
         const bg_box_report *r = bg_box_report_of(b);
         if (r->status == BG_BOX_CORRUPT)
-            return bg__store_fail(s, BG_ECORRUPT,
-                                  "box '%s' is damaged at offset %" PRIu64
-                                  "; recover it before migrating",
-                                  m->boxes[i], r->first_damage);
+            return bg__handle_fail(s, BG_ECORRUPT,
+                                   "box '%s' is damaged at offset %" PRIu64
+                                   "; recover it before migrating",
+                                   m->boxes[i], r->first_damage);
         BG_TRY(bg_box_sync(b));
         c.total += box_records(b);
     }
@@ -959,17 +956,17 @@ static bg_err run_one(bg_store *s, const bg_migration *m,
         char detail[sizeof s->detail];
         snprintf(detail, sizeof detail, "%s", s->detail);
         if (!bg__journal_abort(s, doc, detail))
-            bg__store_fail(s, 0, "%.400s; rolled back", detail);
+            bg__handle_fail(s, 0, "%.400s; rolled back", detail);
         else
-            bg__store_fail(s, 0,
-                           "%.400s; the rollback could not be written "
-                           "either: the next open of the store rolls it back",
-                           detail);
+            bg__handle_fail(s, 0,
+                            "%.400s; the rollback could not be written "
+                            "either: the next open of the store rolls it back",
+                            detail);
         rep->records = records, rep->changed = changed;
     }
     if (!err)
         err = bg__journal_finish(s, doc);
-    bg__store_free(s, c.batch);
+    bg__handle_free(s, c.batch);
     cJSON_Delete(doc);
     return err;
 }
@@ -1043,10 +1040,10 @@ static bg_err dry_run_plan(bg_store *s, const bg_migration *m, size_t n,
             bg_box *b;
             bg_err err = bg_box_open(s, m[i].boxes[j], 0, &b);
             if (err == BG_ENOTFOUND)
-                return bg__store_fail(s, BG_EINVALID,
-                                      "migration '%s' names box '%s', which "
-                                      "does not exist",
-                                      m[i].id, m[i].boxes[j]);
+                return bg__handle_fail(s, BG_EINVALID,
+                                       "migration '%s' names box '%s', which "
+                                       "does not exist",
+                                       m[i].id, m[i].boxes[j]);
             BG_TRY(err);
             cc.box = m[i].boxes[j];
             cc.c.box = cc.box;
@@ -1058,9 +1055,9 @@ static bg_err dry_run_plan(bg_store *s, const bg_migration *m, size_t n,
         }
     }
     if (rep->failed)
-        return bg__store_fail(s, BG_ESCHEMA,
-                              "dry run: %" PRIu64 " records would fail",
-                              rep->failed);
+        return bg__handle_fail(s, BG_ESCHEMA,
+                               "dry run: %" PRIu64 " records would fail",
+                               rep->failed);
     return 0;
 }
 
@@ -1070,18 +1067,18 @@ bg_err bg_migrate_run(bg_store *s, const bg_migration *m, size_t n,
     BG__JSON_SCOPE(&s->alloc);
     memset(rep, 0, sizeof *rep);
     if (s->read_only && !(o && o->dry_run))
-        return bg__store_fail(s, BG_ESTATE, "store opened read-only");
+        return bg__handle_fail(s, BG_ESTATE, "store opened read-only");
     for (size_t i = 0; i < n; i++) {
         BG_TRY(check_migration(s, &m[i]));
         if (i && m[i].from != m[i - 1].to)
-            return bg__store_fail(s, BG_EINVALID,
-                                  "migration '%s' starts at version %u, not "
-                                  "where '%s' ends (%u)",
-                                  m[i].id, (unsigned)m[i].from, m[i - 1].id,
-                                  (unsigned)m[i - 1].to);
+            return bg__handle_fail(s, BG_EINVALID,
+                                   "migration '%s' starts at version %u, not "
+                                   "where '%s' ends (%u)",
+                                   m[i].id, (unsigned)m[i].from, m[i - 1].id,
+                                   (unsigned)m[i - 1].to);
     }
     uint32_t ver;
-    BG_TRY(bg__store_schema_version(s, &ver));
+    BG_TRY(bg__meta_schema_version(s, &ver));
     rep->version_before = rep->version_after = ver;
     size_t first = 0;
     while (first < n && ver >= m[first].to) {
@@ -1089,11 +1086,11 @@ bg_err bg_migrate_run(bg_store *s, const bg_migration *m, size_t n,
         rep->skipped++;
     }
     if (first < n && ver != m[first].from)
-        return bg__store_fail(s, BG_ESCHEMA,
-                              "the store is at schema version %u; migration "
-                              "'%s' starts at %u",
-                              (unsigned)ver, m[first].id,
-                              (unsigned)m[first].from);
+        return bg__handle_fail(s, BG_ESCHEMA,
+                               "the store is at schema version %u; migration "
+                               "'%s' starts at %u",
+                               (unsigned)ver, m[first].id,
+                               (unsigned)m[first].from);
     if (o && o->dry_run)
         return dry_run_plan(s, m + first, n - first, o, rep);
     for (size_t i = first; i < n; i++) {
@@ -1134,7 +1131,7 @@ static int hist_fn(void *arg, const bg_record *r)
 static bg_err history(bg_store *s, hist_ctx *h)
 {
     bg_box *audit;
-    bg_err err = bg_box_open(s, "audit", 0, &audit);
+    bg_err err = bg_box_open(s, BG__AUDIT_BOX, 0, &audit);
     if (err == BG_ENOTFOUND)
         return 0;
     BG_TRY(err);
@@ -1153,7 +1150,7 @@ bg_err bg_migrate_get_status(bg_store *s, bg_migrate_status *st)
 {
     BG__JSON_SCOPE(&s->alloc);
     memset(st, 0, sizeof *st);
-    BG_TRY(bg__store_schema_version(s, &st->version));
+    BG_TRY(bg__meta_schema_version(s, &st->version));
     snprintf(st->resolved, sizeof st->resolved, "%s", s->resolved);
     hist_ctx h = {NULL, NULL, 0, 0};
     BG_TRY(history(s, &h));
@@ -1210,10 +1207,10 @@ static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
 {
     const char *id = bg__json_str(top, "id");
     if (ver != (uint32_t)cJSON_GetObjectItem(top, "to")->valuedouble)
-        return bg__store_fail(s, BG_ESTATE,
-                              "the store is at schema version %u, not at the "
-                              "version migration '%s' left it",
-                              (unsigned)ver, id);
+        return bg__handle_fail(s, BG_ESTATE,
+                               "the store is at schema version %u, not at the "
+                               "version migration '%s' left it",
+                               (unsigned)ver, id);
     const cJSON *b;
     cJSON_ArrayForEach(b, cJSON_GetObjectItem(top, "boxes"))
     {
@@ -1222,12 +1219,12 @@ static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
         int there;
         snprintf(rel, sizeof rel, "%s/%s.box", bg__json_str(top, "backup"),
                  name);
-        BG_TRY(bg__store_has(s, rel, &there));
+        BG_TRY(bg__handle_has(s, rel, &there));
         if (!there)
-            return bg__store_fail(s, BG_ECORRUPT,
-                                  "the backup of box '%s' (%s) is missing; "
-                                  "cannot roll back migration '%s'",
-                                  name, rel, id);
+            return bg__handle_fail(s, BG_ECORRUPT,
+                                   "the backup of box '%s' (%s) is missing; "
+                                   "cannot roll back migration '%s'",
+                                   name, rel, id);
         bg_box *box;
         BG_TRY(bg_box_open(s, name, 0, &box));
         bg_box_stats st;
@@ -1237,11 +1234,11 @@ static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
                  (uint64_t)cJSON_GetObjectItem(b, "records")->valuedouble ||
              st.next_seq !=
                  (uint64_t)cJSON_GetObjectItem(b, "next_seq")->valuedouble))
-            return bg__store_fail(s, BG_ESTATE,
-                                  "box '%s' was written after migration '%s' "
-                                  "committed; rolling back would lose those "
-                                  "writes (force to do it anyway)",
-                                  name, id);
+            return bg__handle_fail(s, BG_ESTATE,
+                                   "box '%s' was written after migration '%s' "
+                                   "committed; rolling back would lose those "
+                                   "writes (force to do it anyway)",
+                                   name, id);
     }
     return 0;
 }
@@ -1252,13 +1249,13 @@ bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
     BG__JSON_SCOPE(&s->alloc);
     memset(rep, 0, sizeof *rep);
     if (s->read_only)
-        return bg__store_fail(s, BG_ESTATE, "store opened read-only");
+        return bg__handle_fail(s, BG_ESTATE, "store opened read-only");
     undo_ctx u = {cJSON_CreateArray(), 0};
     if (!u.stack)
         return BG_ENOMEM;
     cJSON *doc = NULL;
     uint32_t ver;
-    bg_err err = bg__store_schema_version(s, &ver);
+    bg_err err = bg__meta_schema_version(s, &ver);
     if (!err)
         err = bg_migrate_history(s, undo_fn, &u);
     if (!err)
@@ -1266,8 +1263,8 @@ bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
     int n = cJSON_GetArraySize(u.stack);
     const cJSON *top = n ? cJSON_GetArrayItem(u.stack, n - 1) : NULL;
     if (!err && !top)
-        err = bg__store_fail(s, BG_ENOTFOUND,
-                             "no committed migration to roll back");
+        err = bg__handle_fail(s, BG_ENOTFOUND,
+                              "no committed migration to roll back");
     if (!err)
         err = check_rollback(s, top, ver, o && o->force);
     if (err)
@@ -1290,7 +1287,7 @@ bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
     cJSON_AddStringToObject(doc, "kind", "rollback");
     cJSON_AddNumberToObject(doc, "version",
                             cJSON_GetObjectItem(top, "from")->valuedouble);
-    cJSON_AddNumberToObject(doc, "started_at", (double)bg__store_now_ms(s));
+    cJSON_AddNumberToObject(doc, "started_at", (double)bg__handle_now_ms(s));
     cJSON_AddStringToObject(doc, "rolls_back", bg__json_str(top, "audit_key"));
     cJSON_AddStringToObject(doc, "reason", "rollback requested");
     err = bg__json_failed() ? BG_ENOMEM : bg__journal_name(s, doc);

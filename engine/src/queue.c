@@ -26,13 +26,13 @@
 #include "boxguard/queue.h"
 #include "boxguard/record.h"
 #include "json_int.h"
+#include "meta_int.h"
 #include "queue_int.h"
 #include "record_int.h"
-#include "store_int.h"
+#include "box_int.h"
+#include "handle_int.h"
 
-#define PENDING_BOX "pending_ops"
-#define FAILED_BOX  "failed_ops"
-#define LOCK_KEY    "queue_lock"
+#define LOCK_KEY "queue_lock"
 
 /* 16 bytes per pending op: offsets up to 1 TiB, frames up to 8 MiB (a
  * queue payload is at most BG_RECORD_MAX_BYTES). */
@@ -99,12 +99,12 @@ static bg_err ring_push(bg_queue *q, ring *r, qent e)
 {
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 64;
-        qent *v = bg__store_malloc(q->s, cap * sizeof *v);
+        qent *v = bg__handle_malloc(q->s, cap * sizeof *v);
         if (!v)
             return BG_ENOMEM;
         for (size_t i = 0; i < r->n; i++)
             v[i] = *ring_at(r, i);
-        bg__store_free(q->s, r->v);
+        bg__handle_free(q->s, r->v);
         r->v = v;
         r->cap = cap;
         r->head = 0;
@@ -154,7 +154,7 @@ static qent *ring_find(ring *r, uint64_t id)
 
 static void ring_free(bg_queue *q, ring *r)
 {
-    bg__store_free(q->s, r->v);
+    bg__handle_free(q->s, r->v);
     memset(r, 0, sizeof *r);
 }
 
@@ -174,7 +174,7 @@ static uint32_t slot_hi(uint64_t h)
 static bg_err set_grow(bg_queue *q)
 {
     size_t cap = q->setcap ? q->setcap * 2 : 64;
-    islot *v = bg__store_malloc(q->s, cap * sizeof *v);
+    islot *v = bg__handle_malloc(q->s, cap * sizeof *v);
     if (!v)
         return BG_ENOMEM;
     memset(v, 0, cap * sizeof *v);
@@ -186,7 +186,7 @@ static bg_err set_grow(bg_queue *q)
             j = (j + 1) & (cap - 1);
         v[j] = q->set[i];
     }
-    bg__store_free(q->s, q->set);
+    bg__handle_free(q->s, q->set);
     q->set = v;
     q->setcap = cap;
     return 0;
@@ -252,8 +252,8 @@ typedef struct env {
 static void env_clear(env *e)
 {
     if (e->s) {
-        bg__store_free(e->s, e->idem);
-        bg__store_free(e->s, e->err);
+        bg__handle_free(e->s, e->idem);
+        bg__handle_free(e->s, e->err);
     }
     memset(e, 0, sizeof *e);
 }
@@ -261,7 +261,7 @@ static void env_clear(env *e)
 /* A NUL-terminated copy of p[0, n) from the store's allocator. */
 static char *qdup(bg_store *s, const char *p, size_t n)
 {
-    char *d = bg__store_malloc(s, n + 1);
+    char *d = bg__handle_malloc(s, n + 1);
     if (d) {
         memcpy(d, p, n);
         d[n] = '\0';
@@ -300,7 +300,7 @@ static bg_err env_parse(bg_store *s, const char *text, size_t len, env *e)
     e->op_len = (size_t)(text + len - 1 - e->op);
     /* The metadata alone: everything before ",\"op\":", closed. */
     size_t mlen = (size_t)(mark - text);
-    char *meta = bg__store_malloc(s, mlen + 2);
+    char *meta = bg__handle_malloc(s, mlen + 2);
     if (!meta)
         return BG_ENOMEM;
     memcpy(meta, text, mlen);
@@ -308,7 +308,7 @@ static bg_err env_parse(bg_store *s, const char *text, size_t len, env *e)
     meta[mlen + 1] = '\0';
     cJSON *doc;
     bg_err perr = bg__json_parse(meta, mlen + 1, &doc);
-    bg__store_free(s, meta);
+    bg__handle_free(s, meta);
     if (perr == BG_ENOMEM)
         return perr;
     const cJSON *idem = cJSON_GetObjectItemCaseSensitive(doc, "idem");
@@ -365,7 +365,7 @@ static char *env_build(bg_store *s, const char *idem, int lane, int64_t at,
     char *out = NULL;
     if (i && (!err || e)) {
         size_t cap = strlen(i) + (e ? strlen(e) : 0) + op_len + 160;
-        out = bg__store_malloc(s, cap);
+        out = bg__handle_malloc(s, cap);
         if (out) {
             int n = snprintf(out, cap,
                              "{\"idem\":%s,\"lane\":%d,\"at\":%" PRId64
@@ -455,7 +455,7 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
         q->live_bytes = 0;
         for (int l = 0; l < 2; l++)
             ring_free(q, &q->lanes[l]);
-        bg__store_free(q->s, q->set);
+        bg__handle_free(q->s, q->set);
         q->set = NULL;
         q->setcap = q->setn = 0;
         return 0;
@@ -496,10 +496,10 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
     if (fi->del)
         return 0;
     if (fi->off >= (1ull << 40) || fi->flen >= (1u << 23))
-        return bg__store_fail(q->s, BG_ECORRUPT,
-                              "box '" PENDING_BOX "': op %016" PRIx64
-                              " is past the queue's limits",
-                              id);
+        return bg__handle_fail(q->s, BG_ECORRUPT,
+                               "box '" BG__PENDING_BOX "': op %016" PRIx64
+                               " is past the queue's limits",
+                               id);
     qent n = {id, fi->off, fi->flen, 0};
     BG_TRY(ring_push(q, r, n));
     q->live_bytes += fi->flen;
@@ -512,12 +512,12 @@ static bg_err read_env(bg_queue *q, const qent *e, char **text, env *en)
     BG_TRY(bg__box_read_at(q->pending, e->off, e->flen, text, &len));
     bg_err err = env_parse(q->s, *text, len, en);
     if (err) {
-        bg__store_free(q->s, *text);
+        bg__handle_free(q->s, *text);
         *text = NULL;
-        return bg__store_fail(q->s, err,
-                              "box '" PENDING_BOX "': op %016" PRIx64
-                              " is not a queue record",
-                              e->id);
+        return bg__handle_fail(q->s, err,
+                               "box '" BG__PENDING_BOX "': op %016" PRIx64
+                               " is not a queue record",
+                               e->id);
     }
     return 0;
 }
@@ -537,14 +537,14 @@ static bg_err index_finish(bg_queue *q)
         if (!q->oldest_ms || en.at < q->oldest_ms)
             q->oldest_ms = en.at;
         env_clear(&en);
-        bg__store_free(q->s, text);
+        bg__handle_free(q->s, text);
     }
     return 0;
 }
 
 static void set_clear(bg_queue *q)
 {
-    bg__store_free(q->s, q->set);
+    bg__handle_free(q->s, q->set);
     q->set = NULL;
     q->setcap = q->setn = 0;
 }
@@ -598,13 +598,21 @@ static bg_err find_idem(bg_queue *q, const char *idem, uint64_t *id)
         BG_TRY(read_env(q, e, &text, &en));
         int same = !strcmp(en.idem, idem);
         env_clear(&en);
-        bg__store_free(q->s, text);
+        bg__handle_free(q->s, text);
         if (same) {
             *id = cand;
             return 0;
         }
     }
     return 0;
+}
+
+/* Write the failed op under key (16 bytes) in failed_ops. */
+static bg_err put_failed(bg_queue *q, const char *key, const char *rec,
+                         size_t len)
+{
+    bg_write w = {0, key, 16, 0, rec, len};
+    return bg__box_write_own(q->failed, &w, 1);
 }
 
 static bg_err del_pending(bg_queue *q, uint64_t id);
@@ -638,7 +646,7 @@ static int settle_one(void *arg, const bg_record *r)
         if (e && !(c->err = read_env(c->q, e, &text, &pe))) {
             retried = pe.retry_of == id;
             env_clear(&pe);
-            bg__store_free(c->q->s, text);
+            bg__handle_free(c->q->s, text);
         }
     }
     if (c->err) {
@@ -648,8 +656,8 @@ static int settle_one(void *arg, const bg_record *r)
         c->err = del_pending(c->q, id);
     } else if (retried) {
         /* A retry that did not finish: the failed copy goes. */
-        c->err = bg__store_grow(c->q->s, &c->drop_failed, c->n, &c->cap,
-                                sizeof *c->drop_failed, 8);
+        c->err = bg__handle_grow(c->q->s, &c->drop_failed, c->n, &c->cap,
+                                 sizeof *c->drop_failed, 8);
         if (!c->err)
             c->drop_failed[c->n++] = id;
     }
@@ -660,7 +668,7 @@ static int settle_one(void *arg, const bg_record *r)
 bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
 {
     BG__JSON_SCOPE(&s->alloc);
-    bg_queue *q = bg__store_malloc(s, sizeof *q);
+    bg_queue *q = bg__handle_malloc(s, sizeof *q);
     if (!q)
         return BG_ENOMEM;
     memset(q, 0, sizeof *q);
@@ -671,12 +679,12 @@ bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
         bg_queue_opts_init(&q->o);
     q->next_id = 1;
     int flags = s->read_only ? 0 : BG_BOX_CREATE;
-    bg_err err =
-        bg__box_open_ext(s, PENDING_BOX, flags, index_frame, q, &q->pending);
+    bg_err err = bg__box_open_ext(s, BG__PENDING_BOX, flags, index_frame, q,
+                                  &q->pending);
     if (!err)
         err = index_finish(q);
     if (!err)
-        err = bg_box_open(s, FAILED_BOX, flags, &q->failed);
+        err = bg_box_open(s, BG__FAILED_BOX, flags, &q->failed);
     if (!err && !s->read_only) {
         settle_ctx c = {.q = q};
         err = bg_box_iterate(q->failed, settle_one, &c);
@@ -685,9 +693,9 @@ bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
         for (size_t i = 0; i < c.n && !err; i++) {
             char key[17];
             id_key(c.drop_failed[i], key);
-            err = bg_box_del(q->failed, key, 16);
+            err = bg__box_del_own(q->failed, key, 16);
         }
-        bg__store_free(q->s, c.drop_failed);
+        bg__handle_free(q->s, c.drop_failed);
     }
     if (err) {
         bg_queue_close(q);
@@ -705,9 +713,9 @@ void bg_queue_close(bg_queue *q)
     for (int l = 0; l < 2; l++)
         ring_free(q, &q->lanes[l]);
     set_clear(q);
-    bg__store_free(q->s, q->leases);
+    bg__handle_free(q->s, q->leases);
     /* The boxes belong to the store and close with it. */
-    bg__store_free(q->s, q);
+    bg__handle_free(q->s, q);
 }
 
 /* ---- operations ------------------------------------------------------------
@@ -731,20 +739,20 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     char why[160];
     size_t ilen = idem ? strlen(idem) : 0;
     if (bg_record_check_key(idem, ilen, why, sizeof why))
-        return bg__store_fail(q->s, BG_EINVALID, "idempotency key: %s", why);
+        return bg__handle_fail(q->s, BG_EINVALID, "idempotency key: %s", why);
     bg_err verr = bg__record_check(payload, len, &q->s->alloc, why, sizeof why);
     if (verr)
-        return bg__store_fail(q->s, verr, "op '%.80s': %s", idem, why);
+        return bg__handle_fail(q->s, verr, "op '%.80s': %s", idem, why);
     uint64_t dup;
     BG_TRY(find_idem(q, idem, &dup));
     if (dup) {
         *id = dup;
-        return bg__store_fail(q->s, BG_EEXISTS,
-                              "op '%.80s' is already pending as %016" PRIx64
-                              "; not enqueued twice",
-                              idem, dup);
+        return bg__handle_fail(q->s, BG_EEXISTS,
+                               "op '%.80s' is already pending as %016" PRIx64
+                               "; not enqueued twice",
+                               idem, dup);
     }
-    int64_t now = bg__store_now_ms(q->s);
+    int64_t now = bg__handle_now_ms(q->s);
     size_t elen;
     char *text = env_build(q->s, idem, lane ? 1 : 0, now, 0, NULL, 0, retry_of,
                            payload, len, &elen);
@@ -757,15 +765,15 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     uint64_t off;
     uint32_t flen;
     bg_err err = bg__box_append_ext(q->pending, &w, 1, &off, &flen);
-    bg__store_free(q->s, text);
+    bg__handle_free(q->s, text);
     if (err)
         return err;
     q->next_id++;
     if (off >= (1ull << 40) || flen >= (1u << 23))
-        return bg__store_fail(q->s, BG_ENOSPACE,
-                              "box '" PENDING_BOX
-                              "' is past the queue's limits "
-                              "(1 TiB); compact it");
+        return bg__handle_fail(q->s, BG_ENOSPACE,
+                               "box '" BG__PENDING_BOX
+                               "' is past the queue's limits "
+                               "(1 TiB); compact it");
     qent e = {nid, off, flen, 0};
     /* The op is durable; if memory runs out now, the index is rebuilt
      * from the box on the next open. */
@@ -814,7 +822,7 @@ static bg_err fill_op(bg_queue *q, const env *en, uint64_t id, int lane,
     op->last_error = en->err ? qdup(q->s, en->err, strlen(en->err)) : NULL;
     if (!op->idem || !op->payload || (en->err && !op->last_error)) {
         bg_queue_op_clear(op);
-        return bg__store_fail(q->s, BG_ENOMEM, "out of memory");
+        return bg__handle_fail(q->s, BG_ENOMEM, "out of memory");
     }
     op->payload_len = en->op_len;
     return 0;
@@ -824,7 +832,7 @@ bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
 {
     BG__JSON_SCOPE(&q->s->alloc);
     memset(op, 0, sizeof *op); /* clearable whatever the answer */
-    int64_t now = bg__store_now_ms(q->s);
+    int64_t now = bg__handle_now_ms(q->s);
     for (int l = 1; l >= 0; l--) {
         ring *r = &q->lanes[l];
         ring_trim(r);
@@ -843,11 +851,11 @@ bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
             BG_TRY(read_env(q, e, &text, &en));
             bg_err err = fill_op(q, &en, e->id, l, op);
             env_clear(&en);
-            bg__store_free(q->s, text);
+            bg__handle_free(q->s, text);
             if (err)
                 return err;
-            if (bg__store_grow(q->s, &q->leases, q->nleases, &q->capleases,
-                               sizeof *q->leases, 8)) {
+            if (bg__handle_grow(q->s, &q->leases, q->nleases, &q->capleases,
+                                sizeof *q->leases, 8)) {
                 bg_queue_op_clear(op);
                 return BG_ENOMEM;
             }
@@ -858,7 +866,7 @@ bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
             return 0;
         }
     }
-    return bg__store_fail(q->s, BG_ENOTFOUND, "no op to lease");
+    return bg__handle_fail(q->s, BG_ENOTFOUND, "no op to lease");
 }
 
 /* Delete a pending op from the box and the index. Its key (lane, id and
@@ -868,17 +876,18 @@ static bg_err del_pending(bg_queue *q, uint64_t id)
     int lane;
     qent *e = find_any(q, id, &lane);
     if (!e)
-        return bg__store_fail(q->s, BG_ENOTFOUND,
-                              "op %016" PRIx64 " is not pending", id);
+        return bg__handle_fail(q->s, BG_ENOTFOUND,
+                               "op %016" PRIx64 " is not pending", id);
     char key[64];
     size_t klen;
     int l2;
     uint64_t id2, h;
     BG_TRY(bg__box_read_key_at(q->pending, e->off, key, sizeof key, &klen));
     if (parse_qkey(key, klen, &l2, &id2, &h) || id2 != id)
-        return bg__store_fail(
-            q->s, BG_ECORRUPT,
-            "box '" PENDING_BOX "': op %016" PRIx64 " has a foreign key", id);
+        return bg__handle_fail(q->s, BG_ECORRUPT,
+                               "box '" BG__PENDING_BOX "': op %016" PRIx64
+                               " has a foreign key",
+                               id);
     bg_write w = {1, key, QKEY_LEN, 0, NULL, 0};
     BG_TRY(bg__box_append_ext(q->pending, &w, 1, NULL, NULL));
     end_lease(q, e);
@@ -904,10 +913,10 @@ bg_err bg_queue_compact(bg_queue *q)
     size_t n = 0;
     for (int l = 0; l < 2; l++)
         n += q->lanes[l].n - q->lanes[l].dead;
-    qent **v = bg__store_malloc(q->s, (n ? n : 1) * sizeof *v);
-    uint64_t *offs = bg__store_malloc(q->s, (n ? n : 1) * sizeof *offs);
-    uint64_t *noffs = bg__store_malloc(q->s, (n ? n : 1) * sizeof *noffs);
-    uint32_t *flens = bg__store_malloc(q->s, (n ? n : 1) * sizeof *flens);
+    qent **v = bg__handle_malloc(q->s, (n ? n : 1) * sizeof *v);
+    uint64_t *offs = bg__handle_malloc(q->s, (n ? n : 1) * sizeof *offs);
+    uint64_t *noffs = bg__handle_malloc(q->s, (n ? n : 1) * sizeof *noffs);
+    uint32_t *flens = bg__handle_malloc(q->s, (n ? n : 1) * sizeof *flens);
     bg_err err = v && offs && noffs && flens ? 0 : BG_ENOMEM;
     if (!err) {
         size_t k = 0;
@@ -933,10 +942,10 @@ bg_err bg_queue_compact(bg_queue *q)
         for (size_t i = 0; i < n && swapped; i++)
             v[i]->off = noffs[i];
     }
-    bg__store_free(q->s, v);
-    bg__store_free(q->s, offs);
-    bg__store_free(q->s, noffs);
-    bg__store_free(q->s, flens);
+    bg__handle_free(q->s, v);
+    bg__handle_free(q->s, offs);
+    bg__handle_free(q->s, noffs);
+    bg__handle_free(q->s, flens);
     return err;
 }
 
@@ -966,8 +975,8 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
     int lane;
     qent *e = find_any(q, id, &lane);
     if (!e)
-        return bg__store_fail(q->s, BG_ENOTFOUND,
-                              "op %016" PRIx64 " is not pending", id);
+        return bg__handle_fail(q->s, BG_ENOTFOUND,
+                               "op %016" PRIx64 " is not pending", id);
     char *text;
     env en;
     BG_TRY(read_env(q, e, &text, &en));
@@ -979,12 +988,12 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
     int to_failed = attempts >= q->o.max_attempts;
     char *next = env_build(
         q->s, en.idem, en.lane, en.at, attempts, error ? error : "",
-        to_failed ? bg__store_now_ms(q->s) : 0, 0, en.op, en.op_len, &elen);
+        to_failed ? bg__handle_now_ms(q->s) : 0, 0, en.op, en.op_len, &elen);
     if (!next) {
         err = BG_ENOMEM;
     } else if (to_failed) {
         /* Into failed_ops first, then out of pending_ops. */
-        err = bg_box_put(q->failed, key, 16, 0, next, elen);
+        err = put_failed(q, key, next, elen);
         if (!err)
             err = del_pending(q, id);
         if (!err)
@@ -1003,9 +1012,9 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
             end_lease(q, e);
         }
     }
-    bg__store_free(q->s, next);
+    bg__handle_free(q->s, next);
     env_clear(&en);
-    bg__store_free(q->s, text);
+    bg__handle_free(q->s, text);
     return err;
 }
 
@@ -1058,9 +1067,9 @@ bg_err bg_queue_retry(bg_queue *q, const char *idem, uint64_t *id)
     if (c.err)
         return c.err;
     if (!c.value)
-        return bg__store_fail(q->s, BG_ENOTFOUND,
-                              "no failed op with idempotency key '%.80s'",
-                              idem);
+        return bg__handle_fail(q->s, BG_ENOTFOUND,
+                               "no failed op with idempotency key '%.80s'",
+                               idem);
     env en;
     bg_err err = env_parse(q->s, c.value, c.len, &en);
     if (!err) {
@@ -1069,11 +1078,11 @@ bg_err bg_queue_retry(bg_queue *q, const char *idem, uint64_t *id)
         if (!err) {
             char key[17];
             id_key(c.id, key);
-            err = bg_box_del(q->failed, key, 16);
+            err = bg__box_del_own(q->failed, key, 16);
         }
         env_clear(&en);
     }
-    bg__store_free(q->s, c.value);
+    bg__handle_free(q->s, c.value);
     return err;
 }
 
@@ -1098,7 +1107,7 @@ static int purge_one(void *arg, const bg_record *r)
     if (!old)
         return 0;
     bg_err gerr =
-        bg__store_grow(c->s, &c->ids, c->n, &c->cap, sizeof *c->ids, 16);
+        bg__handle_grow(c->s, &c->ids, c->n, &c->cap, sizeof *c->ids, 16);
     if (gerr)
         return skip_or_stop(gerr, &c->err);
     c->ids[c->n++] = id;
@@ -1110,18 +1119,18 @@ bg_err bg_queue_purge(bg_queue *q, uint64_t *purged)
     BG__JSON_SCOPE(&q->s->alloc);
     *purged = 0;
     purge_ctx c = {.s = q->s,
-                   .cutoff = bg__store_now_ms(q->s) - q->o.retention_ms};
+                   .cutoff = bg__handle_now_ms(q->s) - q->o.retention_ms};
     bg_err err = bg_box_iterate(q->failed, purge_one, &c);
     if (!err)
         err = c.err;
     for (size_t i = 0; i < c.n && !err; i++) {
         char key[17];
         id_key(c.ids[i], key);
-        err = bg_box_del(q->failed, key, 16);
+        err = bg__box_del_own(q->failed, key, 16);
         if (!err)
             (*purged)++;
     }
-    bg__store_free(q->s, c.ids);
+    bg__handle_free(q->s, c.ids);
     return err;
 }
 
@@ -1174,9 +1183,9 @@ void bg_queue_stats_of(const bg_queue *q, bg_queue_stats *st)
 void bg_queue_op_clear(bg_queue_op *op)
 {
     if (op->store) {
-        bg__store_free(op->store, op->idem);
-        bg__store_free(op->store, op->payload);
-        bg__store_free(op->store, op->last_error);
+        bg__handle_free(op->store, op->idem);
+        bg__handle_free(op->store, op->payload);
+        bg__handle_free(op->store, op->last_error);
     }
     memset(op, 0, sizeof *op);
 }
@@ -1190,10 +1199,10 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
     *was_stale = 0;
     char why[160];
     if (bg_record_check_key(owner, owner ? strlen(owner) : 0, why, sizeof why))
-        return bg__store_fail(q->s, BG_EINVALID, "lock owner: %s", why);
+        return bg__handle_fail(q->s, BG_EINVALID, "lock owner: %s", why);
     bg_box *meta;
     BG_TRY(bg_box_open(q->s, BG__META_BOX, BG_BOX_CREATE, &meta));
-    int64_t now = bg__store_now_ms(q->s);
+    int64_t now = bg__handle_now_ms(q->s);
     uint32_t t;
     char *v = NULL;
     size_t n;
@@ -1205,7 +1214,7 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
     if (!err) {
         cJSON *doc;
         err = bg__json_parse(v, n, &doc);
-        bg__store_free(q->s, v);
+        bg__handle_free(q->s, v);
         if (err == BG_ENOMEM)
             return err;
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, "owner");
@@ -1218,10 +1227,10 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
     }
     if (old_owner[0] && strcmp(old_owner, owner)) {
         if (now - since < q->o.lock_stale_ms)
-            return bg__store_fail(q->s, BG_ELOCKED,
-                                  "the queue is locked by '%s' since %" PRId64
-                                  " ms ago (stale after %" PRId64 " ms)",
-                                  old_owner, now - since, q->o.lock_stale_ms);
+            return bg__handle_fail(q->s, BG_ELOCKED,
+                                   "the queue is locked by '%s' since %" PRId64
+                                   " ms ago (stale after %" PRId64 " ms)",
+                                   old_owner, now - since, q->o.lock_stale_ms);
         /* Stale: take it over, and say so in the audit box. */
         cJSON *rec = cJSON_CreateObject();
         cJSON_AddStringToObject(rec, "event", "stale_queue_lock_taken");
@@ -1235,7 +1244,7 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
         snprintf(akey, sizeof akey,
                  "%016" PRIx64 "-%02x%02x%02x%02x-queue-lock", (uint64_t)now,
                  r[0], r[1], r[2], r[3]);
-        err = rec ? bg__store_audit(q->s, akey, rec) : BG_ENOMEM;
+        err = rec ? bg__meta_audit(q->s, akey, rec) : BG_ENOMEM;
         cJSON_Delete(rec);
         if (err)
             return err;
@@ -1263,20 +1272,20 @@ bg_err bg_queue_unlock(bg_queue *q, const char *owner)
     size_t n;
     bg_err err = bg_box_get(meta, LOCK_KEY, strlen(LOCK_KEY), &t, &v, &n);
     if (err == BG_ENOTFOUND)
-        return bg__store_fail(q->s, BG_ESTATE, "the queue is not locked");
+        return bg__handle_fail(q->s, BG_ESTATE, "the queue is not locked");
     if (err)
         return err;
     cJSON *doc;
     err = bg__json_parse(v, n, &doc);
-    bg__store_free(q->s, v);
+    bg__handle_free(q->s, v);
     if (err == BG_ENOMEM)
         return err;
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, "owner");
     int mine = cJSON_IsString(o) && !strcmp(o->valuestring, owner);
     cJSON_Delete(doc);
     if (!mine)
-        return bg__store_fail(q->s, BG_ESTATE,
-                              "the queue lock is not held by '%s'", owner);
+        return bg__handle_fail(q->s, BG_ESTATE,
+                               "the queue lock is not held by '%s'", owner);
     bg_write w = {1, LOCK_KEY, strlen(LOCK_KEY), 0, NULL, 0};
     return bg__box_append_ext(meta, &w, 1, NULL, NULL);
 }

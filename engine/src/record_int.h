@@ -7,7 +7,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "boxguard/boxguard.h"
+#include "boxguard/store.h"
 #include "boxguard/record.h"
 
 /* bg_record_validate, allocating (only for values with many member

@@ -9,7 +9,9 @@
 
 #include "boxguard/validate.h"
 #include "json_int.h"
-#include "store_int.h"
+#include "meta_int.h"
+#include "box_int.h"
+#include "handle_int.h"
 
 const char *bg_readiness_name(bg_readiness r)
 {
@@ -72,9 +74,9 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
     BG__JSON_SCOPE(&s->alloc);
     /* Work that was interrupted comes first: the next open finishes it. */
     int journal, intent;
-    err = bg__store_has(s, "migration.journal", &journal);
+    err = bg__handle_has(s, "migration.journal", &journal);
     if (!err)
-        err = bg__store_has(s, "erase.intent", &intent);
+        err = bg__handle_has(s, "erase.intent", &intent);
     if (err) {
         (void)bg_store_close(s);
         return err;
@@ -92,7 +94,7 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
     if (o && o->registry && s->types) {
         char first[256] = "";
         size_t n =
-            bg__schema_compare(s->types, o->registry, first, sizeof first);
+            bg__meta_schema_compare(s->types, o->registry, first, sizeof first);
         if (n)
             add(v, BG_BLOCKED, "adapters",
                 "register the missing adapters, or accept the change "
@@ -101,7 +103,7 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
                 n == 1 ? "" : "s");
     }
     /* The schema version. */
-    err = bg__store_schema_version(s, &v->stored_version);
+    err = bg__meta_schema_version(s, &v->stored_version);
     if (err == BG_ENOMEM) {
         (void)bg_store_close(s);
         return err;
@@ -122,8 +124,8 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
                 (unsigned)v->stored_version, (unsigned)o->code_version);
     }
     /* Every box must open. */
-    bg__names ns = {0};
-    err = bg__store_box_names(s, &ns);
+    bg__box_list ns = {0};
+    err = bg__box_list_names(s, &ns);
     for (size_t i = 0; i < ns.n && !err; i++) {
         bg_box_report r;
         bg_err e = bg_box_verify(s, ns.v[i], &r);
@@ -147,7 +149,7 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
                 "box '%s' ends in a torn write of %llu bytes (a crash)",
                 ns.v[i], (unsigned long long)r.lost_bytes);
     }
-    bg__names_free(s, &ns);
+    bg__box_list_free(s, &ns);
     (void)bg_store_close(s);
     return err;
 }

@@ -1,0 +1,198 @@
+/*
+ * The store handle: allocation through the store's allocator, the detail
+ * message, paths below the store directory, directory sync, atomic small
+ * files and copies, and the wrappers through which the engine reaches the
+ * vfs. The bottom of the core: it calls no other module.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc_int.h"
+#include "boxguard/box.h"
+#include "boxguard/migrate.h"
+#include "handle_int.h"
+
+void *bg__handle_malloc(bg_store *s, size_t n)
+{
+    return bg__alloc_malloc(&s->alloc, n);
+}
+
+void *bg__handle_realloc(bg_store *s, void *p, size_t n)
+{
+    return bg__alloc_realloc(&s->alloc, p, n);
+}
+
+bg_err bg__handle_grow(bg_store *s, void *arrp, size_t n, size_t *cap,
+                       size_t elem, size_t min)
+{
+    return bg__alloc_grow(&s->alloc, arrp, n, cap, elem, min);
+}
+
+void bg__handle_free(bg_store *s, void *p)
+{
+    bg__alloc_free(&s->alloc, p);
+}
+
+void bg_store_free(bg_store *s, void *p)
+{
+    bg__handle_free(s, p);
+}
+
+int64_t bg__handle_now_ms(bg_store *s)
+{
+    if (s->clock.now_ms)
+        return s->clock.now_ms(s->clock.ctx);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bg_err bg__handle_fail(bg_store *s, bg_err code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(s->detail, sizeof s->detail, fmt, ap);
+    va_end(ap);
+    if (code < 0 && n >= 0 && (size_t)n < sizeof s->detail)
+        snprintf(s->detail + n, sizeof s->detail - (size_t)n, ": %s",
+                 bg_strerror(code));
+    return code;
+}
+
+_Static_assert(BG_BOX_NAME_MAX + sizeof ".rb.box.tmp" <= BG__NAME_MAX,
+               "box files fit below the store");
+_Static_assert(sizeof "backups//.box" + BG_MIGRATION_ID_MAX + BG_BOX_NAME_MAX <=
+                   BG__NAME_MAX,
+               "backups fit below the store");
+
+void bg__handle_path(const bg_store *s, char *out, size_t cap, const char *name)
+{
+    int n = snprintf(out, cap, "%s/%s", s->dir, name);
+    if (n < 0 || (size_t)n >= cap) /* GCOVR_EXCL_BR_LINE: see BG__NAME_MAX */
+        abort();
+}
+
+bg_err bg__handle_has(bg_store *s, const char *name, int *yes)
+{
+    char path[BG_PATH_MAX];
+    *yes = 0;
+    if (strlen(name) > BG__NAME_MAX) /* names from records: any length */
+        return bg__handle_fail(s, BG_EINVALID, "path of '%.80s...' too long",
+                               name);
+    bg__handle_path(s, path, sizeof path, name);
+    bg_err err = s->vfs->stat(s->vfs, path, NULL);
+    if (err == BG_ENOTFOUND)
+        return 0;
+    if (err)
+        return bg__handle_fail(s, err, "cannot look for '%s'", path);
+    *yes = 1;
+    return 0;
+}
+
+void bg__handle_progress(bg_store *s, const char *what, uint64_t done,
+                         uint64_t total)
+{
+    if (s->progress)
+        s->progress(s->progress_ctx, what, done, total);
+}
+
+bg_err bg__handle_settle_dir(bg_store *s)
+{
+    if (!s->dir_dirty)
+        return 0;
+    bg_err err = s->vfs->sync_dir(s->vfs, s->dir);
+    if (err)
+        return bg__handle_fail(s, err, "cannot sync directory '%s'", s->dir);
+    s->dir_dirty = 0;
+    return 0;
+}
+
+const char *bg_store_detail(const bg_store *s)
+{
+    return s->detail;
+}
+
+bg_err bg__handle_mkdir(bg_store *s, const char *dir)
+{
+    bg_err err = s->vfs->mkdir(s->vfs, dir);
+    if (err == BG_EEXISTS)
+        return 0;
+    if (err)
+        return bg__handle_fail(s, err, "cannot create directory '%s'", dir);
+    char parent[BG_PATH_MAX];
+    const char *slash = strrchr(dir, '/');
+    size_t n = slash ? (size_t)(slash - dir) : 0;
+    memcpy(parent, dir, n);
+    parent[n] = '\0';
+    if (n == 0 && slash)
+        strcpy(parent, "/"); /* "" is the current directory to the vfs */
+    err = s->vfs->sync_dir(s->vfs, parent);
+    if (err)
+        return bg__handle_fail(s, err, "cannot sync directory '%s'", parent);
+    return 0;
+}
+
+bg_err bg__handle_write_file(bg_store *s, const char *tmp, const char *path,
+                             const char *dir, const void *buf, size_t len,
+                             int flags)
+{
+    const bg_vfs *v = s->vfs;
+    bg_file *f = NULL;
+    bg_err err = v->unlink(v, tmp);
+    if (err == BG_ENOTFOUND)
+        err = 0;
+    if (!err)
+        err = v->open(v, tmp, BG_OPEN_CREATE | BG_OPEN_EXCL | flags, &f);
+    if (!err)
+        err = v->write(v, f, 0, buf, len);
+    if (!err)
+        err = v->sync(v, f);
+    if (f)
+        v->close(v, f);
+    if (!err)
+        err = v->rename(v, tmp, path);
+    if (!err)
+        err = v->sync_dir(v, dir);
+    if (err)
+        (void)v->unlink(v, tmp);
+    return err;
+}
+
+bg_err bg__handle_copy_file(bg_store *s, const char *from, const char *to)
+{
+    const bg_vfs *v = s->vfs;
+    bg_file *in = NULL, *out = NULL;
+    uint8_t *buf = NULL;
+    bg_err err = v->unlink(v, to);
+    if (err && err != BG_ENOTFOUND)
+        goto out;
+    BG_TRY_OUT(v->open(v, from, BG_OPEN_READ, &in));
+    BG_TRY_OUT(v->open(v, to, BG_OPEN_CREATE | BG_OPEN_EXCL, &out));
+    enum { COPY_CHUNK = 1 << 20 };
+    buf = bg__handle_malloc(s, COPY_CHUNK);
+    if (!buf) {
+        err = BG_ENOMEM;
+        goto out;
+    }
+    for (uint64_t off = 0;;) {
+        size_t got;
+        BG_TRY_OUT(v->read(v, in, off, buf, COPY_CHUNK, &got));
+        if (!got)
+            break;
+        BG_TRY_OUT(v->write(v, out, off, buf, got));
+        off += got;
+    }
+    err = v->sync(v, out);
+out:
+    bg__handle_free(s, buf);
+    if (in)
+        v->close(v, in);
+    if (out)
+        v->close(v, out);
+    if (err)
+        return bg__handle_fail(s, err, "cannot copy '%s' to '%s'", from, to);
+    return 0;
+}
