@@ -606,23 +606,51 @@ static void test_compaction_keeps_the_sequence_floor(void)
     bg_sim_free(sim);
 }
 
-/* The store's own boxes refuse writes through the public API; their bytes
- * stay as they were. */
+/* The store's own boxes (meta, audit, the queue's pending_ops and
+ * failed_ops) refuse writes through the public API: every put, delete and
+ * batch says BG_EINVALID naming the box, and not a byte changes. Reads
+ * stay open. */
 static void test_reserved_box_refuses_user_writes(void)
 {
+    static const char *const own[] = {"meta", "audit", "pending_ops",
+                                      "failed_ops"};
     bg_sim *sim = bg_sim_new(33);
     bg_store *s;
-    bg_box *m;
     CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_OK(bg_box_open(s, "meta", BG_BOX_CREATE, &m));
-    uint64_t changes = bg_sim_get_stats(sim).changes;
-    CHECK_ERR(tu_put(m, "schema_version", "9"), BG_EINVALID);
-    CHECK_CONTAINS(bg_store_detail(s), "reserved for the store itself");
-    CHECK_ERR(bg_box_del(m, "schema_version", 14), BG_EINVALID);
-    CHECK_CONTAINS(bg_store_detail(s), "reserved for the store itself");
-    bg_write w = {0, "x", 1, 0, "1", 1};
-    CHECK_ERR(bg_box_write_batch(m, &w, 1), BG_EINVALID);
-    CHECK_INT(bg_sim_get_stats(sim).changes, ==, changes);
+    bg_queue *q;
+    bg_queue_opts qo;
+    bg_queue_opts_init(&qo);
+    CHECK_OK(bg_queue_open(s, &qo, &q));
+    uint64_t id;
+    CHECK_OK(bg_queue_enqueue(q, BG_LANE_NORMAL, "i1", "{}", 2, &id));
+    bg_queue_close(q);
+    for (size_t i = 0; i < sizeof own / sizeof *own; i++) {
+        bg_box *m;
+        CHECK_OK(bg_box_open(s, own[i], BG_BOX_CREATE, &m));
+        uint64_t changes = bg_sim_get_stats(sim).changes;
+        CHECK_ERR(tu_put(m, "schema_version", "9"), BG_EINVALID);
+        CHECK_CONTAINS(bg_store_detail(s), "reserved for the store itself");
+        CHECK_CONTAINS(bg_store_detail(s), own[i]);
+        CHECK_ERR(bg_box_del(m, "schema_version", 14), BG_EINVALID);
+        CHECK_CONTAINS(bg_store_detail(s), "reserved for the store itself");
+        bg_write w = {0, "x", 1, 0, "1", 1};
+        CHECK_ERR(bg_box_write_batch(m, &w, 1), BG_EINVALID);
+        CHECK_INT(bg_sim_get_stats(sim).changes, ==, changes);
+        CHECK_OK(bg_box_sync(m));
+    }
+    CHECK_OK(bg_store_close(s));
+    /* The op is still there, leasable. */
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_queue_open(s, &qo, &q));
+    bg_queue_op op;
+    CHECK_OK(bg_queue_lease(q, &op));
+    CHECK_INT(op.id, ==, id);
+    bg_queue_op_clear(&op);
+    bg_queue_close(q);
+    /* A box whose name only starts like one of them is the user's. */
+    bg_box *u;
+    CHECK_OK(bg_box_open(s, "metadata", BG_BOX_CREATE, &u));
+    CHECK_OK(tu_put(u, "k", "1"));
     CHECK_OK(bg_store_close(s));
     bg_sim_free(sim);
 }
