@@ -10,7 +10,6 @@
 
 #include "alloc_int.h"
 #include "box_int.h"
-#include "box_int.h"
 #include "handle_int.h"
 
 static void test_open_refuses_bad_options(void)

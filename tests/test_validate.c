@@ -5,7 +5,6 @@
 #include "testutil.h"
 
 #include "box_int.h"
-#include "box_int.h"
 #include "handle_int.h"
 
 static bg_validation v;

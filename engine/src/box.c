@@ -186,13 +186,13 @@ static size_t seal_ad(uint8_t *ad, const uint8_t id[16], uint64_t seq, int kind,
 }
 
 /* out: nonce, ciphertext, tag (plen + BG__SEAL_BYTES bytes). */
-static void seal(const bg_vfs *v, const bg__key *k, const uint8_t id[16],
+static void seal(bg_store *s, const bg__key *k, const uint8_t id[16],
                  uint64_t seq, int kind, uint32_t type, const void *key,
                  uint16_t klen, const void *plain, size_t plen, uint8_t *out)
 {
     uint8_t ad[31 + BG_KEY_MAX];
     size_t adlen = seal_ad(ad, id, seq, kind, type, key, klen);
-    v->random(v, out, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    bg__vfs_random(s, out, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
     crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
         out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
         out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + plen, NULL, plain,
@@ -437,7 +437,7 @@ static const uint8_t *rd_get(reader *r, uint64_t off, size_t len)
         r->cap = want;
     }
     size_t got = 0;
-    bg_err err = r->s->vfs->read(r->s->vfs, r->f, off, r->buf, want, &got);
+    bg_err err = bg__vfs_read(r->s, r->f, off, r->buf, want, &got);
     if (err || got < len) {
         r->err = err ? err : BG_EIO;
         r->blen = 0;
@@ -517,8 +517,7 @@ static bg_err fw_flush(fwriter *w)
 {
     if (!w->used)
         return 0;
-    bg_err err =
-        w->s->vfs->write(w->s->vfs, w->f, w->pos - w->used, w->buf, w->used);
+    bg_err err = bg__vfs_write(w->s, w->f, w->pos - w->used, w->buf, w->used);
     w->used = 0;
     return err;
 }
@@ -812,31 +811,30 @@ static bg_err write_beside(bg_store *s, const char *tmp, const char *path,
                            const uint8_t hdr[BG__BOX_HDR_SIZE], fill_fn fill,
                            void *arg, bg_file **fout, uint64_t *end)
 {
-    const bg_vfs *v = s->vfs;
     bg_file *f = NULL;
-    bg_err err = v->unlink(v, tmp);
+    bg_err err = bg__vfs_unlink(s, tmp);
     if (err && err != BG_ENOTFOUND)
         return err;
-    BG_TRY(v->open(v, tmp, BG_OPEN_CREATE | BG_OPEN_EXCL, &f));
+    BG_TRY(bg__vfs_open(s, tmp, BG_OPEN_CREATE | BG_OPEN_EXCL, &f));
     *end = BG__BOX_HDR_SIZE;
-    BG_TRY_OUT(v->write(v, f, 0, hdr, BG__BOX_HDR_SIZE));
+    BG_TRY_OUT(bg__vfs_write(s, f, 0, hdr, BG__BOX_HDR_SIZE));
     if (fill)
         BG_TRY_OUT(fill(arg, f, end));
-    BG_TRY_OUT(v->sync(v, f));
-    BG_TRY_OUT(v->rename(v, tmp, path));
+    BG_TRY_OUT(bg__vfs_sync(s, f));
+    BG_TRY_OUT(bg__vfs_rename(s, tmp, path));
     /* From here the new file is the box; a failed directory sync only means
      * the rename may not survive a crash yet: the next durable write syncs
      * the directory first. */
     *fout = f;
-    err = v->sync_dir(v, s->dir);
+    err = bg__vfs_sync_dir(s, s->dir);
     if (err)
         s->dir_dirty = 1;
     else
         s->dir_dirty = 0;
     return err;
 out:
-    v->close(v, f);
-    (void)v->unlink(v, tmp);
+    bg__vfs_close(s, f);
+    bg__vfs_unlink(s, tmp);
     return err;
 }
 
@@ -863,7 +861,7 @@ static bg_err apply_index(void *arg, const uint8_t *p, const frame_hdr *h)
 static void box_free(bg_box *b)
 {
     if (b->f)
-        b->s->vfs->close(b->s->vfs, b->f);
+        bg__vfs_close(b->s, b->f);
     idx_clear(b);
     bg__handle_free(b->s, b);
 }
@@ -873,7 +871,7 @@ static bg_err box_load(bg_box *b)
 {
     bg_store *s = b->s;
     reader r = {.s = s, .f = b->f};
-    bg_err err = s->vfs->size(s->vfs, b->f, &r.size);
+    bg_err err = bg__vfs_size(s, b->f, &r.size);
     if (err)
         return bg__handle_fail(s, err, "box '%s': cannot read size", b->name);
     scan sc = {.r = &r,
@@ -925,11 +923,10 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
         *out = b;
         return 0;
     }
-    const bg_vfs *v = s->vfs;
     char path[BG_PATH_MAX], tmp[BG_PATH_MAX];
     box_path(s, name, ".box", path, sizeof path);
     box_path(s, name, ".box.tmp", tmp, sizeof tmp);
-    bg_err err = v->stat(v, path, NULL);
+    bg_err err = bg__vfs_stat(s, path, NULL);
     if (err == BG_ENOTFOUND) {
         if (!(flags & BG_BOX_CREATE))
             return bg__handle_fail(s, BG_ENOTFOUND, "box '%s' does not exist",
@@ -968,7 +965,7 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
             hflags = BG__BOX_SEALED;
             key_id = k->id;
         }
-        v->random(v, b->id, sizeof b->id);
+        bg__vfs_random(s, b->id, sizeof b->id);
         bg__box_encode_header(hdr, b->id, hflags, key_id, 0);
         uint64_t end;
         err = write_beside(s, tmp, path, hdr, NULL, NULL, &b->f, &end);
@@ -977,8 +974,8 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
             goto out;
         }
     } else {
-        err = v->open(v, path, s->read_only ? BG_OPEN_READ : BG_OPEN_WRITE,
-                      &b->f);
+        err = bg__vfs_open(s, path, s->read_only ? BG_OPEN_READ : BG_OPEN_WRITE,
+                           &b->f);
         if (err) {
             bg__handle_fail(s, err, "box '%s': cannot open '%s'", name, path);
             goto out;
@@ -991,9 +988,9 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
         goto out;
     }
     if (b->rep.status == BG_BOX_TORN && !b->read_only) {
-        err = v->truncate(v, b->f, b->rep.cut);
+        err = bg__vfs_truncate(s, b->f, b->rep.cut);
         if (!err)
-            err = v->sync(v, b->f);
+            err = bg__vfs_sync(s, b->f);
         if (err) {
             bg__handle_fail(s, err,
                             "box '%s': cannot cut torn tail at offset "
@@ -1041,7 +1038,7 @@ bg_err bg__box_close(bg_box *b)
 {
     bg_err err = 0;
     if (b->group_open && !b->read_only && !b->poisoned)
-        err = b->s->vfs->sync(b->s->vfs, b->f);
+        err = bg__vfs_sync(b->s, b->f);
     if (err)
         bg__handle_fail(b->s, err, "box '%s': final sync failed", b->name);
     bg__box_table_remove(b->s, b);
@@ -1072,7 +1069,7 @@ static bg_err check_writable(bg_box *b)
  * refuses further writes until reopened (the scan then sorts it out). */
 static void rollback(bg_box *b, uint64_t to)
 {
-    if (b->s->vfs->truncate(b->s->vfs, b->f, to))
+    if (bg__vfs_truncate(b->s, b->f, to))
         b->poisoned = 1;
 }
 
@@ -1121,8 +1118,8 @@ static void encode_write(bg_box *b, const bg_write *w, int flags, uint64_t seq,
     }
     uint32_t flen = frame_start(dst, kind, flags, w->key, klen, type, seq, off,
                                 goff, (uint32_t)(plen + BG__SEAL_BYTES));
-    seal(b->s->vfs, b->key, b->id, seq, kind, type, w->key, klen, w->value,
-         plen, dst + BG__FRAME_HDR + klen);
+    seal(b->s, b->key, b->id, seq, kind, type, w->key, klen, w->value, plen,
+         dst + BG__FRAME_HDR + klen);
     frame_finish(dst, flen);
 }
 
@@ -1134,7 +1131,6 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
                         uint32_t *flens, int trusted)
 {
     bg_store *s = b->s;
-    const bg_vfs *v = s->vfs;
     BG_TRY(check_writable(b));
     for (size_t i = 0; i < n && !trusted; i++)
         BG_TRY(check_write(b, &w[i], i));
@@ -1174,7 +1170,7 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
         sync_now = b->group_count >= s->group_size;
     }
     if (sync_now) {
-        err = v->sync(v, b->f);
+        err = bg__vfs_sync(s, b->f);
         if (err) {
             if (b->group_open)
                 b->poisoned = 1; /* earlier writes of the group are unsure */
@@ -1295,7 +1291,7 @@ bg_err bg_box_sync(bg_box *b)
         return 0;
     if (b->poisoned)
         return check_writable(b);
-    bg_err err = b->s->vfs->sync(b->s->vfs, b->f);
+    bg_err err = bg__vfs_sync(b->s, b->f);
     if (err) {
         b->poisoned = 1;
         return bg__handle_fail(b->s, err, "box '%s': sync failed", b->name);
@@ -1326,7 +1322,7 @@ bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key, size_t cap,
 {
     uint8_t head[BG__FRAME_HDR + 64];
     size_t got = 0;
-    bg_err err = b->s->vfs->read(b->s->vfs, b->f, off, head, sizeof head, &got);
+    bg_err err = bg__vfs_read(b->s, b->f, off, head, sizeof head, &got);
     frame_hdr h;
     if (!err &&
         (got < BG__FRAME_HDR || !frame_head(head, off, b->key != NULL, &h) ||
@@ -1351,7 +1347,7 @@ static bg_err read_frame(bg_box *b, const ent *e, uint8_t **out)
     if (!p)
         return BG_ENOMEM;
     size_t got = 0;
-    bg_err err = s->vfs->read(s->vfs, b->f, e->off, p, e->flen, &got);
+    bg_err err = bg__vfs_read(s, b->f, e->off, p, e->flen, &got);
     frame_hdr h;
     /* An entry without a key (an owner's index) checks the frame alone. */
     if (!err && (got != e->flen || !frame_head(p, e->off, b->key != NULL, &h) ||
@@ -1453,7 +1449,6 @@ static bg_err ext_fill(void *arg, bg_file *f, uint64_t *end)
 {
     ext_fill_ctx *c = arg;
     bg_box *b = c->b;
-    const bg_vfs *v = b->s->vfs;
     fwriter fw;
     fw_init(&fw, b->s, f, *end);
     bg_err err = 0;
@@ -1464,7 +1459,7 @@ static bg_err ext_fill(void *arg, bg_file *f, uint64_t *end)
         frame_hdr h;
         err = fw_reserve(&fw, flen, CHUNK, &dst);
         if (!err)
-            err = v->read(v, b->f, c->offs[i], dst, flen, &got);
+            err = bg__vfs_read(b->s, b->f, c->offs[i], dst, flen, &got);
         if (!err && (got != flen || !frame_head(dst, c->offs[i], 0, &h) ||
                      h.flen != flen || !frame_sum_ok(dst, flen)))
             err = bg__handle_fail(b->s, BG_ECORRUPT,
@@ -1521,7 +1516,7 @@ bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
         /* Swapped in. A failed directory sync is made good before the next
          * durable write (dir_dirty), and either file holds the same ops;
          * it is still reported. */
-        s->vfs->close(s->vfs, b->f);
+        bg__vfs_close(s, b->f);
         b->f = nf;
         b->end = end;
         b->frames = n + (trailer ? 1 : 0);
@@ -1665,8 +1660,8 @@ static bg_err compact_frame(compact_ctx *c, const ent *e, uint64_t pos,
     uint32_t flen =
         frame_start(p, BG__KIND_PUT, 0, e->key, e->klen, e->type, e->seq, pos,
                     pos, (uint32_t)(vlen + BG__SEAL_BYTES));
-    seal(b->s->vfs, c->key, c->id, e->seq, BG__KIND_PUT, e->type, e->key,
-         e->klen, val, vlen, p + BG__FRAME_HDR + e->klen);
+    seal(b->s, c->key, c->id, e->seq, BG__KIND_PUT, e->type, e->key, e->klen,
+         val, vlen, p + BG__FRAME_HDR + e->klen);
     frame_finish(p, flen);
     bg__handle_free(b->s, val);
     *out = p;
@@ -1721,7 +1716,7 @@ static bg_err rewrite(bg_box *b, const bg__key *key)
     compact_ctx c = {.b = b, .key = key};
     memcpy(c.id, b->id, 16);
     if (key)
-        s->vfs->random(s->vfs, c.id, sizeof c.id);
+        bg__vfs_random(s, c.id, sizeof c.id);
     bg_err err = 0;
     BG_TRY_OUT(idx_sorted(b, &c.v));
     c.offs = bg__handle_malloc(s, (b->count ? b->count : 1) * sizeof *c.offs);
@@ -1736,7 +1731,7 @@ static bg_err rewrite(bg_box *b, const bg__key *key)
     err = write_beside(s, tmp, b->path, hdr, compact_fill, &c, &nf, &end);
     if (nf) {
         /* The rename happened: the new file is the box now. */
-        s->vfs->close(s->vfs, b->f);
+        bg__vfs_close(s, b->f);
         b->f = nf;
         memcpy(b->id, c.id, 16);
         if (key) {
@@ -1790,16 +1785,16 @@ bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
     char path[BG_PATH_MAX];
     box_path(s, name, ".box", path, sizeof path);
     reader r = {.s = s};
-    bg_err err = s->vfs->open(s->vfs, path, BG_OPEN_READ, &r.f);
+    bg_err err = bg__vfs_open(s, path, BG_OPEN_READ, &r.f);
     if (err)
         return bg__handle_fail(s, err, "box '%s': cannot open '%s'", name,
                                path);
     scan sc = {.r = &r, .what = "verify", .name = name};
     box_hdr hdr;
-    err = s->vfs->size(s->vfs, r.f, &r.size);
+    err = bg__vfs_size(s, r.f, &r.size);
     if (!err)
         err = scan_file(&sc, rep, &hdr);
-    s->vfs->close(s->vfs, r.f);
+    bg__vfs_close(s, r.f);
     rd_free(&r);
     bg__handle_free(s, sc.pb);
     if (err && err != BG_EAUTH)
@@ -1812,14 +1807,13 @@ bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
 static bg_err quarantine(bg_store *s, const char *name, reader *r, char *qpath,
                          size_t qcap)
 {
-    const bg_vfs *v = s->vfs;
     char qdir[BG_PATH_MAX];
     bg__handle_path(s, qdir, sizeof qdir, "quarantine");
-    bg_err err = v->mkdir(v, qdir);
+    bg_err err = bg__vfs_mkdir(s, qdir);
     if (err && err != BG_EEXISTS)
         return err;
     if (!err)
-        BG_TRY(v->sync_dir(v, s->dir));
+        BG_TRY(bg__vfs_sync_dir(s, s->dir));
     time_t t = (time_t)(bg__handle_now_ms(s) / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -1833,7 +1827,7 @@ static bg_err quarantine(bg_store *s, const char *name, reader *r, char *qpath,
                          day, suffix);
         if (n < 0 || (size_t)n >= qcap)
             return BG_EINVALID;
-        err = v->stat(v, qpath, NULL);
+        err = bg__vfs_stat(s, qpath, NULL);
         if (err == BG_ENOTFOUND)
             break;
         if (err)
@@ -1843,17 +1837,17 @@ static bg_err quarantine(bg_store *s, const char *name, reader *r, char *qpath,
     }
     err = 0;
     bg_file *q = NULL;
-    BG_TRY(v->open(v, qpath, BG_OPEN_CREATE | BG_OPEN_EXCL, &q));
+    BG_TRY(bg__vfs_open(s, qpath, BG_OPEN_CREATE | BG_OPEN_EXCL, &q));
     for (uint64_t off = 0; off < r->size && !err; off += CHUNK) {
         size_t n = r->size - off < CHUNK ? (size_t)(r->size - off) : CHUNK;
         const uint8_t *p = rd_get(r, off, n);
-        err = p ? v->write(v, q, off, p, n) : (r->err ? r->err : BG_EIO);
+        err = p ? bg__vfs_write(s, q, off, p, n) : (r->err ? r->err : BG_EIO);
     }
     if (!err)
-        err = v->sync(v, q);
-    v->close(v, q);
+        err = bg__vfs_sync(s, q);
+    bg__vfs_close(s, q);
     if (!err)
-        err = v->sync_dir(v, qdir);
+        err = bg__vfs_sync_dir(s, qdir);
     return err;
 }
 
@@ -1896,23 +1890,22 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
     bg_box *open = bg__box_table_find(s, name);
     if (open)
         BG_TRY(bg__box_close(open));
-    const bg_vfs *v = s->vfs;
     char path[BG_PATH_MAX], tmp[BG_PATH_MAX];
     box_path(s, name, ".box", path, sizeof path);
     box_path(s, name, ".box.tmp", tmp, sizeof tmp);
     reader r = {.s = s};
-    bg_err err = v->open(v, path, BG_OPEN_WRITE, &r.f);
+    bg_err err = bg__vfs_open(s, path, BG_OPEN_WRITE, &r.f);
     if (err)
         return bg__handle_fail(s, err, "box '%s': cannot open '%s'", name,
                                path);
     scan sc = {.r = &r, .what = "recover", .name = name};
     fwriter fw = {.s = s};
     box_hdr hdr;
-    BG_TRY_OUT(v->size(v, r.f, &r.size));
+    BG_TRY_OUT(bg__vfs_size(s, r.f, &r.size));
     BG_TRY_OUT(scan_file(&sc, rep, &hdr));
     if (rep->status == BG_BOX_TORN) {
-        BG_TRY_OUT(v->truncate(v, r.f, rep->cut));
-        BG_TRY_OUT(v->sync(v, r.f));
+        BG_TRY_OUT(bg__vfs_truncate(s, r.f, rep->cut));
+        BG_TRY_OUT(bg__vfs_sync(s, r.f));
     } else if (rep->status == BG_BOX_CORRUPT) {
         BG_TRY_OUT(
             quarantine(s, name, &r, rep->quarantine, sizeof rep->quarantine));
@@ -1921,7 +1914,7 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
          * holding only the frames whose values are JSON. */
         if (!rep->header_ok) {
             memset(&hdr, 0, sizeof hdr);
-            v->random(v, hdr.id, sizeof hdr.id);
+            bg__vfs_random(s, hdr.id, sizeof hdr.id);
         }
         uint8_t head[BG__BOX_HDR_SIZE];
         bg__box_encode_header(head, hdr.id, hdr.flags, hdr.key_id,
@@ -1936,10 +1929,10 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
         uint64_t end;
         err = write_beside(s, tmp, path, head, recover_fill, &rc, &nf, &end);
         if (nf)
-            v->close(v, nf);
+            bg__vfs_close(s, nf);
     }
 out:
-    v->close(v, r.f);
+    bg__vfs_close(s, r.f);
     rd_free(&r);
     bg__handle_free(s, sc.pb);
     fw_free(&fw);
@@ -2024,7 +2017,7 @@ bg_err bg__box_list_names(bg_store *s, bg__box_list *out)
 {
     memset(out, 0, sizeof *out);
     list_ctx c = {.s = s, .out = out};
-    bg_err err = s->vfs->list(s->vfs, s->dir, collect_box, &c);
+    bg_err err = bg__vfs_list(s, s->dir, collect_box, &c);
     if (!err && c.nomem)
         err = BG_ENOMEM;
     if (err) {

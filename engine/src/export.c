@@ -487,14 +487,13 @@ static int hist_fn(void *arg, const char *key, const char *json, size_t len)
                      nm->valuestring);
             bg_file *f;
             uint64_t bytes = 0;
-            int have =
-                strlen(rel) <= BG__NAME_MAX &&
-                (bg__handle_path(c->e->s, path, sizeof path, rel), 1) &&
-                !c->e->s->vfs->open(c->e->s->vfs, path, BG_OPEN_READ, &f);
+            int have = strlen(rel) <= BG__NAME_MAX &&
+                       (bg__handle_path(c->e->s, path, sizeof path, rel), 1) &&
+                       !bg__vfs_open(c->e->s, path, BG_OPEN_READ, &f);
             if (have) {
-                if (c->e->s->vfs->size(c->e->s->vfs, f, &bytes))
+                if (bg__vfs_size(c->e->s, f, &bytes))
                     bytes = 0;
-                c->e->s->vfs->close(c->e->s->vfs, f);
+                bg__vfs_close(c->e->s, f);
             }
             sqlite3_reset(c->b);
             sqlite3_bind_text(c->b, 1, id->valuestring, -1, SQLITE_TRANSIENT);

@@ -83,7 +83,7 @@ bg_err bg__handle_has(bg_store *s, const char *name, int *yes)
         return bg__handle_fail(s, BG_EINVALID, "path of '%.80s...' too long",
                                name);
     bg__handle_path(s, path, sizeof path, name);
-    bg_err err = s->vfs->stat(s->vfs, path, NULL);
+    bg_err err = bg__vfs_stat(s, path, NULL);
     if (err == BG_ENOTFOUND)
         return 0;
     if (err)
@@ -103,11 +103,16 @@ bg_err bg__handle_settle_dir(bg_store *s)
 {
     if (!s->dir_dirty)
         return 0;
-    bg_err err = s->vfs->sync_dir(s->vfs, s->dir);
+    bg_err err = bg__vfs_sync_dir(s, s->dir);
     if (err)
         return bg__handle_fail(s, err, "cannot sync directory '%s'", s->dir);
     s->dir_dirty = 0;
     return 0;
+}
+
+uint64_t bg_store_io_count(const bg_store *s)
+{
+    return s->vfs_ops;
 }
 
 const char *bg_store_detail(const bg_store *s)
@@ -117,7 +122,7 @@ const char *bg_store_detail(const bg_store *s)
 
 bg_err bg__handle_mkdir(bg_store *s, const char *dir)
 {
-    bg_err err = s->vfs->mkdir(s->vfs, dir);
+    bg_err err = bg__vfs_mkdir(s, dir);
     if (err == BG_EEXISTS)
         return 0;
     if (err)
@@ -129,7 +134,7 @@ bg_err bg__handle_mkdir(bg_store *s, const char *dir)
     parent[n] = '\0';
     if (n == 0 && slash)
         strcpy(parent, "/"); /* "" is the current directory to the vfs */
-    err = s->vfs->sync_dir(s->vfs, parent);
+    err = bg__vfs_sync_dir(s, parent);
     if (err)
         return bg__handle_fail(s, err, "cannot sync directory '%s'", parent);
     return 0;
@@ -139,38 +144,36 @@ bg_err bg__handle_write_file(bg_store *s, const char *tmp, const char *path,
                              const char *dir, const void *buf, size_t len,
                              int flags)
 {
-    const bg_vfs *v = s->vfs;
     bg_file *f = NULL;
-    bg_err err = v->unlink(v, tmp);
+    bg_err err = bg__vfs_unlink(s, tmp);
     if (err == BG_ENOTFOUND)
         err = 0;
     if (!err)
-        err = v->open(v, tmp, BG_OPEN_CREATE | BG_OPEN_EXCL | flags, &f);
+        err = bg__vfs_open(s, tmp, BG_OPEN_CREATE | BG_OPEN_EXCL | flags, &f);
     if (!err)
-        err = v->write(v, f, 0, buf, len);
+        err = bg__vfs_write(s, f, 0, buf, len);
     if (!err)
-        err = v->sync(v, f);
+        err = bg__vfs_sync(s, f);
     if (f)
-        v->close(v, f);
+        bg__vfs_close(s, f);
     if (!err)
-        err = v->rename(v, tmp, path);
+        err = bg__vfs_rename(s, tmp, path);
     if (!err)
-        err = v->sync_dir(v, dir);
+        err = bg__vfs_sync_dir(s, dir);
     if (err)
-        (void)v->unlink(v, tmp);
+        bg__vfs_unlink(s, tmp);
     return err;
 }
 
 bg_err bg__handle_copy_file(bg_store *s, const char *from, const char *to)
 {
-    const bg_vfs *v = s->vfs;
     bg_file *in = NULL, *out = NULL;
     uint8_t *buf = NULL;
-    bg_err err = v->unlink(v, to);
+    bg_err err = bg__vfs_unlink(s, to);
     if (err && err != BG_ENOTFOUND)
         goto out;
-    BG_TRY_OUT(v->open(v, from, BG_OPEN_READ, &in));
-    BG_TRY_OUT(v->open(v, to, BG_OPEN_CREATE | BG_OPEN_EXCL, &out));
+    BG_TRY_OUT(bg__vfs_open(s, from, BG_OPEN_READ, &in));
+    BG_TRY_OUT(bg__vfs_open(s, to, BG_OPEN_CREATE | BG_OPEN_EXCL, &out));
     enum { COPY_CHUNK = 1 << 20 };
     buf = bg__handle_malloc(s, COPY_CHUNK);
     if (!buf) {
@@ -179,20 +182,114 @@ bg_err bg__handle_copy_file(bg_store *s, const char *from, const char *to)
     }
     for (uint64_t off = 0;;) {
         size_t got;
-        BG_TRY_OUT(v->read(v, in, off, buf, COPY_CHUNK, &got));
+        BG_TRY_OUT(bg__vfs_read(s, in, off, buf, COPY_CHUNK, &got));
         if (!got)
             break;
-        BG_TRY_OUT(v->write(v, out, off, buf, got));
+        BG_TRY_OUT(bg__vfs_write(s, out, off, buf, got));
         off += got;
     }
-    err = v->sync(v, out);
+    err = bg__vfs_sync(s, out);
 out:
     bg__handle_free(s, buf);
     if (in)
-        v->close(v, in);
+        bg__vfs_close(s, in);
     if (out)
-        v->close(v, out);
+        bg__vfs_close(s, out);
     if (err)
         return bg__handle_fail(s, err, "cannot copy '%s' to '%s'", from, to);
     return 0;
+}
+
+/* ---- the vfs, through wrappers ------------------------------------------ */
+
+/* The detail of a failed operation, unless the answer is one a caller
+ * asks for (missing, already there). */
+static bg_err vfs_said(bg_store *s, bg_err err, const char *what,
+                       const char *path)
+{
+    s->vfs_ops++;
+    if (err && err != BG_ENOTFOUND && err != BG_EEXISTS)
+        bg__handle_fail(s, err, "%s '%s' failed", what, path ? path : "");
+    return err;
+}
+
+bg_err bg__vfs_open(bg_store *s, const char *path, int flags, bg_file **f)
+{
+    return vfs_said(s, s->vfs->open(s->vfs, path, flags, f), "open of", path);
+}
+
+void bg__vfs_close(bg_store *s, bg_file *f)
+{
+    s->vfs->close(s->vfs, f);
+}
+
+bg_err bg__vfs_read(bg_store *s, bg_file *f, uint64_t off, void *buf,
+                    size_t len, size_t *got)
+{
+    return vfs_said(s, s->vfs->read(s->vfs, f, off, buf, len, got), "read in",
+                    s->dir);
+}
+
+bg_err bg__vfs_write(bg_store *s, bg_file *f, uint64_t off, const void *buf,
+                     size_t len)
+{
+    return vfs_said(s, s->vfs->write(s->vfs, f, off, buf, len), "write in",
+                    s->dir);
+}
+
+bg_err bg__vfs_sync(bg_store *s, bg_file *f)
+{
+    return vfs_said(s, s->vfs->sync(s->vfs, f), "sync of a file in", s->dir);
+}
+
+bg_err bg__vfs_truncate(bg_store *s, bg_file *f, uint64_t size)
+{
+    return vfs_said(s, s->vfs->truncate(s->vfs, f, size), "truncate in",
+                    s->dir);
+}
+
+bg_err bg__vfs_size(bg_store *s, bg_file *f, uint64_t *size)
+{
+    return vfs_said(s, s->vfs->size(s->vfs, f, size), "size of a file in",
+                    s->dir);
+}
+
+bg_err bg__vfs_lock(bg_store *s, bg_file *f, int exclusive)
+{
+    return vfs_said(s, s->vfs->lock(s->vfs, f, exclusive), "lock in", s->dir);
+}
+
+bg_err bg__vfs_rename(bg_store *s, const char *from, const char *to)
+{
+    return vfs_said(s, s->vfs->rename(s->vfs, from, to), "rename of", from);
+}
+
+bg_err bg__vfs_unlink(bg_store *s, const char *path)
+{
+    return vfs_said(s, s->vfs->unlink(s->vfs, path), "unlink of", path);
+}
+
+bg_err bg__vfs_mkdir(bg_store *s, const char *path)
+{
+    return vfs_said(s, s->vfs->mkdir(s->vfs, path), "mkdir of", path);
+}
+
+bg_err bg__vfs_list(bg_store *s, const char *dir, bg_vfs_list_fn fn, void *arg)
+{
+    return vfs_said(s, s->vfs->list(s->vfs, dir, fn, arg), "listing of", dir);
+}
+
+bg_err bg__vfs_sync_dir(bg_store *s, const char *dir)
+{
+    return vfs_said(s, s->vfs->sync_dir(s->vfs, dir), "sync of directory", dir);
+}
+
+bg_err bg__vfs_stat(bg_store *s, const char *path, int *is_dir)
+{
+    return vfs_said(s, s->vfs->stat(s->vfs, path, is_dir), "stat of", path);
+}
+
+void bg__vfs_random(bg_store *s, void *buf, size_t len)
+{
+    s->vfs->random(s->vfs, buf, len);
 }

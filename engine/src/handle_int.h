@@ -107,7 +107,7 @@ BG_MUST_CHECK bg_err bg__handle_copy_file(bg_store *s, const char *from,
                                           const char *to);
 
 /* The vfs, reached only through these: each counts the operation in
- * s->vfs_ops and, when it fails with anything but BG_ENOTFOUND or
+ * s->vfs_ops (close and random are not counted) and, when it fails with anything but BG_ENOTFOUND or
  * BG_EEXISTS (answers a caller asks for), sets the detail message to what
  * failed and where. A caller with more context sets its own after. */
 BG_MUST_CHECK bg_err bg__vfs_open(bg_store *s, const char *path, int flags,
@@ -123,7 +123,8 @@ BG_MUST_CHECK bg_err bg__vfs_size(bg_store *s, bg_file *f, uint64_t *size);
 BG_MUST_CHECK bg_err bg__vfs_lock(bg_store *s, bg_file *f, int exclusive);
 BG_MUST_CHECK bg_err bg__vfs_rename(bg_store *s, const char *from,
                                     const char *to);
-BG_MUST_CHECK bg_err bg__vfs_unlink(bg_store *s, const char *path);
+/* Not marked must-check: removing a leftover is often best effort. */
+bg_err bg__vfs_unlink(bg_store *s, const char *path);
 BG_MUST_CHECK bg_err bg__vfs_mkdir(bg_store *s, const char *path);
 BG_MUST_CHECK bg_err bg__vfs_list(bg_store *s, const char *dir,
                                   bg_vfs_list_fn fn, void *arg);

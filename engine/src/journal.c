@@ -148,11 +148,10 @@ static int journal_ok(const cJSON *d)
 
 bg_err bg__journal_read(bg_store *s, cJSON **doc)
 {
-    const bg_vfs *v = s->vfs;
     char path[BG_PATH_MAX];
     journal_path(s, path, sizeof path, "");
     bg_file *f;
-    bg_err err = v->open(v, path, BG_OPEN_READ, &f);
+    bg_err err = bg__vfs_open(s, path, BG_OPEN_READ, &f);
     if (err == BG_ENOTFOUND)
         return err;
     if (err)
@@ -160,14 +159,14 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
     uint64_t size = 0;
     char *buf = NULL;
     size_t got = 0;
-    err = v->size(v, f, &size);
+    err = bg__vfs_size(s, f, &size);
     if (!err && size > (1u << 20))
         err = BG_ECORRUPT;
     if (!err && !(buf = bg__handle_malloc(s, (size_t)size + 1)))
         err = BG_ENOMEM;
     if (!err)
-        err = v->read(v, f, 0, buf, (size_t)size, &got);
-    v->close(v, f);
+        err = bg__vfs_read(s, f, 0, buf, (size_t)size, &got);
+    bg__vfs_close(s, f);
     /* The journal is strict JSON first (UTF-8 in every string, no
      * duplicate names): what it holds is copied into the audit box. */
     cJSON *d = NULL;
@@ -235,9 +234,9 @@ static bg_err journal_remove(bg_store *s)
 {
     char path[BG_PATH_MAX];
     journal_path(s, path, sizeof path, "");
-    bg_err err = s->vfs->unlink(s->vfs, path);
+    bg_err err = bg__vfs_unlink(s, path);
     if (!err || err == BG_ENOTFOUND)
-        err = s->vfs->sync_dir(s->vfs, s->dir);
+        err = bg__vfs_sync_dir(s, s->dir);
     if (err)
         return bg__handle_fail(s, err, "cannot remove %s", BG__JOURNAL);
     return 0;
@@ -246,7 +245,7 @@ static bg_err journal_remove(bg_store *s)
 bg_err bg__journal_name(bg_store *s, cJSON *doc)
 {
     uint8_t r[4];
-    s->vfs->random(s->vfs, r, sizeof r);
+    bg__vfs_random(s, r, sizeof r);
     char key[160];
     snprintf(key, sizeof key, "%016" PRIx64 "-%02x%02x%02x%02x-%s-%s",
              (uint64_t)jnum(doc, "started_at"), r[0], r[1], r[2], r[3],
@@ -298,7 +297,6 @@ static bg_err audit(bg_store *s, const cJSON *doc, const char *outcome)
 
 bg_err bg__journal_abort(bg_store *s, cJSON *doc, const char *reason)
 {
-    const bg_vfs *v = s->vfs;
     const char *phase = bg__json_str(doc, "phase");
     if (!phase || strcmp(phase, "rolled_back")) {
         cJSON_DeleteItemFromObjectCaseSensitive(doc, "reason");
@@ -312,11 +310,11 @@ bg_err bg__journal_abort(bg_store *s, cJSON *doc, const char *reason)
         BG_TRY(bg__journal_close_box(s, b->valuestring));
         bg__journal_box_file(s, b->valuestring, BG__STAGE_MIG, path,
                              sizeof path);
-        bg_err err = v->unlink(v, path);
+        bg_err err = bg__vfs_unlink(s, path);
         if (err && err != BG_ENOTFOUND)
             return bg__handle_fail(s, err, "cannot remove '%s'", path);
     }
-    bg_err err = v->sync_dir(v, s->dir);
+    bg_err err = bg__vfs_sync_dir(s, s->dir);
     if (err)
         return bg__handle_fail(s, err, "cannot sync directory '%s'", s->dir);
     BG_TRY(audit(s, doc, "rolled_back"));
@@ -325,7 +323,6 @@ bg_err bg__journal_abort(bg_store *s, cJSON *doc, const char *reason)
 
 bg_err bg__journal_finish(bg_store *s, cJSON *doc)
 {
-    const bg_vfs *v = s->vfs;
     int migrate = is_migrate(doc);
     const cJSON *b;
     cJSON_ArrayForEach(b, jboxes(doc))
@@ -344,12 +341,12 @@ bg_err bg__journal_finish(bg_store *s, cJSON *doc)
             BG_TRY(bg__handle_copy_file(s, backup, staged));
         }
         /* A staged file that is gone was renamed by an earlier attempt. */
-        bg_err err = v->rename(v, staged, path);
+        bg_err err = bg__vfs_rename(s, staged, path);
         if (err && err != BG_ENOTFOUND)
             return bg__handle_fail(s, err, "cannot rename '%s' to '%s'", staged,
                                    path);
     }
-    bg_err err = v->sync_dir(v, s->dir);
+    bg_err err = bg__vfs_sync_dir(s, s->dir);
     if (err)
         return bg__handle_fail(s, err, "cannot sync directory '%s'", s->dir);
     const cJSON *lock = cJSON_GetObjectItemCaseSensitive(doc, "lock");

@@ -88,7 +88,7 @@ bg_err bg__keys_load(bg_store *s)
     char dir[BG_PATH_MAX];
     keys_dir(s, dir, sizeof dir);
     gens g = {.n = 0};
-    bg_err err = s->vfs->list(s->vfs, dir, collect_gen, &g);
+    bg_err err = bg__vfs_list(s, dir, collect_gen, &g);
     if (err == BG_ENOTFOUND) {
         s->keys_loaded = 1;
         return 0;
@@ -99,14 +99,13 @@ bg_err bg__keys_load(bg_store *s)
         char path[BG_PATH_MAX];
         key_path(s, g.v[i], "", path, sizeof path);
         bg_file *f;
-        err = s->vfs->open(s->vfs, path, BG_OPEN_READ, &f);
+        err = bg__vfs_open(s, path, BG_OPEN_READ, &f);
         if (err)
             return bg__handle_fail(s, err, "cannot open key file '%s'", path);
         unsigned char *k = sodium_malloc(BG__KEY_BYTES + 1);
         size_t got = 0;
-        err = k ? s->vfs->read(s->vfs, f, 0, k, BG__KEY_BYTES + 1, &got)
-                : BG_ENOMEM;
-        s->vfs->close(s->vfs, f);
+        err = k ? bg__vfs_read(s, f, 0, k, BG__KEY_BYTES + 1, &got) : BG_ENOMEM;
+        bg__vfs_close(s, f);
         if (!err && got != BG__KEY_BYTES) {
             /* Not a key: a file someone else put here. It is kept, and
              * named, but it seals and opens nothing. */
@@ -139,7 +138,6 @@ const bg__key *bg__keys_current(bg_store *s)
 
 bg_err bg__keys_create(bg_store *s, const bg__key **out)
 {
-    const bg_vfs *v = s->vfs;
     BG_TRY(bg__keys_load(s));
     if (s->read_only)
         return bg__handle_fail(s, BG_ESTATE, "store opened read-only");
@@ -148,9 +146,9 @@ bg_err bg__keys_create(bg_store *s, const bg__key **out)
     keys_dir(s, dir, sizeof dir);
     key_path(s, gen, ".tmp", tmp, sizeof tmp);
     key_path(s, gen, "", path, sizeof path);
-    bg_err err = v->mkdir(v, dir);
+    bg_err err = bg__vfs_mkdir(s, dir);
     if (!err)
-        err = v->sync_dir(v, s->dir);
+        err = bg__vfs_sync_dir(s, s->dir);
     else if (err == BG_EEXISTS)
         err = 0;
     if (err)
@@ -158,7 +156,7 @@ bg_err bg__keys_create(bg_store *s, const bg__key **out)
     unsigned char *k = sodium_malloc(BG__KEY_BYTES);
     if (!k)
         return BG_ENOMEM;
-    v->random(v, k, BG__KEY_BYTES);
+    bg__vfs_random(s, k, BG__KEY_BYTES);
     err = bg__handle_write_file(s, tmp, path, dir, k, BG__KEY_BYTES,
                                 BG_OPEN_PRIVATE);
     if (err) {
@@ -172,7 +170,6 @@ bg_err bg__keys_create(bg_store *s, const bg__key **out)
 
 bg_err bg__keys_destroy(bg_store *s, uint32_t id)
 {
-    const bg_vfs *v = s->vfs;
     size_t i = 0;
     while (i < s->nkeys && s->keys[i].id != id)
         i++;
@@ -183,17 +180,17 @@ bg_err bg__keys_destroy(bg_store *s, uint32_t id)
     key_path(s, s->keys[i].gen, "", path, sizeof path);
     static const unsigned char zeros[BG__KEY_BYTES];
     bg_file *f = NULL;
-    bg_err err = v->open(v, path, BG_OPEN_WRITE, &f);
+    bg_err err = bg__vfs_open(s, path, BG_OPEN_WRITE, &f);
     if (!err)
-        err = v->write(v, f, 0, zeros, sizeof zeros);
+        err = bg__vfs_write(s, f, 0, zeros, sizeof zeros);
     if (!err)
-        err = v->sync(v, f);
+        err = bg__vfs_sync(s, f);
     if (f)
-        v->close(v, f);
+        bg__vfs_close(s, f);
     if (!err)
-        err = v->unlink(v, path);
+        err = bg__vfs_unlink(s, path);
     if (!err)
-        err = v->sync_dir(v, dir);
+        err = bg__vfs_sync_dir(s, dir);
     if (err)
         return bg__handle_fail(s, err, "cannot destroy key file '%s'", path);
     sodium_free(s->keys[i].k);

@@ -765,7 +765,7 @@ static bg_err step_backup(bg_store *s, const bg_migration *m, const char *rel)
             return BG_EINVALID;
         BG_TRY(bg__handle_copy_file(s, from, to));
     }
-    bg_err err = s->vfs->sync_dir(s->vfs, dir);
+    bg_err err = bg__vfs_sync_dir(s, dir);
     if (err)
         return bg__handle_fail(s, err, "cannot sync '%s'", dir);
     return 0;
@@ -797,7 +797,7 @@ static bg_err step_migrate(run_ctx *c)
         c->box = m->boxes[i];
         char path[BG_PATH_MAX];
         bg__journal_box_file(s, c->box, BG__STAGE_MIG, path, sizeof path);
-        bg_err err = s->vfs->unlink(s->vfs, path);
+        bg_err err = bg__vfs_unlink(s, path);
         if (err && err != BG_ENOTFOUND)
             return bg__handle_fail(s, err, "cannot remove '%s'", path);
         BG_TRY(bg_box_open(s, c->box, 0, &c->src));
@@ -941,7 +941,7 @@ static bg_err run_one(bg_store *s, const bg_migration *m,
         err = step_migrate(&c);
     cJSON_AddNumberToObject(doc, "records", (double)(rep->records - records));
     if (!err)
-        err = s->vfs->sync_dir(s->vfs, s->dir);
+        err = bg__vfs_sync_dir(s, s->dir);
     if (!err)
         err = bg__journal_write(s, doc, "migrated");
     if (!err)

@@ -1239,7 +1239,7 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
         cJSON_AddStringToObject(rec, "new_owner", owner);
         cJSON_AddNumberToObject(rec, "at", (double)now);
         uint8_t r[4];
-        q->s->vfs->random(q->s->vfs, r, sizeof r);
+        bg__vfs_random(q->s, r, sizeof r);
         char akey[48];
         snprintf(akey, sizeof akey,
                  "%016" PRIx64 "-%02x%02x%02x%02x-queue-lock", (uint64_t)now,

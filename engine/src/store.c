@@ -55,7 +55,7 @@ static int collect_tmp(void *arg, const char *name)
 static bg_err sweep_tmp(bg_store *s)
 {
     sweep_ctx c = {.s = s};
-    bg_err err = s->vfs->list(s->vfs, s->dir, collect_tmp, &c);
+    bg_err err = bg__vfs_list(s, s->dir, collect_tmp, &c);
     if (!err && c.nomem)
         err = BG_ENOMEM;
     for (size_t i = 0; i < c.n && !err; i++) {
@@ -63,12 +63,12 @@ static bg_err sweep_tmp(bg_store *s)
         if (strlen(c.names[i]) > BG__NAME_MAX)
             continue; /* not a name this store made */
         bg__handle_path(s, path, sizeof path, c.names[i]);
-        err = s->vfs->unlink(s->vfs, path);
+        err = bg__vfs_unlink(s, path);
         if (err == BG_ENOTFOUND)
             err = 0;
     }
     if (!err && c.n)
-        err = s->vfs->sync_dir(s->vfs, s->dir);
+        err = bg__vfs_sync_dir(s, s->dir);
     bg__handle_free(s, c.names);
     if (err)
         return bg__handle_fail(s, err, "cannot remove temporary files in '%s'",
@@ -114,7 +114,7 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
 
     bg_err err = 0;
     int is_dir = 0;
-    err = s->vfs->stat(s->vfs, s->dir, &is_dir);
+    err = bg__vfs_stat(s, s->dir, &is_dir);
     if (err == BG_ENOTFOUND && opts->create && !opts->read_only)
         err = bg__handle_mkdir(s, s->dir), is_dir = 1;
     if (err) {
@@ -130,8 +130,8 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
 
     char lpath[BG_PATH_MAX];
     bg__handle_path(s, lpath, sizeof lpath, LOCK_NAME);
-    err = s->vfs->open(s->vfs, lpath,
-                       s->read_only ? BG_OPEN_READ : BG_OPEN_CREATE, &s->lockf);
+    err = bg__vfs_open(s, lpath, s->read_only ? BG_OPEN_READ : BG_OPEN_CREATE,
+                       &s->lockf);
     if (err == BG_ENOTFOUND && s->read_only) {
         /* Never written by a writer: nothing to exclude, nothing to create
          * (a read-only open changes no byte). */
@@ -141,7 +141,7 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
         bg__handle_fail(s, err, "cannot open lock file '%s'", lpath);
         goto out;
     } else {
-        err = s->vfs->lock(s->vfs, s->lockf, !s->read_only);
+        err = bg__vfs_lock(s, s->lockf, !s->read_only);
         if (err) {
             bg__handle_fail(s, err, "store '%s' is in use by another opener",
                             s->dir);
@@ -171,7 +171,7 @@ out:
         bg_registry_free(s->types);
         bg__keys_free(s);
         if (s->lockf)
-            s->vfs->close(s->vfs, s->lockf);
+            bg__vfs_close(s, s->lockf);
         bg__handle_free(s, s);
         return err;
     }
@@ -202,7 +202,7 @@ bg_err bg_store_close(bg_store *s)
     bg_registry_free(s->types);
     bg__keys_free(s);
     if (s->lockf)
-        s->vfs->close(s->vfs, s->lockf);
+        bg__vfs_close(s, s->lockf);
     bg__handle_free(s, s);
     return first;
 }

@@ -104,6 +104,11 @@ BG_MUST_CHECK bg_err bg_store_sync(bg_store *store);
  * offset); "" when none. Valid until the next call on the store. */
 const char *bg_store_detail(const bg_store *store);
 
+/* The I/O operations this handle has asked of its vfs, every call but
+ * close and random: what a test disk counts, so a test can tell that all
+ * of the engine's I/O goes through the handle. */
+uint64_t bg_store_io_count(const bg_store *store);
+
 /* Calls fn(arg, name) for every box file in the store, by name order.
  * Returns 0 or the vfs error. */
 typedef int (*bg_store_box_fn)(void *arg, const char *name);
