@@ -1,0 +1,463 @@
+/*
+ * Writing a box file: frames encoded through a buffer, appends with their
+ * durability (a sync per write, group commit, or none), the checks before
+ * a write, rollback of a failed append, and compaction (the live frames to
+ * a new file, synced, renamed over the old one).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sodium.h>
+#include <xxhash.h>
+
+#include "json_int.h"
+#include "box_int.h"
+#include "boxguard/record.h"
+#include "boxguard/types.h"
+#include "record_int.h"
+#include "types_int.h"
+#include "keys_int.h"
+#include "box_file_int.h"
+
+/* ---- writing ---------------------------------------------------------- */
+
+bg_err bg__box_check_writable(bg_box *b)
+{
+    if (b->damaged)
+        return bg__handle_fail(
+            b->s, BG_ECORRUPT,
+            "box '%s' is damaged at offset %llu; run recover", b->name,
+            (unsigned long long)b->rep.first_damage);
+    if (b->read_only)
+        return bg__handle_fail(b->s, BG_ESTATE, "box '%s' is read-only",
+                               b->name);
+    if (b->poisoned)
+        return bg__handle_fail(b->s, BG_ESTATE,
+                               "box '%s' stopped after an I/O error; reopen it",
+                               b->name);
+    return 0;
+}
+
+/* Undo a failed append: cut the file back. If even that fails the box
+ * refuses further writes until reopened (the scan then sorts it out). */
+static void rollback(bg_box *b, uint64_t to)
+{
+    if (bg__vfs_truncate(b->s, b->f, to))
+        b->poisoned = 1;
+}
+
+static bg_err check_write(bg_box *b, const bg_write *w, size_t i)
+{
+    char why[160];
+    if (bg_record_check_key(w->key, w->key_len, why, sizeof why))
+        return bg__handle_fail(b->s, BG_EINVALID, "box '%s': write %zu: %s",
+                               b->name, i, why);
+    if (w->del)
+        return 0;
+    int klen = (int)(w->key_len > 80 ? 80 : w->key_len);
+    /* One parse serves validation and the adapter's fields. */
+    cJSON *doc = NULL;
+    bg_err err = bg__record_parse(w->value, w->value_len, &b->s->alloc, why,
+                                  sizeof why, w->type ? &doc : NULL);
+    if (!err)
+        err =
+            bg__registry_check_doc(b->s->types, w->type, doc, why, sizeof why);
+    cJSON_Delete(doc);
+    if (err)
+        return bg__handle_fail(b->s, err, "box '%s', key '%.*s': %s", b->name,
+                               klen, w->key, why);
+    return 0;
+}
+
+/* The frame length of a write in box b. */
+static size_t write_flen(const bg_box *b, const bg_write *w)
+{
+    size_t v = w->del ? 0 : w->value_len;
+    return BG__FRAME_OVERHEAD + w->key_len + v + (b->key ? BG__SEAL_BYTES : 0);
+}
+
+/* Encode write w as a frame at dst, sealing its value in a sealed box. */
+static void encode_write(bg_box *b, const bg_write *w, int flags, uint64_t seq,
+                         uint64_t off, uint64_t goff, uint8_t *dst)
+{
+    int kind = w->del ? BG__KIND_DEL : BG__KIND_PUT;
+    uint32_t type = w->del ? 0 : w->type;
+    size_t plen = w->del ? 0 : w->value_len;
+    uint16_t klen = (uint16_t)w->key_len;
+    if (!b->key) {
+        bg__box_encode_frame(dst, kind, flags, w->key, klen, type, seq, off,
+                             goff, w->value, (uint32_t)plen);
+        return;
+    }
+    uint32_t flen =
+        bg__box_frame_start(dst, kind, flags, w->key, klen, type, seq, off,
+                            goff, (uint32_t)(plen + BG__SEAL_BYTES));
+    bg__box_seal(b->s, b->key, b->id, seq, kind, type, w->key, klen, w->value,
+                 plen, dst + BG__FRAME_HDR + klen);
+    bg__box_frame_finish(dst, flen);
+}
+
+/* Append n frames as one unit, sync as the durability mode says, then
+ * update the index. On error the file is cut back and nothing changes. */
+static bg_err append(bg_box *b, const bg_write *w, size_t n);
+
+static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
+                        uint32_t *flens, int trusted)
+{
+    bg_store *s = b->s;
+    BG_TRY(bg__box_check_writable(b));
+    for (size_t i = 0; i < n && !trusted; i++)
+        BG_TRY(check_write(b, &w[i], i));
+    if (n == 0)
+        return 0;
+    if (s->durability != BG_DURABILITY_OFF)
+        BG_TRY(bg__handle_settle_dir(s));
+
+    uint64_t start = b->end, pos;
+    uint64_t goff = b->group_open ? b->group_off : start;
+    /* One buffer for the whole write when it is small (the common case:
+     * a single put), else BG__BOX_CHUNK-sized pieces. */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += write_flen(b, &w[i]);
+    fwriter fw;
+    bg__box_fw_init(&fw, s, b->f, start);
+    bg_err err = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t flen = write_flen(b, &w[i]);
+        uint8_t *dst;
+        err = bg__box_fw_reserve(&fw, flen, total, &dst);
+        if (err)
+            goto fail;
+        encode_write(b, &w[i], i + 1 < n ? BG__FLAG_BATCH : 0, b->next_seq + i,
+                     fw.pos, goff, dst);
+        bg__box_fw_commit(&fw, flen);
+    }
+    err = bg__box_fw_flush(&fw);
+    if (err)
+        goto fail;
+    bg__box_fw_free(&fw);
+
+    int sync_now = s->durability == BG_DURABILITY_FULL;
+    if (s->durability == BG_DURABILITY_GROUP) {
+        b->group_count += (unsigned)n;
+        sync_now = b->group_count >= s->group_size;
+    }
+    if (sync_now) {
+        err = bg__vfs_sync(s, b->f);
+        if (err) {
+            if (b->group_open)
+                b->poisoned = 1; /* earlier writes of the group are unsure */
+            goto fail;
+        }
+        b->group_open = 0;
+        b->group_count = 0;
+    } else if (!b->group_open) {
+        b->group_open = 1;
+        b->group_off = start;
+    }
+
+    /* Durable as promised: now the index. The frame images are gone from
+     * buf, so the index is fed from the write list. */
+    pos = start;
+    for (size_t i = 0; i < n; i++) {
+        frame_hdr h = {
+            .flen = (uint32_t)write_flen(b, &w[i]),
+            .type = w[i].del ? 0 : w[i].type,
+            .seq = b->next_seq + i,
+            .off = pos,
+        };
+        if (offs) {
+            offs[i] = pos;
+            flens[i] = h.flen;
+        }
+        if (b->ext_fn) {
+            /* the caller keeps its own index */
+        } else if (w[i].del) {
+            bg__box_idx_del(b, w[i].key, w[i].key_len);
+        } else if ((err = bg__box_idx_set(b, w[i].key, (uint16_t)w[i].key_len,
+                                          &h))) {
+            /* Out of memory with the frames on disk: the index no longer
+             * tells the truth, so stop writing until reopened. */
+            b->poisoned = 1;
+            break;
+        }
+        pos += h.flen;
+    }
+    b->next_seq += n;
+    b->frames += n;
+    b->end = pos;
+    if (err)
+        return bg__handle_fail(s, err, "box '%s': index update failed",
+                               b->name);
+    return 0;
+fail:
+    bg__box_fw_free(&fw);
+    rollback(b, start);
+    return bg__handle_fail(s, err, "box '%s': write at offset %llu failed",
+                           b->name, (unsigned long long)start);
+}
+
+static bg_err check_public(bg_box *b)
+{
+    if (b->reserved)
+        return bg__handle_fail(b->s, BG_EINVALID,
+                               "box '%s' is reserved for the store itself",
+                               b->name);
+    return 0;
+}
+
+bg_err bg__box_put_internal(bg_box *b, const char *key, const char *value,
+                            size_t len)
+{
+    bg_write w = {0, key, strlen(key), 0, value, len};
+    return append(b, &w, 1);
+}
+
+bg_err bg_box_put(bg_box *b, const void *key, size_t key_len, uint32_t type,
+                  const char *value, size_t value_len)
+{
+    BG__JSON_SCOPE(&b->s->alloc);
+    BG_TRY(check_public(b));
+    bg_write w = {0, key, key_len, type, value, value_len};
+    return append(b, &w, 1);
+}
+
+static bg_err del(bg_box *b, const void *key, size_t key_len)
+{
+    bg_write w = {1, key, key_len, 0, NULL, 0};
+    BG_TRY(bg__box_check_writable(b));
+    BG_TRY(check_write(b, &w, 0));
+    if (!bg__box_idx_find(b, key, key_len, bg__box_key_hash(key, key_len)))
+        return bg__handle_fail(b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'",
+                               b->name, (int)(key_len > 80 ? 80 : key_len),
+                               (const char *)key);
+    return append(b, &w, 1);
+}
+
+bg_err bg_box_del(bg_box *b, const void *key, size_t key_len)
+{
+    BG__JSON_SCOPE(&b->s->alloc);
+    BG_TRY(check_public(b));
+    return del(b, key, key_len);
+}
+
+bg_err bg__box_del_own(bg_box *b, const void *key, size_t key_len)
+{
+    return del(b, key, key_len);
+}
+
+bg_err bg_box_write_batch(bg_box *b, const bg_write *w, size_t n)
+{
+    BG__JSON_SCOPE(&b->s->alloc);
+    BG_TRY(check_public(b));
+    return append(b, w, n);
+}
+
+bg_err bg__box_write_own(bg_box *b, const bg_write *w, size_t n)
+{
+    return append(b, w, n);
+}
+
+bg_err bg_box_sync(bg_box *b)
+{
+    BG__JSON_SCOPE(&b->s->alloc);
+    if (!b->group_open || b->read_only)
+        return 0;
+    if (b->poisoned)
+        return bg__box_check_writable(b);
+    bg_err err = bg__vfs_sync(b->s, b->f);
+    if (err) {
+        b->poisoned = 1;
+        return bg__handle_fail(b->s, err, "box '%s': sync failed", b->name);
+    }
+    b->group_open = 0;
+    b->group_count = 0;
+    return 0;
+}
+
+static bg_err append(bg_box *b, const bg_write *w, size_t n)
+{
+    return append_at(b, w, n, NULL, NULL, 0);
+}
+
+bg_err bg__box_write_trusted(bg_box *b, const bg_write *w, size_t n)
+{
+    return append_at(b, w, n, NULL, NULL, 1);
+}
+
+bg_err bg__box_append_ext(bg_box *b, const bg_write *w, size_t n,
+                          uint64_t *offs, uint32_t *flens)
+{
+    return append_at(b, w, n, offs, flens, 1);
+}
+
+bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key, size_t cap,
+                           size_t *klen)
+{
+    uint8_t head[BG__FRAME_HDR + 64];
+    size_t got = 0;
+    bg_err err = bg__vfs_read(b->s, b->f, off, head, sizeof head, &got);
+    frame_hdr h;
+    if (!err &&
+        (got < BG__FRAME_HDR ||
+         !bg__box_frame_head(head, off, b->key != NULL, &h) || h.klen > cap ||
+         h.klen > 64 || got < (size_t)BG__FRAME_HDR + h.klen))
+        err = BG_ECORRUPT;
+    if (err)
+        return bg__handle_fail(b->s, err, "box '%s': frame at offset %llu",
+                               b->name, (unsigned long long)off);
+    memcpy(key, head + BG__FRAME_HDR, h.klen);
+    *klen = h.klen;
+    return 0;
+}
+
+/* ---- compaction ------------------------------------------------------- */
+
+typedef struct compact_ctx {
+    bg_box *b;
+    ent **v;
+    uint64_t *offs;
+    const bg__key *key; /* sealed boxes: re-bg__box_seal under this key ... */
+    uint8_t id[16];     /* ... and this new box id */
+} compact_ctx;
+
+/* The frame of live entry e, moved to offset pos (and re-sealed). */
+static bg_err compact_frame(compact_ctx *c, const ent *e, uint64_t pos,
+                            uint8_t **out)
+{
+    bg_box *b = c->b;
+    if (!c->key) {
+        BG_TRY(bg__box_read_frame(b, e, out));
+        bg__box_frame_move(*out, e->flen, pos);
+        return 0;
+    }
+    char *val;
+    size_t vlen;
+    BG_TRY(bg__box_read_value(b, e, &val, &vlen));
+    uint8_t *p = bg__handle_malloc(b->s, e->flen);
+    if (!p) {
+        bg__handle_free(b->s, val);
+        return BG_ENOMEM;
+    }
+    uint32_t flen = bg__box_frame_start(p, BG__KIND_PUT, 0, e->key, e->klen,
+                                        e->type, e->seq, pos, pos,
+                                        (uint32_t)(vlen + BG__SEAL_BYTES));
+    bg__box_seal(b->s, c->key, c->id, e->seq, BG__KIND_PUT, e->type, e->key,
+                 e->klen, val, vlen, p + BG__FRAME_HDR + e->klen);
+    bg__box_frame_finish(p, flen);
+    bg__handle_free(b->s, val);
+    *out = p;
+    return 0;
+}
+
+static bg_err compact_fill(void *arg, bg_file *f, uint64_t *end)
+{
+    compact_ctx *c = arg;
+    bg_box *b = c->b;
+    fwriter fw;
+    bg__box_fw_init(&fw, b->s, f, *end);
+    bg_err err = 0;
+    for (size_t i = 0; i < b->count && !err; i++) {
+        uint8_t *p, *dst;
+        uint32_t flen = c->v[i]->flen;
+        BG_TRY_OUT(compact_frame(c, c->v[i], fw.pos, &p));
+        err = bg__box_fw_reserve(&fw, flen, (size_t)b->live_bytes, &dst);
+        if (!err) {
+            memcpy(dst, p, flen);
+            c->offs[i] = fw.pos;
+            bg__box_fw_commit(&fw, flen);
+        }
+        bg__handle_free(b->s, p);
+        if ((i & 1023) == 0)
+            bg__handle_progress(b->s, "compact", i, b->count);
+    }
+    if (!err)
+        err = bg__box_fw_flush(&fw);
+    bg__handle_progress(b->s, "compact", b->count, b->count);
+    if (!err)
+        *end = fw.pos;
+out:
+    bg__box_fw_free(&fw);
+    return err;
+}
+
+/* Compaction, and for a sealed box re-sealing under key with a new box id
+ * (so that no frame of the old file authenticates in the new one). */
+static bg_err rewrite(bg_box *b, const bg__key *key)
+{
+    bg_store *s = b->s;
+    if (b->ext_fn)
+        return bg__handle_fail(s, BG_ESTATE,
+                               "box '%s' is indexed by its owner; compact it "
+                               "through a plain open",
+                               b->name);
+    BG_TRY(bg__box_check_writable(b));
+    BG_TRY(bg_box_sync(b));
+    char tmp[BG_PATH_MAX];
+    bg__box_path(s, b->name, ".box.tmp", tmp, sizeof tmp);
+    compact_ctx c = {.b = b, .key = key};
+    memcpy(c.id, b->id, 16);
+    if (key)
+        bg__vfs_random(s, c.id, sizeof c.id);
+    bg_err err = 0;
+    BG_TRY_OUT(bg__box_idx_sorted(b, &c.v));
+    c.offs = bg__handle_malloc(s, (b->count ? b->count : 1) * sizeof *c.offs);
+    if (!c.offs) {
+        err = BG_ENOMEM;
+        goto out;
+    }
+    uint8_t hdr[BG__BOX_HDR_SIZE];
+    bg__box_encode_header(hdr, c.id, b->hflags, key ? key->id : 0, b->next_seq);
+    bg_file *nf = NULL;
+    uint64_t end = 0;
+    err =
+        bg__box_write_beside(s, tmp, b->path, hdr, compact_fill, &c, &nf, &end);
+    if (nf) {
+        /* The rename happened: the new file is the box now. */
+        bg__vfs_close(s, b->f);
+        b->f = nf;
+        memcpy(b->id, c.id, 16);
+        if (key) {
+            b->key = key;
+            b->key_id = key->id;
+        }
+        for (size_t i = 0; i < b->count; i++)
+            c.v[i]->off = c.offs[i];
+        b->end = end;
+        b->frames = b->count;
+        b->group_open = 0;
+        b->group_count = 0;
+    }
+out:
+    bg__handle_free(s, c.v);
+    bg__handle_free(s, c.offs);
+    if (err && err != BG_EAUTH)
+        return bg__handle_fail(s, err, "box '%s': compaction failed", b->name);
+    return err;
+}
+
+bg_err bg_box_compact(bg_box *b)
+{
+    BG__JSON_SCOPE(&b->s->alloc);
+    return rewrite(b, b->key);
+}
+
+bg_err bg__box_reseal(bg_box *b, const bg__key *k)
+{
+    if (!b->key)
+        return 0;
+    return rewrite(b, k);
+}
+
+uint64_t bg__box_end(const bg_box *b)
+{
+    return b->end;
+}
+
+uint32_t bg__box_key_id(const bg_box *b)
+{
+    return b->key_id;
+}
