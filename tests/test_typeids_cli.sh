@@ -196,4 +196,23 @@ ln -s nowhere.dart "$T/links/lib/gone.dart"
 expect 0 "a tree with a symlink cycle and a dangling link" -- "$BG" typeids check "$T/links"
 check "each file once" -- grep -q "1 declarations, 1 registrations, 0 findings" "$T/out"
 
+# The check fails closed: a file it cannot read, or one too large to read
+# whole, fails the run (exit 3) naming the file; it never passes as "0
+# findings" on what it did not see. A finding past 64 MiB of a file would
+# otherwise go unchecked.
+mkdir -p "$T/big/lib"
+cp "$T/links/lib/a.dart" "$T/big/lib/a.dart"
+truncate -s 65M "$T/big/lib/huge.dart"
+expect 3 "a source file over 64 MiB" -- "$BG" typeids check "$T/big"
+check "the big file named" -- grep -q "huge.dart' is larger than 64 MiB: not scanned, so not checked" "$T/err"
+check "no summary printed" -- test ! -s "$T/out"
+truncate -s 64M "$T/big/lib/huge.dart"
+expect 0 "a source file of exactly 64 MiB is read whole" -- "$BG" typeids check "$T/big"
+rm "$T/big/lib/huge.dart"
+python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/big/lib/sock.dart"
+expect 3 "a source file that cannot be opened" -- "$BG" typeids check "$T/big"
+check "the unopenable file named" -- grep -q "cannot open '.*sock.dart'" "$T/err"
+expect 3 "the same, in the JSON format" -- "$BG" typeids check --format json "$T/big"
+check "no JSON report on a failed scan" -- test ! -s "$T/out"
+
 finish "typeids"

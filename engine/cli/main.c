@@ -1106,7 +1106,9 @@ static int cmd_typeids(int argc, char **argv)
             fail("typeids: '%s' does not exist", paths[i]);
             rc = EXIT_USAGE;
         } else if (err) {
-            fail("typeids: cannot scan '%s': %s", paths[i], bg_strerror(err));
+            const char *what = bg_tid_detail(t);
+            fail("typeids: cannot scan '%s': %s", paths[i],
+                 what[0] ? what : bg_strerror(err));
             rc = EXIT_SYSTEM;
         }
     }
@@ -1129,19 +1131,33 @@ static int cmd_typeids(int argc, char **argv)
     if (t)
         bg_tid_counts(t, &decls, &regs);
     if (rc == EXIT_OK && !strcmp(format, "json")) {
+        /* Every piece is checked: a report short of a finding would pass. */
         cJSON *doc = cJSON_CreateObject();
-        cJSON_AddNumberToObject(doc, "declarations", (double)decls);
-        cJSON_AddNumberToObject(doc, "registrations", (double)regs);
-        cJSON *arr = cJSON_AddArrayToObject(doc, "findings");
-        for (size_t i = 0; i < n; i++) {
+        cJSON *arr = doc ? cJSON_AddArrayToObject(doc, "findings") : NULL;
+        int ok = arr &&
+                 cJSON_AddNumberToObject(doc, "declarations", (double)decls) &&
+                 cJSON_AddNumberToObject(doc, "registrations", (double)regs);
+        for (size_t i = 0; i < n && ok; i++) {
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "code", f[i].code);
-            cJSON_AddStringToObject(o, "file", f[i].file);
-            cJSON_AddNumberToObject(o, "line", f[i].line);
-            cJSON_AddStringToObject(o, "message", f[i].message);
-            cJSON_AddItemToArray(arr, o);
+            if (!o || !cJSON_AddItemToArray(arr, o)) {
+                cJSON_Delete(o); /* not in the array: still ours */
+                ok = 0;
+                break;
+            }
+            ok = cJSON_AddStringToObject(o, "code", f[i].code) &&
+                 cJSON_AddStringToObject(o, "file", f[i].file) &&
+                 cJSON_AddNumberToObject(o, "line", f[i].line) &&
+                 cJSON_AddStringToObject(o, "message", f[i].message);
         }
-        print_json(doc);
+        char *txt = ok ? cJSON_PrintUnformatted(doc) : NULL;
+        if (txt) {
+            puts(txt);
+        } else {
+            fail("typeids: out of memory writing the report");
+            rc = EXIT_SYSTEM;
+        }
+        cJSON_free(txt);
+        cJSON_Delete(doc);
     } else if (rc == EXIT_OK) {
         int gh = !strcmp(format, "github");
         for (size_t i = 0; i < n; i++) {

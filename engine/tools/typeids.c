@@ -74,6 +74,7 @@ struct bg_tid {
     size_t nf, capf;
     bg_tid_finding *out;
     int nomem;
+    char why[512]; /* what stopped the last scan that failed */
     /* hive_ce schema: nextTypeId per file */
     struct {
         char *file;
@@ -768,18 +769,40 @@ bg_err bg_tid_scan_text(bg_tid *t, const char *path, const char *text,
     return t->nomem ? BG_ENOMEM : 0;
 }
 
+/* Files past this size are refused, never read in part: a check that
+ * skipped the rest of a file would pass on what it did not see. */
+#define SCAN_FILE_MAX (64u << 20)
+
+__attribute__((format(printf, 3, 4))) static bg_err
+scan_fail(bg_tid *t, bg_err err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->why, sizeof t->why, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
 static bg_err scan_file(bg_tid *t, const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return errno == ENOENT ? BG_ENOTFOUND : BG_EIO;
+        return errno == ENOENT ? BG_ENOTFOUND
+                               : scan_fail(t, BG_EIO, "cannot open '%s': %s",
+                                           path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     bg_err err = 0;
-    while (buf) {
+    while (buf && !err) {
         if (n == cap) {
-            if (cap >= (64u << 20)) {
-                break; /* a generated monster: read what fits */
+            if (cap >= SCAN_FILE_MAX) {
+                if (fgetc(f) == EOF)
+                    break; /* exactly SCAN_FILE_MAX bytes: all read */
+                err = scan_fail(t, BG_EINVALID,
+                                "'%s' is larger than %u MiB: not scanned, "
+                                "so not checked",
+                                path, SCAN_FILE_MAX >> 20);
+                break;
             }
             char *p = realloc(buf, cap *= 2);
             if (!p) {
@@ -794,8 +817,8 @@ static bg_err scan_file(bg_tid *t, const char *path)
         if (!got)
             break;
     }
-    if (ferror(f))
-        err = BG_EIO;
+    if (!err && ferror(f))
+        err = scan_fail(t, BG_EIO, "cannot read '%s'", path);
     fclose(f);
     if (!buf)
         return BG_ENOMEM;
@@ -826,7 +849,9 @@ static bg_err scan_tree(bg_tid *t, const char *path, ancestors *up)
         /* A dangling link inside the tree points at no source. */
         if (e == ENOENT && up->n && !lstat(path, &ls) && S_ISLNK(ls.st_mode))
             return 0;
-        return e == ENOENT ? BG_ENOTFOUND : BG_EIO;
+        return e == ENOENT ? BG_ENOTFOUND
+                           : scan_fail(t, BG_EIO, "cannot stat '%s': %s", path,
+                                       strerror(e));
     }
     if (!S_ISDIR(st.st_mode)) {
         const char *base = strrchr(path, '/');
@@ -840,21 +865,24 @@ static bg_err scan_tree(bg_tid *t, const char *path, ancestors *up)
     for (size_t i = 0; i < up->n; i++)
         if (up->dev[i] == st.st_dev && up->ino[i] == st.st_ino)
             return 0; /* a link back up the tree: already being scanned */
-    if (up->n == sizeof up->dev / sizeof *up->dev)
-        return BG_EIO; /* deeper than any source tree: refuse, not skip */
+    if (up->n == sizeof up->dev / sizeof *up->dev) /* refuse, not skip */
+        return scan_fail(t, BG_EIO, "'%s' is deeper than %zu directories", path,
+                         sizeof up->dev / sizeof *up->dev);
     up->dev[up->n] = st.st_dev;
     up->ino[up->n] = st.st_ino;
     up->n++;
     DIR *d = opendir(path);
     if (!d) {
         up->n--;
-        return BG_EIO;
+        return scan_fail(t, BG_EIO, "cannot open directory '%s': %s", path,
+                         strerror(errno));
     }
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
     bg_err err = 0;
-    while ((e = readdir(d))) {
+    /* readdir says "no more" and "cannot read" alike, but for errno. */
+    while ((errno = 0, e = readdir(d))) {
         const char *nm = e->d_name;
         if (nm[0] == '.' || !strcmp(nm, "build") || !strcmp(nm, "node_modules"))
             continue;
@@ -866,6 +894,9 @@ static bg_err scan_tree(bg_tid *t, const char *path, ancestors *up)
         }
         n++;
     }
+    if (!err && !e && errno)
+        err = scan_fail(t, BG_EIO, "cannot read directory '%s': %s", path,
+                        strerror(errno));
     closedir(d);
     if (n)
         qsort(names, n, sizeof *names, cmp_cstr);
@@ -889,9 +920,15 @@ static bg_err scan_tree(bg_tid *t, const char *path, ancestors *up)
     return err;
 }
 
+const char *bg_tid_detail(const bg_tid *t)
+{
+    return t->why;
+}
+
 bg_err bg_tid_scan_path(bg_tid *t, const char *path)
 {
     ancestors up = {.n = 0};
+    t->why[0] = '\0';
     return scan_tree(t, path, &up);
 }
 

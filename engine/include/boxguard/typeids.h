@@ -60,8 +60,16 @@ BG_MUST_CHECK bg_err bg_tid_scan_text(bg_tid *t, const char *path,
                                       const char *text, size_t len);
 
 /* Scan a file or a directory tree (skipping .git, build, .dart_tool and
- * node_modules). Returns 0, BG_ENOTFOUND, BG_EIO or BG_ENOMEM. */
+ * node_modules). Returns 0; BG_ENOTFOUND when path does not exist;
+ * BG_EIO when a file or directory of the tree cannot be read or the tree
+ * is deeper than 64 directories; BG_EINVALID for a file larger than
+ * 64 MiB (refused whole: never checked in part); BG_ENOMEM. Any error
+ * fails the check: what was not read was not checked. bg_tid_detail says
+ * which file. */
 BG_MUST_CHECK bg_err bg_tid_scan_path(bg_tid *t, const char *path);
+
+/* What stopped the last bg_tid_scan_path that failed ("" if none). */
+const char *bg_tid_detail(const bg_tid *t);
 
 /* Load a lock file or a policy file. Returns 0 or BG_EINVALID (the
  * message says where) or BG_ENOMEM. */
