@@ -1,6 +1,6 @@
 /*
- * Target Functions: bg_tid_scan_text, bg_tid_check, bg_tid_lock_json,
- * bg_tid_load_lock (typeids.c: the lexer and the C, Dart, YAML and JSON
+ * Target Functions: bg_typeids_scan_text, bg_typeids_check, bg_typeids_lock_json,
+ * bg_typeids_load_lock (typeids.c: the lexer and the C, Dart, YAML and JSON
  * recognisers).
  *
  * The input's first byte picks the file kind (C, Dart, generated Dart, the
@@ -17,20 +17,20 @@ static const char *const paths[] = {"src/a.c", "lib/a.dart", "lib/a.g.dart",
                                     "lib/hive/hive_adapters.g.yaml",
                                     "app.adapters.json"};
 
-static size_t scan(const char *path, const char *text, size_t len, bg_tid **out,
-                   const bg_tid_finding **f)
+static size_t scan(const char *path, const char *text, size_t len, bg_typeids **out,
+                   const bg_typeids_finding **f)
 {
-    bg_tid *t = bg_tid_new();
+    bg_typeids *t = bg_typeids_new();
     FUZZ_ASSERT(t);
-    FUZZ_ASSERT(bg_tid_scan_text(t, path, text, len) == 0);
+    FUZZ_ASSERT(bg_typeids_scan_text(t, path, text, len) == 0);
     *out = t;
     size_t n;
-    FUZZ_ASSERT(bg_tid_check(t, f, &n) == 0);
+    FUZZ_ASSERT(bg_typeids_check(t, f, &n) == 0);
     return n;
 }
 
 /* The findings as one string (they are only valid until the next check). */
-static char *flatten(const bg_tid_finding *f, size_t n)
+static char *flatten(const bg_typeids_finding *f, size_t n)
 {
     size_t cap = 1;
     for (size_t i = 0; i < n; i++)
@@ -53,12 +53,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
 
-    bg_tid *t1, *t2;
-    const bg_tid_finding *f1, *f2, *f1b;
+    bg_typeids *t1, *t2;
+    const bg_typeids_finding *f1, *f2, *f1b;
     size_t n1 = scan(path, text, len, &t1, &f1);
     char *first = flatten(f1, n1);
     size_t n1b; /* the check is repeatable */
-    FUZZ_ASSERT(bg_tid_check(t1, &f1b, &n1b) == 0);
+    FUZZ_ASSERT(bg_typeids_check(t1, &f1b, &n1b) == 0);
     char *again = flatten(f1b, n1b);
     FUZZ_ASSERT(!strcmp(first, again));
     size_t n2 = scan(path, text, len, &t2, &f2); /* and deterministic */
@@ -68,10 +68,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(again);
     free(fresh);
 
-    char *lock = bg_tid_lock_json(t1);
+    char *lock = bg_typeids_lock_json(t1);
     FUZZ_ASSERT(lock);
     char why[256];
-    FUZZ_ASSERT_MSG(bg_tid_load_lock(t2, lock, strlen(lock), why, sizeof why) ==
+    FUZZ_ASSERT_MSG(bg_typeids_load_lock(t2, lock, strlen(lock), why, sizeof why) ==
                         0,
                     "own lock refused: %s", why);
     int collision = 0;
@@ -79,13 +79,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         collision |= !strcmp(f1b[i].code, "collision") ||
                      !strcmp(f1b[i].code, "stale-generated");
     size_t n3;
-    FUZZ_ASSERT(bg_tid_check(t2, &f2, &n3) == 0);
+    FUZZ_ASSERT(bg_typeids_check(t2, &f2, &n3) == 0);
     for (size_t i = 0; i < n3 && !collision; i++)
         FUZZ_ASSERT_MSG(
             strcmp(f2[i].code, "reused") && strcmp(f2[i].code, "moved"),
             "the scan's own lock reports %s: %s", f2[i].code, f2[i].message);
     free(lock);
-    bg_tid_free(t1);
-    bg_tid_free(t2);
+    bg_typeids_free(t1);
+    bg_typeids_free(t2);
     return 0;
 }

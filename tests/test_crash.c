@@ -520,7 +520,7 @@ static void rk_run(bg_sim *sim, void *ctx)
     memset(rep, 0, sizeof *rep);
     if (tu_open(sim, BG_DURABILITY_FULL, &s))
         return;
-    if (bg_store_rekey(s, rep)) {
+    if (bg_rekey_run(s, rep)) {
         /* cut short by the frozen disk */
     }
     (void)bg_store_close(s);
@@ -541,7 +541,7 @@ static const char *rk_after(bg_sim *sim, void *ctx)
     bg_store *s;
     bg_rekey_report rep;
     if (!bad) {
-        if (tu_open(sim, BG_DURABILITY_FULL, &s) || bg_store_rekey(s, &rep) ||
+        if (tu_open(sim, BG_DURABILITY_FULL, &s) || bg_rekey_run(s, &rep) ||
             bg_store_close(s))
             bad = "rekey does not finish after the crash";
         else if (rep.boxes != 2)

@@ -301,7 +301,7 @@ static int read_workload(bg_sim *sim)
     if (!bg_box_open(s, "e", 0, &b))
         failed += bg_box_compact(b) != 0;
     bg_rekey_report rk;
-    failed += bg_store_rekey(s, &rk) != 0;
+    failed += bg_rekey_run(s, &rk) != 0;
     failed += bg_store_close(s) != 0;
     /* Startup validation reads every box again: an error it meets is an
      * error or a finding, never "ready". */

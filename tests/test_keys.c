@@ -397,7 +397,7 @@ static void test_rekey(void)
     size_t pn;
     CHECK_OK(bg_sim_read_file(sim, "s/plain.box", &plain_before, &pn));
     bg_rekey_report rep;
-    CHECK_OK(bg_store_rekey(s, &rep));
+    CHECK_OK(bg_rekey_run(s, &rep));
     CHECK_INT(rep.boxes, ==, 2);
     CHECK_INT(rep.resealed, ==, 2);
     CHECK_INT(rep.keys_removed, ==, 1);
@@ -419,7 +419,7 @@ static void test_rekey(void)
     CHECK(tu_has(a, "k2", "{\"v\":\"two\"}"));
     CHECK(tu_has(b, "k1", "{\"v\":\"BBB\"}"));
     CHECK_OK(tu_put(a, "new", "true"));
-    CHECK_OK(bg_store_rekey(s, &rep));
+    CHECK_OK(bg_rekey_run(s, &rep));
     CHECK_OK(bg_store_close(s));
     CHECK_ERR(bg_sim_read_file(sim, "s/keys/2.key", &k, &kn), BG_ENOTFOUND);
     CHECK_OK(bg_sim_read_file(sim, "s/keys/3.key", &k, &kn));
@@ -440,12 +440,12 @@ static int rekey_twice(bg_sim *sim)
     int failed = 0;
     if (tu_open(sim, BG_DURABILITY_FULL, &s))
         return 1;
-    failed += bg_store_rekey(s, &rep) != 0;
+    failed += bg_rekey_run(s, &rep) != 0;
     if (bg_box_open(s, "a", 0, &a))
         failed++;
     else
         failed += tu_put(a, "k4", "{\"v\":\"fou\"}") != 0;
-    failed += bg_store_rekey(s, &rep) != 0;
+    failed += bg_rekey_run(s, &rep) != 0;
     failed += bg_store_close(s) != 0;
     return failed;
 }
@@ -469,7 +469,7 @@ static const char *rekey_check(bg_sim *sim)
         if (bg_box_verify(s, i ? "b" : "a", &rep) || rep.status != BG_BOX_CLEAN)
             bad = "a sealed box does not verify";
     bg_rekey_report rk;
-    if (!bad && bg_store_rekey(s, &rk))
+    if (!bad && bg_rekey_run(s, &rk))
         bad = "rekey fails on a sound disk";
     (void)bg_store_close(s);
     return bad;
@@ -527,7 +527,7 @@ static void test_foreign_files_in_the_keys_directory(void)
     CHECK_OK(bg_box_open(s, "a", 0, &a));
     CHECK(tu_has(a, "k1", "{\"v\":\"one\"}"));
     bg_rekey_report rep;
-    CHECK_OK(bg_store_rekey(s, &rep));
+    CHECK_OK(bg_rekey_run(s, &rep));
     CHECK_OK(bg_box_open(s, "a", 0, &a));
     CHECK_OK(bg_box_open(s, "b", 0, &b));
     CHECK(tu_has(a, "k2", "{\"v\":\"two\"}"));
@@ -568,7 +568,7 @@ static void test_allocation_failure_with_keys(void)
             if (!err && !(err = tu_put(a, "k9", "{\"v\":\"new\"}")))
                 put = 1;
             if (!err)
-                err = bg_store_rekey(s, &rep);
+                err = bg_rekey_run(s, &rep);
             bg_err cerr = bg_store_close(s);
             if (!err)
                 err = cerr;
@@ -811,7 +811,7 @@ static void test_nonces_unique_under_each_key(void)
         collect_all(sim, &ns);
         if (round % 2) {
             bg_rekey_report rep;
-            CHECK_OK(bg_store_rekey(s, &rep));
+            CHECK_OK(bg_rekey_run(s, &rep));
             collect_all(sim, &ns);
             /* A rekey resealed the boxes; their handles are new. */
             CHECK_OK(bg_box_open(s, "a", 0, &a));
@@ -883,8 +883,8 @@ static void test_destroyed_key_is_overwritten_first(void)
     bg_store *s;
     CHECK_OK(bg_store_open("s", &o, &s));
     bg_rekey_report rep;
-    CHECK_OK(bg_store_rekey(s, &rep));
-    CHECK_OK(bg_store_rekey(s, &rep));
+    CHECK_OK(bg_rekey_run(s, &rep));
+    CHECK_OK(bg_rekey_run(s, &rep));
     CHECK_OK(bg_store_close(s));
     CHECK_INT(keys_unlinked, ==, 2);
     CHECK_INT(keys_with_bytes, ==, 0);
@@ -935,7 +935,7 @@ static void test_key_files_and_refusals(void)
     ro.read_only = 1;
     CHECK_OK(bg_store_open("s", &ro, &s));
     bg_rekey_report rep;
-    CHECK_ERR(bg_store_rekey(s, &rep), BG_ESTATE);
+    CHECK_ERR(bg_rekey_run(s, &rep), BG_ESTATE);
     CHECK_CONTAINS(bg_store_detail(s), "read-only");
     bg_box *n;
     CHECK(bg_box_open(s, "new", BG_BOX_CREATE | BG_BOX_ENCRYPT, &n) != 0);
@@ -955,7 +955,7 @@ static void test_key_files_and_refusals(void)
     CHECK_OK(bg_sim_write_file(sim, "s/plain.box", f, len));
     free(f);
     CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
-    CHECK_ERR(bg_store_rekey(s, &rep), BG_ECORRUPT);
+    CHECK_ERR(bg_rekey_run(s, &rep), BG_ECORRUPT);
     CHECK_CONTAINS(bg_store_detail(s), "old keys kept");
     CHECK_OK(bg_store_close(s));
     uint8_t *k;

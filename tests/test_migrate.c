@@ -937,7 +937,7 @@ static void test_all_io_goes_through_the_handle(void)
     CHECK_OK(run_plan(MF_PLAN, NULL, &rep));
     CHECK_OK(bg_migrate_rollback(s, NULL, &rep));
     bg_rekey_report rk;
-    CHECK_OK(bg_store_rekey(s, &rk));
+    CHECK_OK(bg_rekey_run(s, &rk));
     bg_box_report br;
     CHECK_OK(bg_box_verify(s, "notes", &br));
     CHECK_OK(bg_box_recover(s, "notes", &br));

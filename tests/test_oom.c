@@ -15,7 +15,7 @@
 
 #include "boxguard/migrate.h"
 #include "boxguard/typeids.h"
-#include "boxguard/types.h"
+#include "boxguard/registry.h"
 #include "boxguard/validate.h"
 #include "check.h"
 #include "migrate_fixture.h"
@@ -165,32 +165,32 @@ static char want_lock[4096];
 static bg_err typeids_scan(void)
 {
     char why[160];
-    bg_tid *t = bg_tid_new();
+    bg_typeids *t = bg_typeids_new();
     bg_err err = t ? 0 : BG_ENOMEM;
     if (!err)
-        err = bg_tid_load_policy(t, policy, strlen(policy), why, sizeof why);
+        err = bg_typeids_load_policy(t, policy, strlen(policy), why, sizeof why);
     if (!err)
-        err = bg_tid_load_lock(t, lock, strlen(lock), why, sizeof why);
+        err = bg_typeids_load_lock(t, lock, strlen(lock), why, sizeof why);
     if (!err)
-        err = bg_tid_scan_text(t, "lib/m.dart", dart, strlen(dart));
+        err = bg_typeids_scan_text(t, "lib/m.dart", dart, strlen(dart));
     if (!err)
         err =
-            bg_tid_scan_text(t, "lib/hive_adapters.g.yaml", yaml, strlen(yaml));
+            bg_typeids_scan_text(t, "lib/hive_adapters.g.yaml", yaml, strlen(yaml));
     if (!err)
-        err = bg_tid_scan_text(t, "src/note.c", cfile, strlen(cfile));
+        err = bg_typeids_scan_text(t, "src/note.c", cfile, strlen(cfile));
     if (!err)
-        err = bg_tid_scan_text(t, "adapters/invoice.json", manifest_json,
+        err = bg_typeids_scan_text(t, "adapters/invoice.json", manifest_json,
                                strlen(manifest_json));
-    const bg_tid_finding *f;
+    const bg_typeids_finding *f;
     size_t n = 0;
     if (!err)
-        err = bg_tid_check(t, &f, &n);
+        err = bg_typeids_check(t, &f, &n);
     /* The whole answer or none: never fewer findings. */
     if (!err && want_findings != (size_t)-1 && n != want_findings)
         err = BG_EINVALID;
     if (!err)
         want_findings = n;
-    char *l = err ? NULL : bg_tid_lock_json(t);
+    char *l = err ? NULL : bg_typeids_lock_json(t);
     if (!err && !l)
         err = BG_ENOMEM;
     /* The lock is the whole lock or none. */
@@ -199,7 +199,7 @@ static bg_err typeids_scan(void)
     if (!err && !want_lock[0])
         snprintf(want_lock, sizeof want_lock, "%s", l);
     free(l);
-    bg_tid_free(t);
+    bg_typeids_free(t);
     return err;
 }
 
@@ -207,18 +207,18 @@ static char tree[600];
 
 static bg_err typeids_tree(void)
 {
-    bg_tid *t = bg_tid_new();
-    bg_err err = t ? bg_tid_scan_path(t, tree) : BG_ENOMEM;
-    const bg_tid_finding *f;
+    bg_typeids *t = bg_typeids_new();
+    bg_err err = t ? bg_typeids_scan_path(t, tree) : BG_ENOMEM;
+    const bg_typeids_finding *f;
     size_t n = 0;
     if (!err)
-        err = bg_tid_check(t, &f, &n);
+        err = bg_typeids_check(t, &f, &n);
     size_t decls = 0, regs = 0;
     if (t)
-        bg_tid_counts(t, &decls, &regs);
+        bg_typeids_counts(t, &decls, &regs);
     if (!err && (decls != 4 || regs != 1))
         err = BG_EINVALID;
-    bg_tid_free(t);
+    bg_typeids_free(t);
     return err;
 }
 

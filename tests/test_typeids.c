@@ -14,27 +14,27 @@ typedef struct scan_out {
 
 static bg_err scan(const char *path, const char *text, size_t len, scan_out *o)
 {
-    bg_tid *t = bg_tid_new();
+    bg_typeids *t = bg_typeids_new();
     if (!t)
         return BG_ENOMEM;
-    bg_err err = bg_tid_scan_text(t, path, text, len);
-    const bg_tid_finding *f;
+    bg_err err = bg_typeids_scan_text(t, path, text, len);
+    const bg_typeids_finding *f;
     size_t n;
     if (!err)
-        err = bg_tid_check(t, &f, &n);
+        err = bg_typeids_check(t, &f, &n);
     if (err)
         n = 0;
-    bg_tid_counts(t, &o->decls, &o->regs);
+    bg_typeids_counts(t, &o->decls, &o->regs);
     o->findings[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         size_t at = strlen(o->findings);
         snprintf(o->findings + at, sizeof o->findings - at, "%s:%u;", f[i].code,
                  f[i].line);
     }
-    char *lock = bg_tid_lock_json(t);
+    char *lock = bg_typeids_lock_json(t);
     snprintf(o->lock, sizeof o->lock, "%s", lock ? lock : "");
     free(lock);
-    bg_tid_free(t);
+    bg_typeids_free(t);
     return err;
 }
 
@@ -238,39 +238,39 @@ static void test_bad_lock_and_policy_files(void)
         "\"max\":4}]}"};
     char why[160];
     for (size_t i = 0; i < sizeof locks / sizeof *locks; i++) {
-        bg_tid *t = bg_tid_new();
+        bg_typeids *t = bg_typeids_new();
         why[0] = '\0';
         CHECK_ERR(
-            bg_tid_load_lock(t, locks[i], strlen(locks[i]), why, sizeof why),
+            bg_typeids_load_lock(t, locks[i], strlen(locks[i]), why, sizeof why),
             BG_EINVALID);
         CHECK_CONTAINS(why, "lock ");
-        bg_tid_free(t);
+        bg_typeids_free(t);
     }
     for (size_t i = 0; i < sizeof policies / sizeof *policies; i++) {
-        bg_tid *t = bg_tid_new();
+        bg_typeids *t = bg_typeids_new();
         why[0] = '\0';
-        CHECK_ERR(bg_tid_load_policy(t, policies[i], strlen(policies[i]), why,
+        CHECK_ERR(bg_typeids_load_policy(t, policies[i], strlen(policies[i]), why,
                                      sizeof why),
                   BG_EINVALID);
         CHECK_CONTAINS(why, "policy ");
-        bg_tid_free(t);
+        bg_typeids_free(t);
     }
     /* A good policy: typeIds of lib/billing/ must lie in 100..149. */
-    bg_tid *t = bg_tid_new();
+    bg_typeids *t = bg_typeids_new();
     const char *pol = "{\"ranges\":[{\"domain\":\"billing\",\"paths\":"
                       "[\"lib/billing/\"],\"min\":100,\"max\":149}]}";
-    CHECK_OK(bg_tid_load_policy(t, pol, strlen(pol), why, sizeof why));
+    CHECK_OK(bg_typeids_load_policy(t, pol, strlen(pol), why, sizeof why));
     const char *dart = "@HiveType(typeId: 7)\nclass Invoice {}\n"
                        "void f() { Hive.registerAdapter(InvoiceAdapter()); }\n";
     CHECK_OK(
-        bg_tid_scan_text(t, "lib/billing/invoice.dart", dart, strlen(dart)));
-    const bg_tid_finding *f;
+        bg_typeids_scan_text(t, "lib/billing/invoice.dart", dart, strlen(dart)));
+    const bg_typeids_finding *f;
     size_t n;
-    CHECK_OK(bg_tid_check(t, &f, &n));
+    CHECK_OK(bg_typeids_check(t, &f, &n));
     CHECK_INT(n, ==, 1);
     CHECK_STR(f[0].code, "range");
     CHECK_CONTAINS(f[0].message, "billing");
-    bg_tid_free(t);
+    bg_typeids_free(t);
 }
 
 /* The JSON manifest form and C arrays of adapters. */

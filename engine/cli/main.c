@@ -993,7 +993,7 @@ static int cmd_rekey(const args *a)
     if (rc)
         return end(&ss, rc);
     bg_rekey_report r;
-    bg_err err = bg_store_rekey(ss.s, &r);
+    bg_err err = bg_rekey_run(ss.s, &r);
     if (err)
         rc = report(ss.s, err, "rekey failed");
     else
@@ -1076,7 +1076,7 @@ static int cmd_typeids(int argc, char **argv)
     }
     if (update && !lock)
         lock = "typeids.lock";
-    bg_tid *t = bg_tid_new();
+    bg_typeids *t = bg_typeids_new();
     int rc = t ? EXIT_OK : EXIT_SYSTEM;
     char why[256] = "";
     const char *files[2] = {lock, policy};
@@ -1092,8 +1092,8 @@ static int cmd_typeids(int argc, char **argv)
             rc = EXIT_USAGE;
             break;
         }
-        bg_err err = k == 0 ? bg_tid_load_lock(t, txt, len, why, sizeof why)
-                            : bg_tid_load_policy(t, txt, len, why, sizeof why);
+        bg_err err = k == 0 ? bg_typeids_load_lock(t, txt, len, why, sizeof why)
+                            : bg_typeids_load_policy(t, txt, len, why, sizeof why);
         free(txt);
         if (err) {
             fail("typeids: %s: %s", files[k], why[0] ? why : bg_strerror(err));
@@ -1101,25 +1101,25 @@ static int cmd_typeids(int argc, char **argv)
         }
     }
     for (int i = 0; i < npaths && rc == EXIT_OK; i++) {
-        bg_err err = bg_tid_scan_path(t, paths[i]);
+        bg_err err = bg_typeids_scan_path(t, paths[i]);
         if (err == BG_ENOTFOUND) {
             fail("typeids: '%s' does not exist", paths[i]);
             rc = EXIT_USAGE;
         } else if (err) {
-            const char *what = bg_tid_detail(t);
+            const char *what = bg_typeids_detail(t);
             fail("typeids: cannot scan '%s': %s", paths[i],
                  what[0] ? what : bg_strerror(err));
             rc = EXIT_SYSTEM;
         }
     }
-    const bg_tid_finding *f = NULL;
+    const bg_typeids_finding *f = NULL;
     size_t n = 0;
-    if (rc == EXIT_OK && bg_tid_check(t, &f, &n)) {
+    if (rc == EXIT_OK && bg_typeids_check(t, &f, &n)) {
         fail("typeids: out of memory");
         rc = EXIT_SYSTEM;
     }
     if (rc == EXIT_OK && update) {
-        char *json = bg_tid_lock_json(t);
+        char *json = bg_typeids_lock_json(t);
         FILE *out = json ? fopen(lock, "w") : NULL;
         if (!out || fputs(json, out) < 0 || fclose(out) != 0) {
             fail("typeids: cannot write '%s': %s", lock, strerror(errno));
@@ -1129,7 +1129,7 @@ static int cmd_typeids(int argc, char **argv)
     }
     size_t decls = 0, regs = 0;
     if (t)
-        bg_tid_counts(t, &decls, &regs);
+        bg_typeids_counts(t, &decls, &regs);
     if (rc == EXIT_OK && !strcmp(format, "json")) {
         /* Every piece is checked: a report short of a finding would pass. */
         cJSON *doc = cJSON_CreateObject();
@@ -1177,7 +1177,7 @@ static int cmd_typeids(int argc, char **argv)
         printf("typeids: %zu declarations, %zu registrations, %zu finding%s\n",
                decls, regs, n, n == 1 ? "" : "s");
     }
-    bg_tid_free(t);
+    bg_typeids_free(t);
     free((void *)paths);
     if (rc == EXIT_OK && n)
         rc = EXIT_NEGATIVE;

@@ -15,9 +15,9 @@
 #include "json_int.h"
 #include "box_int.h"
 #include "boxguard/record.h"
-#include "boxguard/types.h"
+#include "boxguard/registry.h"
 #include "record_int.h"
-#include "types_int.h"
+#include "registry_int.h"
 #include "keys_int.h"
 #include "box_file_int.h"
 

@@ -11,7 +11,7 @@
 #include <stdarg.h>
 
 #include "boxguard/store.h"
-#include "boxguard/types.h"
+#include "boxguard/registry.h"
 #include "boxguard/vfs.h"
 #include "try_int.h"
 

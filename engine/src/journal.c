@@ -14,7 +14,7 @@
 #include "boxguard/migrate.h"
 #include "boxguard/record.h"
 #include "record_int.h"
-#include "boxguard/types.h"
+#include "boxguard/registry.h"
 #include "box_int.h"
 #include "journal_int.h"
 #include "json_int.h"

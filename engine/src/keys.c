@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "boxguard/keys.h"
+#include "boxguard/rekey.h"
 #include "json_int.h"
 #include "keys_int.h"
 

@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include "box_int.h"
-#include "boxguard/keys.h"
+#include "boxguard/rekey.h"
 #include "json_int.h"
 #include "keys_int.h"
 
-bg_err bg_store_rekey(bg_store *s, bg_rekey_report *rep)
+bg_err bg_rekey_run(bg_store *s, bg_rekey_report *rep)
 {
     BG__JSON_SCOPE(&s->alloc);
     memset(rep, 0, sizeof *rep);

@@ -56,12 +56,12 @@ typedef struct range {
 } range;
 
 typedef struct finding {
-    bg_tid_finding pub;
+    bg_typeids_finding pub;
     char *file;
     char *msg;
 } finding;
 
-struct bg_tid {
+struct bg_typeids {
     decl *d;
     size_t nd, capd;
     reg *r;
@@ -72,7 +72,7 @@ struct bg_tid {
     size_t nrg;
     finding *f;
     size_t nf, capf;
-    bg_tid_finding *out;
+    bg_typeids_finding *out;
     int nomem;
     char why[512]; /* what stopped the last scan that failed */
     /* hive_ce schema: nextTypeId per file */
@@ -90,7 +90,7 @@ struct bg_tid {
     size_t ndyn;
 };
 
-static char *dup_n(bg_tid *t, const char *s, size_t n)
+static char *dup_n(bg_typeids *t, const char *s, size_t n)
 {
     char *p = malloc(n + 1);
     if (!p) {
@@ -102,17 +102,17 @@ static char *dup_n(bg_tid *t, const char *s, size_t n)
     return p;
 }
 
-static char *dup_s(bg_tid *t, const char *s)
+static char *dup_s(bg_typeids *t, const char *s)
 {
     return dup_n(t, s, strlen(s));
 }
 
-bg_tid *bg_tid_new(void)
+bg_typeids *bg_typeids_new(void)
 {
-    return calloc(1, sizeof(bg_tid));
+    return calloc(1, sizeof(bg_typeids));
 }
 
-static void clear_findings(bg_tid *t)
+static void clear_findings(bg_typeids *t)
 {
     for (size_t i = 0; i < t->nf; i++) {
         free(t->f[i].file);
@@ -121,7 +121,7 @@ static void clear_findings(bg_tid *t)
     t->nf = 0;
 }
 
-void bg_tid_free(bg_tid *t)
+void bg_typeids_free(bg_typeids *t)
 {
     if (!t)
         return;
@@ -159,7 +159,7 @@ void bg_tid_free(bg_tid *t)
     free(t);
 }
 
-static void add_decl(bg_tid *t, int ns, int kind, uint32_t tid,
+static void add_decl(bg_typeids *t, int ns, int kind, uint32_t tid,
                      const char *name, size_t nlen, const char *adapter,
                      const char *file, unsigned line, int array)
 {
@@ -185,7 +185,7 @@ static void add_decl(bg_tid *t, int ns, int kind, uint32_t tid,
     }
 }
 
-static void add_reg(bg_tid *t, int ns, const char *adapter, size_t alen,
+static void add_reg(bg_typeids *t, int ns, const char *adapter, size_t alen,
                     const char *file, unsigned line)
 {
     if (bg__alloc_grow(NULL, &t->r, t->nr, &t->capr, sizeof *t->r, 32)) {
@@ -206,7 +206,7 @@ static void add_reg(bg_tid *t, int ns, const char *adapter, size_t alen,
 }
 
 __attribute__((format(printf, 5, 6))) static void
-add_finding(bg_tid *t, const char *code, const char *file, unsigned line,
+add_finding(bg_typeids *t, const char *code, const char *file, unsigned line,
             const char *fmt, ...)
 {
     if (bg__alloc_grow(NULL, &t->f, t->nf, &t->capf, sizeof *t->f, 32)) {
@@ -431,7 +431,7 @@ static int c_group(const toks *ts, size_t a, size_t b, uint32_t *tid,
     return have_tid && have_name;
 }
 
-static void add_dyn(bg_tid *t, const char *file, const char *ident)
+static void add_dyn(bg_typeids *t, const char *file, const char *ident)
 {
     void *p = realloc(t->dyn, (t->ndyn + 1) * sizeof *t->dyn);
     if (!p) {
@@ -444,7 +444,7 @@ static void add_dyn(bg_tid *t, const char *file, const char *ident)
     t->ndyn++;
 }
 
-static int is_dyn(const bg_tid *t, const reg *r)
+static int is_dyn(const bg_typeids *t, const reg *r)
 {
     for (size_t i = 0; i < t->ndyn; i++)
         if (t->dyn[i].file && t->dyn[i].ident &&
@@ -454,7 +454,7 @@ static int is_dyn(const bg_tid *t, const reg *r)
     return 0;
 }
 
-static void scan_c(bg_tid *t, const char *file, const toks *ts)
+static void scan_c(bg_typeids *t, const char *file, const toks *ts)
 {
     for (size_t i = 0; i + 3 < ts->n; i++) {
         if (ID(i, "bg_adapter") && ts->v[i + 1].kind == T_ID) {
@@ -512,7 +512,7 @@ static void scan_c(bg_tid *t, const char *file, const toks *ts)
 
 /* ---- Dart --------------------------------------------------------------- */
 
-static void scan_dart(bg_tid *t, const char *file, const toks *ts,
+static void scan_dart(bg_typeids *t, const char *file, const toks *ts,
                       int generated)
 {
     for (size_t i = 0; i + 2 < ts->n; i++) {
@@ -634,7 +634,7 @@ static int yaml_uint(const char *p, size_t n, uint32_t *out)
     return 0;
 }
 
-static void scan_yaml(bg_tid *t, const char *file, const char *s, size_t len)
+static void scan_yaml(bg_typeids *t, const char *file, const char *s, size_t len)
 {
     unsigned line = 0;
     int in_types = 0;
@@ -688,7 +688,7 @@ static void scan_yaml(bg_tid *t, const char *file, const char *s, size_t len)
 
 /* ---- JSON manifests ----------------------------------------------------- */
 
-static void scan_manifest(bg_tid *t, const char *file, const char *s,
+static void scan_manifest(bg_typeids *t, const char *file, const char *s,
                           size_t len)
 {
     cJSON *doc;
@@ -742,7 +742,7 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-bg_err bg_tid_scan_text(bg_tid *t, const char *path, const char *text,
+bg_err bg_typeids_scan_text(bg_typeids *t, const char *path, const char *text,
                         size_t len)
 {
     BG__JSON_SCOPE(NULL);
@@ -774,7 +774,7 @@ bg_err bg_tid_scan_text(bg_tid *t, const char *path, const char *text,
 #define SCAN_FILE_MAX (64u << 20)
 
 __attribute__((format(printf, 3, 4))) static bg_err
-scan_fail(bg_tid *t, bg_err err, const char *fmt, ...)
+scan_fail(bg_typeids *t, bg_err err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -783,7 +783,7 @@ scan_fail(bg_tid *t, bg_err err, const char *fmt, ...)
     return err;
 }
 
-static bg_err scan_file(bg_tid *t, const char *path)
+static bg_err scan_file(bg_typeids *t, const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -823,7 +823,7 @@ static bg_err scan_file(bg_tid *t, const char *path)
     if (!buf)
         return BG_ENOMEM;
     if (!err)
-        err = bg_tid_scan_text(t, path, buf, n);
+        err = bg_typeids_scan_text(t, path, buf, n);
     free(buf);
     return err;
 }
@@ -841,7 +841,7 @@ typedef struct ancestors {
     size_t n;
 } ancestors;
 
-static bg_err scan_tree(bg_tid *t, const char *path, ancestors *up)
+static bg_err scan_tree(bg_typeids *t, const char *path, ancestors *up)
 {
     struct stat st, ls;
     if (stat(path, &st) != 0) {
@@ -920,12 +920,12 @@ static bg_err scan_tree(bg_tid *t, const char *path, ancestors *up)
     return err;
 }
 
-const char *bg_tid_detail(const bg_tid *t)
+const char *bg_typeids_detail(const bg_typeids *t)
 {
     return t->why;
 }
 
-bg_err bg_tid_scan_path(bg_tid *t, const char *path)
+bg_err bg_typeids_scan_path(bg_typeids *t, const char *path)
 {
     ancestors up = {.n = 0};
     t->why[0] = '\0';
@@ -942,7 +942,7 @@ static int ns_of(const char *s)
     return -1;
 }
 
-bg_err bg_tid_load_lock(bg_tid *t, const char *json, size_t len, char *why,
+bg_err bg_typeids_load_lock(bg_typeids *t, const char *json, size_t len, char *why,
                         size_t whylen)
 {
     BG__JSON_SCOPE(NULL);
@@ -1004,7 +1004,7 @@ bg_err bg_tid_load_lock(bg_tid *t, const char *json, size_t len, char *why,
     return 0;
 }
 
-bg_err bg_tid_load_policy(bg_tid *t, const char *json, size_t len, char *why,
+bg_err bg_typeids_load_policy(bg_typeids *t, const char *json, size_t len, char *why,
                           size_t whylen)
 {
     BG__JSON_SCOPE(NULL);
@@ -1116,7 +1116,7 @@ static int cmp_finding(const void *a, const void *b)
     return c ? c : strcmp(x->pub.message, y->pub.message);
 }
 
-static int registered(const bg_tid *t, const decl *d, int *all)
+static int registered(const bg_typeids *t, const decl *d, int *all)
 {
     for (size_t i = 0; i < t->nr; i++) {
         if (t->r[i].ns != d->ns)
@@ -1131,7 +1131,7 @@ static int registered(const bg_tid *t, const decl *d, int *all)
     return 0;
 }
 
-static int declared_adapter(const bg_tid *t, const reg *r)
+static int declared_adapter(const bg_typeids *t, const reg *r)
 {
     for (size_t i = 0; i < t->nd; i++)
         if (t->d[i].ns == r->ns && !strcmp(t->d[i].adapter, r->adapter))
@@ -1139,7 +1139,7 @@ static int declared_adapter(const bg_tid *t, const reg *r)
     return 0;
 }
 
-bg_err bg_tid_check(bg_tid *t, const bg_tid_finding **out, size_t *n)
+bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -1301,7 +1301,7 @@ bg_err bg_tid_check(bg_tid *t, const bg_tid_finding **out, size_t *n)
     return 0;
 }
 
-void bg_tid_counts(const bg_tid *t, size_t *decls, size_t *regs)
+void bg_typeids_counts(const bg_typeids *t, size_t *decls, size_t *regs)
 {
     *decls = t->nd;
     *regs = t->nr;
@@ -1324,7 +1324,7 @@ static int cmp_lrow(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-char *bg_tid_lock_json(const bg_tid *t)
+char *bg_typeids_lock_json(const bg_typeids *t)
 {
     BG__JSON_SCOPE(NULL);
     lrow *rows = malloc((t->nd + t->nl + 1) * sizeof *rows);

@@ -35,7 +35,7 @@
 #include "boxguard/box.h"
 #include "boxguard/err.h"
 #include "boxguard/store.h"
-#include "boxguard/types.h"
+#include "boxguard/registry.h"
 
 #ifdef __cplusplus
 extern "C" {

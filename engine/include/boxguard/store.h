@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "boxguard/err.h"
-#include "boxguard/types.h"
+#include "boxguard/registry.h"
 #include "boxguard/vfs.h"
 
 #ifdef __cplusplus

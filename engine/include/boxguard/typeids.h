@@ -18,7 +18,7 @@
  * typeId. C and JSON declarations share the boxguard namespace; Dart and
  * the Hive schema share the hive namespace.
  *
- * Lock file (typeids.lock, written by bg_tid_lock_json):
+ * Lock file (typeids.lock, written by bg_typeids_lock_json):
  *   {"typeids": [{"ns": "hive", "typeId": 3, "name": "User"}, ...]}
  * An entry that is no longer declared stays in the lock ("removed": true)
  * so that its typeId is never reused.
@@ -39,24 +39,24 @@
 extern "C" {
 #endif
 
-typedef struct bg_tid bg_tid;
+typedef struct bg_typeids bg_typeids;
 
-typedef struct bg_tid_finding {
+typedef struct bg_typeids_finding {
     const char *code; /* collision, range, unregistered, undeclared,
                          stale-generated, reused, moved, parse */
     const char *file;
     unsigned line;
     const char *message; /* one line; names the other location if any */
-} bg_tid_finding;
+} bg_typeids_finding;
 
 /* A new scanner, or NULL when out of memory. */
-bg_tid *bg_tid_new(void);
-void bg_tid_free(bg_tid *t);
+bg_typeids *bg_typeids_new(void);
+void bg_typeids_free(bg_typeids *t);
 
 /* Scan one file's text; the language comes from path (.c .h .dart
  * .g.dart hive_adapters.g.yaml .json; others are ignored). Returns 0 or
  * BG_ENOMEM. */
-BG_MUST_CHECK bg_err bg_tid_scan_text(bg_tid *t, const char *path,
+BG_MUST_CHECK bg_err bg_typeids_scan_text(bg_typeids *t, const char *path,
                                       const char *text, size_t len);
 
 /* Scan a file or a directory tree (skipping .git, build, .dart_tool and
@@ -64,33 +64,33 @@ BG_MUST_CHECK bg_err bg_tid_scan_text(bg_tid *t, const char *path,
  * BG_EIO when a file or directory of the tree cannot be read or the tree
  * is deeper than 64 directories; BG_EINVALID for a file larger than
  * 64 MiB (refused whole: never checked in part); BG_ENOMEM. Any error
- * fails the check: what was not read was not checked. bg_tid_detail says
+ * fails the check: what was not read was not checked. bg_typeids_detail says
  * which file. */
-BG_MUST_CHECK bg_err bg_tid_scan_path(bg_tid *t, const char *path);
+BG_MUST_CHECK bg_err bg_typeids_scan_path(bg_typeids *t, const char *path);
 
-/* What stopped the last bg_tid_scan_path that failed ("" if none). */
-const char *bg_tid_detail(const bg_tid *t);
+/* What stopped the last bg_typeids_scan_path that failed ("" if none). */
+const char *bg_typeids_detail(const bg_typeids *t);
 
 /* Load a lock file or a policy file. Returns 0 or BG_EINVALID (the
  * message says where) or BG_ENOMEM. */
-BG_MUST_CHECK bg_err bg_tid_load_lock(bg_tid *t, const char *json, size_t len,
+BG_MUST_CHECK bg_err bg_typeids_load_lock(bg_typeids *t, const char *json, size_t len,
                                       char *why, size_t whylen);
-BG_MUST_CHECK bg_err bg_tid_load_policy(bg_tid *t, const char *json, size_t len,
+BG_MUST_CHECK bg_err bg_typeids_load_policy(bg_typeids *t, const char *json, size_t len,
                                         char *why, size_t whylen);
 
 /* Run the checks: *out holds *n findings, valid until the next call or
  * free, sorted by file, line and code. Returns 0, or BG_ENOMEM (and no
  * findings) when memory ran out here or in any earlier call on t: a
  * partial answer is never given. */
-BG_MUST_CHECK bg_err bg_tid_check(bg_tid *t, const bg_tid_finding **out,
+BG_MUST_CHECK bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out,
                                   size_t *n);
 
 /* How many declarations and registrations were found. */
-void bg_tid_counts(const bg_tid *t, size_t *decls, size_t *regs);
+void bg_typeids_counts(const bg_typeids *t, size_t *decls, size_t *regs);
 
 /* The lock file for what was scanned (plus removed entries of a loaded
  * lock), from malloc; NULL when out of memory. */
-char *bg_tid_lock_json(const bg_tid *t);
+char *bg_typeids_lock_json(const bg_typeids *t);
 
 #ifdef __cplusplus
 }

@@ -22,7 +22,7 @@
 
 #include "boxguard/err.h"
 #include "boxguard/store.h"
-#include "boxguard/types.h"
+#include "boxguard/registry.h"
 
 #ifdef __cplusplus
 extern "C" {

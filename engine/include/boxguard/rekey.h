@@ -16,8 +16,8 @@
  * authenticate, fails with BG_EAUTH and nothing on disk is changed: a wrong
  * key never truncates, recovers or rewrites anything.
  */
-#ifndef BOXGUARD_KEYS_H
-#define BOXGUARD_KEYS_H
+#ifndef BOXGUARD_REKEY_H
+#define BOXGUARD_REKEY_H
 
 #include "boxguard/err.h"
 #include "boxguard/store.h"
@@ -43,7 +43,7 @@ typedef struct bg_rekey_report {
  * Returns 0, or BG_ESTATE (read-only store), BG_EAUTH (a box the store has
  * no key for), BG_ECORRUPT (a box that does not verify: recover it first),
  * BG_EIO, BG_ENOSPACE, BG_ENOMEM. */
-BG_MUST_CHECK bg_err bg_store_rekey(bg_store *store, bg_rekey_report *rep);
+BG_MUST_CHECK bg_err bg_rekey_run(bg_store *store, bg_rekey_report *rep);
 
 #ifdef __cplusplus
 }

@@ -13,8 +13,8 @@
 
 #include "alloc_int.h"
 #include "json_int.h"
-#include "boxguard/types.h"
-#include "types_int.h"
+#include "boxguard/registry.h"
+#include "registry_int.h"
 
 struct bg_registry {
     bg_adapter *v; /* sorted by type_id; names and fields owned */

@@ -2,12 +2,12 @@
  * The adapter registry, for box.c: the check of a record already parsed
  * (by bg__record_parse), so that a write is parsed once.
  */
-#ifndef BOXGUARD_TYPES_INT_H
-#define BOXGUARD_TYPES_INT_H
+#ifndef BOXGUARD_REGISTRY_INT_H
+#define BOXGUARD_REGISTRY_INT_H
 
 #include <cjson/cJSON.h>
 
-#include "boxguard/types.h"
+#include "boxguard/registry.h"
 
 /* bg_registry_check on a document already parsed; doc may be NULL for
  * typeId 0. */

@@ -20,8 +20,8 @@
  *
  * Field types: any, null, bool, number, integer, string, array, object.
  */
-#ifndef BOXGUARD_TYPES_H
-#define BOXGUARD_TYPES_H
+#ifndef BOXGUARD_REGISTRY_H
+#define BOXGUARD_REGISTRY_H
 
 #include <stddef.h>
 #include <stdint.h>
