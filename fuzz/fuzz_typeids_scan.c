@@ -1,7 +1,7 @@
 /*
- * Target Functions: bg_typeids_scan_text, bg_typeids_check, bg_typeids_lock_json,
- * bg_typeids_load_lock (typeids.c: the lexer and the C, Dart, YAML and JSON
- * recognisers).
+ * Target Functions: bg_typeids_scan_text, bg_typeids_check,
+ * bg_typeids_lock_json, bg_typeids_load_lock (typeids.c: the lexer and the C,
+ * Dart, YAML and JSON recognisers).
  *
  * The input's first byte picks the file kind (C, Dart, generated Dart, the
  * hive_ce schema, a JSON manifest); the rest is its text. Properties: no
@@ -17,8 +17,8 @@ static const char *const paths[] = {"src/a.c", "lib/a.dart", "lib/a.g.dart",
                                     "lib/hive/hive_adapters.g.yaml",
                                     "app.adapters.json"};
 
-static size_t scan(const char *path, const char *text, size_t len, bg_typeids **out,
-                   const bg_typeids_finding **f)
+static size_t scan(const char *path, const char *text, size_t len,
+                   bg_typeids **out, const bg_typeids_finding **f)
 {
     bg_typeids *t = bg_typeids_new();
     FUZZ_ASSERT(t);
@@ -71,9 +71,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *lock = bg_typeids_lock_json(t1);
     FUZZ_ASSERT(lock);
     char why[256];
-    FUZZ_ASSERT_MSG(bg_typeids_load_lock(t2, lock, strlen(lock), why, sizeof why) ==
-                        0,
-                    "own lock refused: %s", why);
+    FUZZ_ASSERT_MSG(
+        bg_typeids_load_lock(t2, lock, strlen(lock), why, sizeof why) == 0,
+        "own lock refused: %s", why);
     int collision = 0;
     for (size_t i = 0; i < n1b; i++)
         collision |= !strcmp(f1b[i].code, "collision") ||

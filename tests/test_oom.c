@@ -168,19 +168,20 @@ static bg_err typeids_scan(void)
     bg_typeids *t = bg_typeids_new();
     bg_err err = t ? 0 : BG_ENOMEM;
     if (!err)
-        err = bg_typeids_load_policy(t, policy, strlen(policy), why, sizeof why);
+        err =
+            bg_typeids_load_policy(t, policy, strlen(policy), why, sizeof why);
     if (!err)
         err = bg_typeids_load_lock(t, lock, strlen(lock), why, sizeof why);
     if (!err)
         err = bg_typeids_scan_text(t, "lib/m.dart", dart, strlen(dart));
     if (!err)
-        err =
-            bg_typeids_scan_text(t, "lib/hive_adapters.g.yaml", yaml, strlen(yaml));
+        err = bg_typeids_scan_text(t, "lib/hive_adapters.g.yaml", yaml,
+                                   strlen(yaml));
     if (!err)
         err = bg_typeids_scan_text(t, "src/note.c", cfile, strlen(cfile));
     if (!err)
         err = bg_typeids_scan_text(t, "adapters/invoice.json", manifest_json,
-                               strlen(manifest_json));
+                                   strlen(manifest_json));
     const bg_typeids_finding *f;
     size_t n = 0;
     if (!err)

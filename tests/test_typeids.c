@@ -240,17 +240,17 @@ static void test_bad_lock_and_policy_files(void)
     for (size_t i = 0; i < sizeof locks / sizeof *locks; i++) {
         bg_typeids *t = bg_typeids_new();
         why[0] = '\0';
-        CHECK_ERR(
-            bg_typeids_load_lock(t, locks[i], strlen(locks[i]), why, sizeof why),
-            BG_EINVALID);
+        CHECK_ERR(bg_typeids_load_lock(t, locks[i], strlen(locks[i]), why,
+                                       sizeof why),
+                  BG_EINVALID);
         CHECK_CONTAINS(why, "lock ");
         bg_typeids_free(t);
     }
     for (size_t i = 0; i < sizeof policies / sizeof *policies; i++) {
         bg_typeids *t = bg_typeids_new();
         why[0] = '\0';
-        CHECK_ERR(bg_typeids_load_policy(t, policies[i], strlen(policies[i]), why,
-                                     sizeof why),
+        CHECK_ERR(bg_typeids_load_policy(t, policies[i], strlen(policies[i]),
+                                         why, sizeof why),
                   BG_EINVALID);
         CHECK_CONTAINS(why, "policy ");
         bg_typeids_free(t);
@@ -262,8 +262,8 @@ static void test_bad_lock_and_policy_files(void)
     CHECK_OK(bg_typeids_load_policy(t, pol, strlen(pol), why, sizeof why));
     const char *dart = "@HiveType(typeId: 7)\nclass Invoice {}\n"
                        "void f() { Hive.registerAdapter(InvoiceAdapter()); }\n";
-    CHECK_OK(
-        bg_typeids_scan_text(t, "lib/billing/invoice.dart", dart, strlen(dart)));
+    CHECK_OK(bg_typeids_scan_text(t, "lib/billing/invoice.dart", dart,
+                                  strlen(dart)));
     const bg_typeids_finding *f;
     size_t n;
     CHECK_OK(bg_typeids_check(t, &f, &n));

@@ -1092,8 +1092,9 @@ static int cmd_typeids(int argc, char **argv)
             rc = EXIT_USAGE;
             break;
         }
-        bg_err err = k == 0 ? bg_typeids_load_lock(t, txt, len, why, sizeof why)
-                            : bg_typeids_load_policy(t, txt, len, why, sizeof why);
+        bg_err err = k == 0
+                         ? bg_typeids_load_lock(t, txt, len, why, sizeof why)
+                         : bg_typeids_load_policy(t, txt, len, why, sizeof why);
         free(txt);
         if (err) {
             fail("typeids: %s: %s", files[k], why[0] ? why : bg_strerror(err));

@@ -107,9 +107,10 @@ BG_MUST_CHECK bg_err bg__handle_copy_file(bg_store *s, const char *from,
                                           const char *to);
 
 /* The vfs, reached only through these: each counts the operation in
- * s->vfs_ops (close and random are not counted) and, when it fails with anything but BG_ENOTFOUND or
- * BG_EEXISTS (answers a caller asks for), sets the detail message to what
- * failed and where. A caller with more context sets its own after. */
+ * s->vfs_ops (close and random are not counted) and, when it fails with
+ * anything but BG_ENOTFOUND or BG_EEXISTS (answers a caller asks for), sets the
+ * detail message to what failed and where. A caller with more context sets its
+ * own after. */
 BG_MUST_CHECK bg_err bg__vfs_open(bg_store *s, const char *path, int flags,
                                   bg_file **f);
 void bg__vfs_close(bg_store *s, bg_file *f);

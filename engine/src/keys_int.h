@@ -31,5 +31,4 @@ BG_MUST_CHECK bg_err bg__keys_create(bg_store *s, const bg__key **out);
 BG_MUST_CHECK bg_err bg__keys_destroy(bg_store *s, uint32_t id);
 void bg__keys_free(bg_store *s);
 
-
 #endif

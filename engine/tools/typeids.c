@@ -634,7 +634,8 @@ static int yaml_uint(const char *p, size_t n, uint32_t *out)
     return 0;
 }
 
-static void scan_yaml(bg_typeids *t, const char *file, const char *s, size_t len)
+static void scan_yaml(bg_typeids *t, const char *file, const char *s,
+                      size_t len)
 {
     unsigned line = 0;
     int in_types = 0;
@@ -743,7 +744,7 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 bg_err bg_typeids_scan_text(bg_typeids *t, const char *path, const char *text,
-                        size_t len)
+                            size_t len)
 {
     BG__JSON_SCOPE(NULL);
     const char *base = strrchr(path, '/');
@@ -942,8 +943,8 @@ static int ns_of(const char *s)
     return -1;
 }
 
-bg_err bg_typeids_load_lock(bg_typeids *t, const char *json, size_t len, char *why,
-                        size_t whylen)
+bg_err bg_typeids_load_lock(bg_typeids *t, const char *json, size_t len,
+                            char *why, size_t whylen)
 {
     BG__JSON_SCOPE(NULL);
     cJSON *doc;
@@ -1004,8 +1005,8 @@ bg_err bg_typeids_load_lock(bg_typeids *t, const char *json, size_t len, char *w
     return 0;
 }
 
-bg_err bg_typeids_load_policy(bg_typeids *t, const char *json, size_t len, char *why,
-                          size_t whylen)
+bg_err bg_typeids_load_policy(bg_typeids *t, const char *json, size_t len,
+                              char *why, size_t whylen)
 {
     BG__JSON_SCOPE(NULL);
     cJSON *doc;
@@ -1139,7 +1140,8 @@ static int declared_adapter(const bg_typeids *t, const reg *r)
     return 0;
 }
 
-bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out, size_t *n)
+bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out,
+                        size_t *n)
 {
     *out = NULL;
     *n = 0;

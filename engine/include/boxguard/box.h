@@ -31,7 +31,7 @@ typedef struct bg_box bg_box;
 
 enum bg_box_open_flags {
     BG_BOX_CREATE = 1, /* create the box when missing */
-    BG_BOX_ENCRYPT = 2 /* with CREATE: seal its values (see keys.h) */
+    BG_BOX_ENCRYPT = 2 /* with CREATE: seal its values (see rekey.h) */
 };
 
 typedef enum bg_box_status {

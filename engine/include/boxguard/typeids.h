@@ -9,7 +9,7 @@
  *     classes `extends TypeAdapter<T>` with their `typeId` (hand-written or
  *     generated *.g.dart), `registerAdapter(XAdapter())` calls, and hive_ce's
  *     `hive_adapters.g.yaml` schema;
- *   - JSON adapter manifests (the `{"adapters": [...]}` of types.h).
+ *   - JSON adapter manifests (the `{"adapters": [...]}` of registry.h).
  * and reports: two names on one typeId (both locations), a typeId outside
  * its allowed range (Hive: 0..223; per-domain ranges from a policy file),
  * a declared adapter never registered, a registration with no declaration,
@@ -57,7 +57,7 @@ void bg_typeids_free(bg_typeids *t);
  * .g.dart hive_adapters.g.yaml .json; others are ignored). Returns 0 or
  * BG_ENOMEM. */
 BG_MUST_CHECK bg_err bg_typeids_scan_text(bg_typeids *t, const char *path,
-                                      const char *text, size_t len);
+                                          const char *text, size_t len);
 
 /* Scan a file or a directory tree (skipping .git, build, .dart_tool and
  * node_modules). Returns 0; BG_ENOTFOUND when path does not exist;
@@ -73,17 +73,19 @@ const char *bg_typeids_detail(const bg_typeids *t);
 
 /* Load a lock file or a policy file. Returns 0 or BG_EINVALID (the
  * message says where) or BG_ENOMEM. */
-BG_MUST_CHECK bg_err bg_typeids_load_lock(bg_typeids *t, const char *json, size_t len,
-                                      char *why, size_t whylen);
-BG_MUST_CHECK bg_err bg_typeids_load_policy(bg_typeids *t, const char *json, size_t len,
-                                        char *why, size_t whylen);
+BG_MUST_CHECK bg_err bg_typeids_load_lock(bg_typeids *t, const char *json,
+                                          size_t len, char *why, size_t whylen);
+BG_MUST_CHECK bg_err bg_typeids_load_policy(bg_typeids *t, const char *json,
+                                            size_t len, char *why,
+                                            size_t whylen);
 
 /* Run the checks: *out holds *n findings, valid until the next call or
  * free, sorted by file, line and code. Returns 0, or BG_ENOMEM (and no
  * findings) when memory ran out here or in any earlier call on t: a
  * partial answer is never given. */
-BG_MUST_CHECK bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out,
-                                  size_t *n);
+BG_MUST_CHECK bg_err bg_typeids_check(bg_typeids *t,
+                                      const bg_typeids_finding **out,
+                                      size_t *n);
 
 /* How many declarations and registrations were found. */
 void bg_typeids_counts(const bg_typeids *t, size_t *decls, size_t *regs);
