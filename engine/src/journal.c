@@ -20,12 +20,6 @@
 #include "json_int.h"
 #include "meta_int.h"
 
-const char *bg__json_str(const cJSON *doc, const char *name)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(doc, name);
-    return cJSON_IsString(it) ? it->valuestring : NULL;
-}
-
 static double jnum(const cJSON *doc, const char *name)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(doc, name);

@@ -31,8 +31,6 @@
 #define BG__BACKUPS_DIR "backups"
 
 /* The string member name of doc, or NULL. */
-const char *bg__json_str(const cJSON *doc, const char *name);
-
 /* A migration id: 1..BG_MIGRATION_ID_MAX of [A-Za-z0-9_.-], not . or ..
  * (it names a directory under backups/). */
 int bg__journal_id_ok(const char *id);

@@ -104,3 +104,9 @@ char *bg__json_print(const cJSON *doc)
         return NULL;
     return cJSON_PrintUnformatted(doc);
 }
+
+const char *bg__json_str(const cJSON *doc, const char *name)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(doc, name);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}

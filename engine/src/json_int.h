@@ -56,4 +56,7 @@ int bg__json_failed(void);
  * addition failed, and is not written. */
 char *bg__json_print(const cJSON *doc);
 
+/* The string member name of object doc, or NULL (missing, not a string). */
+const char *bg__json_str(const cJSON *doc, const char *name);
+
 #endif

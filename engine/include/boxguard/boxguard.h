@@ -11,6 +11,7 @@
 #include "boxguard/rekey.h"
 #include "boxguard/queue.h"
 #include "boxguard/migrate.h"
+#include "boxguard/plan.h"
 #include "boxguard/export.h"
 #include "boxguard/validate.h"
 
