@@ -1,5 +1,6 @@
 /*
- * Data keys of a store, for box.c (sealing) and keys.c (files, rotation).
+ * Data keys of a store (keys.c: their files), for the box layer (sealing)
+ * and key rotation (rekey.c).
  */
 #ifndef BOXGUARD_KEYS_INT_H
 #define BOXGUARD_KEYS_INT_H

@@ -1,5 +1,5 @@
 /*
- * The adapter registry, for box.c: the check of a record already parsed
+ * The adapter registry, for the box layer: the check of a record already parsed
  * (by bg__record_parse), so that a write is parsed once.
  */
 #ifndef BOXGUARD_REGISTRY_INT_H

@@ -108,16 +108,23 @@ const bg_box_report *bg_box_report_of(const bg_box *box);
 
 /* Store value (one JSON document, validated) under key with typeId type.
  * Under FULL durability it is durable when this returns 0.
- * Returns 0, or BG_EINVALID (bad key or JSON; nothing written), BG_ESTATE
- * (read-only store or a box disabled by an earlier failed rollback),
- * BG_ECORRUPT (the box needs recover), BG_EIO, BG_ENOSPACE, BG_ENOMEM. After
- * an error the box is as it was before the call. */
+ * Returns 0, or:
+ *   BG_EINVALID  bad key or JSON, a value over 16 MiB, or one of the
+ *                store's own boxes (meta, audit, pending_ops, failed_ops),
+ *                which take no public writes; nothing written;
+ *   BG_ESCHEMA   the record does not fit its typeId's adapter, or the
+ *                typeId has none;
+ *   BG_ESTATE    read-only store, or a box stopped by an earlier failed
+ *                sync or rollback (reopen it);
+ *   BG_ECORRUPT  the box is damaged and needs bg_box_recover;
+ *   BG_EIO, BG_ENOSPACE, BG_ENOMEM.
+ * After an error the box is as it was before the call. */
 BG_MUST_CHECK bg_err bg_box_put(bg_box *box, const void *key, size_t key_len,
                                 uint32_t type, const char *value,
                                 size_t value_len);
 
 /* Delete key. Returns 0, BG_ENOTFOUND (nothing written), or the errors of
- * bg_box_put. */
+ * bg_box_put (BG_EINVALID also for one of the store's own boxes). */
 BG_MUST_CHECK bg_err bg_box_del(bg_box *box, const void *key, size_t key_len);
 
 /* Apply n writes all or nothing: after a crash either every one of them is
@@ -128,15 +135,21 @@ BG_MUST_CHECK bg_err bg_box_write_batch(bg_box *box, const bg_write *w,
 
 /* Read key. On 0, *value (NUL-terminated, from the store's allocator; free
  * with bg_store_free) holds value_len bytes and *type the typeId.
- * Returns 0, BG_ENOTFOUND, BG_ECORRUPT (the frame no longer verifies),
- * BG_EIO, BG_ENOMEM. */
+ * Returns 0, or:
+ *   BG_ENOTFOUND  no such key (or an empty key);
+ *   BG_ESCHEMA    the record's typeId has no adapter in the store's
+ *                 registry (the detail names box, key and typeId);
+ *   BG_ECORRUPT   the frame on disk no longer verifies;
+ *   BG_EAUTH      sealed box: the frame's checksum holds but it does not
+ *                 authenticate under the key (edited, swapped, replayed);
+ *   BG_EIO, BG_ENOMEM. */
 BG_MUST_CHECK bg_err bg_box_get(bg_box *box, const void *key, size_t key_len,
                                 uint32_t *type, char **value,
                                 size_t *value_len);
 
 /* Call fn for every live record in write order; a non-zero return from fn
  * stops early (and is not an error). Every record is verified before it is
- * handed out. Returns 0, BG_ECORRUPT, BG_EIO, BG_ENOMEM. */
+ * handed out. Returns 0, or the errors of bg_box_get but BG_ENOTFOUND. */
 BG_MUST_CHECK bg_err bg_box_iterate(bg_box *box, bg_box_iter_fn fn, void *arg);
 
 /* Rewrite the file with only the live records: written beside it, synced,
@@ -144,14 +157,17 @@ BG_MUST_CHECK bg_err bg_box_iterate(bg_box *box, bg_box_iter_fn fn, void *arg);
  * BG_EIO, BG_ENOSPACE, BG_ENOMEM; on error the box is unchanged. */
 BG_MUST_CHECK bg_err bg_box_compact(bg_box *box);
 
-/* Make every write to this box durable. */
+/* Make every write to this box durable. Returns 0, BG_EIO or BG_ENOSPACE
+ * (the box then takes no more writes: BG_ESTATE until reopened), or
+ * BG_ESTATE for a box an earlier failure stopped. */
 BG_MUST_CHECK bg_err bg_box_sync(bg_box *box);
 
 void bg_box_stats_of(const bg_box *box, bg_box_stats *st);
 
 /* Scan box name's file without changing a byte and report what it holds.
- * Returns 0 (see rep->status for damage), BG_EINVALID, BG_ENOTFOUND,
- * BG_EIO, BG_ENOMEM. */
+ * Returns 0 (see rep->status for damage), BG_EINVALID (bad name),
+ * BG_ENOTFOUND, BG_EAUTH (sealed with a key the store does not have, or no
+ * frame authenticates: a wrong key), BG_EIO, BG_ENOMEM. */
 BG_MUST_CHECK bg_err bg_box_verify(bg_store *store, const char *name,
                                    bg_box_report *rep);
 
@@ -160,7 +176,8 @@ BG_MUST_CHECK bg_err bg_box_verify(bg_store *store, const char *name,
  * that still verifies; rep lists the byte ranges lost. Idempotent: a clean
  * box is left as it is. Any open handle of the box is closed first.
  * Returns 0, or BG_ESTATE (read-only store), BG_EINVALID, BG_ENOTFOUND,
- * BG_EIO, BG_ENOSPACE, BG_ENOMEM; on error the box file is unchanged. */
+ * BG_EAUTH (as bg_box_verify), BG_EIO, BG_ENOSPACE, BG_ENOMEM; on error
+ * the box file is unchanged. */
 BG_MUST_CHECK bg_err bg_box_recover(bg_store *store, const char *name,
                                     bg_box_report *rep);
 

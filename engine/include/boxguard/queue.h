@@ -96,12 +96,20 @@ BG_MUST_CHECK bg_err bg_queue_enqueue(bg_queue *q, bg_lane lane,
  * BG_ECORRUPT, BG_ENOMEM. */
 BG_MUST_CHECK bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op);
 
-/* Remove a pending op for good. BG_ENOTFOUND when id is not pending. */
+/* Remove a pending op for good. Returns 0, BG_ENOTFOUND when id is not
+ * pending, or the write errors of bg_box_del (BG_ESTATE, BG_ECORRUPT,
+ * BG_EIO, BG_ENOSPACE, BG_ENOMEM: the op stays pending). Once the box is
+ * over 1 MiB and three times its live ops, an ack compacts it; a failed
+ * compaction leaves the box as it was and is not the ack's error. */
 BG_MUST_CHECK bg_err bg_queue_ack(bg_queue *q, uint64_t id);
 
 /* Count a failed attempt of a pending op with its error. Past
  * max_attempts the op moves to failed_ops (*failed = 1). The lease ends.
- * BG_ENOTFOUND when id is not pending. */
+ * Returns 0, BG_ENOTFOUND when id is not pending, or the write errors of
+ * bg_box_put (BG_EINVALID when an op that moves to failed_ops carries an
+ * error text that is not valid UTF-8); on a write
+ * error the op is where it was (a crash between the two writes of a move
+ * is settled by the next bg_queue_open). */
 BG_MUST_CHECK bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error,
                                    int *failed);
 
@@ -111,10 +119,13 @@ BG_MUST_CHECK bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error,
 BG_MUST_CHECK bg_err bg_queue_retry(bg_queue *q, const char *idem,
                                     uint64_t *id);
 
-/* Drop failed ops older than the retention. *purged counts them. */
+/* Drop failed ops older than the retention. *purged counts them.
+ * Returns 0 or the write errors of bg_box_del (those purged before the
+ * error stay purged). */
 BG_MUST_CHECK bg_err bg_queue_purge(bg_queue *q, uint64_t *purged);
 
-/* Call fn for every failed op (oldest first). */
+/* Call fn for every failed op (oldest first); a non-zero return from fn
+ * stops early. Returns 0, or the errors of bg_box_iterate. */
 typedef int (*bg_queue_op_fn)(void *arg, const bg_queue_op *op);
 BG_MUST_CHECK bg_err bg_queue_list_failed(bg_queue *q, bg_queue_op_fn fn,
                                           void *arg);
@@ -127,12 +138,15 @@ void bg_queue_stats_of(const bg_queue *q, bg_queue_stats *st);
  * bg_box_compact; on error the box is as it was. */
 BG_MUST_CHECK bg_err bg_queue_compact(bg_queue *q);
 
-/* Rebuild the in-memory index from the pending_ops box. */
+/* Rebuild the in-memory index from the pending_ops box. Returns 0,
+ * BG_ECORRUPT (the box needs recover), BG_EIO, BG_ENOMEM. */
 BG_MUST_CHECK bg_err bg_queue_rebuild(bg_queue *q);
 
 /* Take the processing lock for owner. Returns 0 (*was_stale = 1 when a
  * stale lock of another owner was taken over, which is audited),
- * BG_ELOCKED when another owner holds a fresh lock (detail names it).
+ * BG_ELOCKED when another owner holds a fresh lock (detail names it),
+ * BG_EINVALID for an owner that is not a valid key, or the write errors
+ * of bg_box_put.
  * Taking it again as the same owner refreshes it. */
 BG_MUST_CHECK bg_err bg_queue_lock(bg_queue *q, const char *owner,
                                    int *was_stale);

@@ -43,6 +43,16 @@ typedef struct bg_rekey_report {
  * Returns 0, or BG_ESTATE (read-only store), BG_EAUTH (a box the store has
  * no key for), BG_ECORRUPT (a box that does not verify: recover it first),
  * BG_EIO, BG_ENOSPACE, BG_ENOMEM. */
+/* Rotate the store's data key: a new key (written and synced before any
+ * box uses it), every sealed box resealed under it (written beside,
+ * renamed in) and verified, and only then the old keys destroyed
+ * (overwritten, synced, unlinked). Every open box handle is closed first.
+ * A rotation cut short by a crash or an error leaves every box readable
+ * under a key the store still has; running it again finishes it.
+ * Returns 0 and *rep, or BG_ESTATE (read-only store; a box still sealed
+ * with an old key after resealing), BG_ECORRUPT (a box does not verify
+ * after resealing: old keys are kept), BG_EAUTH (a box is sealed with a
+ * key the store does not have), BG_EIO, BG_ENOSPACE, BG_ENOMEM. */
 BG_MUST_CHECK bg_err bg_rekey_run(bg_store *store, bg_rekey_report *rep);
 
 #ifdef __cplusplus

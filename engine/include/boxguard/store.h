@@ -82,13 +82,26 @@ void bg_store_opts_init(bg_store_opts *opts);
  * changed adapters are written to the lock (writers only). Records of
  * typeIds other than 0 are then checked against the adapters on every
  * write and read.
+ * A writer's open also finishes what a crash interrupted before anything
+ * reads a box: a migration whose journal reached its commit point is
+ * finished, any other is rolled back (every affected box entirely at the
+ * old version or entirely at the new one, the schema version to match),
+ * and the outcome is recorded in the audit box.
  * Returns 0 and *out, or:
- *   BG_EINVALID   bad arguments (empty dir, group_size 0 in GROUP mode);
+ *   BG_EINVALID   bad arguments (empty dir, a dir too long for the paths
+ *                 below it, group_size 0 in GROUP mode, an allocator with
+ *                 some of its functions missing), or dir is not a
+ *                 directory;
  *   BG_ESCHEMA    the registry contradicts the schema lock (see above);
+ *   BG_ECORRUPT   the schema lock or version in meta.box, or an
+ *                 interrupted migration's journal or backups, are
+ *                 unreadable (nothing is guessed: the store stays as it is);
+ *   BG_EAUTH      finishing a migration needs a key the store lacks;
  *   BG_ENOTFOUND  dir is missing and create is not set;
  *   BG_ELOCKED    another opener holds the lock;
  *   BG_EIO, BG_ENOSPACE, BG_ENOMEM  from the disk or allocator.
- * On error no store is returned and nothing remains allocated. */
+ * On error no store is returned and nothing remains allocated; the detail
+ * is in opts->detail. */
 BG_MUST_CHECK bg_err bg_store_open(const char *dir, const bg_store_opts *opts,
                                    bg_store **out);
 
@@ -97,7 +110,9 @@ BG_MUST_CHECK bg_err bg_store_open(const char *dir, const bg_store_opts *opts,
  * error is returned (BG_EIO, BG_ENOSPACE: some writes may not be durable). */
 bg_err bg_store_close(bg_store *store);
 
-/* Make every write so far durable. Returns 0, BG_EIO or BG_ENOSPACE. */
+/* Make every write so far durable. Returns 0, BG_EIO or BG_ENOSPACE (the
+ * box that failed takes no more writes), or BG_ESTATE for a box an
+ * earlier failure stopped. */
 BG_MUST_CHECK bg_err bg_store_sync(bg_store *store);
 
 /* The detail message of the last error, with its context (box, key,
@@ -109,8 +124,9 @@ const char *bg_store_detail(const bg_store *store);
  * of the engine's I/O goes through the handle. */
 uint64_t bg_store_io_count(const bg_store *store);
 
-/* Calls fn(arg, name) for every box file in the store, by name order.
- * Returns 0 or the vfs error. */
+/* Calls fn(arg, name) for every box file in the store, by name order
+ * (the store's own boxes included); a non-zero return from fn stops early.
+ * Returns 0, BG_EIO, or BG_ENOMEM. */
 typedef int (*bg_store_box_fn)(void *arg, const char *name);
 BG_MUST_CHECK bg_err bg_store_list_boxes(bg_store *store, bg_store_box_fn fn,
                                          void *arg);
