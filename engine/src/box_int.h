@@ -1,6 +1,9 @@
 /*
- * The box file format, for box.c and for the tests and fuzzers that craft
- * or damage box files. All integers are little-endian.
+ * The box layer as the modules above it see it: the file format (also for
+ * the tests and fuzzers that craft or damage box files), the store's own
+ * boxes, the table of open boxes, boxes with an external index (the
+ * queue), staged boxes (migrations), and the writes of a box's owner. All
+ * integers are little-endian.
  *
  * Header (48 bytes):
  *    0  magic "BGBOX\r\n\x1a"     8
