@@ -67,8 +67,7 @@ static bg_err box_load(bg_box *b)
     bg_store *s = b->s;
     reader r = {.s = s, .f = b->f};
     bg_err err = bg__vfs_size(s, b->f, &r.size);
-    if (err)
-        return bg__handle_fail(s, err, "box '%s': cannot read size", b->name);
+    BG_FAIL_IF(err, s, err, "box '%s': cannot read size", b->name);
     scan sc = {.r = &r,
                .apply = apply_index,
                .arg = b,
@@ -112,8 +111,7 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
                             bg__box_ext_fn ext_fn, void *ext_arg, bg_box **out)
 {
     bg_box *b = bg__box_table_find(s, name);
-    if (b && ext_fn)
-        return bg__handle_fail(s, BG_ESTATE, "box '%s' is already open", name);
+    BG_FAIL_IF(b && ext_fn, s, BG_ESTATE, "box '%s' is already open", name);
     if (b) {
         *out = b;
         return 0;
@@ -123,13 +121,10 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
     bg__box_path(s, name, ".box.tmp", tmp, sizeof tmp);
     bg_err err = bg__vfs_stat(s, path, NULL);
     if (err == BG_ENOTFOUND) {
-        if (!(flags & BG_BOX_CREATE))
-            return bg__handle_fail(s, BG_ENOTFOUND, "box '%s' does not exist",
-                                   name);
-        if (s->read_only)
-            return bg__handle_fail(s, BG_ESTATE,
-                                   "box '%s' does not exist (read-only store)",
-                                   name);
+        BG_FAIL_IF(!(flags & BG_BOX_CREATE), s, BG_ENOTFOUND,
+                   "box '%s' does not exist", name);
+        BG_FAIL_IF(s->read_only, s, BG_ESTATE,
+                   "box '%s' does not exist (read-only store)", name);
     } else if (err) {
         return bg__handle_fail(s, err, "box '%s': cannot stat '%s'", name,
                                path);
@@ -223,9 +218,8 @@ bg_err bg__box_open_staged(bg_store *s, const char *name, const char *suffix,
     BG_TRY(bg__box_name_ok(s, name));
     char full[BG_BOX_NAME_MAX + 8];
     int n = snprintf(full, sizeof full, "%s%s", name, suffix);
-    if (n < 0 || (size_t)n >= sizeof full)
-        return bg__handle_fail(s, BG_EINVALID, "staged suffix '%s' too long",
-                               suffix);
+    BG_FAIL_IF(n < 0 || (size_t)n >= sizeof full, s, BG_EINVALID,
+               "staged suffix '%s' too long", suffix);
     return box_open_file(s, full, flags, NULL, NULL, out);
 }
 
@@ -332,8 +326,7 @@ bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
 {
     bg_store *s = b->s;
     *swapped = 0;
-    if (b->key)
-        return bg__handle_fail(s, BG_ESTATE, "box '%s': sealed", b->name);
+    BG_FAIL_IF(b->key, s, BG_ESTATE, "box '%s': sealed", b->name);
     BG_TRY(bg__box_check_writable(b));
     BG_TRY(bg_box_sync(b));
     char tmp[BG_PATH_MAX];
@@ -358,12 +351,11 @@ bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
         b->group_count = 0;
         *swapped = 1;
     }
-    if (err)
-        return bg__handle_fail(s, err,
-                               nf ? "box '%s': compacted, but the directory "
-                                    "could not be synced"
-                                  : "box '%s': compaction failed",
-                               b->name);
+    BG_FAIL_IF(err, s, err,
+               nf ? "box '%s': compacted, but the directory "
+                    "could not be synced"
+                  : "box '%s': compaction failed",
+               b->name);
     return 0;
 }
 
@@ -383,10 +375,9 @@ static bg_err get(bg_box *b, const void *key, size_t key_len, uint32_t *type,
     ent *e = key_len ? bg__box_idx_find(b, key, key_len,
                                         bg__box_key_hash(key, key_len))
                      : NULL;
-    if (!e)
-        return bg__handle_fail(b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'",
-                               b->name, (int)(key_len > 80 ? 80 : key_len),
-                               key_len ? (const char *)key : "");
+    BG_FAIL_IF(!e, b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'", b->name,
+               (int)(key_len > 80 ? 80 : key_len),
+               key_len ? (const char *)key : "");
     if (typed)
         BG_TRY(check_read_type(b, e));
     BG_TRY(bg__box_read_value(b, e, value, value_len));
@@ -474,9 +465,7 @@ bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
     bg__box_path(s, name, ".box", path, sizeof path);
     reader r = {.s = s};
     bg_err err = bg__vfs_open(s, path, BG_OPEN_READ, &r.f);
-    if (err)
-        return bg__handle_fail(s, err, "box '%s': cannot open '%s'", name,
-                               path);
+    BG_FAIL_IF(err, s, err, "box '%s': cannot open '%s'", name, path);
     scan sc = {.r = &r, .what = "verify", .name = name};
     box_hdr hdr;
     err = bg__vfs_size(s, r.f, &r.size);
@@ -485,9 +474,8 @@ bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
     bg__vfs_close(s, r.f);
     bg__box_rd_free(&r);
     bg__handle_free(s, sc.pb);
-    if (err && err != BG_EAUTH)
-        return bg__handle_fail(s, err, "box '%s': cannot scan '%s'", name,
-                               path);
+    BG_FAIL_IF(err && err != BG_EAUTH, s, err, "box '%s': cannot scan '%s'",
+               name, path);
     return err;
 }
 
@@ -573,9 +561,8 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
 {
     BG__JSON_SCOPE(&s->alloc);
     BG_TRY(bg__box_name_ok(s, name));
-    if (s->read_only)
-        return bg__handle_fail(s, BG_ESTATE, "box '%s': store opened read-only",
-                               name);
+    BG_FAIL_IF(s->read_only, s, BG_ESTATE, "box '%s': store opened read-only",
+               name);
     bg_box *open = bg__box_table_find(s, name);
     if (open)
         BG_TRY(bg__box_close(open));
@@ -584,9 +571,7 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
     bg__box_path(s, name, ".box.tmp", tmp, sizeof tmp);
     reader r = {.s = s};
     bg_err err = bg__vfs_open(s, path, BG_OPEN_WRITE, &r.f);
-    if (err)
-        return bg__handle_fail(s, err, "box '%s': cannot open '%s'", name,
-                               path);
+    BG_FAIL_IF(err, s, err, "box '%s': cannot open '%s'", name, path);
     scan sc = {.r = &r, .what = "recover", .name = name};
     fwriter fw = {.s = s};
     box_hdr hdr;
@@ -626,8 +611,8 @@ out:
     bg__box_rd_free(&r);
     bg__handle_free(s, sc.pb);
     bg__box_fw_free(&fw);
-    if (err && err != BG_EAUTH)
-        return bg__handle_fail(s, err, "box '%s': recovery failed", name);
+    BG_FAIL_IF(err && err != BG_EAUTH, s, err, "box '%s': recovery failed",
+               name);
     return err;
 }
 

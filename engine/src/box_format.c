@@ -254,10 +254,9 @@ bg_err bg__box_check_name(const char *name)
 
 bg_err bg__box_name_ok(bg_store *s, const char *name)
 {
-    if (bg__box_check_name(name))
-        return bg__handle_fail(s, BG_EINVALID,
-                               "bad box name '%.80s' (1-%d of A-Z a-z 0-9 _ -)",
-                               name ? name : "", BG_BOX_NAME_MAX);
+    BG_FAIL_IF(bg__box_check_name(name), s, BG_EINVALID,
+               "bad box name '%.80s' (1-%d of A-Z a-z 0-9 _ -)",
+               name ? name : "", BG_BOX_NAME_MAX);
     return 0;
 }
 

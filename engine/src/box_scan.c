@@ -180,13 +180,12 @@ bg_err bg__box_scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
         BG_TRY(bg__keys_load(r->s));
         r->key = bg__keys_find(r->s, hdr->key_id);
         memcpy(r->id, hdr->id, 16);
-        if (!r->key)
-            return bg__handle_fail(r->s, BG_EAUTH,
-                                   "box '%s' is sealed with key %08x, which "
-                                   "the store does not have (%zu key%s in "
-                                   "keys/); nothing was changed",
-                                   sc->name, (unsigned)hdr->key_id, r->s->nkeys,
-                                   r->s->nkeys == 1 ? "" : "s");
+        BG_FAIL_IF(!r->key, r->s, BG_EAUTH,
+                   "box '%s' is sealed with key %08x, which "
+                   "the store does not have (%zu key%s in "
+                   "keys/); nothing was changed",
+                   sc->name, (unsigned)hdr->key_id, r->s->nkeys,
+                   r->s->nkeys == 1 ? "" : "s");
     }
     uint64_t pos = BG__BOX_HDR_SIZE;
     uint64_t damage = UINT64_MAX, batch_at_damage = UINT64_MAX;
@@ -256,11 +255,10 @@ bg_err bg__box_scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
     }
     bg__handle_progress(r->s, sc->what, r->size, r->size);
     rep->auth_failures = r->auth_count;
-    if (r->sealed && r->auth_count && rep->frames == 0)
-        return bg__handle_fail(r->s, BG_EAUTH,
-                               "box '%s': no frame authenticates under key "
-                               "%08x (a wrong key?); nothing was changed",
-                               sc->name, (unsigned)hdr->key_id);
+    BG_FAIL_IF(r->sealed && r->auth_count && rep->frames == 0, r->s, BG_EAUTH,
+               "box '%s': no frame authenticates under key "
+               "%08x (a wrong key?); nothing was changed",
+               sc->name, (unsigned)hdr->key_id);
 
     if (damage == UINT64_MAX) {
         if (sc->npb) { /* a batch the crash cut short: not committed */

@@ -25,18 +25,12 @@
 
 bg_err bg__box_check_writable(bg_box *b)
 {
-    if (b->damaged)
-        return bg__handle_fail(
-            b->s, BG_ECORRUPT,
-            "box '%s' is damaged at offset %llu; run recover", b->name,
-            (unsigned long long)b->rep.first_damage);
-    if (b->read_only)
-        return bg__handle_fail(b->s, BG_ESTATE, "box '%s' is read-only",
-                               b->name);
-    if (b->poisoned)
-        return bg__handle_fail(b->s, BG_ESTATE,
-                               "box '%s' stopped after an I/O error; reopen it",
-                               b->name);
+    BG_FAIL_IF(b->damaged, b->s, BG_ECORRUPT,
+               "box '%s' is damaged at offset %llu; run recover", b->name,
+               (unsigned long long)b->rep.first_damage);
+    BG_FAIL_IF(b->read_only, b->s, BG_ESTATE, "box '%s' is read-only", b->name);
+    BG_FAIL_IF(b->poisoned, b->s, BG_ESTATE,
+               "box '%s' stopped after an I/O error; reopen it", b->name);
     return 0;
 }
 
@@ -51,9 +45,8 @@ static void rollback(bg_box *b, uint64_t to)
 static bg_err check_write(bg_box *b, const bg_write *w, size_t i)
 {
     char why[160];
-    if (bg_record_check_key(w->key, w->key_len, why, sizeof why))
-        return bg__handle_fail(b->s, BG_EINVALID, "box '%s': write %zu: %s",
-                               b->name, i, why);
+    BG_FAIL_IF(bg_record_check_key(w->key, w->key_len, why, sizeof why), b->s,
+               BG_EINVALID, "box '%s': write %zu: %s", b->name, i, why);
     if (w->del)
         return 0;
     int klen = (int)(w->key_len > 80 ? 80 : w->key_len);
@@ -65,9 +58,8 @@ static bg_err check_write(bg_box *b, const bg_write *w, size_t i)
         err =
             bg__registry_check_doc(b->s->types, w->type, doc, why, sizeof why);
     cJSON_Delete(doc);
-    if (err)
-        return bg__handle_fail(b->s, err, "box '%s', key '%.*s': %s", b->name,
-                               klen, w->key, why);
+    BG_FAIL_IF(err, b->s, err, "box '%s', key '%.*s': %s", b->name, klen,
+               w->key, why);
     return 0;
 }
 
@@ -189,9 +181,7 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
     b->next_seq += n;
     b->frames += n;
     b->end = pos;
-    if (err)
-        return bg__handle_fail(s, err, "box '%s': index update failed",
-                               b->name);
+    BG_FAIL_IF(err, s, err, "box '%s': index update failed", b->name);
     return 0;
 fail:
     bg__box_fw_free(&fw);
@@ -202,10 +192,8 @@ fail:
 
 static bg_err check_public(bg_box *b)
 {
-    if (b->reserved)
-        return bg__handle_fail(b->s, BG_EINVALID,
-                               "box '%s' is reserved for the store itself",
-                               b->name);
+    BG_FAIL_IF(b->reserved, b->s, BG_EINVALID,
+               "box '%s' is reserved for the store itself", b->name);
     return 0;
 }
 
@@ -230,10 +218,10 @@ static bg_err del(bg_box *b, const void *key, size_t key_len)
     bg_write w = {1, key, key_len, 0, NULL, 0};
     BG_TRY(bg__box_check_writable(b));
     BG_TRY(check_write(b, &w, 0));
-    if (!bg__box_idx_find(b, key, key_len, bg__box_key_hash(key, key_len)))
-        return bg__handle_fail(b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'",
-                               b->name, (int)(key_len > 80 ? 80 : key_len),
-                               (const char *)key);
+    BG_FAIL_IF(
+        !bg__box_idx_find(b, key, key_len, bg__box_key_hash(key, key_len)),
+        b->s, BG_ENOTFOUND, "box '%s': no key '%.*s'", b->name,
+        (int)(key_len > 80 ? 80 : key_len), (const char *)key);
     return append(b, &w, 1);
 }
 
@@ -306,9 +294,8 @@ bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key, size_t cap,
          !bg__box_frame_head(head, off, b->key != NULL, &h) || h.klen > cap ||
          h.klen > 64 || got < (size_t)BG__FRAME_HDR + h.klen))
         err = BG_ECORRUPT;
-    if (err)
-        return bg__handle_fail(b->s, err, "box '%s': frame at offset %llu",
-                               b->name, (unsigned long long)off);
+    BG_FAIL_IF(err, b->s, err, "box '%s': frame at offset %llu", b->name,
+               (unsigned long long)off);
     memcpy(key, head + BG__FRAME_HDR, h.klen);
     *klen = h.klen;
     return 0;
@@ -389,11 +376,10 @@ out:
 static bg_err rewrite(bg_box *b, const bg__key *key)
 {
     bg_store *s = b->s;
-    if (b->ext_fn)
-        return bg__handle_fail(s, BG_ESTATE,
-                               "box '%s' is indexed by its owner; compact it "
-                               "through a plain open",
-                               b->name);
+    BG_FAIL_IF(b->ext_fn, s, BG_ESTATE,
+               "box '%s' is indexed by its owner; compact it "
+               "through a plain open",
+               b->name);
     BG_TRY(bg__box_check_writable(b));
     BG_TRY(bg_box_sync(b));
     char tmp[BG_PATH_MAX];
@@ -434,8 +420,8 @@ static bg_err rewrite(bg_box *b, const bg__key *key)
 out:
     bg__handle_free(s, c.v);
     bg__handle_free(s, c.offs);
-    if (err && err != BG_EAUTH)
-        return bg__handle_fail(s, err, "box '%s': compaction failed", b->name);
+    BG_FAIL_IF(err && err != BG_EAUTH, s, err, "box '%s': compaction failed",
+               b->name);
     return err;
 }
 

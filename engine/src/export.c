@@ -371,10 +371,8 @@ static bg_err export_box(ex *e, const char *name)
     bg_store *s = e->s;
     bg_box *b;
     BG_TRY(bg_box_open(s, name, 0, &b));
-    if (bg_box_report_of(b)->status == BG_BOX_CORRUPT)
-        return bg__handle_fail(s, BG_ECORRUPT,
-                               "export: box '%s' is damaged; recover it first",
-                               name);
+    BG_FAIL_IF(bg_box_report_of(b)->status == BG_BOX_CORRUPT, s, BG_ECORRUPT,
+               "export: box '%s' is damaged; recover it first", name);
     bg_box_stats bs;
     bg_box_stats_of(b, &bs);
     e->box = name;
@@ -421,11 +419,10 @@ static bg_err export_box(ex *e, const char *name)
     BG_TRY(err);
     uint64_t n;
     BG_TRY(count_rows(e, e->table, &n));
-    if (n != bs.records || n != e->rows)
-        return bg__handle_fail(s, BG_ECORRUPT,
-                               "export: table '%s' has %" PRIu64
-                               " rows, its box %" PRIu64 " records",
-                               e->table, n, bs.records);
+    BG_FAIL_IF(n != bs.records || n != e->rows, s, BG_ECORRUPT,
+               "export: table '%s' has %" PRIu64 " rows, its box %" PRIu64
+               " records",
+               e->table, n, bs.records);
     char sql[BG_BOX_NAME_MAX * 2 + 96], q[BG_BOX_NAME_MAX * 2 + 8];
     snprintf(q, sizeof q, "'%s'", name); /* names have no quote */
     snprintf(sql, sizeof sql,
@@ -629,11 +626,10 @@ bg_err bg_export_sqlite(bg_store *s, const char *db_path,
     memset(rep, 0, sizeof *rep);
     int journal;
     BG_TRY(bg__handle_has(s, BG__JOURNAL, &journal));
-    if (journal)
-        return bg__handle_fail(s, BG_ESTATE,
-                               "export: a migration was interrupted; open the "
-                               "store for writing (boxguard migrate status) "
-                               "first");
+    BG_FAIL_IF(journal, s, BG_ESTATE,
+               "export: a migration was interrupted; open the "
+               "store for writing (boxguard migrate status) "
+               "first");
     ex e = {.s = s, .o = o, .rep = rep};
     e.chunk = o && o->chunk ? o->chunk : 1000;
     int rc = sqlite3_open_v2(db_path, &e.db,

@@ -86,8 +86,7 @@ bg_err bg__handle_has(bg_store *s, const char *name, int *yes)
     bg_err err = bg__vfs_stat(s, path, NULL);
     if (err == BG_ENOTFOUND)
         return 0;
-    if (err)
-        return bg__handle_fail(s, err, "cannot look for '%s'", path);
+    BG_FAIL_IF(err, s, err, "cannot look for '%s'", path);
     *yes = 1;
     return 0;
 }
@@ -104,8 +103,7 @@ bg_err bg__handle_settle_dir(bg_store *s)
     if (!s->dir_dirty)
         return 0;
     bg_err err = bg__vfs_sync_dir(s, s->dir);
-    if (err)
-        return bg__handle_fail(s, err, "cannot sync directory '%s'", s->dir);
+    BG_FAIL_IF(err, s, err, "cannot sync directory '%s'", s->dir);
     s->dir_dirty = 0;
     return 0;
 }
@@ -125,8 +123,7 @@ bg_err bg__handle_mkdir(bg_store *s, const char *dir)
     bg_err err = bg__vfs_mkdir(s, dir);
     if (err == BG_EEXISTS)
         return 0;
-    if (err)
-        return bg__handle_fail(s, err, "cannot create directory '%s'", dir);
+    BG_FAIL_IF(err, s, err, "cannot create directory '%s'", dir);
     char parent[BG_PATH_MAX];
     const char *slash = strrchr(dir, '/');
     size_t n = slash ? (size_t)(slash - dir) : 0;
@@ -135,8 +132,7 @@ bg_err bg__handle_mkdir(bg_store *s, const char *dir)
     if (n == 0 && slash)
         strcpy(parent, "/"); /* "" is the current directory to the vfs */
     err = bg__vfs_sync_dir(s, parent);
-    if (err)
-        return bg__handle_fail(s, err, "cannot sync directory '%s'", parent);
+    BG_FAIL_IF(err, s, err, "cannot sync directory '%s'", parent);
     return 0;
 }
 
@@ -195,8 +191,7 @@ out:
         bg__vfs_close(s, in);
     if (out)
         bg__vfs_close(s, out);
-    if (err)
-        return bg__handle_fail(s, err, "cannot copy '%s' to '%s'", from, to);
+    BG_FAIL_IF(err, s, err, "cannot copy '%s' to '%s'", from, to);
     return 0;
 }
 

@@ -56,11 +56,11 @@ int64_t bg__handle_now_ms(bg_store *s);
 bg_err bg__handle_fail(bg_store *s, bg_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Return code, with the store's detail message set from the format and
- * its arguments, when cond does not hold. */
-#define BG_ENSURE_MSG(cond, s, code, ...)                                      \
+/* Return code with the store's detail message set from the format and its
+ * arguments when cond holds (in the style of zstd's RETURN_ERROR_IF). */
+#define BG_FAIL_IF(cond, s, code, ...)                                         \
     do {                                                                       \
-        if (!(cond))                                                           \
+        if (cond)                                                              \
             return bg__handle_fail((s), (code), __VA_ARGS__);                  \
     } while (0)
 

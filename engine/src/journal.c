@@ -148,8 +148,7 @@ bg_err bg__journal_read(bg_store *s, cJSON **doc)
     bg_err err = bg__vfs_open(s, path, BG_OPEN_READ, &f);
     if (err == BG_ENOTFOUND)
         return err;
-    if (err)
-        return bg__handle_fail(s, err, "cannot open '%s'", path);
+    BG_FAIL_IF(err, s, err, "cannot open '%s'", path);
     uint64_t size = 0;
     char *buf = NULL;
     size_t got = 0;
@@ -218,9 +217,7 @@ bg_err bg__journal_write(bg_store *s, cJSON *doc, const char *phase)
     bg_err err =
         bg__handle_write_file(s, tmp, path, s->dir, txt, strlen(txt), 0);
     cJSON_free(txt);
-    if (err)
-        return bg__handle_fail(s, err, "cannot write %s (phase %s)",
-                               BG__JOURNAL, phase);
+    BG_FAIL_IF(err, s, err, "cannot write %s (phase %s)", BG__JOURNAL, phase);
     return 0;
 }
 
@@ -231,8 +228,7 @@ static bg_err journal_remove(bg_store *s)
     bg_err err = bg__vfs_unlink(s, path);
     if (!err || err == BG_ENOTFOUND)
         err = bg__vfs_sync_dir(s, s->dir);
-    if (err)
-        return bg__handle_fail(s, err, "cannot remove %s", BG__JOURNAL);
+    BG_FAIL_IF(err, s, err, "cannot remove %s", BG__JOURNAL);
     return 0;
 }
 
@@ -305,12 +301,11 @@ bg_err bg__journal_abort(bg_store *s, cJSON *doc, const char *reason)
         bg__journal_box_file(s, b->valuestring, BG__STAGE_MIG, path,
                              sizeof path);
         bg_err err = bg__vfs_unlink(s, path);
-        if (err && err != BG_ENOTFOUND)
-            return bg__handle_fail(s, err, "cannot remove '%s'", path);
+        BG_FAIL_IF(err && err != BG_ENOTFOUND, s, err, "cannot remove '%s'",
+                   path);
     }
     bg_err err = bg__vfs_sync_dir(s, s->dir);
-    if (err)
-        return bg__handle_fail(s, err, "cannot sync directory '%s'", s->dir);
+    BG_FAIL_IF(err, s, err, "cannot sync directory '%s'", s->dir);
     BG_TRY(audit(s, doc, "rolled_back"));
     return journal_remove(s);
 }
@@ -336,13 +331,11 @@ bg_err bg__journal_finish(bg_store *s, cJSON *doc)
         }
         /* A staged file that is gone was renamed by an earlier attempt. */
         bg_err err = bg__vfs_rename(s, staged, path);
-        if (err && err != BG_ENOTFOUND)
-            return bg__handle_fail(s, err, "cannot rename '%s' to '%s'", staged,
-                                   path);
+        BG_FAIL_IF(err && err != BG_ENOTFOUND, s, err,
+                   "cannot rename '%s' to '%s'", staged, path);
     }
     bg_err err = bg__vfs_sync_dir(s, s->dir);
-    if (err)
-        return bg__handle_fail(s, err, "cannot sync directory '%s'", s->dir);
+    BG_FAIL_IF(err, s, err, "cannot sync directory '%s'", s->dir);
     const cJSON *lock = cJSON_GetObjectItemCaseSensitive(doc, "lock");
     char *lock_txt = cJSON_IsObject(lock) ? bg__json_print(lock) : NULL;
     if (cJSON_IsObject(lock) && !lock_txt)

@@ -83,8 +83,7 @@ bg_err bg__keys_load(bg_store *s)
 {
     if (s->keys_loaded)
         return 0;
-    if (sodium_init() < 0)
-        return bg__handle_fail(s, BG_EIO, "libsodium failed to initialise");
+    BG_FAIL_IF(sodium_init() < 0, s, BG_EIO, "libsodium failed to initialise");
     char dir[BG_PATH_MAX];
     keys_dir(s, dir, sizeof dir);
     gens g = {.n = 0};
@@ -93,15 +92,13 @@ bg_err bg__keys_load(bg_store *s)
         s->keys_loaded = 1;
         return 0;
     }
-    if (err)
-        return bg__handle_fail(s, err, "cannot list '%s'", dir);
+    BG_FAIL_IF(err, s, err, "cannot list '%s'", dir);
     for (size_t i = 0; i < g.n; i++) {
         char path[BG_PATH_MAX];
         key_path(s, g.v[i], "", path, sizeof path);
         bg_file *f;
         err = bg__vfs_open(s, path, BG_OPEN_READ, &f);
-        if (err)
-            return bg__handle_fail(s, err, "cannot open key file '%s'", path);
+        BG_FAIL_IF(err, s, err, "cannot open key file '%s'", path);
         unsigned char *k = sodium_malloc(BG__KEY_BYTES + 1);
         size_t got = 0;
         err = k ? bg__vfs_read(s, f, 0, k, BG__KEY_BYTES + 1, &got) : BG_ENOMEM;
@@ -139,8 +136,7 @@ const bg__key *bg__keys_current(bg_store *s)
 bg_err bg__keys_create(bg_store *s, const bg__key **out)
 {
     BG_TRY(bg__keys_load(s));
-    if (s->read_only)
-        return bg__handle_fail(s, BG_ESTATE, "store opened read-only");
+    BG_FAIL_IF(s->read_only, s, BG_ESTATE, "store opened read-only");
     char dir[BG_PATH_MAX], tmp[BG_PATH_MAX], path[BG_PATH_MAX];
     uint32_t gen = s->nkeys ? s->keys[s->nkeys - 1].gen + 1 : 1;
     keys_dir(s, dir, sizeof dir);
@@ -151,8 +147,7 @@ bg_err bg__keys_create(bg_store *s, const bg__key **out)
         err = bg__vfs_sync_dir(s, s->dir);
     else if (err == BG_EEXISTS)
         err = 0;
-    if (err)
-        return bg__handle_fail(s, err, "cannot create '%s'", dir);
+    BG_FAIL_IF(err, s, err, "cannot create '%s'", dir);
     unsigned char *k = sodium_malloc(BG__KEY_BYTES);
     if (!k)
         return BG_ENOMEM;
@@ -191,8 +186,7 @@ bg_err bg__keys_destroy(bg_store *s, uint32_t id)
         err = bg__vfs_unlink(s, path);
     if (!err)
         err = bg__vfs_sync_dir(s, dir);
-    if (err)
-        return bg__handle_fail(s, err, "cannot destroy key file '%s'", path);
+    BG_FAIL_IF(err, s, err, "cannot destroy key file '%s'", path);
     sodium_free(s->keys[i].k);
     memmove(&s->keys[i], &s->keys[i + 1], (s->nkeys - i - 1) * sizeof *s->keys);
     s->nkeys--;

@@ -68,24 +68,20 @@ static const bg_registry *target_of(bg_store *s, const bg_migration *m,
 
 static bg_err check_migration(bg_store *s, const bg_migration *m)
 {
-    if (!m->id || !bg__journal_id_ok(m->id))
-        return bg__handle_fail(s, BG_EINVALID, "bad migration id '%.80s'",
-                               m->id ? m->id : "");
-    if (m->from < 1 || m->from >= m->to || !m->transform || !m->nboxes)
-        return bg__handle_fail(s, BG_EINVALID,
-                               "migration '%s': needs from < to, a transform "
-                               "and at least one box",
-                               m->id);
+    BG_FAIL_IF(!m->id || !bg__journal_id_ok(m->id), s, BG_EINVALID,
+               "bad migration id '%.80s'", m->id ? m->id : "");
+    BG_FAIL_IF(m->from < 1 || m->from >= m->to || !m->transform || !m->nboxes,
+               s, BG_EINVALID,
+               "migration '%s': needs from < to, a transform "
+               "and at least one box",
+               m->id);
     for (size_t i = 0; i < m->nboxes; i++) {
-        if (bg__box_check_name(m->boxes[i]))
-            return bg__handle_fail(s, BG_EINVALID,
-                                   "migration '%s': bad box name '%.80s'",
-                                   m->id, m->boxes[i]);
-        if (bg__box_is_reserved(m->boxes[i]))
-            return bg__handle_fail(s, BG_EINVALID,
-                                   "migration '%s': box '%s' belongs to the "
-                                   "store and cannot be migrated",
-                                   m->id, m->boxes[i]);
+        BG_FAIL_IF(bg__box_check_name(m->boxes[i]), s, BG_EINVALID,
+                   "migration '%s': bad box name '%.80s'", m->id, m->boxes[i]);
+        BG_FAIL_IF(bg__box_is_reserved(m->boxes[i]), s, BG_EINVALID,
+                   "migration '%s': box '%s' belongs to the "
+                   "store and cannot be migrated",
+                   m->id, m->boxes[i]);
     }
     return 0;
 }
@@ -264,8 +260,7 @@ static bg_err step_backup(bg_store *s, const bg_migration *m, const char *rel)
         BG_TRY(bg__handle_copy_file(s, from, to));
     }
     bg_err err = bg__vfs_sync_dir(s, dir);
-    if (err)
-        return bg__handle_fail(s, err, "cannot sync '%s'", dir);
+    BG_FAIL_IF(err, s, err, "cannot sync '%s'", dir);
     return 0;
 }
 
@@ -279,11 +274,10 @@ static bg_err step_dry_run(run_ctx *c)
         BG_TRY(bg__box_iterate_raw(c->src, dry_fn, c));
         BG_TRY(c->err);
     }
-    if (c->rep->failed > failed)
-        return bg__handle_fail(c->s, BG_ESCHEMA,
-                               "migration '%s': %" PRIu64
-                               " records fail the dry run; nothing changed",
-                               m->id, c->rep->failed - failed);
+    BG_FAIL_IF(c->rep->failed > failed, c->s, BG_ESCHEMA,
+               "migration '%s': %" PRIu64
+               " records fail the dry run; nothing changed",
+               m->id, c->rep->failed - failed);
     return 0;
 }
 
@@ -296,8 +290,8 @@ static bg_err step_migrate(run_ctx *c)
         char path[BG_PATH_MAX];
         bg__journal_box_file(s, c->box, BG__STAGE_MIG, path, sizeof path);
         bg_err err = bg__vfs_unlink(s, path);
-        if (err && err != BG_ENOTFOUND)
-            return bg__handle_fail(s, err, "cannot remove '%s'", path);
+        BG_FAIL_IF(err && err != BG_ENOTFOUND, s, err, "cannot remove '%s'",
+                   path);
         BG_TRY(bg_box_open(s, c->box, 0, &c->src));
         int flags = BG_BOX_CREATE;
         if (bg__box_key_id(c->src))
@@ -342,11 +336,10 @@ static bg_err step_verify(run_ctx *c)
                      c->seen, box_records(c->src));
         }
         bg_err cerr = bg__box_close(staged);
-        if (err == BG_ECORRUPT)
-            return bg__handle_fail(s, BG_ECORRUPT,
-                                   "migration '%s': verification of box '%s' "
-                                   "failed: %s",
-                                   m->id, c->box, c->why);
+        BG_FAIL_IF(err == BG_ECORRUPT, s, BG_ECORRUPT,
+                   "migration '%s': verification of box '%s' "
+                   "failed: %s",
+                   m->id, c->box, c->why);
         BG_TRY(err ? err : cerr);
     }
     return 0;
@@ -401,18 +394,16 @@ static bg_err run_one(bg_store *s, const bg_migration *m,
     for (size_t i = 0; i < m->nboxes; i++) {
         bg_box *b;
         bg_err err = bg_box_open(s, m->boxes[i], 0, &b);
-        if (err == BG_ENOTFOUND)
-            return bg__handle_fail(s, BG_EINVALID,
-                                   "migration '%s' names box '%s', which does "
-                                   "not exist",
-                                   m->id, m->boxes[i]);
+        BG_FAIL_IF(err == BG_ENOTFOUND, s, BG_EINVALID,
+                   "migration '%s' names box '%s', which does "
+                   "not exist",
+                   m->id, m->boxes[i]);
         BG_TRY(err);
         const bg_box_report *r = bg_box_report_of(b);
-        if (r->status == BG_BOX_CORRUPT)
-            return bg__handle_fail(s, BG_ECORRUPT,
-                                   "box '%s' is damaged at offset %" PRIu64
-                                   "; recover it before migrating",
-                                   m->boxes[i], r->first_damage);
+        BG_FAIL_IF(r->status == BG_BOX_CORRUPT, s, BG_ECORRUPT,
+                   "box '%s' is damaged at offset %" PRIu64
+                   "; recover it before migrating",
+                   m->boxes[i], r->first_damage);
         BG_TRY(bg_box_sync(b));
         c.total += box_records(b);
     }
@@ -537,11 +528,10 @@ static bg_err dry_run_plan(bg_store *s, const bg_migration *m, size_t n,
                 continue;
             bg_box *b;
             bg_err err = bg_box_open(s, m[i].boxes[j], 0, &b);
-            if (err == BG_ENOTFOUND)
-                return bg__handle_fail(s, BG_EINVALID,
-                                       "migration '%s' names box '%s', which "
-                                       "does not exist",
-                                       m[i].id, m[i].boxes[j]);
+            BG_FAIL_IF(err == BG_ENOTFOUND, s, BG_EINVALID,
+                       "migration '%s' names box '%s', which "
+                       "does not exist",
+                       m[i].id, m[i].boxes[j]);
             BG_TRY(err);
             cc.box = m[i].boxes[j];
             cc.c.box = cc.box;
@@ -552,10 +542,8 @@ static bg_err dry_run_plan(bg_store *s, const bg_migration *m, size_t n,
             BG_TRY(cc.c.err);
         }
     }
-    if (rep->failed)
-        return bg__handle_fail(s, BG_ESCHEMA,
-                               "dry run: %" PRIu64 " records would fail",
-                               rep->failed);
+    BG_FAIL_IF(rep->failed, s, BG_ESCHEMA,
+               "dry run: %" PRIu64 " records would fail", rep->failed);
     return 0;
 }
 
@@ -564,16 +552,15 @@ bg_err bg_migrate_run(bg_store *s, const bg_migration *m, size_t n,
 {
     BG__JSON_SCOPE(&s->alloc);
     memset(rep, 0, sizeof *rep);
-    if (s->read_only && !(o && o->dry_run))
-        return bg__handle_fail(s, BG_ESTATE, "store opened read-only");
+    BG_FAIL_IF(s->read_only && !(o && o->dry_run), s, BG_ESTATE,
+               "store opened read-only");
     for (size_t i = 0; i < n; i++) {
         BG_TRY(check_migration(s, &m[i]));
-        if (i && m[i].from != m[i - 1].to)
-            return bg__handle_fail(s, BG_EINVALID,
-                                   "migration '%s' starts at version %u, not "
-                                   "where '%s' ends (%u)",
-                                   m[i].id, (unsigned)m[i].from, m[i - 1].id,
-                                   (unsigned)m[i - 1].to);
+        BG_FAIL_IF(i && m[i].from != m[i - 1].to, s, BG_EINVALID,
+                   "migration '%s' starts at version %u, not "
+                   "where '%s' ends (%u)",
+                   m[i].id, (unsigned)m[i].from, m[i - 1].id,
+                   (unsigned)m[i - 1].to);
     }
     uint32_t ver;
     BG_TRY(bg__meta_schema_version(s, &ver));
@@ -583,12 +570,10 @@ bg_err bg_migrate_run(bg_store *s, const bg_migration *m, size_t n,
         first++;
         rep->skipped++;
     }
-    if (first < n && ver != m[first].from)
-        return bg__handle_fail(s, BG_ESCHEMA,
-                               "the store is at schema version %u; migration "
-                               "'%s' starts at %u",
-                               (unsigned)ver, m[first].id,
-                               (unsigned)m[first].from);
+    BG_FAIL_IF(first < n && ver != m[first].from, s, BG_ESCHEMA,
+               "the store is at schema version %u; migration "
+               "'%s' starts at %u",
+               (unsigned)ver, m[first].id, (unsigned)m[first].from);
     if (o && o->dry_run)
         return dry_run_plan(s, m + first, n - first, o, rep);
     for (size_t i = first; i < n; i++) {
@@ -704,11 +689,11 @@ static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
                              int force)
 {
     const char *id = bg__json_str(top, "id");
-    if (ver != (uint32_t)cJSON_GetObjectItem(top, "to")->valuedouble)
-        return bg__handle_fail(s, BG_ESTATE,
-                               "the store is at schema version %u, not at the "
-                               "version migration '%s' left it",
-                               (unsigned)ver, id);
+    BG_FAIL_IF(ver != (uint32_t)cJSON_GetObjectItem(top, "to")->valuedouble, s,
+               BG_ESTATE,
+               "the store is at schema version %u, not at the "
+               "version migration '%s' left it",
+               (unsigned)ver, id);
     const cJSON *b;
     cJSON_ArrayForEach(b, cJSON_GetObjectItem(top, "boxes"))
     {
@@ -718,11 +703,10 @@ static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
         snprintf(rel, sizeof rel, "%s/%s.box", bg__json_str(top, "backup"),
                  name);
         BG_TRY(bg__handle_has(s, rel, &there));
-        if (!there)
-            return bg__handle_fail(s, BG_ECORRUPT,
-                                   "the backup of box '%s' (%s) is missing; "
-                                   "cannot roll back migration '%s'",
-                                   name, rel, id);
+        BG_FAIL_IF(!there, s, BG_ECORRUPT,
+                   "the backup of box '%s' (%s) is missing; "
+                   "cannot roll back migration '%s'",
+                   name, rel, id);
         bg_box *box;
         BG_TRY(bg_box_open(s, name, 0, &box));
         bg_box_stats st;
@@ -746,8 +730,7 @@ bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
 {
     BG__JSON_SCOPE(&s->alloc);
     memset(rep, 0, sizeof *rep);
-    if (s->read_only)
-        return bg__handle_fail(s, BG_ESTATE, "store opened read-only");
+    BG_FAIL_IF(s->read_only, s, BG_ESTATE, "store opened read-only");
     undo_ctx u = {cJSON_CreateArray(), 0};
     if (!u.stack)
         return BG_ENOMEM;

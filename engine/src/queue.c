@@ -495,11 +495,11 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
     }
     if (fi->del)
         return 0;
-    if (fi->off >= (1ull << 40) || fi->flen >= (1u << 23))
-        return bg__handle_fail(q->s, BG_ECORRUPT,
-                               "box '" BG__PENDING_BOX "': op %016" PRIx64
-                               " is past the queue's limits",
-                               id);
+    BG_FAIL_IF(fi->off >= (1ull << 40) || fi->flen >= (1u << 23), q->s,
+               BG_ECORRUPT,
+               "box '" BG__PENDING_BOX "': op %016" PRIx64
+               " is past the queue's limits",
+               id);
     qent n = {id, fi->off, fi->flen, 0};
     BG_TRY(ring_push(q, r, n));
     q->live_bytes += fi->flen;
@@ -738,11 +738,10 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
 {
     char why[160];
     size_t ilen = idem ? strlen(idem) : 0;
-    if (bg_record_check_key(idem, ilen, why, sizeof why))
-        return bg__handle_fail(q->s, BG_EINVALID, "idempotency key: %s", why);
+    BG_FAIL_IF(bg_record_check_key(idem, ilen, why, sizeof why), q->s,
+               BG_EINVALID, "idempotency key: %s", why);
     bg_err verr = bg__record_check(payload, len, &q->s->alloc, why, sizeof why);
-    if (verr)
-        return bg__handle_fail(q->s, verr, "op '%.80s': %s", idem, why);
+    BG_FAIL_IF(verr, q->s, verr, "op '%.80s': %s", idem, why);
     uint64_t dup;
     BG_TRY(find_idem(q, idem, &dup));
     if (dup) {
@@ -769,11 +768,9 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     if (err)
         return err;
     q->next_id++;
-    if (off >= (1ull << 40) || flen >= (1u << 23))
-        return bg__handle_fail(q->s, BG_ENOSPACE,
-                               "box '" BG__PENDING_BOX
-                               "' is past the queue's limits "
-                               "(1 TiB); compact it");
+    BG_FAIL_IF(off >= (1ull << 40) || flen >= (1u << 23), q->s, BG_ENOSPACE,
+               "box '" BG__PENDING_BOX "' is past the queue's limits "
+               "(1 TiB); compact it");
     qent e = {nid, off, flen, 0};
     /* The op is durable; if memory runs out now, the index is rebuilt
      * from the box on the next open. */
@@ -875,19 +872,15 @@ static bg_err del_pending(bg_queue *q, uint64_t id)
 {
     int lane;
     qent *e = find_any(q, id, &lane);
-    if (!e)
-        return bg__handle_fail(q->s, BG_ENOTFOUND,
-                               "op %016" PRIx64 " is not pending", id);
+    BG_FAIL_IF(!e, q->s, BG_ENOTFOUND, "op %016" PRIx64 " is not pending", id);
     char key[64];
     size_t klen;
     int l2;
     uint64_t id2, h;
     BG_TRY(bg__box_read_key_at(q->pending, e->off, key, sizeof key, &klen));
-    if (parse_qkey(key, klen, &l2, &id2, &h) || id2 != id)
-        return bg__handle_fail(q->s, BG_ECORRUPT,
-                               "box '" BG__PENDING_BOX "': op %016" PRIx64
-                               " has a foreign key",
-                               id);
+    BG_FAIL_IF(
+        parse_qkey(key, klen, &l2, &id2, &h) || id2 != id, q->s, BG_ECORRUPT,
+        "box '" BG__PENDING_BOX "': op %016" PRIx64 " has a foreign key", id);
     bg_write w = {1, key, QKEY_LEN, 0, NULL, 0};
     BG_TRY(bg__box_append_ext(q->pending, &w, 1, NULL, NULL));
     end_lease(q, e);
@@ -974,9 +967,7 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
     *failed = 0;
     int lane;
     qent *e = find_any(q, id, &lane);
-    if (!e)
-        return bg__handle_fail(q->s, BG_ENOTFOUND,
-                               "op %016" PRIx64 " is not pending", id);
+    BG_FAIL_IF(!e, q->s, BG_ENOTFOUND, "op %016" PRIx64 " is not pending", id);
     char *text;
     env en;
     BG_TRY(read_env(q, e, &text, &en));
@@ -1066,10 +1057,8 @@ bg_err bg_queue_retry(bg_queue *q, const char *idem, uint64_t *id)
     BG_TRY(bg_box_iterate(q->failed, find_failed, &c));
     if (c.err)
         return c.err;
-    if (!c.value)
-        return bg__handle_fail(q->s, BG_ENOTFOUND,
-                               "no failed op with idempotency key '%.80s'",
-                               idem);
+    BG_FAIL_IF(!c.value, q->s, BG_ENOTFOUND,
+               "no failed op with idempotency key '%.80s'", idem);
     env en;
     bg_err err = env_parse(q->s, c.value, c.len, &en);
     if (!err) {
@@ -1198,8 +1187,9 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
     BG__JSON_SCOPE(&q->s->alloc);
     *was_stale = 0;
     char why[160];
-    if (bg_record_check_key(owner, owner ? strlen(owner) : 0, why, sizeof why))
-        return bg__handle_fail(q->s, BG_EINVALID, "lock owner: %s", why);
+    BG_FAIL_IF(
+        bg_record_check_key(owner, owner ? strlen(owner) : 0, why, sizeof why),
+        q->s, BG_EINVALID, "lock owner: %s", why);
     bg_box *meta;
     BG_TRY(bg_box_open(q->s, BG__META_BOX, BG_BOX_CREATE, &meta));
     int64_t now = bg__handle_now_ms(q->s);
@@ -1226,11 +1216,10 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
         cJSON_Delete(doc);
     }
     if (old_owner[0] && strcmp(old_owner, owner)) {
-        if (now - since < q->o.lock_stale_ms)
-            return bg__handle_fail(q->s, BG_ELOCKED,
-                                   "the queue is locked by '%s' since %" PRId64
-                                   " ms ago (stale after %" PRId64 " ms)",
-                                   old_owner, now - since, q->o.lock_stale_ms);
+        BG_FAIL_IF(now - since < q->o.lock_stale_ms, q->s, BG_ELOCKED,
+                   "the queue is locked by '%s' since %" PRId64
+                   " ms ago (stale after %" PRId64 " ms)",
+                   old_owner, now - since, q->o.lock_stale_ms);
         /* Stale: take it over, and say so in the audit box. */
         cJSON *rec = cJSON_CreateObject();
         cJSON_AddStringToObject(rec, "event", "stale_queue_lock_taken");
@@ -1271,8 +1260,7 @@ bg_err bg_queue_unlock(bg_queue *q, const char *owner)
     char *v = NULL;
     size_t n;
     bg_err err = bg_box_get(meta, LOCK_KEY, strlen(LOCK_KEY), &t, &v, &n);
-    if (err == BG_ENOTFOUND)
-        return bg__handle_fail(q->s, BG_ESTATE, "the queue is not locked");
+    BG_FAIL_IF(err == BG_ENOTFOUND, q->s, BG_ESTATE, "the queue is not locked");
     if (err)
         return err;
     cJSON *doc;
@@ -1283,9 +1271,8 @@ bg_err bg_queue_unlock(bg_queue *q, const char *owner)
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, "owner");
     int mine = cJSON_IsString(o) && !strcmp(o->valuestring, owner);
     cJSON_Delete(doc);
-    if (!mine)
-        return bg__handle_fail(q->s, BG_ESTATE,
-                               "the queue lock is not held by '%s'", owner);
+    BG_FAIL_IF(!mine, q->s, BG_ESTATE, "the queue lock is not held by '%s'",
+               owner);
     bg_write w = {1, LOCK_KEY, strlen(LOCK_KEY), 0, NULL, 0};
     return bg__box_append_ext(meta, &w, 1, NULL, NULL);
 }

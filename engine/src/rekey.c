@@ -16,8 +16,7 @@ bg_err bg_rekey_run(bg_store *s, bg_rekey_report *rep)
 {
     BG__JSON_SCOPE(&s->alloc);
     memset(rep, 0, sizeof *rep);
-    if (s->read_only)
-        return bg__handle_fail(s, BG_ESTATE, "store opened read-only");
+    BG_FAIL_IF(s->read_only, s, BG_ESTATE, "store opened read-only");
     BG_TRY(bg__keys_load(s));
     /* Every box is reopened below from its file. */
     while (s->nboxes)

@@ -70,9 +70,7 @@ static bg_err sweep_tmp(bg_store *s)
     if (!err && c.n)
         err = bg__vfs_sync_dir(s, s->dir);
     bg__handle_free(s, c.names);
-    if (err)
-        return bg__handle_fail(s, err, "cannot remove temporary files in '%s'",
-                               s->dir);
+    BG_FAIL_IF(err, s, err, "cannot remove temporary files in '%s'", s->dir);
     return 0;
 }
 
