@@ -112,4 +112,46 @@ if [ -w /dev/full ]; then
   done
 fi
 
+# A mistyped store path is never created: every command but those that
+# create data (put, load, queue enqueue) answers that the store does not
+# exist (exit 1) and leaves the file system as it was.
+M=$T/missing/store
+mkdir -p "$T/missing"
+printf '{"migrations":[]}' >"$T/plan.json"
+while IFS= read -r line; do
+  eval "set -- $line"
+  expect 1 "$* on a missing store" -- "$BG" "$@" --store "$M"
+  check "$*: says the store does not exist" -- grep -q "does not exist" "$T/err"
+  check "$*: creates nothing" -- test -z "$(ls -A "$T/missing")"
+done <<'CMDS'
+get --box b --key k
+del --box b --key k
+dump --box b
+verify
+recover
+recover --box b
+compact --box b
+stats
+rekey
+export-sqlite --db /dev/null/x.db
+queue lease
+queue ack --id 1
+queue nack --id 1 --error e
+queue retry --idem i
+queue purge
+queue failed
+queue stats
+queue compact
+queue rebuild-index
+queue lock --owner o
+migrate status
+migrate rollback
+CMDS
+expect 1 "validate on a missing store" -- "$BG" validate --store "$M"
+check "validate names the reason" -- grep -q "does not exist" "$T/out"
+check "validate invents no schema version" -- test "$(head -1 "$T/out")" = blocked
+expect 1 "validate --json on a missing store" -- "$BG" validate --json --store "$M"
+check "its stored_version is null" -- grep -q '"stored_version":null' "$T/out"
+check "validate creates nothing" -- test -z "$(ls -A "$T/missing")"
+
 finish "cli errors"

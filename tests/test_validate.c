@@ -116,6 +116,7 @@ static void test_blocked(void)
         bg_validate("nope", &(bg_validate_opts){bg_sim_vfs(sim), NULL, 0}, &v));
     CHECK_INT(v.status, ==, BG_BLOCKED);
     CHECK(has("store_missing"));
+    CHECK_INT(v.stored_version, ==, 0); /* not read: none is invented */
 
     /* Adapters that contradict the schema lock. */
     bg_registry *r = bg_registry_new();

@@ -104,7 +104,7 @@ typedef struct args {
     const char *store, *box, *key, *json, *type, *durability, *adapters,
         *schema_version, *db, *chunk;
     int as_json, accept_schema, encrypt;
-    int no_create; /* a writing command that must find the store */
+    int creates; /* a command that creates data may create the store */
 } args;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -262,7 +262,7 @@ static int open_store(const args *a, int writing, bg_store **s)
     o.registry = adapters;
     o.accept_schema = a->accept_schema;
     o.read_only = !writing;
-    o.create = writing && !a->no_create;
+    o.create = writing && a->creates; /* a mistyped path is never made */
     if (isatty(STDERR_FILENO))
         o.progress = progress;
     if (a->durability) {
@@ -1307,7 +1307,7 @@ static int cmd_queue(int argc, char **argv)
         if (vrc)
             return vrc;
     }
-    args a = {.cmd = sub, .store = store};
+    args a = {.cmd = sub, .store = store, .creates = !strcmp(sub, "enqueue")};
     int writing = strcmp(sub, "stats") && strcmp(sub, "failed");
     session ss;
     bg_queue *q = NULL;
@@ -1584,7 +1584,7 @@ static int cmd_migrate(int argc, char **argv)
     }
     /* The store opens with its own schema lock: the target adapters are
      * the plan's business. */
-    args a = {.cmd = "migrate", .store = store, .no_create = 1};
+    args a = {.cmd = "migrate", .store = store};
     session ss;
     int rc = begin(&a, run ? !dry : 1, NULL, 0, &ss);
     bg_migrate_report rep;
@@ -1659,7 +1659,10 @@ static int cmd_validate(const args *a)
     if (a->as_json) {
         cJSON *doc = cJSON_CreateObject();
         cJSON_AddStringToObject(doc, "status", bg_readiness_name(r.status));
-        cJSON_AddNumberToObject(doc, "stored_version", r.stored_version);
+        if (r.stored_version) /* 0: the store did not open, none known */
+            cJSON_AddNumberToObject(doc, "stored_version", r.stored_version);
+        else
+            cJSON_AddNullToObject(doc, "stored_version");
         cJSON *arr = cJSON_AddArrayToObject(doc, "findings");
         for (size_t i = 0; i < r.nfindings && i < BG_VALIDATE_MAX_FINDINGS;
              i++) {
@@ -1673,8 +1676,11 @@ static int cmd_validate(const args *a)
         }
         print_json(doc);
     } else {
-        printf("%s (schema version %u)\n", bg_readiness_name(r.status),
-               (unsigned)r.stored_version);
+        if (r.stored_version)
+            printf("%s (schema version %u)\n", bg_readiness_name(r.status),
+                   (unsigned)r.stored_version);
+        else
+            printf("%s\n", bg_readiness_name(r.status));
         for (size_t i = 0; i < r.nfindings && i < BG_VALIDATE_MAX_FINDINGS; i++)
             printf("  %s: %s\n    action: %s\n",
                    bg_readiness_name(r.findings[i].severity),
@@ -1705,9 +1711,7 @@ static int cmd_export(const args *a)
         eo.chunk = v;
     }
     session ss;
-    args ro = *a;
-    ro.no_create = 1;
-    int rc = begin(&ro, 0, NULL, 0, &ss);
+    int rc = begin(a, 0, NULL, 0, &ss);
     if (rc)
         return rc;
     bg_export_report r;
@@ -1738,16 +1742,18 @@ static int cmd_export(const args *a)
 
 /* The options a store command cannot do without. */
 enum { NEED_BOX = 1, NEED_KEY = 2, NEED_TYPE = 4, NEED_DB = 8 };
+/* Commands that create data, the only ones that may create a store. */
+enum { CREATES = 16 };
 
 static const struct {
     const char *name;
     int (*fn)(const args *);
     int needs;
-} cmds[] = {{"put", cmd_put, NEED_BOX | NEED_KEY | NEED_TYPE},
+} cmds[] = {{"put", cmd_put, NEED_BOX | NEED_KEY | NEED_TYPE | CREATES},
             {"get", cmd_get, NEED_BOX | NEED_KEY},
             {"del", cmd_del, NEED_BOX | NEED_KEY},
             {"dump", cmd_dump, NEED_BOX},
-            {"load", cmd_load, NEED_BOX},
+            {"load", cmd_load, NEED_BOX | CREATES},
             {"verify", cmd_verify, 0},
             {"recover", cmd_recover, 0},
             {"compact", cmd_compact, NEED_BOX},
@@ -1774,7 +1780,9 @@ static int run(const args *a)
                 return EXIT_USAGE;
             }
         }
-        return cmds[i].fn(a);
+        args c = *a;
+        c.creates = (cmds[i].needs & CREATES) != 0;
+        return cmds[i].fn(&c);
     }
     return EXIT_USAGE;
 }

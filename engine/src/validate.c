@@ -49,8 +49,7 @@ add(bg_validation *v, bg_readiness sev, const char *code, const char *action,
 
 bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
 {
-    memset(v, 0, sizeof *v);
-    v->stored_version = 1;
+    memset(v, 0, sizeof *v); /* stored_version 0: not read */
     bg_store_opts so;
     bg_store_opts_init(&so);
     so.vfs = o ? o->vfs : NULL;

@@ -49,7 +49,8 @@ typedef struct bg_finding {
 
 typedef struct bg_validation {
     bg_readiness status;
-    uint32_t stored_version; /* schema version in meta.box (1 if none) */
+    uint32_t stored_version; /* schema version in meta.box (1 if none);
+                                0 when the store could not be opened */
     size_t nfindings;        /* the first BG_VALIDATE_MAX_FINDINGS kept */
     bg_finding findings[BG_VALIDATE_MAX_FINDINGS];
 } bg_validation;
