@@ -125,6 +125,15 @@ printf '%s' '{"adapters":[{"typeId":7,"name":"Account"},{"typeId":3,"name":"Note
 expect 2 "a typeId renamed" -- "$BG" put --adapters "$T/renamed.json" --store "$S" --box users --key u6 --type 0 --json 1
 check "rename named" -- grep -q "typeId 7 is registered as 'Account' but the store knows it as 'User'" "$T/err"
 expect 2 "box meta is reserved" -- "$BG" put --store "$S" --box meta --key k --type 0 --json 1
+for own in meta audit failed_ops; do
+  printf '{"key":"k","type":0,"value":1}\n' >"$T/own.jsonl"
+  expect 2 "load into the store's box $own" -- sh -c '"$0" load --store "$1" --box "$2" <"$3"' "$BG" "$S" $own "$T/own.jsonl"
+  check "load names the box $own" -- grep -q "box '$own' is reserved for the store itself" "$T/err"
+  expect 2 "del in the store's box $own" -- "$BG" del --store "$S" --box $own --key k
+  check "del names the box $own" -- grep -q "box '$own' is reserved for the store itself" "$T/err"
+  expect 2 "compact of the store's box $own" -- "$BG" compact --store "$S" --box $own
+  check "compact names the box $own" -- grep -q "box '$own' is reserved for the store itself" "$T/err"
+done
 expect 0 "a Note" -- "$BG" put --store "$S" --box notes --key n1 --type 3 --json '"hi"'
 expect 0 "accept a changed schema" -- "$BG" put --adapters "$T/dropped.json" --accept-schema --store "$S" --box users --key u6 --type 0 --json 1
 expect 2 "a record whose adapter is gone is not read" -- "$BG" get --store "$S" --box notes --key n1

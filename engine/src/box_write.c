@@ -428,6 +428,11 @@ out:
 bg_err bg_box_compact(bg_box *b)
 {
     BG__JSON_SCOPE(&b->s->alloc);
+    /* The store's boxes are compacted by their owners. One its owner
+     * indexes (pending_ops, whose offsets the queue holds) is refused by
+     * rewrite as such, first. */
+    if (!b->ext_fn)
+        BG_TRY(check_public(b));
     return rewrite(b, b->key);
 }
 

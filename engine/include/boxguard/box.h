@@ -153,7 +153,8 @@ BG_MUST_CHECK bg_err bg_box_get(bg_box *box, const void *key, size_t key_len,
 BG_MUST_CHECK bg_err bg_box_iterate(bg_box *box, bg_box_iter_fn fn, void *arg);
 
 /* Rewrite the file with only the live records: written beside it, synced,
- * renamed over it, directory synced. Returns 0 or BG_ESTATE, BG_ECORRUPT,
+ * renamed over it, directory synced. Returns 0 or BG_EINVALID (one of the
+ * store's own boxes: their owners compact them), BG_ESTATE, BG_ECORRUPT,
  * BG_EIO, BG_ENOSPACE, BG_ENOMEM; on error the box is unchanged. */
 BG_MUST_CHECK bg_err bg_box_compact(bg_box *box);
 
