@@ -18,13 +18,13 @@ JSON
 A=(--adapters "$T/adapters.json")
 expect 0 "help" -- "$BG" --help
 check "help lists commands" -- grep -q "recover --store DIR" "$T/out"
-check "help lists queue and typeids" -- bash -c "grep -q '  queue   enqueue' '$T/out' && grep -q '  typeids check' '$T/out' && grep -q '  rekey   --store' '$T/out'"
+check "help lists queue and typeids" -- bash -c "grep -q '  boxguard queue   enqueue' '$T/out' && grep -q '  boxguard typeids check' '$T/out' && grep -q '  boxguard rekey   --store' '$T/out'"
 expect 2 "no command" -- "$BG"
 expect 2 "unknown command" -- "$BG" frobnicate --store "$S"
 check "unknown command named" -- grep -q "unknown command 'frobnicate'" "$T/err"
 expect 2 "missing --store" -- "$BG" get --box b --key k
 expect 2 "missing --key" -- "$BG" put --store "$S" --box b --type 1 --json 1
-check "missing --key named" -- grep -q "put needs --key (see boxguard --help)" "$T/err"
+check "missing --key named" -- grep -q "put needs --key (see boxguard put --help)" "$T/err"
 expect 2 "missing --type" -- "$BG" put --store "$S" --box b --key k --json 1
 check "missing --type named" -- grep -q "put needs --type" "$T/err"
 for c in get del dump load compact; do
