@@ -81,6 +81,15 @@ for id in "" 0 x 1x -1; do
 done
 refuse 2 "queue retry needs --idem KEY" queue retry --store "$S"
 refuse 2 "--error needs a value" queue nack --store "$S" --id 1 --error
+refuse 2 "queue nack needs --error TEXT" queue nack --store "$S" --id 1
+expect 1 "ack of an id that is not pending" -- "$BG" queue ack --store "$S" --id 123456
+check "the id as it was typed, in decimal" -- grep -q "op 123456 is not pending" "$T/err"
+expect 0 "queue compact --json" -- "$BG" queue compact --store "$S" --json
+check "compact answers in JSON" -- grep -qx '{"compacted":true}' "$T/out"
+expect 0 "queue lock" -- "$BG" queue lock --store "$S" --owner me --json
+expect 0 "queue lock --release --json" -- "$BG" queue lock --store "$S" --owner me --release --json
+check "release answers in JSON" -- grep -qx '{"locked":false}' "$T/out"
+before=$(snapshot) # compact and lock wrote
 refuse 2 "max-attempts must be 1..1000000" queue nack --store "$S" --id 1 --error e --max-attempts 1000001
 refuse 2 "max-attempts must be 1..1000000" queue nack --store "$S" --id 1 --error e --max-attempts x
 refuse 2 "empty JSON value" queue enqueue --store "$S" --idem a </dev/null

@@ -111,6 +111,11 @@ int cli_cmd_queue(int argc, char **argv)
         cli_fail("queue %s needs --idem KEY", sub);
         return EXIT_USAGE;
     }
+    if (!strcmp(sub, "nack") && !error) {
+        cli_fail("queue nack needs --error TEXT (what went wrong, kept with "
+                 "the op)");
+        return EXIT_USAGE;
+    }
     if (!strcmp(sub, "lock") && !owner) {
         cli_fail("queue lock needs --owner NAME");
         return EXIT_USAGE;
@@ -184,7 +189,7 @@ int cli_cmd_queue(int argc, char **argv)
         if (!err && as_json)
             printf("{\"acked\":%" PRIu64 "}\n", id);
     } else if (!strcmp(sub, "nack")) {
-        err = bg_queue_nack(q, id, error ? error : "", &flag);
+        err = bg_queue_nack(q, id, error, &flag);
         if (!err && as_json)
             printf("{\"id\":%" PRIu64 ",\"failed\":%s}\n", id,
                    flag ? "true" : "false");
@@ -209,9 +214,13 @@ int cli_cmd_queue(int argc, char **argv)
         err = bg_queue_rebuild(q);
     } else if (!strcmp(sub, "compact")) {
         err = bg_queue_compact(q);
+        if (!err && as_json)
+            puts("{\"compacted\":true}");
     } else if (!strcmp(sub, "lock")) {
         if (release) {
             err = bg_queue_unlock(q, owner);
+            if (!err && as_json)
+                puts("{\"locked\":false}");
         } else {
             err = bg_queue_lock(q, owner, &flag);
             if (!err && as_json)

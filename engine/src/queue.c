@@ -497,7 +497,7 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
         return 0;
     BG_FAIL_IF(fi->off >= (1ull << 40) || fi->flen >= (1u << 23), q->s,
                BG_ECORRUPT,
-               "box '" BG__PENDING_BOX "': op %016" PRIx64
+               "box '" BG__PENDING_BOX "': op %" PRIu64
                " is past the queue's limits",
                id);
     qent n = {id, fi->off, fi->flen, 0};
@@ -515,7 +515,7 @@ static bg_err read_env(bg_queue *q, const qent *e, char **text, env *en)
         bg__handle_free(q->s, *text);
         *text = NULL;
         return bg__handle_fail(q->s, err,
-                               "box '" BG__PENDING_BOX "': op %016" PRIx64
+                               "box '" BG__PENDING_BOX "': op %" PRIu64
                                " is not a queue record",
                                e->id);
     }
@@ -747,7 +747,7 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     if (dup) {
         *id = dup;
         return bg__handle_fail(q->s, BG_EEXISTS,
-                               "op '%.80s' is already pending as %016" PRIx64
+                               "op '%.80s' is already pending as %" PRIu64
                                "; not enqueued twice",
                                idem, dup);
     }
@@ -872,7 +872,7 @@ static bg_err del_pending(bg_queue *q, uint64_t id)
 {
     int lane;
     qent *e = find_any(q, id, &lane);
-    BG_FAIL_IF(!e, q->s, BG_ENOTFOUND, "op %016" PRIx64 " is not pending", id);
+    BG_FAIL_IF(!e, q->s, BG_ENOTFOUND, "op %" PRIu64 " is not pending", id);
     char key[64];
     size_t klen;
     int l2;
@@ -880,7 +880,7 @@ static bg_err del_pending(bg_queue *q, uint64_t id)
     BG_TRY(bg__box_read_key_at(q->pending, e->off, key, sizeof key, &klen));
     BG_FAIL_IF(
         parse_qkey(key, klen, &l2, &id2, &h) || id2 != id, q->s, BG_ECORRUPT,
-        "box '" BG__PENDING_BOX "': op %016" PRIx64 " has a foreign key", id);
+        "box '" BG__PENDING_BOX "': op %" PRIu64 " has a foreign key", id);
     bg_write w = {1, key, QKEY_LEN, 0, NULL, 0};
     BG_TRY(bg__box_append_ext(q->pending, &w, 1, NULL, NULL));
     end_lease(q, e);
@@ -967,7 +967,7 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
     *failed = 0;
     int lane;
     qent *e = find_any(q, id, &lane);
-    BG_FAIL_IF(!e, q->s, BG_ENOTFOUND, "op %016" PRIx64 " is not pending", id);
+    BG_FAIL_IF(!e, q->s, BG_ENOTFOUND, "op %" PRIu64 " is not pending", id);
     char *text;
     env en;
     BG_TRY(read_env(q, e, &text, &en));
