@@ -79,8 +79,9 @@ check "no email after rollback" -- bash -c "! grep -q email '$T/out'"
 expect 1 "nothing more to roll back" -- "$BG" migrate rollback --store "$S"
 "$BG" migrate --store "$S" --plan "$T/plan.json" --adapters "$T/v2.json" >/dev/null
 "$BG" put --store "$S" --box users --key u9 --type 3 --json '{"id":9,"email":"x"}'
-expect 3 "rollback over later writes" -- "$BG" migrate rollback --store "$S"
+expect 2 "rollback over later writes is a policy refusal" -- "$BG" migrate rollback --store "$S"
 check "says why" -- grep -q "written after migration 'user-email'" "$T/err"
+check "names the flag" -- grep -q "pass --force to roll back anyway" "$T/err"
 expect 2 "--force only for rollback" -- "$BG" migrate status --store "$S" --force
 
 # A store newer than the code: blocked, and nothing in it changes.

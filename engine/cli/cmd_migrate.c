@@ -204,9 +204,17 @@ int cli_cmd_migrate(int argc, char **argv)
         }
     } else if (!rc && !strcmp(sub, "rollback")) {
         err = bg_migrate_rollback(ss.s, &mo, &rep);
-        if (err)
+        if (err == BG_ESTATE && !force &&
+            strstr(bg_store_detail(ss.s), " was written after migration ")) {
+            /* A policy, not a failure: the user decides. */
+            cli_fail("%s; pass --force to roll back anyway (those writes are "
+                     "lost)",
+                     bg_store_detail(ss.s));
+            rc = EXIT_USAGE;
+        } else if (err) {
             rc = cli_report(ss.s, err, "rollback");
-        else
+        }
+        if (!err)
             print_migration("rolled back", &rep, as_json);
     } else if (!rc) {
         bg_migrate_status st;
