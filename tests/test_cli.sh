@@ -86,6 +86,10 @@ check "torn tail reported" -- grep -q "box 'users': torn tail" "$T/out"
 expect 1 "verify --json" -- "$BG" verify --store "$S" --box users --json
 check "json status" -- grep -q '"status":"torn"' "$T/out"
 expect 0 "dump of a torn box (read-only)" -- "$BG" dump --store "$S" --box users
+check "the read warns of the torn tail" -- grep -q "warning: box 'users' has a torn tail of [0-9]* bytes at offset" "$T/err"
+check "with the command to run, on the real path" -- grep -qF "\`boxguard recover --store $S --box users\` cuts it" "$T/err"
+expect 0 "get of a torn box warns too" -- "$BG" get --store "$S" --box users --key u1
+check "get warns" -- grep -q "warning: box 'users' has a torn tail" "$T/err"
 check "verify and dump changed no byte" -- test "$(cat "$S"/*.box | sha256sum)" = "$sum_torn"
 check "sums differ from the original" -- test "$sum_torn" != "$sum_before"
 expect 0 "a writing open cuts the tail" -- "$BG" put --store "$S" --box users --key u9 --type 0 --json true
@@ -99,6 +103,9 @@ expect 4 "write to a damaged box" -- "$BG" put --store "$S" --box users --key u1
 check "damage named with offset" -- grep -q "box 'users' is damaged at offset 48" "$T/err"
 expect 1 "verify finds corruption" -- "$BG" verify --store "$S" --box users
 check "corruption reported" -- grep -q "CORRUPT" "$T/out"
+check "the hint names the store" -- grep -qF "run \`boxguard recover --store $S --box users\`" "$T/out"
+"$BG" dump --store "$S" --box users >/dev/null 2>"$T/derr"
+check "a read of a damaged box says what it skips" -- grep -qE "skipping [0-9]+ damaged byte\(s\) in [0-9]+ range\(s\); run .boxguard recover --store $S --box users" "$T/derr"
 expect 0 "recover" -- "$BG" recover --store "$S" --box users
 check "quarantine copy" -- test -n "$(ls "$S"/quarantine/users_corrupted_*.bak)"
 expect 0 "verify clean after recover" -- "$BG" verify --store "$S"

@@ -208,8 +208,11 @@ static int open_store(const args *a, int writing, bg_store **s)
 }
 
 /* Say what opening found: a cut torn tail, or damage. */
-static int open_box(bg_store *s, const char *name, int flags, int writing,
-                    bg_box **b)
+/* Open box name for a command on the store at dir, saying on stderr what
+ * the open found: a torn tail it cut (writing) or that reads stop before,
+ * damage that reads skip, with what was skipped and the command to run. */
+static int open_box(bg_store *s, const char *dir, const char *name, int flags,
+                    int writing, bg_box **b)
 {
     bg_err err = bg_box_open(s, name, flags, b);
     if (err)
@@ -217,13 +220,21 @@ static int open_box(bg_store *s, const char *name, int flags, int writing,
     const bg_box_report *r = bg_box_report_of(*b);
     if (r->status == BG_BOX_TORN && writing)
         cli_fail("box '%s': cut a torn tail of %" PRIu64
-                 " bytes at offset %" PRIu64 " (an interrupted write)",
-                 name, r->lost_bytes, r->cut);
+                 " bytes at offset %" PRIu64 " (an interrupted write; %" PRIu64
+                 " frame(s) of it verified)",
+                 name, r->lost_bytes, r->cut, r->tail_frames);
+    else if (r->status == BG_BOX_TORN)
+        cli_fail("warning: box '%s' has a torn tail of %" PRIu64
+                 " bytes at offset %" PRIu64 " (an interrupted write; %" PRIu64
+                 " frame(s) of it verify), not read; `boxguard recover "
+                 "--store %s --box %s` cuts it",
+                 name, r->lost_bytes, r->cut, r->tail_frames, dir, name);
     if (r->status == BG_BOX_CORRUPT) {
         cli_fail("box '%s' is damaged at offset %" PRIu64
-                 "; showing only records that verify; run `boxguard recover "
-                 "--store <dir> --box %s`",
-                 name, r->first_damage, name);
+                 ": showing only the records that verify, skipping %" PRIu64
+                 " damaged byte(s) in %" PRIu64
+                 " range(s); run `boxguard recover --store %s --box %s`",
+                 name, r->first_damage, r->lost_bytes, r->nranges, dir, name);
     }
     return EXIT_OK;
 }
@@ -236,7 +247,7 @@ int cli_begin(const args *a, int writing, const char *box, int box_flags,
     ss->writing = writing;
     int rc = open_store(a, writing, &ss->s);
     if (!rc && box)
-        rc = open_box(ss->s, box, box_flags, writing, &ss->b);
+        rc = open_box(ss->s, a->store, box, box_flags, writing, &ss->b);
     return rc;
 }
 

@@ -115,7 +115,8 @@ static void print_ranges(const bg_box_report *r)
                r->nranges - BG_BOX_REPORT_RANGES);
 }
 
-static void print_report(const char *name, const bg_box_report *r, int fixed)
+static void print_report(const char *dir, const char *name,
+                         const bg_box_report *r, int fixed)
 {
     switch (r->status) {
     case BG_BOX_CLEAN:
@@ -140,7 +141,7 @@ static void print_report(const char *name, const bg_box_report *r, int fixed)
                    " frames that verify; damaged file copied to %s\n",
                    r->frames, r->quarantine);
         else
-            printf("  run `boxguard recover --store <dir> --box %s`\n", name);
+            printf("  run `boxguard recover --store %s --box %s`\n", dir, name);
         break;
     }
 }
@@ -166,7 +167,7 @@ static int cmd_verify_or_recover(const args *a, int fix)
         if (arr)
             cJSON_AddItemToArray(arr, report_json(ns.v[i], &r));
         else
-            print_report(ns.v[i], &r, fix);
+            print_report(a->store, ns.v[i], &r, fix);
     }
     return end_boxes(&ss, &ns, arr, rc, damaged && !fix ? EXIT_NEGATIVE : 0);
 }
