@@ -330,6 +330,81 @@ static void test_header_damage_salvages_frames(void)
     bg_sim_free(sim);
 }
 
+/* A synced batch whose first frame is damaged afterwards looks, from the
+ * file alone, like a batch a crash cut short: the open cuts it as a torn
+ * tail. Its frames that still verify are never dropped unseen: the cut
+ * bytes are copied to quarantine/ first, byte for byte, and the report
+ * names the copy. A tail in which no frame verifies is cut without one. */
+static void test_torn_tail_with_frames_is_kept(void)
+{
+    bg_sim *sim = bg_sim_new(13);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "b", BG_BOX_CREATE, &s, &b));
+    CHECK_OK(tu_put(b, "k0", "0"));
+    bg_write w[3] = {{0, "k1", 2, 0, "11", 2},
+                     {0, "k2", 2, 0, "22", 2},
+                     {0, "k3", 2, 0, "33", 2}};
+    CHECK_OK(bg_box_write_batch(b, w, 3));
+    bg_box_stats st;
+    bg_box_stats_of(b, &st);
+    CHECK_OK(bg_store_close(s));
+    uint8_t *f;
+    size_t len;
+    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &f, &len));
+    /* The batch is the last three frames, of equal size. */
+    size_t flen = (len - BG__BOX_HDR_SIZE) / 4;
+    size_t first = BG__BOX_HDR_SIZE + flen;
+    f[first + BG__FRAME_HDR] ^= 1; /* the key of the batch's first frame */
+    CHECK_OK(bg_sim_write_file(sim, "s/b.box", f, len));
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    const bg_box_report *rep = bg_box_report_of(b);
+    CHECK_INT(rep->status, ==, BG_BOX_TORN);
+    CHECK_INT(rep->cut, ==, first);
+    CHECK_INT(rep->tail_frames, ==, 2);
+    CHECK_STR(rep->quarantine, "s/quarantine/b_torn_20261122.bak");
+    CHECK(tu_has(b, "k0", "0"));
+    CHECK_OK(bg_store_close(s));
+    uint8_t *q, *g;
+    size_t qlen, glen;
+    CHECK_OK(bg_sim_read_file(sim, "s/quarantine/b_torn_20261122.bak", &q,
+                              &qlen));
+    CHECK_INT(qlen, ==, len - first);
+    CHECK(memcmp(q, f + first, qlen) == 0);
+    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &g, &glen));
+    CHECK_INT(glen, ==, first);
+    free(q);
+    free(g);
+
+    /* A last frame cut mid-way: no frame of the tail verifies, no copy. */
+    CHECK_OK(bg_sim_write_file(sim, "s/b.box", f, first + flen - 3));
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_TORN);
+    CHECK_INT(bg_box_report_of(b)->tail_frames, ==, 0);
+    CHECK_STR(bg_box_report_of(b)->quarantine, "");
+    CHECK_OK(bg_store_close(s));
+    CHECK_ERR(bg_sim_read_file(sim, "s/quarantine/b_torn_20261122-2.bak", &q,
+                               &qlen),
+              BG_ENOTFOUND);
+
+    /* recover does the same. */
+    CHECK_OK(bg_sim_write_file(sim, "s/b.box", f, len));
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    bg_box_report rr;
+    CHECK_OK(bg_box_recover(s, "b", &rr));
+    CHECK_INT(rr.status, ==, BG_BOX_TORN);
+    CHECK_STR(rr.quarantine, "s/quarantine/b_torn_20261122-2.bak");
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(bg_sim_read_file(sim, "s/quarantine/b_torn_20261122-2.bak", &q,
+                              &qlen));
+    CHECK(qlen == len - first && memcmp(q, f + first, qlen) == 0);
+    free(q);
+    free(f);
+    bg_sim_free(sim);
+}
+
 /* A store whose box "b" holds n records of value v, with its header lost;
  * the damaged file is left in f. */
 static void make_headless(bg_sim *sim, int n, const char *v, uint8_t **f,
@@ -852,6 +927,7 @@ int main(void)
     RUN(test_corruption_is_detected_and_recovered);
     RUN(test_header_damage_salvages_frames);
     RUN(test_salvage_under_allocation_failures);
+    RUN(test_torn_tail_with_frames_is_kept);
     RUN(test_compact_keeps_live_records);
     RUN(test_group_and_off_durability);
     RUN(test_repairs_leave_exact_bytes);

@@ -221,8 +221,9 @@ static int open_box(bg_store *s, const char *dir, const char *name, int flags,
     if (r->status == BG_BOX_TORN && writing)
         cli_fail("box '%s': cut a torn tail of %" PRIu64
                  " bytes at offset %" PRIu64 " (an interrupted write; %" PRIu64
-                 " frame(s) of it verified)",
-                 name, r->lost_bytes, r->cut, r->tail_frames);
+                 " frame(s) of it verified%s%s)",
+                 name, r->lost_bytes, r->cut, r->tail_frames,
+                 r->quarantine[0] ? ": copied to " : "", r->quarantine);
     else if (r->status == BG_BOX_TORN)
         cli_fail("warning: box '%s' has a torn tail of %" PRIu64
                  " bytes at offset %" PRIu64 " (an interrupted write; %" PRIu64

@@ -129,6 +129,13 @@ static void print_report(const char *dir, const char *name,
                " earlier frames intact)\n",
                name, r->lost_bytes, r->cut, fixed ? "cut" : "to cut",
                r->frames - r->tail_frames);
+        if (r->tail_frames)
+            printf("  %" PRIu64 " frame(s) in the tail verify%s%s\n",
+                   r->tail_frames,
+                   fixed ? ": the tail was copied to "
+                         : "; cutting it keeps a "
+                           "copy in quarantine/",
+                   fixed ? r->quarantine : "");
         break;
     case BG_BOX_CORRUPT:
         printf("box '%s': CORRUPT: first damaged byte at offset %" PRIu64

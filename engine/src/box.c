@@ -107,6 +107,9 @@ out:
 
 /* Open (or create) a box; an owner that keeps its own index passes
  * ext_fn, which then receives the frames instead of the box's index. */
+static bg_err quarantine(bg_store *s, const char *name, const char *kind,
+                         reader *r, uint64_t from, char *qpath, size_t qcap);
+
 static bg_err box_open_file(bg_store *s, const char *name, int flags,
                             bg__box_ext_fn ext_fn, void *ext_arg, bg_box **out)
 {
@@ -178,6 +181,22 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
         goto out;
     }
     if (b->rep.status == BG_BOX_TORN && !b->read_only) {
+        /* A tail holding frames that verify (a batch cut short by a crash,
+         * or a synced one damaged since: the file cannot tell) is copied
+         * to quarantine before it goes. */
+        if (b->rep.tail_frames) {
+            reader r = {.s = s, .f = b->f, .size = b->rep.file_size};
+            err = quarantine(s, name, "torn", &r, b->rep.cut, b->rep.quarantine,
+                             sizeof b->rep.quarantine);
+            bg__box_rd_free(&r);
+            if (err) {
+                bg__handle_fail(s, err,
+                                "box '%s': cannot keep its torn tail in "
+                                "quarantine/; nothing was cut",
+                                name);
+                goto out;
+            }
+        }
         err = bg__vfs_truncate(s, b->f, b->rep.cut);
         if (!err)
             err = bg__vfs_sync(s, b->f);
@@ -480,8 +499,10 @@ bg_err bg_box_verify(bg_store *s, const char *name, bg_box_report *rep)
 }
 
 /* Copy the damaged file to quarantine/<name>_corrupted_YYYYMMDD[-N].bak. */
-static bg_err quarantine(bg_store *s, const char *name, reader *r, char *qpath,
-                         size_t qcap)
+/* Copy bytes [from, end of file) of the file r reads to
+ * quarantine/<name>_<kind>_YYYYMMDD[-N].bak, synced, its name in qpath. */
+static bg_err quarantine(bg_store *s, const char *name, const char *kind,
+                         reader *r, uint64_t from, char *qpath, size_t qcap)
 {
     char qdir[BG_PATH_MAX];
     bg__handle_path(s, qdir, sizeof qdir, "quarantine");
@@ -499,7 +520,7 @@ static bg_err quarantine(bg_store *s, const char *name, reader *r, char *qpath,
         char suffix[16] = "";
         if (i > 1)
             snprintf(suffix, sizeof suffix, "-%d", i);
-        int n = snprintf(qpath, qcap, "%s/%s_corrupted_%s%s.bak", qdir, name,
+        int n = snprintf(qpath, qcap, "%s/%s_%s_%s%s.bak", qdir, name, kind,
                          day, suffix);
         if (n < 0 || (size_t)n >= qcap)
             return BG_EINVALID;
@@ -514,11 +535,12 @@ static bg_err quarantine(bg_store *s, const char *name, reader *r, char *qpath,
     err = 0;
     bg_file *q = NULL;
     BG_TRY(bg__vfs_open(s, qpath, BG_OPEN_CREATE | BG_OPEN_EXCL, &q));
-    for (uint64_t off = 0; off < r->size && !err; off += BG__BOX_CHUNK) {
+    for (uint64_t off = from; off < r->size && !err; off += BG__BOX_CHUNK) {
         size_t n = r->size - off < BG__BOX_CHUNK ? (size_t)(r->size - off)
                                                  : BG__BOX_CHUNK;
         const uint8_t *p = bg__box_rd_get(r, off, n);
-        err = p ? bg__vfs_write(s, q, off, p, n) : (r->err ? r->err : BG_EIO);
+        err = p ? bg__vfs_write(s, q, off - from, p, n)
+                : (r->err ? r->err : BG_EIO);
     }
     if (!err)
         err = bg__vfs_sync(s, q);
@@ -578,11 +600,14 @@ bg_err bg_box_recover(bg_store *s, const char *name, bg_box_report *rep)
     BG_TRY_OUT(bg__vfs_size(s, r.f, &r.size));
     BG_TRY_OUT(bg__box_scan_file(&sc, rep, &hdr));
     if (rep->status == BG_BOX_TORN) {
+        if (rep->tail_frames) /* frames that verify are never dropped unseen */
+            BG_TRY_OUT(quarantine(s, name, "torn", &r, rep->cut,
+                                  rep->quarantine, sizeof rep->quarantine));
         BG_TRY_OUT(bg__vfs_truncate(s, r.f, rep->cut));
         BG_TRY_OUT(bg__vfs_sync(s, r.f));
     } else if (rep->status == BG_BOX_CORRUPT) {
-        BG_TRY_OUT(
-            quarantine(s, name, &r, rep->quarantine, sizeof rep->quarantine));
+        BG_TRY_OUT(quarantine(s, name, "corrupted", &r, 0, rep->quarantine,
+                              sizeof rep->quarantine));
         /* A sealed box keeps its id and key: the frames kept are the ones
          * that authenticate under them. A lost header makes a plain box
          * holding only the frames whose values are JSON. */

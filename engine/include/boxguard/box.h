@@ -60,7 +60,9 @@ typedef struct bg_box_report {
     uint64_t nranges;       /* damaged ranges found; the first
                                BG_BOX_REPORT_RANGES are listed */
     bg_box_range ranges[BG_BOX_REPORT_RANGES];
-    char quarantine[256]; /* recover: where the damaged file was copied */
+    char quarantine[256]; /* where the damaged file (recover), or a cut
+                             torn tail holding frames that verify (a
+                             writing open, recover), was copied; "" */
 } bg_box_report;
 
 typedef struct bg_box_stats {
