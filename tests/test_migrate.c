@@ -966,10 +966,74 @@ static void test_all_io_goes_through_the_handle(void)
     s = NULL;
 }
 
+/* The target adapters become the schema lock on commit: a migration whose
+ * adapters leave out the typeId of records in a box it does not migrate
+ * is refused, in its dry run and in its run, with the box and typeId
+ * named and every box file as it was (those records would otherwise no
+ * longer be read). With that adapter in the plan it goes through. */
+static void test_untouched_box_keeps_its_adapter(void)
+{
+    fresh(5, 0);
+    CHECK_OK(bg_store_close(s));
+    bg_registry *r;
+    CHECK_OK(mf_registry(
+        "{\"adapters\":[{\"typeId\":3,\"name\":\"User\",\"version\":1,"
+        "\"fields\":[{\"name\":\"id\",\"type\":\"integer\",\"required\":true},"
+        "{\"name\":\"name\",\"type\":\"string\",\"required\":true}]},"
+        "{\"typeId\":5,\"name\":\"Tag\",\"version\":1}]}",
+        &r));
+    CHECK_OK(open_store(r));
+    bg_box *b;
+    CHECK_OK(bg_box_open(s, "tags", BG_BOX_CREATE, &b));
+    CHECK_OK(bg_box_put(b, "t1", 2, 5, "{}", 2));
+    CHECK_OK(bg_store_close(s));
+    bg_registry_free(r);
+    uint8_t *t0, *u0, *t1, *u1;
+    size_t tn0, un0, tn1, un1;
+    CHECK_OK(bg_sim_read_file(sim, "s/tags.box", &t0, &tn0));
+    CHECK_OK(bg_sim_read_file(sim, "s/users.box", &u0, &un0));
+    CHECK_OK(open_store(NULL));
+    bg_migrate_report rep;
+    bg_migrate_opts o = {0};
+    o.dry_run = 1;
+    CHECK_ERR(run_plan(MF_PLAN, &o, &rep), BG_ESCHEMA);
+    CHECK_CONTAINS(bg_store_detail(s), "box 'tags', which it does not migrate");
+    CHECK_CONTAINS(bg_store_detail(s), "typeId 5");
+    CHECK_ERR(run_plan(MF_PLAN, NULL, &rep), BG_ESCHEMA);
+    CHECK_CONTAINS(bg_store_detail(s), "box 'tags', which it does not migrate");
+    CHECK_INT(version(), ==, 1);
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(bg_sim_read_file(sim, "s/tags.box", &t1, &tn1));
+    CHECK_OK(bg_sim_read_file(sim, "s/users.box", &u1, &un1));
+    CHECK(tn0 == tn1 && !memcmp(t0, t1, tn0));
+    CHECK(un0 == un1 && !memcmp(u0, u1, un0));
+    free(t1);
+    free(u1);
+    /* The plan with Tag among its adapters. */
+    const char *plan =
+        "{\"migrations\":[{\"id\":\"user-email\",\"from\":1,\"to\":2,"
+        "\"boxes\":[\"users\"],\"adapters\":{\"adapters\":["
+        "{\"typeId\":3,\"name\":\"User\",\"version\":2,\"fields\":["
+        "{\"name\":\"email\",\"type\":\"string\",\"required\":true}]},"
+        "{\"typeId\":5,\"name\":\"Tag\",\"version\":1}]},"
+        "\"ops\":[{\"op\":\"add\",\"type\":3,\"field\":\"email\","
+        "\"default\":\"\"}]}]}";
+    CHECK_OK(open_store(NULL));
+    CHECK_OK(run_plan(plan, NULL, &rep));
+    CHECK_INT(version(), ==, 2);
+    CHECK_OK(bg_box_open(s, "tags", 0, &b));
+    CHECK(tu_has(b, "t1", "{}"));
+    CHECK_OK(bg_store_close(s));
+    s = NULL;
+    free(t0);
+    free(u0);
+}
+
 int main(void)
 {
     RUN(test_plan_errors);
     RUN(test_all_io_goes_through_the_handle);
+    RUN(test_untouched_box_keeps_its_adapter);
     RUN(test_every_op);
     RUN(test_migrates_and_records_history);
     RUN(test_failing_record_changes_nothing);

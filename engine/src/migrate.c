@@ -264,6 +264,55 @@ static bg_err step_backup(bg_store *s, const bg_migration *m, const char *rel)
     return 0;
 }
 
+/* The target adapters become the store's schema lock on commit: a box the
+ * migration does not touch must not hold records of a typeId they leave
+ * out, or those records could no longer be read. */
+typedef struct type_check {
+    const bg_registry *target;
+    uint32_t missing; /* the first typeId without an adapter, or 0 */
+} type_check;
+
+static void type_fn(void *arg, uint32_t type)
+{
+    type_check *t = arg;
+    if (type && !t->missing && !bg_registry_find(t->target, type))
+        t->missing = type;
+}
+
+/* m is chain[n - 1]: in a dry run of a whole plan the boxes an earlier
+ * migration of it changes are left to the run, which checks each. */
+static bg_err check_untouched(bg_store *s, const bg_migration *chain, size_t n,
+                              const bg_registry *target)
+{
+    const bg_migration *m = &chain[n - 1];
+    bg__box_list ns;
+    BG_TRY(bg__box_list_names(s, &ns));
+    bg_err err = 0;
+    for (size_t i = 0; i < ns.n && !err; i++) {
+        int touched = bg__box_is_reserved(ns.v[i]);
+        for (size_t k = 0; k < n && !touched; k++)
+            for (size_t j = 0; j < chain[k].nboxes && !touched; j++)
+                touched = !strcmp(chain[k].boxes[j], ns.v[i]);
+        if (touched)
+            continue;
+        bg_box *b;
+        if ((err = bg_box_open(s, ns.v[i], 0, &b)))
+            break;
+        type_check t = {target, 0};
+        bg__box_each_type(b, type_fn, &t);
+        if (t.missing)
+            err = bg__handle_fail(
+                s, BG_ESCHEMA,
+                "migration '%s': box '%s', which it does not migrate, holds "
+                "records of typeId %u, which its target adapters leave out "
+                "(they would no longer be read); add that adapter to the "
+                "plan's adapters; nothing changed",
+                m->id, ns.v[i], (unsigned)t.missing);
+    }
+    bg__box_list_free(s, &ns);
+    return err;
+}
+
 static bg_err step_dry_run(run_ctx *c)
 {
     const bg_migration *m = c->m;
@@ -278,7 +327,7 @@ static bg_err step_dry_run(run_ctx *c)
                "migration '%s': %" PRIu64
                " records fail the dry run; nothing changed",
                m->id, c->rep->failed - failed);
-    return 0;
+    return check_untouched(c->s, m, 1, c->target);
 }
 
 static bg_err step_migrate(run_ctx *c)
@@ -519,6 +568,7 @@ static bg_err dry_run_plan(bg_store *s, const bg_migration *m, size_t n,
     for (size_t i = 0; i < n; i++) {
         snprintf(rep->migration, sizeof rep->migration, "%s", m[i].id);
         rep->version_after = m[i].to;
+        BG_TRY(check_untouched(s, m, i + 1, target_of(s, &m[i], o)));
         for (size_t j = 0; j < m[i].nboxes; j++) {
             int seen = 0;
             for (size_t k = 0; k < i && !seen; k++)
