@@ -121,6 +121,13 @@ if [ -w /dev/full ]; then
   done
 fi
 
+# A refusal's message stands alone: no generic text of its code glued on.
+expect 2 "a write to the meta box" -- "$BG" put --store "$S" --box meta --key k --type 0 --json 1
+check "the message is exactly the refusal" -- test "$(cat "$T/err")" = "boxguard: box 'meta' is reserved for the store itself"
+expect 1 "a key that is not there" -- "$BG" get --store "$S" --box b --key nothere
+check "no ': not found' glued on" -- test "$(cat "$T/err")" = "boxguard: box 'b': no key 'nothere'"
+before=$(snapshot)
+
 # A mistyped store path is never created: every command but those that
 # create data (put, load, queue enqueue) answers that the store does not
 # exist (exit 1) and leaves the file system as it was.

@@ -56,7 +56,11 @@ bg_err bg__handle_fail(bg_store *s, bg_err code, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(s->detail, sizeof s->detail, fmt, ap);
     va_end(ap);
-    if (code < 0 && n >= 0 && (size_t)n < sizeof s->detail)
+    /* The cause of a failure the message cannot know (the disk, memory,
+     * another process, a key) is added; a refusal's message says it all. */
+    int cause = code == BG_EIO || code == BG_ENOSPACE || code == BG_ENOMEM ||
+                code == BG_ELOCKED || code == BG_EAUTH;
+    if (cause && n >= 0 && (size_t)n < sizeof s->detail)
         snprintf(s->detail + n, sizeof s->detail - (size_t)n, ": %s",
                  bg_strerror(code));
     return code;

@@ -52,7 +52,10 @@ BG_MUST_CHECK bg_err bg__handle_grow(bg_store *s, void *arrp, size_t n,
                                      size_t *cap, size_t elem, size_t min);
 int64_t bg__handle_now_ms(bg_store *s);
 
-/* Set the detail message and return code (when code < 0). */
+/* Set the detail message and return code. For a failure whose cause the
+ * message cannot know (BG_EIO, BG_ENOSPACE, BG_ENOMEM, BG_ELOCKED,
+ * BG_EAUTH) the code's text is added (": I/O error"); a refusal's own
+ * message is specific and stands alone. */
 bg_err bg__handle_fail(bg_store *s, bg_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
