@@ -368,8 +368,8 @@ static void test_torn_tail_with_frames_is_kept(void)
     CHECK_OK(bg_store_close(s));
     uint8_t *q, *g;
     size_t qlen, glen;
-    CHECK_OK(bg_sim_read_file(sim, "s/quarantine/b_torn_20261122.bak", &q,
-                              &qlen));
+    CHECK_OK(
+        bg_sim_read_file(sim, "s/quarantine/b_torn_20261122.bak", &q, &qlen));
     CHECK_INT(qlen, ==, len - first);
     CHECK(memcmp(q, f + first, qlen) == 0);
     CHECK_OK(bg_sim_read_file(sim, "s/b.box", &g, &glen));
@@ -385,9 +385,9 @@ static void test_torn_tail_with_frames_is_kept(void)
     CHECK_INT(bg_box_report_of(b)->tail_frames, ==, 0);
     CHECK_STR(bg_box_report_of(b)->quarantine, "");
     CHECK_OK(bg_store_close(s));
-    CHECK_ERR(bg_sim_read_file(sim, "s/quarantine/b_torn_20261122-2.bak", &q,
-                               &qlen),
-              BG_ENOTFOUND);
+    CHECK_ERR(
+        bg_sim_read_file(sim, "s/quarantine/b_torn_20261122-2.bak", &q, &qlen),
+        BG_ENOTFOUND);
 
     /* recover does the same. */
     CHECK_OK(bg_sim_write_file(sim, "s/b.box", f, len));
@@ -397,8 +397,8 @@ static void test_torn_tail_with_frames_is_kept(void)
     CHECK_INT(rr.status, ==, BG_BOX_TORN);
     CHECK_STR(rr.quarantine, "s/quarantine/b_torn_20261122-2.bak");
     CHECK_OK(bg_store_close(s));
-    CHECK_OK(bg_sim_read_file(sim, "s/quarantine/b_torn_20261122-2.bak", &q,
-                              &qlen));
+    CHECK_OK(
+        bg_sim_read_file(sim, "s/quarantine/b_torn_20261122-2.bak", &q, &qlen));
     CHECK(qlen == len - first && memcmp(q, f + first, qlen) == 0);
     free(q);
     free(f);

@@ -495,11 +495,10 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
     }
     if (fi->del)
         return 0;
-    BG_FAIL_IF(fi->off >= (1ull << 40) || fi->flen >= (1u << 23), q->s,
-               BG_ECORRUPT,
-               "box '" BG__PENDING_BOX "': op %" PRIu64
-               " is past the queue's limits",
-               id);
+    BG_FAIL_IF(
+        fi->off >= (1ull << 40) || fi->flen >= (1u << 23), q->s, BG_ECORRUPT,
+        "box '" BG__PENDING_BOX "': op %" PRIu64 " is past the queue's limits",
+        id);
     qent n = {id, fi->off, fi->flen, 0};
     BG_TRY(ring_push(q, r, n));
     q->live_bytes += fi->flen;
