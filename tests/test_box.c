@@ -405,6 +405,33 @@ static void test_torn_tail_with_frames_is_kept(void)
     bg_sim_free(sim);
 }
 
+/* Every read verifies the frame it reads: a byte of a value changed on
+ * disk after the box was opened is BG_ECORRUPT, never a value the
+ * application did not write. */
+static void test_read_verifies_the_frame(void)
+{
+    bg_sim *sim = bg_sim_new(14);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "b", BG_BOX_CREATE, &s, &b));
+    CHECK_OK(tu_put(b, "k", "1"));
+    uint8_t *f;
+    size_t len;
+    CHECK_OK(bg_sim_read_file(sim, "s/b.box", &f, &len));
+    /* The value "1" is the byte after the key "k" in the only frame. */
+    CHECK_INT(f[BG__BOX_HDR_SIZE + BG__FRAME_HDR + 1], ==, '1');
+    f[BG__BOX_HDR_SIZE + BG__FRAME_HDR + 1] = '2';
+    CHECK_OK(bg_sim_write_file(sim, "s/b.box", f, len));
+    uint32_t t;
+    char *v = NULL;
+    size_t n;
+    CHECK_ERR(bg_box_get(b, "k", 1, &t, &v, &n), BG_ECORRUPT);
+    CHECK(v == NULL);
+    CHECK_OK(bg_store_close(s));
+    free(f);
+    bg_sim_free(sim);
+}
+
 /* A store whose box "b" holds n records of value v, with its header lost;
  * the damaged file is left in f. */
 static void make_headless(bg_sim *sim, int n, const char *v, uint8_t **f,
@@ -928,6 +955,7 @@ int main(void)
     RUN(test_header_damage_salvages_frames);
     RUN(test_salvage_under_allocation_failures);
     RUN(test_torn_tail_with_frames_is_kept);
+    RUN(test_read_verifies_the_frame);
     RUN(test_compact_keeps_live_records);
     RUN(test_group_and_off_durability);
     RUN(test_repairs_leave_exact_bytes);
