@@ -625,6 +625,7 @@ static void test_rollback(void)
     CHECK_OK(bg_box_put(b, "late", 4, 3, v, strlen(v)));
     CHECK_INT(bg_migrate_rollback(s, NULL, &rep), ==, BG_ESTATE);
     CHECK_CONTAINS(bg_store_detail(s), "written after migration");
+    CHECK_INT(rep.needs_force, ==, 1); /* a policy: the caller decides */
     bg_migrate_opts o = {0};
     o.force = 1;
     CHECK_OK(bg_migrate_rollback(s, &o, &rep));

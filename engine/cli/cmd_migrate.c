@@ -204,8 +204,7 @@ int cli_cmd_migrate(int argc, char **argv)
         }
     } else if (!rc && !strcmp(sub, "rollback")) {
         err = bg_migrate_rollback(ss.s, &mo, &rep);
-        if (err == BG_ESTATE && !force &&
-            strstr(bg_store_detail(ss.s), " was written after migration ")) {
+        if (err == BG_ESTATE && rep.needs_force) {
             /* A policy, not a failure: the user decides. */
             cli_fail("%s; pass --force to roll back anyway (those writes are "
                      "lost)",

@@ -736,7 +736,7 @@ static int undo_fn(void *arg, const char *key, const char *json, size_t len)
 }
 
 static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
-                             int force)
+                             int *needs_force, int force)
 {
     const char *id = bg__json_str(top, "id");
     BG_FAIL_IF(ver != (uint32_t)cJSON_GetObjectItem(top, "to")->valuedouble, s,
@@ -765,12 +765,14 @@ static bg_err check_rollback(bg_store *s, const cJSON *top, uint32_t ver,
             (st.records !=
                  (uint64_t)cJSON_GetObjectItem(b, "records")->valuedouble ||
              st.next_seq !=
-                 (uint64_t)cJSON_GetObjectItem(b, "next_seq")->valuedouble))
+                 (uint64_t)cJSON_GetObjectItem(b, "next_seq")->valuedouble)) {
+            *needs_force = 1;
             return bg__handle_fail(s, BG_ESTATE,
                                    "box '%s' was written after migration '%s' "
                                    "committed; rolling back would lose those "
                                    "writes (force to do it anyway)",
                                    name, id);
+        }
     }
     return 0;
 }
@@ -797,7 +799,7 @@ bg_err bg_migrate_rollback(bg_store *s, const bg_migrate_opts *o,
         err = bg__handle_fail(s, BG_ENOTFOUND,
                               "no committed migration to roll back");
     if (!err)
-        err = check_rollback(s, top, ver, o && o->force);
+        err = check_rollback(s, top, ver, &rep->needs_force, o && o->force);
     if (err)
         goto out;
     doc = cJSON_CreateObject();

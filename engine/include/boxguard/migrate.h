@@ -94,6 +94,8 @@ typedef struct bg_migrate_report {
     uint64_t changed; /* of which a value or typeId changed */
     uint64_t failed;  /* records that failed the dry run */
     char migration[BG_MIGRATION_ID_MAX + 1]; /* the last one run */
+    int needs_force; /* rollback refused (BG_ESTATE): a box was written
+                        after the migration; opts->force overrides */
 } bg_migrate_report;
 
 /* Run migrations m[0..n) in order on a store opened for writing. Each one
