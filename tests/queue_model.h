@@ -3,8 +3,8 @@
  * (tests/test_crash.c) and fuzz_queue_model check the real queue against.
  * Keys are small integers; ops are leased and acked or nacked at the head
  * (emergency lane first, then enqueue order), skipping ops that are held
- * under a lease. The model has a clock: leases expire, failed ops are
- * purged past retention, and the processing lock goes stale.
+ * under a lease, across reopens. The model has a clock: leases expire, failed
+ * ops are purged past retention, and the processing lock goes stale.
  */
 #ifndef BOXGUARD_QUEUE_MODEL_H
 #define BOXGUARD_QUEUE_MODEL_H
@@ -53,7 +53,7 @@ typedef struct qm_model {
 
 static inline int64_t qm_lease_ms(const qm_model *m)
 {
-    return m->lease_ms ? m->lease_ms : 60 * 1000;
+    return m->lease_ms ? m->lease_ms : 30 * 1000;
 }
 
 static inline int64_t qm_retention_ms(const qm_model *m)
@@ -97,8 +97,9 @@ static inline void qm_fail_drop(qm_model *m, int at)
     m->nfails--;
 }
 
-/* Leases live in the process that took them: a reopen forgets them. */
-static inline void qm_reopen(qm_model *m)
+/* Leases outlive the process that took them (the lease log), but a power
+ * cut may lose them, and a test may drop the log: then they are gone. */
+static inline void qm_forget_leases(qm_model *m)
 {
     for (int i = 0; i < QM_KEYS; i++)
         m->held_until[i] = 0;

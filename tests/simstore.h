@@ -8,6 +8,7 @@
 #define BOXGUARD_SIMSTORE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "boxguard/boxguard.h"
 #include "boxguard/sim.h"
@@ -39,6 +40,17 @@ static inline bg_err tu_kill(bg_sim *sim, bg_store *s, bg_crash_mode mode,
     bg_sim_crash_after(sim, bg_sim_get_stats(sim).changes);
     (void)bg_store_close(s);
     return bg_sim_crash(sim, mode, seed);
+}
+
+/* Drop the queue's lease log of the store in dir (closed), durably: every
+ * lease is gone, as a power cut may leave it. */
+static inline void tu_forget_leases(bg_sim *sim, const char *dir)
+{
+    const bg_vfs *v = bg_sim_vfs(sim);
+    char path[256];
+    snprintf(path, sizeof path, "%s/pending_ops.leases", dir);
+    if (v->unlink(v, path) == 0)
+        (void)v->sync_dir(v, dir);
 }
 
 #endif

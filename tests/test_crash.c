@@ -643,6 +643,7 @@ enum {
     Q_ACK = QM_ACK,
     Q_NACK = QM_NACK,
     Q_RETRY = QM_RETRY,
+    Q_HOLD = QM_HOLD,
     Q_REOPEN = 100,
     Q_COMPACT
 };
@@ -659,7 +660,9 @@ static const qop qwork[] = {
     {Q_NACK, 0, 0, 0, 0},    {Q_ENQ, 2, 0, 0, 0},  {Q_ACK, 0, 0, 0, 0},
     {Q_ENQ, 6, 1, 0, 0},     {Q_ACK, 0, 0, 0, 0},  {Q_REOPEN, 0, 0, 0, 0},
     {Q_ACK, 0, 0, 0, 0},     {Q_ENQ, 7, 0, 0, 0},  {Q_NACK, 0, 0, 0, 0},
-    {Q_COMPACT, 0, 0, 0, 0}, {Q_NACK, 0, 0, 0, 0},
+    {Q_COMPACT, 0, 0, 0, 0}, {Q_NACK, 0, 0, 0, 0}, {Q_HOLD, 0, 0, 0, 0},
+    {Q_ENQ, 8, 1, 0, 0},     {Q_HOLD, 0, 0, 0, 0}, {Q_REOPEN, 0, 0, 0, 0},
+    {Q_ACK, 0, 0, 0, 0},     {Q_HOLD, 0, 0, 0, 0}, {Q_ENQ, 9, 0, 0, 0},
 };
 #define QWORK ((int)(sizeof qwork / sizeof qwork[0]))
 
@@ -684,8 +687,10 @@ static bg_err qopen_store(bg_sim *sim, bg_store **s, bg_queue **q)
     bg_queue_opts_init(&o);
     o.max_attempts = QMAX_ATTEMPTS;
     err = bg_queue_open(*s, &o, q);
-    if (err)
+    if (err) {
         (void)bg_store_close(*s);
+        *s = NULL; /* the caller must not close it again */
+    }
     return err;
 }
 
@@ -715,12 +720,13 @@ static int qrun(bg_sim *sim)
             break;
         case Q_ACK:
         case Q_NACK:
+        case Q_HOLD:
             err = bg_queue_lease(q, &op);
             if (err == BG_ENOTFOUND) {
                 err = 0;
                 break;
             }
-            if (!err)
+            if (!err && o->kind != Q_HOLD)
                 err = o->kind == Q_ACK
                           ? bg_queue_ack(q, op.id)
                           : bg_queue_nack(q, op.id, "boom", &failed);
@@ -775,13 +781,26 @@ static const char *qcheck(bg_sim *sim, int done)
 {
     bg_store *s;
     bg_queue *q;
+    bg_queue_op op;
+    /* What can be leased now: every pending op but those a lease taken
+     * before the crash still holds. */
+    int now_free[QN] = {0};
+    if (qopen_store(sim, &s, &q))
+        return "queue does not open";
+    while (bg_queue_lease(q, &op) == 0) {
+        int i = atoi(op.idem + 3);
+        if (i < 0 || i >= QN || now_free[i]++)
+            return "an op handed out twice";
+        bg_queue_op_clear(&op);
+    }
+    bg_queue_close(q);
+    (void)bg_store_close(s);
+    /* Then without the lease log: every pending op comes out. */
+    tu_forget_leases(sim, "s");
     if (qopen_store(sim, &s, &q))
         return "queue does not open";
     qseen sn = {{0}, {0}, {0}, 0, {0}, 0};
-    bg_queue_op op;
     const char *bad = NULL;
-    /* Drain by leasing: every pending op comes out, leased-but-unacked
-     * ones included. */
     while (!bad && sn.n < 64 && bg_queue_lease(q, &op) == 0) {
         int i = atoi(op.idem + 3);
         char payload[1200];
@@ -815,8 +834,24 @@ static const char *qcheck(bg_sim *sim, int done)
         qm_model m = {.max_attempts = QMAX_ATTEMPTS};
         for (int i = 0; i < done + extra; i++)
             qm_apply(&m, &qwork[i]);
+        /* The op cut short leased first when it was an ack, nack or hold:
+         * that lease may hold after the crash. */
+        int cut = -1;
+        if (done < QWORK &&
+            (qwork[done].kind == Q_ACK || qwork[done].kind == Q_NACK ||
+             qwork[done].kind == Q_HOLD)) {
+            qm_model pre = {.max_attempts = QMAX_ATTEMPTS};
+            for (int i = 0; i < done; i++)
+                qm_apply(&pre, &qwork[i]);
+            cut = qm_head(&pre);
+        }
         int ok = 1, k = 0;
+        for (int i = 0; i < QN && ok; i++)
+            ok = now_free[i]
+                     ? m.status[i] == 1
+                     : m.status[i] != 1 || m.held_until[i] > m.now || i == cut;
         qm_model drain = m;
+        qm_forget_leases(&drain);
         int h;
         while (ok && (h = qm_head(&drain)) >= 0) {
             ok = k < sn.n && sn.idem[k] == h && sn.lane[k] == drain.lane[h];

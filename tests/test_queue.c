@@ -6,6 +6,7 @@
  */
 #include "testutil.h"
 
+#include "lease_log_int.h"
 #include "queue_int.h"
 
 static bg_err qopen(bg_sim *sim, bg_store **s, bg_queue **q)
@@ -303,6 +304,258 @@ static void test_lock_staleness_at_its_edge(void)
     bg_sim_free(sim);
 }
 
+/* The lease log's bytes: *n records, each decoded into v (at most 8). */
+static size_t lease_log(bg_sim *sim, bg__lease *v, int *bad)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0, n = 0;
+    *bad = 0;
+    if (bg_sim_read_file(sim, "s/" BG__LEASE_FILE, &buf, &len))
+        return 0;
+    if (len % BG__LEASE_REC)
+        *bad = 1;
+    for (size_t i = 0; i + BG__LEASE_REC <= len; i += BG__LEASE_REC, n++)
+        if (n < 8 && bg__lease_decode(buf + i, &v[n]))
+            *bad = 1;
+    free(buf);
+    return n;
+}
+
+static uint64_t lease_id(bg_queue *q)
+{
+    bg_queue_op op;
+    if (bg_queue_lease(q, &op))
+        return 0;
+    uint64_t id = op.id;
+    bg_queue_op_clear(&op);
+    return id;
+}
+
+/* A lease taken by one process holds in the next: the op is not handed out
+ * again until its time runs out; the log holds one exact record per lease,
+ * and a lease costs one write and no sync. */
+static void test_lease_held_across_processes(void)
+{
+    bg_sim *sim = bg_sim_new(31);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a, b, c;
+    int64_t saved = tu_now;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "b", &b));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "c", &c));
+    bg_sim_stats before = bg_sim_get_stats(sim);
+    bg_queue_op op;
+    CHECK_OK(bg_queue_lease(q, &op));
+    CHECK_INT(op.id, ==, a);
+    CHECK_INT(op.lease_until_ms, ==, tu_now + 30 * 1000);
+    int64_t a_at = op.enqueued_ms;
+    bg_queue_op_clear(&op);
+    /* The first lease makes the file and writes it; nothing is synced. */
+    CHECK_INT(bg_sim_get_stats(sim).changes - before.changes, ==, 2);
+    qclose(s, q);
+
+    bg__lease v[8];
+    int bad;
+    CHECK_INT(lease_log(sim, v, &bad), ==, 1);
+    CHECK_INT(bad, ==, 0);
+    CHECK_INT(v[0].id, ==, a);
+    CHECK_INT(v[0].attempts, ==, 0);
+    CHECK_INT(v[0].at, ==, a_at);
+    CHECK_INT(v[0].until, ==, saved + 30 * 1000);
+
+    tu_now = saved + 30 * 1000 - 1;
+    CHECK_OK(qopen(sim, &s, &q));
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.leased, ==, 1);
+    before = bg_sim_get_stats(sim);
+    CHECK_INT(lease_id(q), ==, b); /* a is held by the first process */
+    CHECK_INT(bg_sim_get_stats(sim).changes - before.changes, ==, 1);
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.leased, ==, 2);
+    qclose(s, q);
+    CHECK_INT(lease_log(sim, v, &bad), ==, 2);
+    CHECK_INT(v[1].id, ==, b);
+    CHECK_INT(v[1].until, ==, saved + 60 * 1000 - 1);
+
+    /* a's lease has run out: a comes back; b's still holds. */
+    tu_now = saved + 30 * 1000;
+    CHECK_OK(qopen(sim, &s, &q));
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.leased, ==, 1);
+    CHECK_INT(lease_id(q), ==, a);
+    CHECK_INT(lease_id(q), ==, c);
+    CHECK_INT(lease_id(q), ==, 0);
+    qclose(s, q);
+    /* The open dropped a's spent record: b's, then the two new ones. */
+    CHECK_INT(lease_log(sim, v, &bad), ==, 3);
+    CHECK_INT(v[0].id, ==, b);
+    CHECK_INT(v[1].id, ==, a);
+    CHECK_INT(v[1].until, ==, saved + 60 * 1000);
+    CHECK_INT(v[2].id, ==, c);
+    tu_now = saved;
+    bg_sim_free(sim);
+}
+
+/* An ack or a nack ends a lease another process took; neither writes to
+ * the log, and the next open keeps only the records that still count. */
+static void test_ack_and_nack_end_a_lease_across_processes(void)
+{
+    bg_sim *sim = bg_sim_new(32);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a, b;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "b", &b));
+    CHECK_INT(lease_id(q), ==, a);
+    CHECK_INT(lease_id(q), ==, b);
+    qclose(s, q);
+
+    CHECK_OK(qopen(sim, &s, &q));
+    int failed;
+    CHECK_OK(bg_queue_nack(q, a, "HTTP 503", &failed));
+    CHECK_OK(bg_queue_ack(q, b));
+    qclose(s, q);
+    bg__lease v[8];
+    int bad;
+    CHECK_INT(lease_log(sim, v, &bad), ==, 2); /* not written since */
+
+    CHECK_OK(qopen(sim, &s, &q));
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.leased, ==, 0);
+    /* The open dropped both records: a's delivery is over (its attempts
+     * moved on), b is gone. */
+    CHECK_INT(lease_log(sim, v, &bad), ==, 0);
+    bg_queue_op op;
+    CHECK_OK(bg_queue_lease(q, &op));
+    CHECK_INT(op.id, ==, a);
+    CHECK_INT(op.attempts, ==, 1);
+    bg_queue_op_clear(&op);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+/* The log is advisory: a damaged record, a partial tail or a lost file
+ * only hand an op out early, never hide one, and the open rewrites the
+ * log to whole records that count. */
+static void test_damaged_or_lost_lease_log(void)
+{
+    bg_sim *sim = bg_sim_new(33);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a, b, c;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "b", &b));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "c", &c));
+    CHECK_INT(lease_id(q), ==, a);
+    CHECK_INT(lease_id(q), ==, b);
+    qclose(s, q);
+    uint8_t *buf;
+    size_t len;
+    CHECK_OK(bg_sim_read_file(sim, "s/" BG__LEASE_FILE, &buf, &len));
+    CHECK_INT(len, ==, 2 * BG__LEASE_REC);
+    uint8_t grown[3 * BG__LEASE_REC];
+    memcpy(grown, buf, len);
+    grown[BG__LEASE_REC + 24] ^= 1; /* b's end, 1 ms off: no checksum */
+    memset(grown + len, 0xab, 7);   /* a partial record */
+    CHECK_OK(bg_sim_write_file(sim, "s/" BG__LEASE_FILE, grown, len + 7));
+    free(buf);
+
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_INT(lease_id(q), ==, b); /* its lease is no lease */
+    CHECK_INT(lease_id(q), ==, c);
+    CHECK_INT(lease_id(q), ==, 0);
+    qclose(s, q);
+    bg__lease v[8];
+    int bad;
+    CHECK_INT(lease_log(sim, v, &bad), ==, 3);
+    CHECK_INT(bad, ==, 0);
+    CHECK_INT(v[0].id, ==, a);
+    CHECK_INT(v[1].id, ==, b);
+    CHECK_INT(v[2].id, ==, c);
+
+    /* A power cut loses what was not synced: the rewrite and the leases
+     * of b and c; a's record was on disk (written above), so a holds. */
+    CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_INT(lease_id(q), ==, b);
+    CHECK_INT(lease_id(q), ==, c);
+    CHECK_INT(lease_id(q), ==, 0);
+    qclose(s, q);
+    bg_sim_free(sim);
+
+    /* A lease log never synced is gone after a power cut: the op is
+     * handed out again. */
+    sim = bg_sim_new(36);
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    CHECK_INT(lease_id(q), ==, a);
+    qclose(s, q);
+    CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_INT(lease_id(q), ==, a);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+/* Read-only, a queue counts the leases others hold and takes none. */
+static void test_read_only_counts_leases(void)
+{
+    bg_sim *sim = bg_sim_new(34);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    CHECK_INT(lease_id(q), ==, a);
+    qclose(s, q);
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.read_only = 1;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_queue_open(s, NULL, &q));
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.leased, ==, 1);
+    bg_queue_op op;
+    CHECK_ERR(bg_queue_lease(q, &op), BG_ESTATE);
+    CHECK_CONTAINS(bg_store_detail(s), "read-only");
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+/* Past 1024 records with most of them spent, a lease rewrites the log to
+ * the leases that still hold: it stays small however many ops pass. */
+static void test_lease_log_stays_small(void)
+{
+    bg_sim *sim = bg_sim_new(35);
+    bg_store *s;
+    bg_queue *q;
+    CHECK_OK(qopen(sim, &s, &q));
+    enum { OPS = 1100 };
+    for (int i = 0; i < OPS; i++) {
+        char idem[16];
+        uint64_t id;
+        snprintf(idem, sizeof idem, "op%d", i);
+        CHECK_OK(enq(q, BG_LANE_NORMAL, idem, &id));
+        CHECK_INT(lease_id(q), ==, id);
+        CHECK_OK(bg_queue_ack(q, id));
+    }
+    qclose(s, q);
+    uint8_t *buf;
+    size_t len;
+    CHECK_OK(bg_sim_read_file(sim, "s/" BG__LEASE_FILE, &buf, &len));
+    free(buf);
+    /* Lease 1025 found 1025 records for 1 lease held: the log was
+     * rewritten to that one, and the 75 leases after it appended. */
+    CHECK_INT(len, ==, (1 + (OPS - 1025)) * BG__LEASE_REC);
+    bg_sim_free(sim);
+}
+
 /* A lease is held until lease_ms has passed: at until - 1 the op is not
  * handed out; at until it is, with the same id. */
 static void test_lease_expiry_at_its_edge(void)
@@ -319,11 +572,11 @@ static void test_lease_expiry_at_its_edge(void)
     CHECK_OK(bg_queue_lease(q, &op));
     CHECK_INT(op.id, ==, a);
     bg_queue_op_clear(&op);
-    tu_now = saved + 60 * 1000 - 1;
+    tu_now = saved + 30 * 1000 - 1;
     CHECK_OK(bg_queue_lease(q, &op)); /* a is held: b comes next */
     CHECK_INT(op.id, ==, b);
     bg_queue_op_clear(&op);
-    tu_now = saved + 60 * 1000;
+    tu_now = saved + 30 * 1000;
     CHECK_OK(bg_queue_lease(q, &op)); /* a's lease ran out this very ms */
     CHECK_INT(op.id, ==, a);
     bg_queue_op_clear(&op);
@@ -696,6 +949,11 @@ int main(void)
     RUN(test_compaction);
     RUN(test_lock_staleness_at_its_edge);
     RUN(test_lease_expiry_at_its_edge);
+    RUN(test_lease_held_across_processes);
+    RUN(test_ack_and_nack_end_a_lease_across_processes);
+    RUN(test_damaged_or_lost_lease_log);
+    RUN(test_read_only_counts_leases);
+    RUN(test_lease_log_stays_small);
     RUN(test_attempt_limit_at_its_edge);
     RUN(test_retention_at_its_edge);
     RUN(test_compaction_trigger_at_its_edge);

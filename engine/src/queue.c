@@ -26,6 +26,7 @@
 #include "boxguard/queue.h"
 #include "boxguard/record.h"
 #include "json_int.h"
+#include "lease_log_int.h"
 #include "meta_int.h"
 #include "queue_int.h"
 #include "record_int.h"
@@ -60,10 +61,7 @@ typedef struct islot {
     uint32_t id_lo;
 } islot;
 
-typedef struct lease {
-    uint64_t id;
-    int64_t until;
-} lease;
+typedef bg__lease lease;
 
 struct bg_queue {
     bg_store *s;
@@ -72,8 +70,9 @@ struct bg_queue {
     ring lanes[2];
     islot *set;
     size_t setcap, setn;
-    lease *leases;
+    lease *leases; /* held leases (some may have run out) */
     size_t nleases, capleases;
+    bg__lease_log log; /* the same leases, for the next process */
     uint64_t next_id;
     int64_t oldest_ms;
     uint64_t live_bytes; /* frames of pending ops: compaction's measure */
@@ -83,7 +82,7 @@ void bg_queue_opts_init(bg_queue_opts *o)
 {
     o->max_attempts = 5;
     o->retention_ms = 30LL * 24 * 3600 * 1000;
-    o->lease_ms = 60 * 1000;
+    o->lease_ms = 30 * 1000;
     o->lock_stale_ms = 2 * 60 * 1000;
 }
 
@@ -548,6 +547,8 @@ static void set_clear(bg_queue *q)
     q->setcap = q->setn = 0;
 }
 
+static bg_err leases_load(bg_queue *q);
+
 bg_err bg_queue_rebuild(bg_queue *q)
 {
     BG__JSON_SCOPE(&q->s->alloc);
@@ -556,7 +557,8 @@ bg_err bg_queue_rebuild(bg_queue *q)
     set_clear(q);
     q->nleases = 0;
     BG_TRY(bg__box_rescan(q->pending));
-    return index_finish(q);
+    BG_TRY(index_finish(q));
+    return leases_load(q);
 }
 
 /* ---- open and close --------------------------------------------------------
@@ -604,6 +606,108 @@ static bg_err find_idem(bg_queue *q, const char *idem, uint64_t *id)
         }
     }
     return 0;
+}
+
+/* ---- leases --------------------------------------------------------------
+ *
+ * Held in memory (q->leases) and in the lease log, which the next process
+ * reads on open: a lease counts while its op is pending with the attempts
+ * and enqueue time the record names, and its time has not run out.
+ */
+
+static lease *find_lease(bg_queue *q, uint64_t id)
+{
+    for (size_t i = 0; i < q->nleases; i++)
+        if (q->leases[i].id == id)
+            return &q->leases[i];
+    return NULL;
+}
+
+static void end_lease(bg_queue *q, qent *e)
+{
+    if (!e->leased)
+        return;
+    e->leased = 0;
+    for (size_t i = 0; i < q->nleases; i++)
+        if (q->leases[i].id == e->id) {
+            q->leases[i] = q->leases[--q->nleases];
+            break;
+        }
+}
+
+typedef struct load_ctx {
+    bg_queue *q;
+    int64_t now;
+    bg_err err;
+} load_ctx;
+
+static int load_one(void *arg, const bg__lease *l)
+{
+    load_ctx *c = arg;
+    bg_queue *q = c->q;
+    qent *e = l->until > c->now ? find_any(q, l->id, NULL) : NULL;
+    if (!e)
+        return 0; /* run out, or its op acked or moved */
+    lease *held = e->leased ? find_lease(q, l->id) : NULL;
+    if (held) { /* leased again after it ran out: the later end holds */
+        if (held->attempts == l->attempts && held->at == l->at &&
+            l->until > held->until)
+            held->until = l->until;
+        return 0;
+    }
+    char *text;
+    env en;
+    if ((c->err = read_env(q, e, &text, &en)))
+        return 1;
+    int same = en.attempts == l->attempts && en.at == l->at;
+    env_clear(&en);
+    bg__handle_free(q->s, text);
+    if (!same)
+        return 0; /* a nack since: that delivery is over */
+    if ((c->err = bg__handle_grow(q->s, &q->leases, q->nleases, &q->capleases,
+                                  sizeof *q->leases, 8)))
+        return 1;
+    q->leases[q->nleases++] = *l;
+    e->leased = 1;
+    return 0;
+}
+
+/* Read the lease log into the index; on a writable store, rewrite it with
+ * the leases that still count when it holds anything else. */
+static bg_err leases_load(bg_queue *q)
+{
+    load_ctx c = {q, bg__handle_now_ms(q->s), 0};
+    uint64_t records;
+    int tail;
+    BG_TRY(bg__lease_log_read(q->s, load_one, &c, &records, &tail));
+    BG_TRY(c.err);
+    if (q->s->read_only)
+        return 0;
+    if (records == q->nleases && !tail) {
+        q->log.end = records * BG__LEASE_REC;
+        q->log.appended = records;
+        return 0;
+    }
+    return bg__lease_log_rewrite(q->s, &q->log, q->leases, q->nleases);
+}
+
+/* When most records of the log are spent, drop the leases that ran out
+ * and rewrite it: the log stays within a few times the leases held. */
+static bg_err leases_tidy(bg_queue *q, int64_t now)
+{
+    if (q->log.appended <= 1024 || q->log.appended <= 4 * (uint64_t)q->nleases)
+        return 0;
+    for (size_t i = 0; i < q->nleases;) {
+        if (q->leases[i].until > now) {
+            i++;
+            continue;
+        }
+        qent *e = find_any(q, q->leases[i].id, NULL);
+        if (e)
+            e->leased = 0;
+        q->leases[i] = q->leases[--q->nleases];
+    }
+    return bg__lease_log_rewrite(q->s, &q->log, q->leases, q->nleases);
 }
 
 /* Write the failed op under key (16 bytes) in failed_ops. */
@@ -696,6 +800,8 @@ bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
         }
         bg__handle_free(q->s, c.drop_failed);
     }
+    if (!err)
+        err = leases_load(q);
     if (err) {
         bg_queue_close(q);
         return err;
@@ -713,6 +819,7 @@ void bg_queue_close(bg_queue *q)
         ring_free(q, &q->lanes[l]);
     set_clear(q);
     bg__handle_free(q->s, q->leases);
+    bg__lease_log_close(q->s, &q->log);
     /* The boxes belong to the store and close with it. */
     bg__handle_free(q->s, q);
 }
@@ -783,26 +890,6 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     return err;
 }
 
-static lease *find_lease(bg_queue *q, uint64_t id)
-{
-    for (size_t i = 0; i < q->nleases; i++)
-        if (q->leases[i].id == id)
-            return &q->leases[i];
-    return NULL;
-}
-
-static void end_lease(bg_queue *q, qent *e)
-{
-    if (!e->leased)
-        return;
-    e->leased = 0;
-    for (size_t i = 0; i < q->nleases; i++)
-        if (q->leases[i].id == e->id) {
-            q->leases[i] = q->leases[--q->nleases];
-            break;
-        }
-}
-
 static bg_err fill_op(bg_queue *q, const env *en, uint64_t id, int lane,
                       bg_queue_op *op)
 {
@@ -828,6 +915,9 @@ bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
 {
     BG__JSON_SCOPE(&q->s->alloc);
     memset(op, 0, sizeof *op); /* clearable whatever the answer */
+    BG_FAIL_IF(q->s->read_only, q->s, BG_ESTATE,
+               "the store is open read-only: a lease is written to "
+               "'" BG__LEASE_FILE "'");
     int64_t now = bg__handle_now_ms(q->s);
     for (int l = 1; l >= 0; l--) {
         ring *r = &q->lanes[l];
@@ -845,20 +935,28 @@ bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
             char *text;
             env en;
             BG_TRY(read_env(q, e, &text, &en));
+            lease nl = {e->id, en.at, now + q->o.lease_ms, en.attempts};
             bg_err err = fill_op(q, &en, e->id, l, op);
             env_clear(&en);
             bg__handle_free(q->s, text);
-            if (err)
-                return err;
-            if (bg__handle_grow(q->s, &q->leases, q->nleases, &q->capleases,
-                                sizeof *q->leases, 8)) {
+            if (!err)
+                err = bg__handle_grow(q->s, &q->leases, q->nleases,
+                                      &q->capleases, sizeof *q->leases, 8);
+            /* The record first: a lease the next process cannot see is
+             * not handed out. No sync (see lease_log_int.h). */
+            if (!err)
+                err = bg__lease_log_append(q->s, &q->log, &nl);
+            if (err) {
                 bg_queue_op_clear(op);
-                return BG_ENOMEM;
+                return err;
             }
-            q->leases[q->nleases].id = e->id;
-            q->leases[q->nleases].until = now + q->o.lease_ms;
-            q->nleases++;
+            q->leases[q->nleases++] = nl;
             e->leased = 1;
+            op->lease_until_ms = nl.until;
+            /* The lease holds; a tidy that fails leaves the log longer
+             * and is tried again at a later lease. */
+            if (leases_tidy(q, now)) {
+            }
             return 0;
         }
     }
@@ -1160,7 +1258,9 @@ void bg_queue_stats_of(const bg_queue *q, bg_queue_stats *st)
     memset(st, 0, sizeof *st);
     for (int l = 0; l < 2; l++)
         st->pending[l] = q->lanes[l].n - q->lanes[l].dead;
-    st->leased = q->nleases;
+    int64_t now = bg__handle_now_ms(q->s);
+    for (size_t i = 0; i < q->nleases; i++)
+        st->leased += q->leases[i].until > now;
     bg_box_stats bs;
     bg_box_stats_of(q->failed, &bs);
     st->failed = bs.records;

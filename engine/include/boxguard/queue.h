@@ -45,7 +45,7 @@ typedef enum bg_lane { BG_LANE_NORMAL = 0, BG_LANE_EMERGENCY = 1 } bg_lane;
 typedef struct bg_queue_opts {
     uint32_t max_attempts; /* default 5 */
     int64_t retention_ms;  /* failed ops kept this long; default 30 days */
-    int64_t lease_ms;      /* an unacked lease expires; default 60 s */
+    int64_t lease_ms;      /* an unacked lease expires; default 30 s */
     int64_t lock_stale_ms; /* processing lock goes stale; default 2 min */
 } bg_queue_opts;
 
@@ -60,9 +60,10 @@ typedef struct bg_queue_op {
     bg_lane lane;
     uint32_t attempts;
     int64_t enqueued_ms;
-    int64_t failed_ms; /* failed ops only */
-    char *idem;        /* idempotency key */
-    char *payload;     /* the operation's JSON */
+    int64_t failed_ms;      /* failed ops only */
+    int64_t lease_until_ms; /* leased ops: when the lease runs out */
+    char *idem;             /* idempotency key */
+    char *payload;          /* the operation's JSON */
     size_t payload_len;
     char *last_error; /* NULL when none */
 } bg_queue_op;
