@@ -212,6 +212,34 @@ expect 2 "enqueue of bad JSON" -- "$BG" queue enqueue --store "$Q" --idem x --op
 expect 2 "queue usage" -- "$BG" queue frob --store "$Q"
 expect 2 "ack needs an id" -- "$BG" queue ack --store "$Q"
 
+# Leases across processes: each command below is a process of its own.
+L=$T/leases
+expect 0 "enqueue a" -- "$BG" queue enqueue --store "$L" --idem a --op '{"n":1}'
+expect 0 "enqueue b" -- "$BG" queue enqueue --store "$L" --idem b --op '{"n":2}'
+expect 0 "one process leases a and exits" -- "$BG" queue lease --store "$L" --json
+check "a leased for 30 s" -- grep -q '"id":1,"idem":"a",.*"lease_until_ms":' "$T/out"
+check "one lease record" -- test "$(stat -c %s "$L/pending_ops.leases")" = 40
+expect 0 "the next process gets b" -- "$BG" queue lease --store "$L"
+check "b handed out, not a" -- grep -q '^2 normal b ' "$T/out"
+expect 1 "nothing left to lease" -- "$BG" queue lease --store "$L"
+check "said so" -- grep -q "no op to lease" "$T/err"
+expect 0 "stats count the leases held" -- "$BG" queue stats --store "$L" --json
+check "two leased" -- grep -q '"pending":2,.*"leased":2,' "$T/out"
+expect 0 "stats in text" -- "$BG" queue stats --store "$L"
+check "leased in text" -- grep -q "leased 2," "$T/out"
+expect 0 "a nack ends a's lease" -- "$BG" queue nack --store "$L" --id 1 --error "HTTP 503"
+expect 0 "a comes back at once" -- "$BG" queue lease --store "$L" --lease-seconds 1
+check "a again, one attempt" -- grep -q '^1 normal a attempts=1 ' "$T/out"
+expect 1 "held for its second" -- "$BG" queue lease --store "$L"
+sleep 1.2
+expect 0 "after the lease runs out a comes back" -- "$BG" queue lease --store "$L" --json
+check "a once more" -- grep -q '"id":1,"idem":"a"' "$T/out"
+expect 2 "lease seconds out of range" -- "$BG" queue lease --store "$L" --lease-seconds 0
+check "range said" -- grep -q "1..43200" "$T/err"
+expect 2 "lease seconds on another command" -- "$BG" queue ack --store "$L" --id 2 --lease-seconds 5
+expect 0 "b still pending after the refusals" -- "$BG" queue stats --store "$L" --json
+check "two pending" -- grep -q '"pending":2,' "$T/out"
+
 # Startup validation.
 expect 0 "validate ready" -- "$BG" validate --store "$Q" --schema-version 1
 check "ready said" -- grep -q "^ready (schema version 1)" "$T/out"

@@ -21,14 +21,17 @@ const char cli_queue_usage[] =
     "  enqueue --idem KEY [--lane normal|emergency] [--op JSON]   (op from\n"
     "          stdin when --op is absent); a key already pending is not\n"
     "          enqueued twice (exit 1, says so)\n"
-    "  lease                       print the oldest op, emergency lane first\n"
+    "  lease   [--lease-seconds N] hand out the oldest op not leased,\n"
+    "          emergency lane first; it is not handed out again for N seconds\n"
+    "          (default 30) unless acked or nacked, by this process or the\n"
+    "          next (at-least-once: a lease lost to a power cut ends early)\n"
     "  ack     --id ID             remove a pending op\n"
     "  nack    --id ID --error TEXT  count a failed attempt; past the limit\n"
     "          (--max-attempts, default 5) the op moves to failed_ops\n"
     "  retry   --idem KEY          put a failed op back\n"
     "  purge                       drop failed ops older than 30 days\n"
     "  failed                      list failed ops\n"
-    "  stats                       pending, leased, failed counts\n"
+    "  stats                       pending, leased (still held), failed\n"
     "  rebuild-index               rebuild the index from the pending_ops box\n"
     "  compact                     drop acked ops from the pending_ops box\n"
     "  lock    --owner NAME [--release]  take (or release) the processing\n"
@@ -43,6 +46,9 @@ static void print_op(const bg_queue_op *op, int as_json)
         cJSON_AddStringToObject(o, "lane", op->lane ? "emergency" : "normal");
         cJSON_AddNumberToObject(o, "attempts", op->attempts);
         cJSON_AddNumberToObject(o, "enqueued_ms", (double)op->enqueued_ms);
+        if (op->lease_until_ms)
+            cJSON_AddNumberToObject(o, "lease_until_ms",
+                                    (double)op->lease_until_ms);
         if (op->last_error)
             cJSON_AddStringToObject(o, "last_error", op->last_error);
         cJSON *p = cJSON_ParseWithLength(op->payload, op->payload_len);
@@ -72,15 +78,20 @@ int cli_cmd_queue(int argc, char **argv)
     }
     const char *sub = argv[2], *store = NULL, *idem = NULL, *lane = "normal",
                *opjson = NULL, *id_s = NULL, *error = NULL, *owner = NULL,
-               *max_s = NULL;
+               *max_s = NULL, *lease_s = NULL;
     int as_json = 0, release = 0;
-    const opt opts[] = {
-        {"--store", &store, NULL},  {"--idem", &idem, NULL},
-        {"--lane", &lane, NULL},    {"--op", &opjson, NULL},
-        {"--id", &id_s, NULL},      {"--error", &error, NULL},
-        {"--owner", &owner, NULL},  {"--max-attempts", &max_s, NULL},
-        {"--json", NULL, &as_json}, {"--release", NULL, &release},
-        {NULL, NULL, NULL}};
+    const opt opts[] = {{"--store", &store, NULL},
+                        {"--idem", &idem, NULL},
+                        {"--lane", &lane, NULL},
+                        {"--op", &opjson, NULL},
+                        {"--id", &id_s, NULL},
+                        {"--error", &error, NULL},
+                        {"--owner", &owner, NULL},
+                        {"--max-attempts", &max_s, NULL},
+                        {"--lease-seconds", &lease_s, NULL},
+                        {"--json", NULL, &as_json},
+                        {"--release", NULL, &release},
+                        {NULL, NULL, NULL}};
     if (cli_parse_opts(argc, argv, 3, opts, "queue", NULL, NULL))
         return EXIT_USAGE;
     static const char *const subs[] = {
@@ -133,6 +144,20 @@ int cli_cmd_queue(int argc, char **argv)
             return EXIT_USAGE;
         }
         qo.max_attempts = (uint32_t)v;
+    }
+    if (lease_s) {
+        unsigned long long v;
+        if (strcmp(sub, "lease")) {
+            cli_fail("queue %s: --lease-seconds is an option of queue lease",
+                     sub);
+            return EXIT_USAGE;
+        }
+        if (cli_parse_number(lease_s, 1, 43200, &v)) {
+            cli_fail("queue lease: --lease-seconds must be 1..43200 (12 "
+                     "hours)");
+            return EXIT_USAGE;
+        }
+        qo.lease_ms = (int64_t)v * 1000;
     }
     char *owned = NULL;
     size_t oplen = 0;
@@ -242,9 +267,10 @@ int cli_cmd_queue(int argc, char **argv)
                    st.leased, st.failed, st.next_id, st.oldest_ms);
         else
             printf("pending %" PRIu64 " (emergency %" PRIu64 ", normal %" PRIu64
-                   "), failed %" PRIu64 ", next id %" PRIu64 "\n",
+                   "), leased %" PRIu64 ", failed %" PRIu64 ", next id %" PRIu64
+                   "\n",
                    st.pending[0] + st.pending[1], st.pending[1], st.pending[0],
-                   st.failed, st.next_id);
+                   st.leased, st.failed, st.next_id);
     }
     if (err)
         rc = cli_report(s, err, "queue");
