@@ -96,6 +96,36 @@ expect 0 "a writing open cuts the tail" -- "$BG" put --store "$S" --box users --
 check "and says so" -- grep -q "cut a torn tail" "$T/err"
 expect 0 "verify clean after the cut" -- "$BG" verify --store "$S" --box users
 
+# A synced batch whose first frame is damaged since: the file alone cannot
+# tell it from a batch a crash cut short, so the tail is cut, but never
+# unseen: verify calls it damage, reads warn, and the writing open keeps the
+# cut bytes, byte for byte, in quarantine/ and names the copy.
+D=$T/dmg
+"$BG" put --store "$D" --box b --key k0 --type 0 --json 0 2>/dev/null
+s1=$(stat -c %s "$D/b.box")
+printf '{"key":"k1","type":0,"value":11}\n{"key":"k2","type":0,"value":22}\n{"key":"k3","type":0,"value":33}\n' >"$T/batch"
+expect 0 "load writes one batch" -- bash -c "'$BG' load --store '$D' --box b <'$T/batch'"
+s2=$(stat -c %s "$D/b.box")
+flen=$(((s2 - s1) / 3))
+printf 'Z' | dd of="$D/b.box" bs=1 seek=$((s1 + flen - 1)) conv=notrunc 2>/dev/null
+tail -c +$((s1 + 1)) "$D/b.box" >"$T/tail"
+expect 1 "verify of a damaged batch tail" -- "$BG" verify --store "$D" --box b
+check "verify calls it damage, not a torn write" -- grep -qF "box 'b': DAMAGED tail: $((s2 - s1)) bytes at offset $s1 to cut; 2 frame(s) in it verify" "$T/out"
+check "and names the command that keeps it" -- grep -qF "run \`boxguard recover --store $D --box b\`: it keeps a copy of the tail in quarantine/" "$T/out"
+expect 1 "verify --json of it" -- "$BG" verify --store "$D" --box b --json
+check "json status damaged_tail" -- grep -q '"status":"damaged_tail"' "$T/out"
+expect 0 "a read warns of the damaged tail" -- "$BG" dump --store "$D" --box b
+check "the warning says frames verify" -- grep -qF "warning: box 'b' has a damaged tail of $((s2 - s1)) bytes at offset $s1, not read: 2 frame(s) of it verify" "$T/err"
+check "the read shows the records before it" -- test "$(cat "$T/out")" = '{"key":"k0","type":0,"value":0}'
+check "verify and dump cut nothing" -- test "$(stat -c %s "$D/b.box")" -eq "$s2"
+check "nor made a copy" -- test ! -e "$D/quarantine"
+expect 0 "a writing open cuts it" -- "$BG" put --store "$D" --box b --key k4 --type 0 --json 4
+check "and names the copy" -- grep -qE "box 'b': cut a damaged tail of $((s2 - s1)) bytes at offset $s1: 2 frame\(s\) of it verify .*; copied to $D/quarantine/b_torn_[0-9]{8}\.bak" "$T/err"
+check "the copy holds the cut bytes exactly" -- cmp "$T/tail" "$D"/quarantine/b_torn_*.bak
+expect 0 "the box reads k0 and k4" -- "$BG" dump --store "$D" --box b
+check "k0 and k4 only" -- test "$(cut -c1-11 "$T/out" | tr '\n' ' ')" = '{"key":"k0" {"key":"k4" '
+check "no warning once cut" -- test ! -s "$T/err"
+
 # Mid-file damage: exit 4 for writes until recover.
 printf 'X' | dd of="$S/users.box" bs=1 seek=70 conv=notrunc 2>/dev/null
 "$BG" put --store "$S" --box users --key u10 --type 1 --json 1 >/dev/null 2>&1

@@ -15,12 +15,17 @@ static bg_err check(bg_sim *sim, const bg_registry *r, uint32_t version)
     return bg_validate("s", &o, &v);
 }
 
-static int has(const char *code)
+static const bg_finding *finding(const char *code)
 {
     for (size_t i = 0; i < v.nfindings && i < BG_VALIDATE_MAX_FINDINGS; i++)
         if (!strcmp(v.findings[i].code, code))
-            return 1;
-    return 0;
+            return &v.findings[i];
+    return NULL;
+}
+
+static int has(const char *code)
+{
+    return finding(code) != NULL;
 }
 
 static bg_err make_store(bg_sim *sim, uint32_t version)
@@ -104,8 +109,56 @@ static void test_needs_recovery(void)
     CHECK_OK(check(sim, NULL, 0));
     CHECK_INT(v.status, ==, BG_NEEDS_RECOVERY);
     CHECK(has("box_damaged"));
+    /* The action is the command to run, on this store and box. */
+    CHECK_STR(finding("box_damaged")->action,
+              "boxguard recover --store s --box notes");
     free(f);
     free(g);
+    bg_sim_free(sim);
+}
+
+/* A synced batch whose first frame is damaged since ends the file in a tail
+ * whose other frames verify: validate calls it damage that needs recovery
+ * (recover keeps a copy of the tail), not a torn write the next open cuts
+ * without a word. A tail in which no frame verifies stays box_torn. */
+static void test_damaged_tail_needs_recovery(void)
+{
+    bg_sim *sim = bg_sim_new(5);
+    CHECK_OK(make_store(sim, 0));
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "notes", 0, &s, &b));
+    uint8_t *f0;
+    size_t n0;
+    CHECK_OK(bg_sim_read_file(sim, "s/notes.box", &f0, &n0));
+    /* Two frames: the one that still verifies is the least that counts. */
+    bg_write w[2] = {{0, "k1", 2, 0, "11", 2}, {0, "k2", 2, 0, "22", 2}};
+    CHECK_OK(bg_box_write_batch(b, w, 2));
+    CHECK_OK(bg_store_close(s));
+    uint8_t *f;
+    size_t n;
+    CHECK_OK(bg_sim_read_file(sim, "s/notes.box", &f, &n));
+    f[n0 + BG__FRAME_HDR] ^= 1; /* the key of the batch's first frame */
+    CHECK_OK(bg_sim_write_file(sim, "s/notes.box", f, n));
+    CHECK_OK(check(sim, NULL, 0));
+    CHECK_INT(v.status, ==, BG_NEEDS_RECOVERY);
+    CHECK_INT(v.nfindings, ==, 1);
+    CHECK(has("box_damaged_tail"));
+    CHECK_STR(finding("box_damaged_tail")->action,
+              "boxguard recover --store s --box notes");
+    char want[200];
+    snprintf(want, sizeof want,
+             "box 'notes' ends in a tail of %zu bytes at offset %zu in which "
+             "1 frame(s) verify",
+             n - n0, n0);
+    CHECK(!strncmp(finding("box_damaged_tail")->message, want, strlen(want)));
+    /* Only the last frame cut short: a torn write, ready. */
+    CHECK_OK(bg_sim_write_file(sim, "s/notes.box", f0, n0 - 3));
+    CHECK_OK(check(sim, NULL, 0));
+    CHECK_INT(v.status, ==, BG_READY);
+    CHECK(has("box_torn") && !has("box_damaged_tail"));
+    free(f0);
+    free(f);
     bg_sim_free(sim);
 }
 
@@ -116,6 +169,7 @@ static void test_blocked(void)
         bg_validate("nope", &(bg_validate_opts){bg_sim_vfs(sim), NULL, 0}, &v));
     CHECK_INT(v.status, ==, BG_BLOCKED);
     CHECK(has("store_missing"));
+    CHECK_STR(finding("store_missing")->message, "store 'nope' does not exist");
     CHECK_INT(v.stored_version, ==, 0); /* not read: none is invented */
 
     /* Adapters that contradict the schema lock. */
@@ -277,6 +331,7 @@ int main(void)
 {
     RUN(test_ready_and_versions);
     RUN(test_needs_recovery);
+    RUN(test_damaged_tail_needs_recovery);
     RUN(test_blocked);
     RUN(test_every_combination_of_findings);
     RUN(test_erase_intent_and_unreadable_schema);

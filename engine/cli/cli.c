@@ -218,18 +218,28 @@ static int open_box(bg_store *s, const char *dir, const char *name, int flags,
     if (err)
         return cli_report(s, err, "cannot open box");
     const bg_box_report *r = bg_box_report_of(*b);
-    if (r->status == BG_BOX_TORN && writing)
+    if (r->status == BG_BOX_TORN && r->tail_frames && writing)
+        cli_fail("box '%s': cut a damaged tail of %" PRIu64
+                 " bytes at offset %" PRIu64 ": %" PRIu64
+                 " frame(s) of it verify (a synced batch damaged since, or a "
+                 "batch a crash cut short); copied to %s",
+                 name, r->lost_bytes, r->cut, r->tail_frames, r->quarantine);
+    else if (r->status == BG_BOX_TORN && writing)
         cli_fail("box '%s': cut a torn tail of %" PRIu64
-                 " bytes at offset %" PRIu64 " (an interrupted write; %" PRIu64
-                 " frame(s) of it verified%s%s)",
-                 name, r->lost_bytes, r->cut, r->tail_frames,
-                 r->quarantine[0] ? ": copied to " : "", r->quarantine);
+                 " bytes at offset %" PRIu64 " (an interrupted write)",
+                 name, r->lost_bytes, r->cut);
+    else if (r->status == BG_BOX_TORN && r->tail_frames)
+        cli_fail("warning: box '%s' has a damaged tail of %" PRIu64
+                 " bytes at offset %" PRIu64 ", not read: %" PRIu64
+                 " frame(s) of it verify; `boxguard recover --store %s --box "
+                 "%s` keeps a copy in quarantine/ and cuts it",
+                 name, r->lost_bytes, r->cut, r->tail_frames, dir, name);
     else if (r->status == BG_BOX_TORN)
         cli_fail("warning: box '%s' has a torn tail of %" PRIu64
-                 " bytes at offset %" PRIu64 " (an interrupted write; %" PRIu64
-                 " frame(s) of it verify), not read; `boxguard recover "
+                 " bytes at offset %" PRIu64
+                 " (an interrupted write), not read; `boxguard recover "
                  "--store %s --box %s` cuts it",
-                 name, r->lost_bytes, r->cut, r->tail_frames, dir, name);
+                 name, r->lost_bytes, r->cut, dir, name);
     if (r->status == BG_BOX_CORRUPT) {
         cli_fail("box '%s' is damaged at offset %" PRIu64
                  ": showing only the records that verify, skipping %" PRIu64

@@ -68,18 +68,20 @@ static int end_boxes(session *ss, names *ns, cJSON *arr, int rc, int found)
     return rc == EXIT_OK ? found : rc;
 }
 
-static const char *status_name(bg_box_status st)
+/* A torn tail in which frames verify is called damage: it may be a synced
+ * batch damaged since, and its frames are worth a look before they go. */
+static const char *status_name(const bg_box_report *r)
 {
-    return st == BG_BOX_CLEAN  ? "clean"
-           : st == BG_BOX_TORN ? "torn"
-                               : "corrupt";
+    if (r->status == BG_BOX_TORN)
+        return r->tail_frames ? "damaged_tail" : "torn";
+    return r->status == BG_BOX_CLEAN ? "clean" : "corrupt";
 }
 
 static cJSON *report_json(const char *name, const bg_box_report *r)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "box", name);
-    cJSON_AddStringToObject(o, "status", status_name(r->status));
+    cJSON_AddStringToObject(o, "status", status_name(r));
     cJSON_AddNumberToObject(o, "file_size", (double)r->file_size);
     cJSON_AddNumberToObject(o, "frames", (double)r->frames);
     cJSON_AddBoolToObject(o, "header_ok", r->header_ok);
@@ -124,18 +126,26 @@ static void print_report(const char *dir, const char *name,
                name, r->frames, r->file_size, fixed ? ", nothing to do" : "");
         break;
     case BG_BOX_TORN:
-        printf("box '%s': torn tail: %" PRIu64 " bytes at offset %" PRIu64
-               " %s (an interrupted write; %" PRIu64
-               " earlier frames intact)\n",
+        if (!r->tail_frames) {
+            printf("box '%s': torn tail: %" PRIu64 " bytes at offset %" PRIu64
+                   " %s (an interrupted write; %" PRIu64
+                   " earlier frames intact)\n",
+                   name, r->lost_bytes, r->cut, fixed ? "cut" : "to cut",
+                   r->frames);
+            break;
+        }
+        printf("box '%s': DAMAGED tail: %" PRIu64 " bytes at offset %" PRIu64
+               " %s; %" PRIu64 " frame(s) in it verify (a synced batch damaged "
+               "since, or a batch a crash cut short); %" PRIu64
+               " earlier frames intact\n",
                name, r->lost_bytes, r->cut, fixed ? "cut" : "to cut",
-               r->frames - r->tail_frames);
-        if (r->tail_frames)
-            printf("  %" PRIu64 " frame(s) in the tail verify%s%s\n",
-                   r->tail_frames,
-                   fixed ? ": the tail was copied to "
-                         : "; cutting it keeps a "
-                           "copy in quarantine/",
-                   fixed ? r->quarantine : "");
+               r->tail_frames, r->frames - r->tail_frames);
+        if (fixed)
+            printf("  the tail was copied to %s\n", r->quarantine);
+        else
+            printf("  run `boxguard recover --store %s --box %s`: it keeps a "
+                   "copy of the tail in quarantine/\n",
+                   dir, name);
         break;
     case BG_BOX_CORRUPT:
         printf("box '%s': CORRUPT: first damaged byte at offset %" PRIu64
@@ -228,13 +238,13 @@ int cli_cmd_stats(const args *a)
             cJSON_AddNumberToObject(o, "frames", (double)st.frames);
             cJSON_AddNumberToObject(o, "bytes", (double)st.file_bytes);
             cJSON_AddNumberToObject(o, "live_bytes", (double)st.live_bytes);
-            cJSON_AddStringToObject(o, "status", status_name(r->status));
+            cJSON_AddStringToObject(o, "status", status_name(r));
             cJSON_AddItemToArray(arr, o);
         } else {
             printf("%-24s %10" PRIu64 " %10" PRIu64 " %12" PRIu64 " %12" PRIu64
                    " %s\n",
                    ns.v[i], st.records, st.frames, st.file_bytes, st.live_bytes,
-                   status_name(r->status));
+                   status_name(r));
         }
     }
     return end_boxes(&ss, &ns, arr, rc, damaged ? EXIT_DAMAGED : 0);

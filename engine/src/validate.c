@@ -65,9 +65,12 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
         if (err == BG_ELOCKED)
             add(v, BG_BLOCKED, "store_locked", "wait for the other opener",
                 "store '%s' is open in another process", dir);
+        else if (err == BG_ENOTFOUND)
+            add(v, BG_BLOCKED, "store_missing", "check the store path", "%s",
+                detail);
         else
-            add(v, BG_BLOCKED, "store_missing", "check the store path",
-                "store '%s' cannot be opened: %s", dir, detail);
+            add(v, BG_BLOCKED, "store_unreadable",
+                "check the store's permissions and disk", "%s", detail);
         return 0;
     }
     BG__JSON_SCOPE(&s->alloc);
@@ -128,6 +131,9 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
     for (size_t i = 0; i < ns.n && !err; i++) {
         bg_box_report r;
         bg_err e = bg_box_verify(s, ns.v[i], &r);
+        char recover[160];
+        snprintf(recover, sizeof recover,
+                 "boxguard recover --store %s --box %s", dir, ns.v[i]);
         if (e == BG_EAUTH)
             add(v, BG_BLOCKED, "box_key",
                 "restore the store's data key; nothing was changed", "%s",
@@ -135,14 +141,19 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
         else if (e == BG_ENOMEM)
             err = e;
         else if (e)
-            add(v, BG_NEEDS_RECOVERY, "box_damaged",
-                "boxguard recover --store <dir>", "box '%s' cannot be read: %s",
-                ns.v[i], bg_strerror(e));
+            add(v, BG_NEEDS_RECOVERY, "box_damaged", recover,
+                "box '%s' cannot be read: %s", ns.v[i], bg_strerror(e));
         else if (r.status == BG_BOX_CORRUPT)
-            add(v, BG_NEEDS_RECOVERY, "box_damaged",
-                "boxguard recover --store <dir> --box <name>",
+            add(v, BG_NEEDS_RECOVERY, "box_damaged", recover,
                 "box '%s' is damaged at offset %llu", ns.v[i],
                 (unsigned long long)r.first_damage);
+        else if (r.status == BG_BOX_TORN && r.tail_frames)
+            add(v, BG_NEEDS_RECOVERY, "box_damaged_tail", recover,
+                "box '%s' ends in a tail of %llu bytes at offset %llu in "
+                "which %llu frame(s) verify (a synced batch damaged since, or "
+                "a batch a crash cut short); recover keeps a copy of it",
+                ns.v[i], (unsigned long long)r.lost_bytes,
+                (unsigned long long)r.cut, (unsigned long long)r.tail_frames);
         else if (r.status == BG_BOX_TORN)
             add(v, BG_READY, "box_torn", "none: the next writable open cuts it",
                 "box '%s' ends in a torn write of %llu bytes (a crash)",

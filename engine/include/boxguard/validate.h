@@ -40,8 +40,9 @@ typedef enum bg_readiness {
 typedef struct bg_finding {
     bg_readiness severity;
     char code[32]; /* schema_newer, schema_older, adapters, box_damaged,
-                      box_torn, box_key, migration_interrupted,
-                      schema_unreadable, erase_interrupted, store_missing,
+                      box_damaged_tail, box_torn, box_key,
+                      migration_interrupted, schema_unreadable,
+                      erase_interrupted, store_missing, store_unreadable,
                       store_locked */
     char message[256];
     char action[160];
