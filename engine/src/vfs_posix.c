@@ -222,6 +222,14 @@ static bg_err posix_mkdir(const bg_vfs *vfs, const char *path)
     return 0;
 }
 
+static bg_err posix_rmdir(const bg_vfs *vfs, const char *path)
+{
+    (void)vfs;
+    if (rmdir(path) != 0)
+        return posix_errno(errno == ENOTEMPTY ? EEXIST : errno);
+    return 0;
+}
+
 static bg_err posix_list(const bg_vfs *vfs, const char *dir, bg_vfs_list_fn fn,
                          void *arg)
 {
@@ -291,6 +299,7 @@ static const bg_vfs posix_vfs = {
     .list = posix_list,
     .sync_dir = posix_sync_dir,
     .stat = posix_stat,
+    .rmdir = posix_rmdir,
     .random = posix_random,
 };
 

@@ -14,7 +14,7 @@
 #define SECTOR 512
 
 enum { OP_WRITE, OP_TRUNC };
-enum { DOP_CREATE, DOP_UNLINK, DOP_RENAME, DOP_MKDIR };
+enum { DOP_CREATE, DOP_UNLINK, DOP_RENAME, DOP_MKDIR, DOP_RMDIR };
 
 typedef struct sim_buf {
     uint8_t *p;
@@ -147,6 +147,10 @@ static int buf_reserve(bg_sim *s, sim_buf *b, size_t need)
     uint8_t *p = sim_realloc(s, b->p, cap);
     if (!p)
         return -1;
+    /* Bytes past the end stay as they were (a truncate frees blocks, it
+     * does not clear them: bg_sim_find_bytes looks there too); new ones
+     * start as zeros. */
+    memset(p + b->cap, 0, cap - b->cap);
     b->p = p;
     b->cap = cap;
     return 0;
@@ -326,6 +330,7 @@ static int dop_apply(bg_sim *s, sim_ns *ns, const sim_dop *d)
     case DOP_MKDIR:
         return ns_set(s, ns, d->a, d->node);
     case DOP_UNLINK:
+    case DOP_RMDIR:
         ns_del(s, ns, d->a);
         return 0;
     case DOP_RENAME:
@@ -621,6 +626,43 @@ static bg_err sim_mkdir(const bg_vfs *vfs, const char *path)
     return 0;
 }
 
+/* Whether path names an entry directly below dir. */
+static int is_child(const char *path, const char *dir)
+{
+    char p[1024];
+    parent_of(path, p, sizeof p);
+    return !strcmp(p, dir);
+}
+
+static bg_err sim_rmdir(const bg_vfs *vfs, const char *path)
+{
+    bg_sim *s = sim_of(vfs);
+    bg_err err = sim_begin(s);
+    if (err)
+        return err;
+    sim_ent *e = ns_find(&s->cur, path);
+    if (!path[0] || !e)
+        return BG_ENOTFOUND;
+    if (!s->nodes[e->node].is_dir)
+        return BG_EINVALID;
+    for (size_t i = 0; i < s->cur.n; i++)
+        if (is_child(s->cur.e[i].path, path))
+            return BG_EEXISTS;
+    /* The removals of its entries must be durable first (sync_dir of the
+     * directory), as a journaling file system orders them: otherwise a
+     * crash could keep the rmdir and lose them, leaving entries below a
+     * directory that is gone. boxguard always syncs first. */
+    for (size_t i = 0; i < s->ndops; i++)
+        if (is_child(s->dops[i].a, path))
+            return BG_EINVALID;
+    size_t node = e->node;
+    if (dop_push(s, DOP_RMDIR, path, NULL, node))
+        return BG_ENOMEM;
+    ns_del(s, &s->cur, path);
+    sim_changed(s);
+    return 0;
+}
+
 static bg_err sim_list(const bg_vfs *vfs, const char *dir, bg_vfs_list_fn fn,
                        void *arg)
 {
@@ -878,6 +920,7 @@ bg_sim *bg_sim_new(uint64_t seed)
         .list = sim_list,
         .sync_dir = sim_sync_dir,
         .stat = sim_stat,
+        .rmdir = sim_rmdir,
         .random = sim_random,
     };
     return s;
@@ -935,6 +978,37 @@ void bg_sim_crash_after(bg_sim *s, uint64_t n)
 int bg_sim_frozen(const bg_sim *s)
 {
     return s->frozen;
+}
+
+static int buf_has(const uint8_t *p, size_t len, const void *needle, size_t n)
+{
+    for (size_t i = 0; p && n && i + n <= len; i++)
+        if (p[i] == *(const uint8_t *)needle && !memcmp(p + i, needle, n))
+            return 1;
+    return 0;
+}
+
+size_t bg_sim_find_bytes(const bg_sim *s, const void *needle, size_t n,
+                         int unlinked_only)
+{
+    size_t found = 0;
+    for (size_t i = 0; i < s->nnodes; i++) {
+        const sim_node *nd = &s->nodes[i];
+        if (nd->is_dir)
+            continue;
+        int named = 0;
+        for (size_t j = 0; j < s->cur.n && !named; j++)
+            named = s->cur.e[j].node == i;
+        if (named && unlinked_only)
+            continue;
+        /* The whole capacity: what a truncate cut off is still there. */
+        int has = buf_has(nd->cur.p, nd->cur.cap, needle, n) ||
+                  buf_has(nd->dur.p, nd->dur.cap, needle, n);
+        for (size_t k = 0; k < nd->nops && !has; k++)
+            has = buf_has(nd->ops[k].data, nd->ops[k].len, needle, n);
+        found += (size_t)has;
+    }
+    return found;
 }
 
 bg_err bg_sim_read_file(bg_sim *s, const char *path, uint8_t **buf, size_t *len)

@@ -87,6 +87,12 @@ bg_err bg_sim_read_file(bg_sim *sim, const char *path, uint8_t **buf,
  * and the entry becomes durable at once. */
 bg_err bg_sim_write_file(bg_sim *sim, const char *path, const uint8_t *buf,
                          size_t len);
+/* The disk keeps the last bytes of every file, unlinked ones too, as a
+ * real disk keeps freed blocks until they are reused. Returns how many
+ * files (of the durable, the visible or an unsynced version) hold needle;
+ * with unlinked_only, only files no longer named by any entry. */
+size_t bg_sim_find_bytes(const bg_sim *sim, const void *needle, size_t n,
+                         int unlinked_only);
 /* Create a directory, durably. */
 bg_err bg_sim_mkdir(bg_sim *sim, const char *path);
 

@@ -66,6 +66,9 @@ struct bg_vfs {
     bg_err (*stat)(const bg_vfs *vfs, const char *path, int *is_dir);
     /* Fill buf with random bytes (box ids, nonces). */
     void (*random)(const bg_vfs *vfs, void *buf, size_t len);
+    /* Remove an empty directory; durable after sync_dir of its parent.
+     * BG_ENOTFOUND when missing, BG_EEXISTS when it still has entries. */
+    bg_err (*rmdir)(const bg_vfs *vfs, const char *path);
 };
 
 /* The real disk: pread/pwrite, fdatasync, fsync of directories, flock. The
