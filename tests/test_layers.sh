@@ -17,7 +17,7 @@ expect 1 "a module below what it calls" -- "$L" --doc "$T/down.md" --src "$SRC" 
 check "the call up named" -- grep -q "VIOLATION: store (layer 5) calls up into box" "$T/out"
 
 # meta and queue on one layer: queue calls meta, across.
-sed 's/^11 meta rekey$/11 rekey/; s/^12 journal queue$/12 journal queue meta/' "$DOC" >"$T/across.md"
+sed 's/^11 meta rekey$/11 rekey/; s/^12 journal queue wipe$/12 journal queue wipe meta/' "$DOC" >"$T/across.md"
 expect 1 "a call across one layer" -- "$L" --doc "$T/across.md" --src "$SRC" "$LIB"
 check "the call across named" -- grep -q "VIOLATION: queue (layer 12) calls across into meta (layer 12)" "$T/out"
 

@@ -122,6 +122,60 @@ const char *bg_store_detail(const bg_store *s)
     return s->detail;
 }
 
+void bg__handle_parent(const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, path, n);
+    out[n] = '\0';
+    if (n == 0 && slash && cap > 1)
+        strcpy(out, "/"); /* "" is the current directory to the vfs */
+}
+
+bg_err bg__handle_bare(const char *dir, const bg_vfs *vfs, bg_store **out)
+{
+    size_t n = strlen(dir);
+    if (n == 0 || n >= BG_PATH_MAX - BG__NAME_MAX - 1)
+        return BG_EINVALID;
+    bg_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return BG_ENOMEM;
+    memcpy(s->dir, dir, n + 1);
+    while (n > 1 && s->dir[n - 1] == '/')
+        s->dir[--n] = '\0';
+    s->vfs = vfs ? vfs : bg_vfs_posix();
+    s->read_only = 1;
+    *out = s;
+    return 0;
+}
+
+bg_err bg__handle_shred(bg_store *s, const char *path, uint64_t *bytes)
+{
+    enum { SHRED_CHUNK = 1 << 16 };
+    static const uint8_t zeros[SHRED_CHUNK];
+    bg_file *f = NULL;
+    uint64_t size = 0;
+    bg_err err = bg__vfs_open(s, path, BG_OPEN_WRITE, &f);
+    if (err)
+        return err; /* BG_ENOTFOUND: already gone */
+    err = bg__vfs_size(s, f, &size);
+    for (uint64_t off = 0; !err && off < size; off += SHRED_CHUNK) {
+        uint64_t left = size - off;
+        err = bg__vfs_write(s, f, off, zeros,
+                            left < SHRED_CHUNK ? (size_t)left : SHRED_CHUNK);
+    }
+    if (!err && size)
+        err = bg__vfs_sync(s, f);
+    bg__vfs_close(s, f);
+    if (!err)
+        err = bg__vfs_unlink(s, path);
+    if (!err && bytes)
+        *bytes += size;
+    return err;
+}
+
 bg_err bg__handle_mkdir(bg_store *s, const char *dir)
 {
     bg_err err = bg__vfs_mkdir(s, dir);
@@ -129,12 +183,7 @@ bg_err bg__handle_mkdir(bg_store *s, const char *dir)
         return 0;
     BG_FAIL_IF(err, s, err, "cannot create directory '%s'", dir);
     char parent[BG_PATH_MAX];
-    const char *slash = strrchr(dir, '/');
-    size_t n = slash ? (size_t)(slash - dir) : 0;
-    memcpy(parent, dir, n);
-    parent[n] = '\0';
-    if (n == 0 && slash)
-        strcpy(parent, "/"); /* "" is the current directory to the vfs */
+    bg__handle_parent(dir, parent, sizeof parent);
     err = bg__vfs_sync_dir(s, parent);
     BG_FAIL_IF(err, s, err, "cannot sync directory '%s'", parent);
     return 0;
@@ -271,6 +320,11 @@ bg_err bg__vfs_unlink(bg_store *s, const char *path)
 bg_err bg__vfs_mkdir(bg_store *s, const char *path)
 {
     return vfs_said(s, s->vfs->mkdir(s->vfs, path), "mkdir of", path);
+}
+
+bg_err bg__vfs_rmdir(bg_store *s, const char *path)
+{
+    return vfs_said(s, s->vfs->rmdir(s->vfs, path), "rmdir of", path);
 }
 
 bg_err bg__vfs_list(bg_store *s, const char *dir, bg_vfs_list_fn fn, void *arg)

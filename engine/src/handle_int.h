@@ -17,6 +17,10 @@
 
 #define BG_PATH_MAX 1024
 
+/* Files of the store directory that modules of different layers name. */
+#define BG__LOCK_FILE    "store.lock"
+#define BG__ERASE_INTENT "erase.intent"
+
 typedef struct bg__key bg__key;
 typedef struct bg_box bg_box;
 
@@ -93,6 +97,24 @@ BG_MUST_CHECK bg_err bg__handle_settle_dir(bg_store *s);
 void bg__handle_progress(bg_store *s, const char *what, uint64_t done,
                          uint64_t total);
 
+/* The directory part of path into out ("a/b" -> "a", "/a" -> "/",
+ * "a" -> ""). */
+void bg__handle_parent(const char *path, char *out, size_t cap);
+
+/* A handle on dir that opens nothing and holds no lock, for looking at a
+ * directory that may not be a store (any more): its dir and vfs (NULL:
+ * posix) set, read-only, the C allocator. Free it with free(). Returns
+ * BG_EINVALID (a dir empty or too long) or BG_ENOMEM. */
+BG_MUST_CHECK bg_err bg__handle_bare(const char *dir, const bg_vfs *vfs,
+                                     bg_store **out);
+
+/* Overwrite the file at path with zeros over its whole length, sync it,
+ * and unlink it (the caller syncs the directory). *bytes grows by the
+ * length overwritten. Returns BG_ENOTFOUND when it is not there, or the
+ * vfs error (the file may remain, overwritten or not). */
+BG_MUST_CHECK bg_err bg__handle_shred(bg_store *s, const char *path,
+                                      uint64_t *bytes);
+
 /* Make dir exist durably: mkdir, then sync its parent directory. An
  * existing directory is fine. */
 BG_MUST_CHECK bg_err bg__handle_mkdir(bg_store *s, const char *dir);
@@ -130,6 +152,7 @@ BG_MUST_CHECK bg_err bg__vfs_rename(bg_store *s, const char *from,
 /* Not marked must-check: removing a leftover is often best effort. */
 bg_err bg__vfs_unlink(bg_store *s, const char *path);
 BG_MUST_CHECK bg_err bg__vfs_mkdir(bg_store *s, const char *path);
+BG_MUST_CHECK bg_err bg__vfs_rmdir(bg_store *s, const char *path);
 BG_MUST_CHECK bg_err bg__vfs_list(bg_store *s, const char *dir,
                                   bg_vfs_list_fn fn, void *arg);
 BG_MUST_CHECK bg_err bg__vfs_sync_dir(bg_store *s, const char *dir);

@@ -173,17 +173,7 @@ bg_err bg__keys_destroy(bg_store *s, uint32_t id)
     char dir[BG_PATH_MAX], path[BG_PATH_MAX];
     keys_dir(s, dir, sizeof dir);
     key_path(s, s->keys[i].gen, "", path, sizeof path);
-    static const unsigned char zeros[BG__KEY_BYTES];
-    bg_file *f = NULL;
-    bg_err err = bg__vfs_open(s, path, BG_OPEN_WRITE, &f);
-    if (!err)
-        err = bg__vfs_write(s, f, 0, zeros, sizeof zeros);
-    if (!err)
-        err = bg__vfs_sync(s, f);
-    if (f)
-        bg__vfs_close(s, f);
-    if (!err)
-        err = bg__vfs_unlink(s, path);
+    bg_err err = bg__handle_shred(s, path, NULL);
     if (!err)
         err = bg__vfs_sync_dir(s, dir);
     BG_FAIL_IF(err, s, err, "cannot destroy key file '%s'", path);

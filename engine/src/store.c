@@ -19,8 +19,7 @@
 #include "json_int.h"
 #include "keys_int.h"
 #include "meta_int.h"
-
-#define LOCK_NAME "store.lock"
+#include "wipe_int.h"
 
 void bg_store_opts_init(bg_store_opts *o)
 {
@@ -72,6 +71,26 @@ static bg_err sweep_tmp(bg_store *s)
     bg__handle_free(s, c.names);
     BG_FAIL_IF(err, s, err, "cannot remove temporary files in '%s'", s->dir);
     return 0;
+}
+
+/* An open that found erase.intent: a writer finishes the erase, and then
+ * there is no store; a reader may not look. */
+static bg_err finish_erase(bg_store *s)
+{
+    if (s->read_only)
+        return bg__handle_fail(s, BG_ESTATE,
+                               "store '%s' is being erased (an interrupted "
+                               "erase left erase.intent): nothing is read; "
+                               "a writable open finishes the erase",
+                               s->dir);
+    bg__wipe_counts c = {0};
+    BG_TRY(bg__wipe_run(s, &c));
+    return bg__handle_fail(s, BG_ENOTFOUND,
+                           "store '%s': finished an interrupted erase (%llu "
+                           "key file(s) destroyed, %llu file(s) overwritten "
+                           "and removed); the store does not exist",
+                           s->dir, (unsigned long long)c.keys,
+                           (unsigned long long)c.files);
 }
 
 bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
@@ -127,7 +146,7 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
     }
 
     char lpath[BG_PATH_MAX];
-    bg__handle_path(s, lpath, sizeof lpath, LOCK_NAME);
+    bg__handle_path(s, lpath, sizeof lpath, BG__LOCK_FILE);
     err = bg__vfs_open(s, lpath, s->read_only ? BG_OPEN_READ : BG_OPEN_CREATE,
                        &s->lockf);
     if (err == BG_ENOTFOUND && s->read_only) {
@@ -145,6 +164,16 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
                             s->dir);
             goto out;
         }
+    }
+    /* An erase whose intent is durable comes before everything: no byte
+     * of the store is read, the erase is finished. */
+    int erasing;
+    BG_TRY_OUT(bg__handle_has(s, BG__ERASE_INTENT, &erasing));
+    if (erasing) {
+        if (opts->erase_found)
+            *opts->erase_found = 1;
+        err = finish_erase(s);
+        goto out;
     }
     if (!s->read_only) {
         BG_TRY_OUT(sweep_tmp(s));

@@ -57,12 +57,23 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
     char detail[512] = "";
     so.detail = detail;
     so.detail_len = sizeof detail;
+    int erasing = 0;
+    so.erase_found = &erasing;
     bg_store *s;
     bg_err err = bg_store_open(dir, &so, &s);
     if (err == BG_ENOMEM)
         return err;
     if (err) {
-        if (err == BG_ELOCKED)
+        char action[160];
+        snprintf(action, sizeof action,
+                 "boxguard erase --store %s --yes finishes it (as does any "
+                 "writable open)",
+                 dir);
+        if (erasing)
+            add(v, BG_NEEDS_RECOVERY, "erase_interrupted", action,
+                "a secure erase was interrupted (erase.intent is present): "
+                "nothing is read from the store");
+        else if (err == BG_ELOCKED)
             add(v, BG_BLOCKED, "store_locked", "wait for the other opener",
                 "store '%s' is open in another process", dir);
         else if (err == BG_ENOTFOUND)
@@ -75,10 +86,8 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
     }
     BG__JSON_SCOPE(&s->alloc);
     /* Work that was interrupted comes first: the next open finishes it. */
-    int journal, intent;
+    int journal;
     err = bg__handle_has(s, "migration.journal", &journal);
-    if (!err)
-        err = bg__handle_has(s, "erase.intent", &intent);
     if (err) {
         (void)bg_store_close(s);
         return err;
@@ -88,10 +97,6 @@ bg_err bg_validate(const char *dir, const bg_validate_opts *o, bg_validation *v)
             "open the store for writing (or `boxguard migrate status`) to "
             "finish or roll back the migration",
             "a migration was interrupted (migration.journal is present)");
-    if (intent)
-        add(v, BG_NEEDS_RECOVERY, "erase_interrupted",
-            "open the store for writing to finish the erase",
-            "a secure erase was interrupted (erase.intent is present)");
     /* Adapters against the schema lock. */
     if (o && o->registry && s->types) {
         char first[256] = "";

@@ -14,6 +14,7 @@
 #include "boxguard/plan.h"
 #include "boxguard/export.h"
 #include "boxguard/validate.h"
+#include "boxguard/erase.h"
 
 #define BOXGUARD_VERSION "0.1.0"
 

@@ -66,6 +66,9 @@ typedef struct bg_store_opts {
      * is no store to ask). Optional. */
     char *detail;
     size_t detail_len;
+    /* Optional: set to 1 when the open met an interrupted erase (see
+     * below), else left as it is. */
+    int *erase_found;
 } bg_store_opts;
 
 /* Fill opts with the defaults above. */
@@ -82,6 +85,11 @@ void bg_store_opts_init(bg_store_opts *opts);
  * changed adapters are written to the lock (writers only). Records of
  * typeIds other than 0 are then checked against the adapters on every
  * write and read.
+ * A store with a durable erase.intent (an erase that a crash cut short,
+ * erase.h) is never read: a writer's open finishes the erase and then
+ * fails with BG_ENOTFOUND (it creates nothing, even with create), a
+ * read-only open fails with BG_ESTATE and changes nothing; both set
+ * *opts->erase_found.
  * A writer's open also finishes what a crash interrupted before anything
  * reads a box: a migration whose journal reached its commit point is
  * finished, any other is rolled back (every affected box entirely at the
@@ -97,7 +105,9 @@ void bg_store_opts_init(bg_store_opts *opts);
  *                 interrupted migration's journal or backups, are
  *                 unreadable (nothing is guessed: the store stays as it is);
  *   BG_EAUTH      finishing a migration needs a key the store lacks;
- *   BG_ENOTFOUND  dir is missing and create is not set;
+ *   BG_ENOTFOUND  dir is missing and create is not set, or an interrupted
+ *                 erase was just finished;
+ *   BG_ESTATE     read-only, and an erase was interrupted;
  *   BG_ELOCKED    another opener holds the lock;
  *   BG_EIO, BG_ENOSPACE, BG_ENOMEM  from the disk or allocator.
  * On error no store is returned and nothing remains allocated; the detail
