@@ -162,6 +162,7 @@ queue rebuild-index
 queue lock --owner o
 migrate status
 migrate rollback
+erase --yes
 CMDS
 expect 1 "validate on a missing store" -- "$BG" validate --store "$M"
 check "validate names the reason" -- grep -q "does not exist" "$T/out"

@@ -39,6 +39,14 @@ seq 1 $N | awk '{printf "{\"key\":\"u%06d\",\"type\":3,\"value\":{\"id\":%d,\"na
 "$BG" load --store "$T/pristine" --box users --adapters "$T/v1.json" <"$T/users.jsonl" >/dev/null || exit 1
 "$BG" put --store "$T/pristine" --box notes --key n --type 0 --json '"keep"' || exit 1
 
+# An erase store: the users, a sealed box, twenty small boxes.
+cp -a "$T/pristine" "$T/erase-pristine"
+"$BG" put --store "$T/erase-pristine" --box secret --key s --type 0 --json '"sealed"' --encrypt || exit 1
+for i in $(seq 1 20); do
+  "$BG" put --store "$T/erase-pristine" --box "b$i" --key k --type 0 --json "$i" || exit 1
+done
+ERASE_BOXES=$(ls "$T/erase-pristine" | grep -c '\.box$')
+
 # Microseconds a whole command takes (the kills fall within 1.2 times it).
 span_us() {
   local t0 t1
@@ -110,5 +118,39 @@ for r in $(seq 1 "$ROUNDS"); do
   check "export round $r: every table complete" -- test "$done_all" = 1
 done
 echo "export: $ROUNDS rounds over ${EXP_US}us runs; $resumed resumed rows an earlier run had committed"
+
+# Erase: killed at a random moment, the next command either finds the store
+# intact (every box, every record) or finishes the erase (printing no
+# record), after which nothing of the store remains.
+rm -rf "$T/s"
+cp -a "$T/erase-pristine" "$T/s"
+ERASE_US=$(span_us "$BG" erase --store "$T/s" --yes)
+intact=0 erased=0
+for r in $(seq 1 $((ROUNDS * 2))); do
+  rm -rf "$T/s"
+  cp -a "$T/erase-pristine" "$T/s"
+  # Every other round within the first tenth: the moments before the
+  # intent is durable are few.
+  span=$ERASE_US
+  [ $((r % 2)) -eq 1 ] && span=$((ERASE_US / 10))
+  at=$(kill_randomly "$span" "$BG" erase --store "$T/s" --yes)
+  "$BG" dump --store "$T/s" --box secret >"$T/out" 2>"$T/err"
+  rc=$?
+  if [ "$rc" -eq 0 ]; then
+    intact=$((intact + 1))
+    check "erase round $r (kill at ${at}us): the sealed record" -- grep -qF '"sealed"' "$T/out"
+    check "erase round $r: no intent left" -- test ! -e "$T/s/erase.intent"
+    check "erase round $r: every box there" -- test "$(ls "$T/s" | grep -c '\.box$')" -eq "$ERASE_BOXES"
+    expect 0 "erase round $r: users" -- "$BG" dump --store "$T/s" --box users
+    check "erase round $r: all $N users" -- test "$(wc -l <"$T/out")" -eq $N
+    expect 0 "erase round $r: verify" -- "$BG" verify --store "$T/s"
+  else
+    erased=$((erased + 1))
+    check "erase round $r (kill at ${at}us): exit 1 (got $rc)" -- test "$rc" -eq 1
+    check "erase round $r: no record printed" -- test ! -s "$T/out"
+    expect 0 "erase round $r: nothing of the store remains" -- "$BG" erase --verify --store "$T/s"
+  fi
+done
+echo "erase: $((ROUNDS * 2)) kills over ${ERASE_US}us runs: $intact left the store intact, $erased erased it"
 
 finish "kill"

@@ -191,7 +191,21 @@ static int open_store(const args *a, int writing, bg_store **s)
             return EXIT_USAGE;
         }
     }
+    int erasing = 0;
+    o.erase_found = &erasing;
     bg_err err = bg_store_open(a->store, &o, s);
+    if (erasing && err == BG_ESTATE) {
+        /* An erase was cut short: a reader may not look, and every command
+         * finishes the erase first. */
+        o.read_only = 0;
+        o.create = 0;
+        detail[0] = '\0';
+        err = bg_store_open(a->store, &o, s);
+    }
+    if (erasing && err == BG_ENOTFOUND) {
+        cli_fail("%s", detail); /* finished the erase; no store */
+        return EXIT_NEGATIVE;
+    }
     switch (err) {
     case 0:
         return EXIT_OK;

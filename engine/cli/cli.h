@@ -99,6 +99,10 @@ int cli_cmd_queue(int argc, char **argv);
 extern const char cli_migrate_usage[];
 int cli_cmd_migrate(int argc, char **argv);
 
+/* cmd_erase.c */
+extern const char cli_erase_usage[];
+int cli_cmd_erase(int argc, char **argv);
+
 /* cmd_typeids.c */
 extern const char cli_typeids_usage[];
 int cli_cmd_typeids(int argc, char **argv);

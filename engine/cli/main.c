@@ -143,6 +143,10 @@ static const command commands[] = {
      "enqueue|lease|ack|nack|retry|purge|failed|stats|rebuild-index|lock\n"
      "                 --store DIR ...            (boxguard queue --help)",
      NULL, NULL, 0, cli_cmd_queue, 0},
+    {"erase",
+     "boxguard erase   --store DIR --yes [--json]\n"
+     "boxguard erase   --verify --store DIR [--json]",
+     NULL, NULL, 0, cli_cmd_erase, 0},
     {"typeids",
      "boxguard typeids check [--lock FILE] [--update-lock] [--policy FILE]\n"
      "                       [--format text|json|github] PATH...",
@@ -202,6 +206,7 @@ static void command_help(const command *c)
     if (c->help == NULL) {
         fputs(!strcmp(c->name, "queue")     ? cli_queue_usage
               : !strcmp(c->name, "migrate") ? cli_migrate_usage
+              : !strcmp(c->name, "erase")   ? cli_erase_usage
                                             : cli_typeids_usage,
               stdout);
         return;
