@@ -155,4 +155,217 @@ out:;
     return err ? err : cerr;
 }
 
+/* ---- the files of a directory, to compare before and after ------------- */
+
+#define SNAP_MAX 64
+
+typedef struct snap {
+    size_t n;
+    char path[SNAP_MAX][160];
+    uint8_t *data[SNAP_MAX];
+    size_t len[SNAP_MAX];
+    int is_dir[SNAP_MAX];
+} snap;
+
+typedef struct names_ctx {
+    char v[SNAP_MAX][160];
+    size_t n;
+} names_ctx;
+
+static inline int es_add_name(void *arg, const char *name)
+{
+    names_ctx *c = arg;
+    if (c->n < SNAP_MAX)
+        snprintf(c->v[c->n++], sizeof c->v[0], "%s", name);
+    return 0;
+}
+
+static inline void snap_dir(bg_sim *sim, const char *dir, snap *sn)
+{
+    const bg_vfs *v = bg_sim_vfs(sim);
+    names_ctx c = {.n = 0};
+    if (v->list(v, dir, es_add_name, &c))
+        return;
+    for (size_t i = 0; i < c.n && sn->n < SNAP_MAX; i++) {
+        char p[160];
+        if (snprintf(p, sizeof p, "%s/%s", dir, c.v[i]) >= (int)sizeof p)
+            continue;
+        if (!strcmp(p, "s/store.lock"))
+            continue; /* empty; it tells of opens, not of data */
+        int is_dir = 0;
+        (void)v->stat(v, p, &is_dir);
+        size_t k = sn->n++;
+        snprintf(sn->path[k], sizeof sn->path[k], "%s", p);
+        sn->is_dir[k] = is_dir;
+        sn->data[k] = NULL;
+        sn->len[k] = 0;
+        if (is_dir)
+            snap_dir(sim, p, sn);
+        else
+            (void)bg_sim_read_file(sim, p, &sn->data[k], &sn->len[k]);
+    }
+}
+
+static inline void snap_take(bg_sim *sim, snap *sn)
+{
+    memset(sn, 0, sizeof *sn);
+    snap_dir(sim, "s", sn);
+}
+
+static inline void snap_free(snap *sn)
+{
+    for (size_t i = 0; i < sn->n; i++)
+        free(sn->data[i]);
+    sn->n = 0;
+}
+
+/* The path of a that b lacks or holds other bytes under, or NULL. */
+static inline const char *snap_diff(const snap *a, const snap *b)
+{
+    if (b->n > a->n)
+        return "(an entry only the second holds)";
+    for (size_t i = 0; i < a->n; i++) {
+        size_t j = 0;
+        while (j < b->n && strcmp(a->path[i], b->path[j]))
+            j++;
+        if (j == b->n || a->is_dir[i] != b->is_dir[j] ||
+            a->len[i] != b->len[j] ||
+            (a->len[i] && memcmp(a->data[i], b->data[j], a->len[i])))
+            return a->path[i];
+    }
+    return NULL;
+}
+
+static inline uint64_t snap_bytes(const snap *sn, size_t *files, size_t *keys)
+{
+    uint64_t bytes = 0;
+    *files = *keys = 0;
+    for (size_t i = 0; i < sn->n; i++) {
+        if (sn->is_dir[i])
+            continue;
+        bytes += sn->len[i];
+        if (!strncmp(sn->path[i], "s/keys/", 7))
+            (*keys)++;
+        else
+            (*files)++;
+    }
+    return bytes;
+}
+
+static inline int es_exists(bg_sim *sim, const char *path)
+{
+    const bg_vfs *v = bg_sim_vfs(sim);
+    return v->stat(v, path, NULL) == 0;
+}
+
+static inline bg_err es_open(bg_sim *sim, int read_only, int *erase_found,
+                             char *detail, size_t cap, bg_store **s)
+{
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.read_only = read_only;
+    o.erase_found = erase_found;
+    o.detail = detail;
+    o.detail_len = cap;
+    return bg_store_open("s", &o, s);
+}
+
+/* ---- what a crash or a fault may leave --------------------------------- */
+
+typedef enum es_outcome {
+    ES_INTACT = 0,  /* the store exactly as before */
+    ES_RESUMED = 1, /* the intent there: the next open finished the erase */
+    ES_COMPLETE = 2 /* nothing of the store left */
+} es_outcome;
+
+/* Build the store with the parts of mask, open and close it once (what an
+ * open settles is settled), let a power cut drop what was never synced
+ * (the lease log is written without a sync: a crash during the erase may
+ * lose it whatever the erase does), and take the state every check
+ * compares with. */
+static inline bg_err es_prepare(bg_sim *sim, unsigned mask, uint64_t seed,
+                                snap *before)
+{
+    es_store e;
+    bg_store *s;
+    bg_err err = es_build(sim, mask, seed, &e);
+    if (!err)
+        err = es_open(sim, 0, NULL, NULL, 0, &s);
+    if (!err)
+        err = bg_store_close(s);
+    if (!err)
+        err = bg_sim_crash(sim, BG_CRASH_DROP, 0);
+    snap_take(sim, before);
+    return err;
+}
+
+/* After a crash or a failed erase, one of three: the scan is complete; or
+ * the intent is there, no box is gone while keys/ remains, a reader is
+ * refused (BG_ESTATE) and a writer finishes the erase (BG_ENOTFOUND) with
+ * the scan then complete; or the store opens and is exactly as before,
+ * byte for byte. Returns NULL with *out, or what is wrong. */
+static inline const char *es_check(bg_sim *sim, const snap *before,
+                                   es_outcome *out)
+{
+    static char why[512];
+    bg_erase_scan sc;
+    *out = ES_INTACT;
+    if (bg_erase_verify("s", bg_sim_vfs(sim), &sc))
+        return "the scan could not run";
+    if (sc.complete) {
+        *out = ES_COMPLETE;
+        return NULL;
+    }
+    bg_store *s = NULL;
+    int found = 0;
+    char detail[512];
+    if (es_exists(sim, "s/erase.intent")) {
+        *out = ES_RESUMED;
+        for (size_t i = 0; i < before->n; i++) {
+            size_t n = strlen(before->path[i]);
+            if (n > 4 && !strcmp(before->path[i] + n - 4, ".box") &&
+                !es_exists(sim, before->path[i]) && es_exists(sim, "s/keys")) {
+                snprintf(why, sizeof why, "'%s' is gone, keys/ is not",
+                         before->path[i]);
+                return why;
+            }
+        }
+        if (es_open(sim, 1, &found, detail, sizeof detail, &s) != BG_ESTATE ||
+            !found)
+            return "a reader of a store being erased was not refused";
+        found = 0;
+        if (es_open(sim, 0, &found, detail, sizeof detail, &s) !=
+                BG_ENOTFOUND ||
+            !found)
+            return "a writer did not finish the erase";
+        if (bg_erase_verify("s", bg_sim_vfs(sim), &sc) || !sc.complete) {
+            snprintf(why, sizeof why, "the resumed erase left '%s'",
+                     sc.remaining_files.names[0]);
+            return why;
+        }
+        return NULL;
+    }
+    bg_err err = es_open(sim, 0, &found, detail, sizeof detail, &s);
+    if (err) {
+        snprintf(why, sizeof why,
+                 "no intent, and the store does not open: %.400s", detail);
+        return why;
+    }
+    (void)bg_store_close(s);
+    if (found)
+        return "an erase was found with no intent";
+    snap now;
+    snap_take(sim, &now);
+    const char *d = snap_diff(before, &now);
+    if (!d)
+        d = snap_diff(&now, before);
+    if (d) {
+        int n = snprintf(why, sizeof why, "half erased: '%s' differs; now:", d);
+        for (size_t i = 0; i < now.n && n > 0 && (size_t)n < sizeof why; i++)
+            n += snprintf(why + n, sizeof why - (size_t)n, " %s(%zu)",
+                          now.path[i], now.len[i]);
+    }
+    snap_free(&now);
+    return d ? why : NULL;
+}
+
 #endif

@@ -10,119 +10,6 @@
 #include "erase_store.h"
 #include "testutil.h"
 
-/* ---- the files of a directory, to compare before and after ------------- */
-
-#define SNAP_MAX 64
-
-typedef struct snap {
-    size_t n;
-    char path[SNAP_MAX][160];
-    uint8_t *data[SNAP_MAX];
-    size_t len[SNAP_MAX];
-    int is_dir[SNAP_MAX];
-} snap;
-
-typedef struct names_ctx {
-    char v[SNAP_MAX][160];
-    size_t n;
-} names_ctx;
-
-static int add_name(void *arg, const char *name)
-{
-    names_ctx *c = arg;
-    if (c->n < SNAP_MAX)
-        snprintf(c->v[c->n++], sizeof c->v[0], "%s", name);
-    return 0;
-}
-
-static void snap_dir(bg_sim *sim, const char *dir, snap *sn)
-{
-    const bg_vfs *v = bg_sim_vfs(sim);
-    names_ctx c = {.n = 0};
-    if (v->list(v, dir, add_name, &c))
-        return;
-    for (size_t i = 0; i < c.n && sn->n < SNAP_MAX; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s/%s", dir, c.v[i]);
-        if (!strcmp(p, "s/store.lock"))
-            continue; /* empty; it tells of opens, not of data */
-        int is_dir = 0;
-        (void)v->stat(v, p, &is_dir);
-        size_t k = sn->n++;
-        snprintf(sn->path[k], sizeof sn->path[k], "%s", p);
-        sn->is_dir[k] = is_dir;
-        sn->data[k] = NULL;
-        sn->len[k] = 0;
-        if (is_dir)
-            snap_dir(sim, p, sn);
-        else
-            (void)bg_sim_read_file(sim, p, &sn->data[k], &sn->len[k]);
-    }
-}
-
-static void snap_take(bg_sim *sim, snap *sn)
-{
-    memset(sn, 0, sizeof *sn);
-    snap_dir(sim, "s", sn);
-}
-
-static void snap_free(snap *sn)
-{
-    for (size_t i = 0; i < sn->n; i++)
-        free(sn->data[i]);
-    sn->n = 0;
-}
-
-/* The path of a that b lacks or holds other bytes under, or NULL. */
-static const char *snap_diff(const snap *a, const snap *b)
-{
-    if (b->n > a->n)
-        return "(an entry only the second holds)";
-    for (size_t i = 0; i < a->n; i++) {
-        size_t j = 0;
-        while (j < b->n && strcmp(a->path[i], b->path[j]))
-            j++;
-        if (j == b->n || a->is_dir[i] != b->is_dir[j] ||
-            a->len[i] != b->len[j] ||
-            (a->len[i] && memcmp(a->data[i], b->data[j], a->len[i])))
-            return a->path[i];
-    }
-    return NULL;
-}
-
-static uint64_t snap_bytes(const snap *sn, size_t *files, size_t *keys)
-{
-    uint64_t bytes = 0;
-    *files = *keys = 0;
-    for (size_t i = 0; i < sn->n; i++) {
-        if (sn->is_dir[i])
-            continue;
-        bytes += sn->len[i];
-        if (!strncmp(sn->path[i], "s/keys/", 7))
-            (*keys)++;
-        else
-            (*files)++;
-    }
-    return bytes;
-}
-
-static int exists(bg_sim *sim, const char *path)
-{
-    const bg_vfs *v = bg_sim_vfs(sim);
-    return v->stat(v, path, NULL) == 0;
-}
-
-static bg_err open_store(bg_sim *sim, int read_only, int *erase_found,
-                         char *detail, size_t cap, bg_store **s)
-{
-    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
-    o.read_only = read_only;
-    o.erase_found = erase_found;
-    o.detail = detail;
-    o.detail_len = cap;
-    return bg_store_open("s", &o, s);
-}
-
 static bg_erase_report rep;
 
 /* The intent's bytes as the erase writes them, at tu_now. */
@@ -145,11 +32,13 @@ static void test_erase_removes_every_file(void)
     snap_take(sim, &before);
     size_t files, keys;
     uint64_t bytes = snap_bytes(&before, &files, &keys);
-    CHECK(exists(sim, "s/quarantine") && exists(sim, "s/backups/m1/mig.box"));
-    CHECK(exists(sim, "s/pending_ops.leases") && exists(sim, "s/audit.box"));
+    CHECK(es_exists(sim, "s/quarantine") &&
+          es_exists(sim, "s/backups/m1/mig.box"));
+    CHECK(es_exists(sim, "s/pending_ops.leases") &&
+          es_exists(sim, "s/audit.box"));
     CHECK_INT(keys, ==, 1);
     bg_store *s;
-    CHECK_OK(open_store(sim, 0, NULL, NULL, 0, &s));
+    CHECK_OK(es_open(sim, 0, NULL, NULL, 0, &s));
     bg_box *b;
     CHECK_OK(bg_box_open(s, "plain", 0, &b)); /* an open box is closed */
     CHECK_OK(bg_erase(s, &rep));
@@ -161,10 +50,10 @@ static void test_erase_removes_every_file(void)
     /* keys/, quarantine/, backups/m1/, backups/ and the store's own. */
     CHECK_INT(rep.dirs_removed, ==, 5);
     CHECK(rep.scan.complete);
-    CHECK(!exists(sim, "s"));
+    CHECK(!es_exists(sim, "s"));
     /* Nothing of it comes back after a power cut. */
     CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
-    CHECK(!exists(sim, "s"));
+    CHECK(!es_exists(sim, "s"));
     bg_erase_scan sc;
     CHECK_OK(bg_erase_verify("s", bg_sim_vfs(sim), &sc));
     CHECK(sc.complete);
@@ -184,7 +73,7 @@ static void test_refuses_foreign_files(void)
     snap before, after;
     snap_take(sim, &before);
     bg_store *s;
-    CHECK_OK(open_store(sim, 0, NULL, NULL, 0, &s));
+    CHECK_OK(es_open(sim, 0, NULL, NULL, 0, &s));
     CHECK_ERR(bg_erase(s, &rep), BG_EEXISTS);
     CHECK_INT(rep.foreign.n, ==, 3);
     int notes = 0, readme = 0, photos = 0;
@@ -200,13 +89,13 @@ static void test_refuses_foreign_files(void)
     snap_take(sim, &after);
     const char *d = snap_diff(&before, &after);
     CHECK_STR(d ? d : "", "");
-    CHECK(!exists(sim, "s/erase.intent"));
+    CHECK(!es_exists(sim, "s/erase.intent"));
     snap_free(&before);
     snap_free(&after);
 
     /* A read-only handle may not erase either. */
     snap_take(sim, &before);
-    CHECK_OK(open_store(sim, 1, NULL, NULL, 0, &s));
+    CHECK_OK(es_open(sim, 1, NULL, NULL, 0, &s));
     CHECK_ERR(bg_erase(s, &rep), BG_ESTATE);
     CHECK_CONTAINS(rep.detail, "read-only");
     snap_take(sim, &after);
@@ -231,20 +120,19 @@ static void test_intent_is_finished_by_the_next_open(void)
     bg_store *s = NULL;
     int found = 0;
     char detail[512];
-    CHECK_ERR(open_store(sim, 1, &found, detail, sizeof detail, &s), BG_ESTATE);
+    CHECK_ERR(es_open(sim, 1, &found, detail, sizeof detail, &s), BG_ESTATE);
     CHECK(s == NULL && found == 1);
     CHECK_CONTAINS(detail, "is being erased");
     snap_take(sim, &after);
     const char *d = snap_diff(&before, &after);
     CHECK_STR(d ? d : "", "");
     found = 0;
-    CHECK_ERR(open_store(sim, 0, &found, detail, sizeof detail, &s),
-              BG_ENOTFOUND);
+    CHECK_ERR(es_open(sim, 0, &found, detail, sizeof detail, &s), BG_ENOTFOUND);
     CHECK(s == NULL && found == 1);
     CHECK_CONTAINS(detail, "finished an interrupted erase (1 key file(s) "
                            "destroyed");
     CHECK_CONTAINS(detail, "the store does not exist");
-    CHECK(!exists(sim, "s"));
+    CHECK(!es_exists(sim, "s"));
     /* And then it is a store that does not exist: not found, not made. */
     found = 0;
     bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
@@ -305,7 +193,7 @@ static void test_verify_scan(void)
     CHECK(listed(&sc.existing_boxes, "plain.box"));
     CHECK(listed(&sc.existing_boxes, "backups/m1/mig.box"));
     bg_store *s;
-    CHECK_OK(open_store(sim, 0, NULL, NULL, 0, &s));
+    CHECK_OK(es_open(sim, 0, NULL, NULL, 0, &s));
     CHECK_OK(bg_erase_verify("s", bg_sim_vfs(sim), &sc));
     CHECK_INT(sc.open_boxes.n, ==, 1); /* the store is held */
     CHECK_OK(bg_store_close(s));
@@ -338,11 +226,12 @@ static void naive_remove(bg_sim *sim, const char *dir)
 {
     const bg_vfs *v = bg_sim_vfs(sim);
     names_ctx c = {.n = 0};
-    if (v->list(v, dir, add_name, &c))
+    if (v->list(v, dir, es_add_name, &c))
         return;
     for (size_t i = 0; i < c.n; i++) {
         char p[160];
-        snprintf(p, sizeof p, "%s/%s", dir, c.v[i]);
+        if (snprintf(p, sizeof p, "%s/%s", dir, c.v[i]) >= (int)sizeof p)
+            continue;
         int is_dir = 0;
         (void)v->stat(v, p, &is_dir);
         if (is_dir)
@@ -383,10 +272,10 @@ static void test_markers_are_overwritten(void)
         }
         if (control) {
             naive_remove(sim, "s");
-            CHECK(!exists(sim, "s"));
+            CHECK(!es_exists(sim, "s"));
         } else {
             bg_store *s;
-            CHECK_OK(open_store(sim, 0, NULL, NULL, 0, &s));
+            CHECK_OK(es_open(sim, 0, NULL, NULL, 0, &s));
             CHECK_OK(bg_erase(s, &rep));
         }
         CHECK_INT(bg_sim_find_bytes(sim, key, sizeof key, 0), ==, control);
@@ -408,88 +297,20 @@ static void test_markers_are_overwritten(void)
 
 static uint64_t crash_states, crash_intact, crash_resumed, crash_done;
 
-/* After a crash or a failed erase: the scan is complete, or the intent is
- * there and the next open finishes it (a reader seeing nothing), or the
- * store is exactly as before. */
+/* After a crash or a failed erase: one of the outcomes es_check allows. */
 static void check_after(bg_sim *sim, const snap *before, const char *what)
 {
-    bg_erase_scan sc;
-    CHECK_OK(bg_erase_verify("s", bg_sim_vfs(sim), &sc));
-    if (sc.complete) {
+    es_outcome out;
+    const char *bad = es_check(sim, before, &out);
+    if (bad)
+        fprintf(stderr, "%s: %s\n", what, bad);
+    CHECK(bad == NULL);
+    if (out == ES_COMPLETE)
         crash_done++;
-        return;
-    }
-    bg_store *s = NULL;
-    int found = 0;
-    char detail[512];
-    if (exists(sim, "s/erase.intent")) {
-        /* The keys go first: no box is gone while a key remains. */
-        for (size_t i = 0; i < before->n; i++) {
-            size_t n = strlen(before->path[i]);
-            if (n > 4 && !strcmp(before->path[i] + n - 4, ".box") &&
-                !exists(sim, before->path[i]) && exists(sim, "s/keys")) {
-                fprintf(stderr, "%s: '%s' is gone, keys/ is not\n", what,
-                        before->path[i]);
-                CHECK(0);
-            }
-        }
-        CHECK_ERR(open_store(sim, 1, &found, detail, sizeof detail, &s),
-                  BG_ESTATE);
-        CHECK(found);
-        found = 0;
-        CHECK_ERR(open_store(sim, 0, &found, detail, sizeof detail, &s),
-                  BG_ENOTFOUND);
-        CHECK(found);
-        CHECK_OK(bg_erase_verify("s", bg_sim_vfs(sim), &sc));
-        if (!sc.complete)
-            fprintf(stderr, "%s: resumed erase left '%s'\n", what,
-                    sc.remaining_files.names[0]);
-        CHECK(sc.complete);
+    else if (out == ES_RESUMED)
         crash_resumed++;
-        return;
-    }
-    bg_err err = open_store(sim, 0, &found, detail, sizeof detail, &s);
-    if (err)
-        fprintf(stderr, "%s: %s\n", what, detail);
-    CHECK_OK(err);
-    CHECK(!found);
-    CHECK_OK(bg_store_close(s));
-    snap now;
-    snap_take(sim, &now);
-    const char *d = snap_diff(before, &now);
-    if (!d)
-        d = snap_diff(&now, before);
-    if (d) {
-        fprintf(stderr, "%s: half erased: '%s' differs; now:", what, d);
-        for (size_t i = 0; i < now.n; i++)
-            fprintf(stderr, " %s(%zu)", now.path[i], now.len[i]);
-        fprintf(stderr, "; before:");
-        for (size_t i = 0; i < before->n; i++)
-            fprintf(stderr, " %s(%zu)", before->path[i], before->len[i]);
-        fprintf(stderr, "\n");
-    }
-    snap_free(&now);
-    CHECK(d == NULL);
-    crash_intact++;
-}
-
-/* Build, open and close once (what an open settles is settled), let a
- * power cut drop what was never synced (the lease log is written without
- * a sync: a crash during the erase may lose it whatever the erase does),
- * and take the state every check compares with. */
-static bg_err prepare(bg_sim *sim, unsigned mask, snap *before)
-{
-    es_store e;
-    bg_store *s;
-    bg_err err = es_build(sim, mask, 7, &e);
-    if (!err)
-        err = open_store(sim, 0, NULL, NULL, 0, &s);
-    if (!err)
-        err = bg_store_close(s);
-    if (!err)
-        err = bg_sim_crash(sim, BG_CRASH_DROP, 0);
-    snap_take(sim, before);
-    return err;
+    else
+        crash_intact++;
 }
 
 static void crash_run(unsigned mask, int verbose)
@@ -498,9 +319,9 @@ static void crash_run(unsigned mask, int verbose)
     {
         bg_sim *sim = bg_sim_new(7);
         snap before;
-        CHECK_OK(prepare(sim, mask, &before));
+        CHECK_OK(es_prepare(sim, mask, 7, &before));
         bg_store *s;
-        CHECK_OK(open_store(sim, 0, NULL, NULL, 0, &s));
+        CHECK_OK(es_open(sim, 0, NULL, NULL, 0, &s));
         uint64_t c0 = bg_sim_get_stats(sim).changes;
         CHECK_OK(bg_erase(s, &rep));
         total = bg_sim_get_stats(sim).changes - c0;
@@ -513,9 +334,9 @@ static void crash_run(unsigned mask, int verbose)
         for (int mode = 0; mode < BG_CRASH_MODES; mode++) {
             bg_sim *sim = bg_sim_new(7);
             snap before;
-            CHECK_OK(prepare(sim, mask, &before));
+            CHECK_OK(es_prepare(sim, mask, 7, &before));
             bg_store *s;
-            CHECK_OK(open_store(sim, 0, NULL, NULL, 0, &s));
+            CHECK_OK(es_open(sim, 0, NULL, NULL, 0, &s));
             bg_sim_crash_after(sim, bg_sim_get_stats(sim).changes + n);
             bg_err err = bg_erase(s, &rep);
             CHECK(err || rep.scan.complete);
@@ -561,9 +382,9 @@ static void test_fault_at_every_operation(void)
     {
         bg_sim *sim = bg_sim_new(8);
         snap before;
-        CHECK_OK(prepare(sim, ES_ALL, &before));
+        CHECK_OK(es_prepare(sim, ES_ALL, 7, &before));
         bg_store *s;
-        CHECK_OK(open_store(sim, 0, NULL, NULL, 0, &s));
+        CHECK_OK(es_open(sim, 0, NULL, NULL, 0, &s));
         uint64_t o0 = bg_sim_get_stats(sim).ops;
         CHECK_OK(bg_erase(s, &rep));
         ops = bg_sim_get_stats(sim).ops - o0;
@@ -577,9 +398,9 @@ static void test_fault_at_every_operation(void)
             bg_err fault = e ? BG_ENOSPACE : BG_EIO;
             bg_sim *sim = bg_sim_new(8);
             snap before;
-            CHECK_OK(prepare(sim, ES_ALL, &before));
+            CHECK_OK(es_prepare(sim, ES_ALL, 7, &before));
             bg_store *s;
-            CHECK_OK(open_store(sim, 0, NULL, NULL, 0, &s));
+            CHECK_OK(es_open(sim, 0, NULL, NULL, 0, &s));
             bg_sim_fail_at(sim, bg_sim_get_stats(sim).ops + k, fault);
             bg_err err = bg_erase(s, &rep);
             bg_sim_fail_at(sim, 0, 0);
