@@ -163,6 +163,8 @@ queue lock --owner o
 migrate status
 migrate rollback
 erase --yes
+audit list
+audit export --out /dev/null/x
 CMDS
 expect 1 "validate on a missing store" -- "$BG" validate --store "$M"
 check "validate names the reason" -- grep -q "does not exist" "$T/out"

@@ -17,11 +17,11 @@ expect 1 "a module below what it calls" -- "$L" --doc "$T/down.md" --src "$SRC" 
 check "the call up named" -- grep -q "VIOLATION: store (layer 5) calls up into box" "$T/out"
 
 # meta and queue on one layer: queue calls meta, across.
-sed 's/^11 meta rekey$/11 rekey/; s/^12 journal queue wipe$/12 journal queue wipe meta/' "$DOC" >"$T/across.md"
+sed 's/^11 meta$/11 rekey/; s/^12 journal queue wipe rekey audit$/12 journal queue wipe audit meta/' "$DOC" >"$T/across.md"
 expect 1 "a call across one layer" -- "$L" --doc "$T/across.md" --src "$SRC" "$LIB"
 check "the call across named" -- grep -q "VIOLATION: queue (layer 12) calls across into meta (layer 12)" "$T/out"
 
-sed 's/^11 meta rekey$/11 meta/' "$DOC" >"$T/missing.md"
+sed 's/^12 journal queue wipe rekey audit$/12 journal queue wipe audit/' "$DOC" >"$T/missing.md"
 expect 1 "a module in no layer" -- "$L" --doc "$T/missing.md" --src "$SRC" "$LIB"
 check "the module named" -- grep -q "VIOLATION: module rekey is in no layer" "$T/out"
 

@@ -173,7 +173,7 @@ static int cmd_verify_or_recover(const args *a, int fix)
     int damaged = 0;
     for (size_t i = 0; i < ns.n && rc == EXIT_OK; i++) {
         bg_box_report r;
-        bg_err err = fix ? bg_box_recover(s, ns.v[i], &r)
+        bg_err err = fix ? bg_recover_box(s, ns.v[i], &r)
                          : bg_box_verify(s, ns.v[i], &r);
         if (err) {
             rc = cli_report(s, err, fix ? "recover failed" : "verify failed");

@@ -147,6 +147,10 @@ static const command commands[] = {
      "boxguard erase   --store DIR --yes [--json]\n"
      "boxguard erase   --verify --store DIR [--json]",
      NULL, NULL, 0, cli_cmd_erase, 0},
+    {"audit",
+     "boxguard audit   list --store DIR [--no-redact] [--json]\n"
+     "boxguard audit   export --store DIR --out FILE [--no-redact]",
+     NULL, NULL, 0, cli_cmd_audit, 0},
     {"typeids",
      "boxguard typeids check [--lock FILE] [--update-lock] [--policy FILE]\n"
      "                       [--format text|json|github] PATH...",
@@ -207,6 +211,7 @@ static void command_help(const command *c)
         fputs(!strcmp(c->name, "queue")     ? cli_queue_usage
               : !strcmp(c->name, "migrate") ? cli_migrate_usage
               : !strcmp(c->name, "erase")   ? cli_erase_usage
+              : !strcmp(c->name, "audit")   ? cli_audit_usage
                                             : cli_typeids_usage,
               stdout);
         return;

@@ -2,15 +2,50 @@
  * Key rotation: a new data key, every sealed box resealed under it and
  * verified, and only then the old keys destroyed. A rotation cut short
  * (a crash, an error) leaves every box readable under a key the store
- * still has, and the next rotation picks up where it stopped. Above the
- * box layer, which it drives; the key files are keys.c's.
+ * still has, and the next rotation picks up where it stopped; a finished
+ * one is recorded in the audit log. Above the box layer, which it drives,
+ * and the meta module, which keeps the audit box; the key files are
+ * keys.c's.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "box_int.h"
 #include "boxguard/rekey.h"
 #include "json_int.h"
 #include "keys_int.h"
+#include "meta_int.h"
+
+/* The rotation in the audit log, durably. */
+static bg_err audit_rotation(bg_store *s, const bg_rekey_report *rep)
+{
+    int64_t now = bg__handle_now_ms(s);
+    cJSON *rec = cJSON_CreateObject();
+    if (!rec)
+        return BG_ENOMEM;
+    char id[16];
+    snprintf(id, sizeof id, "%08" PRIx32, rep->key_id);
+    cJSON_AddStringToObject(rec, "event", "key_rotation");
+    cJSON_AddNumberToObject(rec, "at", (double)now);
+    cJSON_AddStringToObject(rec, "key_id", id);
+    cJSON_AddNumberToObject(rec, "boxes", rep->boxes);
+    cJSON_AddNumberToObject(rec, "resealed", rep->resealed);
+    cJSON_AddNumberToObject(rec, "keys_removed", rep->keys_removed);
+    uint8_t r[4];
+    bg__vfs_random(s, r, sizeof r);
+    char key[48];
+    snprintf(key, sizeof key, "%016" PRIx64 "-%02x%02x%02x%02x-rekey",
+             (uint64_t)now, r[0], r[1], r[2], r[3]);
+    bg_err err = bg__meta_audit(s, key, rec);
+    cJSON_Delete(rec);
+    BG_FAIL_IF(err, s, err,
+               "the key was rotated, but its audit record could not be "
+               "written");
+    return 0;
+}
 
 bg_err bg_rekey_run(bg_store *s, bg_rekey_report *rep)
 {
@@ -84,6 +119,7 @@ bg_err bg_rekey_run(bg_store *s, bg_rekey_report *rep)
         rep->keys_removed++;
     }
     rep->key_id = cur_id;
+    err = audit_rotation(s, rep);
 out:
     bg__box_list_free(s, &ns);
     return err;

@@ -15,6 +15,7 @@
 #include "boxguard/export.h"
 #include "boxguard/validate.h"
 #include "boxguard/erase.h"
+#include "boxguard/audit.h"
 
 #define BOXGUARD_VERSION "0.1.0"
 

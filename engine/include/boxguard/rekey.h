@@ -33,22 +33,14 @@ typedef struct bg_rekey_report {
     uint32_t key_id;       /* the key every box is sealed with now */
 } bg_rekey_report;
 
-/* Rotate the data key: write a new key (durably, before anything uses
- * it), re-seal every encrypted box under it (each written beside the old
- * file and renamed into place), verify every box under the new key, and
- * only then destroy the old keys (overwrite, sync, unlink). A crash at any
- * point leaves every box readable under exactly one key in keys/; running
- * rekey again finishes the rotation (it reuses a new key that no box uses
- * yet instead of making another). Open box handles of the store are closed.
- * Returns 0, or BG_ESTATE (read-only store), BG_EAUTH (a box the store has
- * no key for), BG_ECORRUPT (a box that does not verify: recover it first),
- * BG_EIO, BG_ENOSPACE, BG_ENOMEM. */
 /* Rotate the store's data key: a new key (written and synced before any
  * box uses it), every sealed box resealed under it (written beside,
  * renamed in) and verified, and only then the old keys destroyed
  * (overwritten, synced, unlinked). Every open box handle is closed first.
  * A rotation cut short by a crash or an error leaves every box readable
- * under a key the store still has; running it again finishes it.
+ * under a key the store still has; running it again finishes it (it
+ * reuses a new key no box uses yet). A finished rotation is recorded in
+ * the audit log (key_rotation).
  * Returns 0 and *rep, or BG_ESTATE (read-only store; a box still sealed
  * with an old key after resealing), BG_ECORRUPT (a box does not verify
  * after resealing: old keys are kept), BG_EAUTH (a box is sealed with a
