@@ -385,6 +385,56 @@ static void test_allocation_failure_leaves_the_disk_as_it_was(void)
     printf("  sim: %" PRIu64 " allocations failed in turn\n", total);
 }
 
+/* A directory renamed carries its entries; removed when empty. Both are
+ * directory operations of its parent: durable after its sync, and a crash
+ * before it keeps the old names whole (never a half-moved directory). */
+static void test_directory_rename_and_rmdir(void)
+{
+    for (int synced = 0; synced < 2; synced++) {
+        bg_sim *sim = bg_sim_new(6);
+        const bg_vfs *v = bg_sim_vfs(sim);
+        bg_file *f;
+        CHECK_OK(bg_sim_mkdir(sim, "a"));
+        CHECK_OK(v->open(v, "a/x", BG_OPEN_CREATE, &f));
+        CHECK_OK(wr(v, f, 0, "xyz"));
+        CHECK_OK(v->sync(v, f));
+        v->close(v, f);
+        /* Its entries must be durable before it moves or goes. */
+        CHECK_ERR(v->rename(v, "a", "b"), BG_EINVALID);
+        CHECK_OK(v->sync_dir(v, "a"));
+        CHECK_OK(bg_sim_mkdir(sim, "c"));
+        CHECK_ERR(v->rename(v, "a", "c"), BG_EINVALID); /* onto a dir */
+        CHECK_OK(v->rename(v, "a", "b"));
+        CHECK_ERR(v->stat(v, "a/x", NULL), BG_ENOTFOUND);
+        CHECK_OK(v->stat(v, "b/x", NULL));
+        if (synced)
+            CHECK_OK(v->sync_dir(v, ""));
+        CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
+        const char *have = synced ? "b/x" : "a/x",
+                   *gone = synced ? "a/x" : "b/x";
+        uint8_t *buf;
+        size_t len;
+        CHECK_OK(bg_sim_read_file(sim, have, &buf, &len));
+        CHECK(len == 3 && !memcmp(buf, "xyz", 3));
+        free(buf);
+        CHECK_ERR(v->stat(v, gone, NULL), BG_ENOTFOUND);
+        /* rmdir: refused while entries remain, then durable with its
+         * parent's sync. */
+        const char *d = synced ? "b" : "a";
+        CHECK_ERR(v->rmdir(v, d), BG_EEXISTS);
+        CHECK_OK(v->unlink(v, have));
+        CHECK_ERR(v->rmdir(v, d), BG_EINVALID); /* the unlink unsynced */
+        CHECK_OK(v->sync_dir(v, d));
+        CHECK_OK(v->rmdir(v, d));
+        CHECK_ERR(v->rmdir(v, d), BG_ENOTFOUND);
+        CHECK_ERR(v->rmdir(v, "c/none"), BG_ENOTFOUND);
+        CHECK_OK(v->sync_dir(v, ""));
+        CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 2));
+        CHECK_ERR(v->stat(v, d, NULL), BG_ENOTFOUND);
+        bg_sim_free(sim);
+    }
+}
+
 /* Every refusal of the simulated disk, each with its code, and each
  * leaving the disk as it was. */
 static void test_every_refusal(void)
@@ -509,6 +559,7 @@ int main(void)
     RUN(test_fail_at_and_freeze);
     RUN(test_locks_and_errors);
     RUN(test_allocation_failure_leaves_the_disk_as_it_was);
+    RUN(test_directory_rename_and_rmdir);
     RUN(test_every_refusal);
     RUN(test_posix_vfs);
     return CHECK_DONE();

@@ -5,6 +5,7 @@
  * fuzzers can trust what it says survives a power loss.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -323,6 +324,48 @@ static int dop_push(bg_sim *s, int kind, const char *a, const char *b,
     return 0;
 }
 
+/* Whether path is below dir ("dir/..."). */
+static int is_below(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return path && !strncmp(path, dir, n) && path[n] == '/';
+}
+
+/* Move the entries below from to below to (a directory's rename). Every
+ * new name is made before any is changed: out of memory, nothing moves. */
+static int ns_move_below(bg_sim *s, sim_ns *ns, const char *from,
+                         const char *to)
+{
+    size_t n = strlen(from), k = 0;
+    char **names = sim_malloc(s, (ns->n + 1) * sizeof *names);
+    if (!names)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < ns->n && !rc; i++) {
+        names[i] = NULL;
+        if (!is_below(ns->e[i].path, from))
+            continue;
+        char p[1024];
+        if (snprintf(p, sizeof p, "%s%s", to, ns->e[i].path + n) >=
+                (int)sizeof p ||
+            !(names[i] = sim_strdup(s, p)))
+            rc = -1;
+        k = i + 1;
+    }
+    for (size_t i = 0; i < ns->n && i < k; i++) {
+        if (!names[i])
+            continue;
+        if (rc) {
+            sim_free(s, names[i]);
+        } else {
+            sim_free(s, ns->e[i].path);
+            ns->e[i].path = names[i];
+        }
+    }
+    sim_free(s, names);
+    return rc;
+}
+
 static int dop_apply(bg_sim *s, sim_ns *ns, const sim_dop *d)
 {
     switch (d->kind) {
@@ -335,6 +378,8 @@ static int dop_apply(bg_sim *s, sim_ns *ns, const sim_dop *d)
         return 0;
     case DOP_RENAME:
         ns_del(s, ns, d->a);
+        if (s->nodes[d->node].is_dir && ns_move_below(s, ns, d->a, d->b))
+            return -1;
         return ns_set(s, ns, d->b, d->node);
     }
     return 0;
@@ -573,9 +618,24 @@ static bg_err sim_rename(const bg_vfs *vfs, const char *from, const char *to)
     sim_ent *t = ns_find(&s->cur, to);
     if (t && s->nodes[t->node].is_dir)
         return BG_EINVALID;
+    if (s->nodes[node].is_dir) {
+        /* A directory moves with everything below it. Its entries must be
+         * durable first (boxguard syncs a directory before it renames it),
+         * so that the rename carries them whole through a crash. */
+        if (t)
+            return BG_EEXISTS;
+        for (size_t i = 0; i < s->ndops; i++)
+            if (is_below(s->dops[i].a, from) || is_below(s->dops[i].b, from))
+                return BG_EINVALID;
+    }
     if (dop_push(s, DOP_RENAME, from, to, node))
         return BG_ENOMEM;
     if (ns_set(s, &s->cur, to, node)) {
+        dop_pop(s);
+        return BG_ENOMEM;
+    }
+    if (s->nodes[node].is_dir && ns_move_below(s, &s->cur, from, to)) {
+        ns_del(s, &s->cur, to); /* to did not exist: a directory's rename */
         dop_pop(s);
         return BG_ENOMEM;
     }
