@@ -16,6 +16,7 @@
 #include "boxguard/validate.h"
 #include "boxguard/erase.h"
 #include "boxguard/audit.h"
+#include "boxguard/backup.h"
 
 #define BOXGUARD_VERSION "0.1.0"
 

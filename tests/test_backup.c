@@ -1,0 +1,301 @@
+/*
+ * Encrypted backups: what a backup holds comes back record for record; a
+ * wrong key is told from damage; every truncation at a chunk boundary and
+ * at every byte of the last chunk, every flipped byte of the header, a
+ * flipped byte in each chunk, chunks dropped, duplicated, reordered and
+ * spliced from another backup, and bytes after the final chunk are each
+ * refused with their own error, the chunk named.
+ */
+#define _GNU_SOURCE
+#include <sodium.h>
+
+#include "erase_store.h"
+#include "testutil.h"
+
+#define HDR   112
+#define CHUNK (BG_BACKUP_CHUNK + 17)
+
+static const uint8_t raw[32] = "0123456789abcdef0123456789abcdef";
+static const bg_backup_key rawkey = {BG_BACKUP_RAW_KEY, raw, 32, 0, 0};
+
+typedef struct recs {
+    char lines[4096][96];
+    size_t n;
+} recs;
+
+static int keep(void *arg, const char *box, const bg_record *r)
+{
+    recs *c = arg;
+    if (c->n < 4096)
+        snprintf(c->lines[c->n], sizeof c->lines[0], "%s|%.*s|%u|%.*s", box,
+                 (int)r->key_len, r->key, (unsigned)r->type,
+                 r->value_len > 40 ? 6 : (int)r->value_len,
+                 r->value_len > 40 ? "(long)" : r->value);
+    c->n++;
+    return 0;
+}
+
+typedef struct store_recs {
+    recs *c;
+    const char *box;
+} store_recs;
+
+static int keep_store(void *arg, const bg_record *r)
+{
+    store_recs *sr = arg;
+    bg_record copy = *r;
+    return keep(sr->c, sr->box, &copy);
+}
+
+static int add_box(void *arg, const char *name)
+{
+    char(*names)[72] = arg;
+    for (int i = 0; i < 32; i++)
+        if (!names[i][0]) {
+            snprintf(names[i], sizeof names[i], "%s", name);
+            break;
+        }
+    return 0;
+}
+
+/* A store with every kind of box and a box of random text, big enough for
+ * several chunks after compression. */
+static bg_err big_store(bg_sim *sim)
+{
+    es_store e;
+    bg_err err = es_build(sim, ES_ALL, 9, &e);
+    bg_store *s;
+    bg_box *b;
+    if (!err)
+        err = tu_open_box(sim, "noise", BG_BOX_CREATE, &s, &b);
+    if (err)
+        return err;
+    char v[1024];
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 300 && !err; i++) {
+        v[0] = '"';
+        for (int j = 1; j < 1000; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            v[j] = "0123456789abcdefghijklmnopqrstuvwxyz"[x % 36];
+        }
+        v[1000] = '"';
+        char k[16];
+        snprintf(k, sizeof k, "n%03d", i);
+        err = bg_box_put(b, k, strlen(k), 0, v, 1001);
+    }
+    bg_err cerr = bg_store_close(s);
+    return err ? err : cerr;
+}
+
+static bg_err make_backup(bg_sim *sim, const char *path, const bg_backup_key *k,
+                          bg_backup_info *info)
+{
+    bg_store *s;
+    BG_TRY(tu_open(sim, BG_DURABILITY_FULL, &s));
+    bg_err err = bg_backup_create(s, path, k, info);
+    bg_err cerr = bg_store_close(s);
+    return err ? err : cerr;
+}
+
+static bg_backup_info info;
+static char detail[512];
+
+static bg_err read_it(bg_sim *sim, const char *path, const bg_backup_key *k)
+{
+    return bg_backup_read(path, bg_sim_vfs(sim), k, NULL, NULL, &info, detail,
+                          sizeof detail);
+}
+
+static void test_round_trip(void)
+{
+    bg_sim *sim = bg_sim_new(1);
+    CHECK_OK(big_store(sim));
+    CHECK_OK(bg_sim_mkdir(sim, "bk"));
+    bg_backup_info made;
+    CHECK_OK(make_backup(sim, "bk/a.bgb", &rawkey, &made));
+    CHECK_INT(made.chunks, >=, 3);
+    CHECK_ERR(
+        bg_sim_read_file(sim, "bk/a.bgb.tmp", &(uint8_t *){0}, &(size_t){0}),
+        BG_ENOTFOUND);
+    uint8_t *f;
+    size_t len;
+    CHECK_OK(bg_sim_read_file(sim, "bk/a.bgb", &f, &len));
+    CHECK_INT(len, ==, made.file_bytes);
+    CHECK_INT(len, ==,
+              HDR + (made.chunks - 1) * CHUNK +
+                  (len - HDR - (made.chunks - 1) * CHUNK));
+    CHECK(!memcmp(f, "BGBACKUP", 8));
+    /* No record's bytes are in the clear. */
+    CHECK(!memmem(f, len, "MRK", 3));
+    free(f);
+
+    static recs got, want;
+    got.n = want.n = 0;
+    CHECK_OK(bg_backup_read("bk/a.bgb", bg_sim_vfs(sim), &rawkey, keep, &got,
+                            &info, detail, sizeof detail));
+    CHECK_STR(detail, "");
+    CHECK_INT(info.nboxes, ==, made.nboxes);
+    CHECK_INT(info.records, ==, made.records);
+    CHECK_INT(info.chunks, ==, made.chunks);
+    CHECK_INT(info.schema_version, ==, 2); /* the migration of es_build */
+    CHECK_INT(info.created_at, ==, tu_now);
+    bg_store *s;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    char names[32][72] = {{0}};
+    CHECK_OK(bg_store_list_boxes(s, add_box, names));
+    size_t nb = 0;
+    for (; nb < 32 && names[nb][0]; nb++) {
+        bg_box *b;
+        CHECK_OK(bg_box_open(s, names[nb], 0, &b));
+        store_recs sr = {&want, names[nb]};
+        CHECK_OK(bg__box_iterate_raw(b, keep_store, &sr));
+        CHECK_STR(info.boxes[nb].name, names[nb]);
+        CHECK_INT(info.boxes[nb].sealed, ==, !strcmp(names[nb], "sealed"));
+    }
+    CHECK_INT(nb, ==, info.nboxes);
+    CHECK_OK(bg_store_close(s));
+    CHECK_INT(got.n, ==, want.n);
+    for (size_t i = 0; i < got.n; i++)
+        CHECK_STR(got.lines[i], want.lines[i]);
+
+    /* A passphrase, through Argon2id (the smallest limits, for speed). */
+    static const uint8_t pass[] = "correct horse battery staple";
+    bg_backup_key pk = {BG_BACKUP_PASSPHRASE, pass, sizeof pass - 1,
+                        crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN};
+    CHECK_OK(make_backup(sim, "bk/p.bgb", &pk, &made));
+    CHECK_OK(read_it(sim, "bk/p.bgb", &pk));
+    CHECK_INT(info.records, ==, made.records);
+    bg_backup_key wrong = pk;
+    wrong.secret = (const uint8_t *)"correct horse battery stapler";
+    wrong.len = 29;
+    CHECK_ERR(read_it(sim, "bk/p.bgb", &wrong), BG_EAUTH);
+    CHECK_STR(detail, "wrong passphrase or key for this backup");
+    CHECK_ERR(read_it(sim, "bk/p.bgb", &rawkey), BG_EAUTH);
+    CHECK_CONTAINS(detail, "made with a passphrase");
+    uint8_t other[32];
+    memcpy(other, raw, 32);
+    other[31] ^= 1;
+    bg_backup_key ok2 = {BG_BACKUP_RAW_KEY, other, 32, 0, 0};
+    CHECK_ERR(read_it(sim, "bk/a.bgb", &ok2), BG_EAUTH);
+    bg_backup_key short_key = {BG_BACKUP_RAW_KEY, raw, 31, 0, 0};
+    CHECK_ERR(read_it(sim, "bk/a.bgb", &short_key), BG_EINVALID);
+    CHECK_ERR(read_it(sim, "bk/none.bgb", &rawkey), BG_ENOTFOUND);
+    CHECK_OK(
+        bg_sim_write_file(sim, "bk/x", (const uint8_t *)"not a backup", 12));
+    CHECK_ERR(read_it(sim, "bk/x", &rawkey), BG_EINVALID);
+    CHECK_CONTAINS(detail, "not a boxguard backup");
+    bg_sim_free(sim);
+}
+
+/* Write buf as path and expect the read to fail with code, its detail
+ * containing says. */
+static int refused(bg_sim *sim, const uint8_t *buf, size_t len, bg_err code,
+                   const char *says)
+{
+    if (bg_sim_write_file(sim, "bk/t.bgb", buf, len))
+        return 0;
+    bg_err err = read_it(sim, "bk/t.bgb", &rawkey);
+    if (err != code || !strstr(detail, says)) {
+        fprintf(stderr, "  got %s '%s', expected %s '%s'\n", bg_err_name(err),
+                detail, bg_err_name(code), says);
+        return 0;
+    }
+    return 1;
+}
+
+static void test_damage_is_refused(void)
+{
+    bg_sim *sim = bg_sim_new(2);
+    CHECK_OK(big_store(sim));
+    CHECK_OK(bg_sim_mkdir(sim, "bk"));
+    bg_backup_info made, made2;
+    CHECK_OK(make_backup(sim, "bk/a.bgb", &rawkey, &made));
+    CHECK_OK(make_backup(sim, "bk/b.bgb", &rawkey, &made2));
+    uint8_t *f, *g;
+    size_t len, glen;
+    CHECK_OK(bg_sim_read_file(sim, "bk/a.bgb", &f, &len));
+    CHECK_OK(bg_sim_read_file(sim, "bk/b.bgb", &g, &glen));
+    size_t nch = (size_t)made.chunks, last = HDR + (nch - 1) * CHUNK;
+    uint8_t *t = malloc(len + CHUNK);
+    unsigned cases = 0;
+    char msg[96];
+    /* Truncated at every chunk boundary, and at every byte of the last. */
+    for (size_t c = 0; c < nch; c++) {
+        CHECK(refused(sim, f, HDR + c * CHUNK, BG_ECORRUPT,
+                      "without its final chunk"));
+        cases++;
+    }
+    for (size_t n = last + 1; n < len; n++) {
+        snprintf(msg, sizeof msg,
+                 "chunk %zu (at byte %zu) does not "
+                 "authenticate",
+                 nch - 1, last);
+        CHECK(refused(sim, f, n, n - last < 17 ? BG_ECORRUPT : BG_ECORRUPT,
+                      n - last < 17 ? "without its final chunk" : msg));
+        cases++;
+    }
+    /* Every byte of the header flipped. */
+    for (size_t i = 0; i < HDR; i++) {
+        memcpy(t, f, len);
+        t[i] ^= 0x40;
+        CHECK(refused(sim, t, len, i < 8 ? BG_EINVALID : BG_ECORRUPT,
+                      i < 8 ? "not a boxguard backup" : "header is damaged"));
+        cases++;
+    }
+    /* A byte flipped in each chunk, the tag included. */
+    for (size_t c = 0; c < nch; c++) {
+        size_t end = c + 1 < nch ? HDR + (c + 1) * CHUNK : len;
+        size_t at[] = {HDR + c * CHUNK, end - 1, (HDR + c * CHUNK + end) / 2};
+        for (size_t j = 0; j < 3; j++) {
+            memcpy(t, f, len);
+            t[at[j]] ^= 1;
+            snprintf(msg, sizeof msg, "chunk %zu (at byte %zu)", c,
+                     HDR + c * CHUNK);
+            CHECK(refused(sim, t, len, BG_ECORRUPT, msg));
+            cases++;
+        }
+    }
+    /* A chunk dropped, duplicated; two swapped; one from another backup. */
+    for (size_t c = 0; c + 1 < nch; c++) {
+        size_t at = HDR + c * CHUNK;
+        memcpy(t, f, at);
+        memcpy(t + at, f + at + CHUNK, len - at - CHUNK);
+        snprintf(msg, sizeof msg, "chunk %zu (at byte %zu)", c, at);
+        CHECK(refused(sim, t, len - CHUNK, BG_ECORRUPT, msg));
+        memcpy(t, f, at + CHUNK);
+        memcpy(t + at + CHUNK, f + at, len - at);
+        snprintf(msg, sizeof msg, "chunk %zu (at byte %zu)", c + 1, at + CHUNK);
+        CHECK(refused(sim, t, len + CHUNK, BG_ECORRUPT, msg));
+        memcpy(t, f, len);
+        memcpy(t + at, f + at + CHUNK, CHUNK);
+        memcpy(t + at + CHUNK, f + at, CHUNK);
+        snprintf(msg, sizeof msg, "chunk %zu (at byte %zu)", c, at);
+        CHECK(refused(sim, t, len, BG_ECORRUPT, msg));
+        memcpy(t, f, len);
+        memcpy(t + at, g + at, CHUNK);
+        CHECK(refused(sim, t, len, BG_ECORRUPT, msg));
+        cases += 4;
+    }
+    /* The other backup's header on this one's chunks (same key). */
+    memcpy(t, f, len);
+    memcpy(t, g, HDR);
+    CHECK(refused(sim, t, len, BG_ECORRUPT, "chunk 0 (at byte 112)"));
+    /* Bytes after the final chunk: read as part of it, which then fails. */
+    memcpy(t, f, len);
+    memcpy(t + len, "x", 1);
+    snprintf(msg, sizeof msg, "chunk %zu (at byte %zu)", nch - 1, last);
+    CHECK(refused(sim, t, len + 1, BG_ECORRUPT, msg));
+    cases += 2;
+    printf("  damaged backups refused: %u\n", cases);
+    free(t);
+    free(f);
+    free(g);
+    bg_sim_free(sim);
+}
+
+int main(void)
+{
+    RUN(test_round_trip);
+    RUN(test_damage_is_refused);
+    return CHECK_DONE();
+}
