@@ -293,9 +293,248 @@ static void test_damage_is_refused(void)
     bg_sim_free(sim);
 }
 
+/* ---- restore ----------------------------------------------------------- */
+
+typedef struct digest {
+    crypto_generichash_state st;
+    bg_store *s;
+    uint64_t records;
+} digest;
+
+static int digest_rec(void *arg, const bg_record *r)
+{
+    digest *d = arg;
+    uint8_t t[4] = {(uint8_t)r->type, (uint8_t)(r->type >> 8), 0, 0};
+    crypto_generichash_update(&d->st, (const uint8_t *)r->key, r->key_len);
+    crypto_generichash_update(&d->st, t, 4);
+    crypto_generichash_update(&d->st, (const uint8_t *)r->value, r->value_len);
+    d->records++;
+    return 0;
+}
+
+typedef struct digest_box {
+    digest *d;
+    bg_err err;
+} digest_box;
+
+static int digest_one_box(void *arg, const char *name)
+{
+    digest_box *db = arg;
+    bg_box *b;
+    crypto_generichash_update(&db->d->st, (const uint8_t *)name,
+                              strlen(name) + 1);
+    db->err = bg_box_open(db->d->s, name, 0, &b);
+    if (!db->err)
+        db->err = bg__box_iterate_raw(b, digest_rec, db->d);
+    if (!db->err)
+        crypto_generichash_update(&db->d->st, (const uint8_t *)"|",
+                                  1 + bg__box_key_id(b) != 0);
+    return db->err != 0;
+}
+
+/* Every box's every record (and whether it is sealed), as one hash; the
+ * store opened for writing first, which settles what a crash left. */
+static bg_err content(bg_sim *sim, const char *dir, uint8_t out[16],
+                      uint64_t *records)
+{
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.create = 0;
+    o.accept_schema = 1;
+    digest d = {.records = 0};
+    BG_TRY(bg_store_open(dir, &o, &d.s));
+    crypto_generichash_init(&d.st, NULL, 0, 16);
+    digest_box db = {&d, 0};
+    bg_err err = bg_store_list_boxes(d.s, digest_one_box, &db);
+    if (!err)
+        err = db.err;
+    crypto_generichash_final(&d.st, out, 16);
+    *records = d.records;
+    bg_err cerr = bg_store_close(d.s);
+    return err ? err : cerr;
+}
+
+static bg_restore_opts ropts(bg_sim *sim)
+{
+    bg_restore_opts o = {bg_sim_vfs(sim), {tu_clock_ms, &tu_now}, 0, 0};
+    return o;
+}
+
+/* B backed up, then changed into A (a record more, one less). */
+static bg_err two_stores(bg_sim *sim, uint8_t a[16], uint8_t b[16])
+{
+    uint64_t n;
+    bg_backup_info made;
+    BG_TRY(big_store(sim));
+    BG_TRY(bg_sim_mkdir(sim, "bk"));
+    BG_TRY(make_backup(sim, "bk/b.bgb", &rawkey, &made));
+    BG_TRY(content(sim, "s", b, &n));
+    bg_store *s;
+    bg_box *bx;
+    BG_TRY(tu_open_box(sim, "plain", 0, &s, &bx));
+    bg_err err = tu_put(bx, "extra", "\"a\"");
+    if (!err)
+        err = bg_box_del(bx, "p1", 2);
+    bg_err cerr = bg_store_close(s);
+    BG_TRY(err ? err : cerr);
+    return content(sim, "s", a, &n);
+}
+
+static void test_restore_round_trip(void)
+{
+    bg_sim *sim = bg_sim_new(3);
+    uint8_t a[16], b[16], got[16];
+    CHECK_OK(two_stores(sim, a, b));
+    CHECK(memcmp(a, b, 16) != 0);
+    bg_restore_opts o = ropts(sim);
+    /* Into a directory that does not exist yet. */
+    CHECK_OK(bg_backup_restore("r", "bk/b.bgb", &rawkey, &o, &info, detail,
+                               sizeof detail));
+    uint64_t n;
+    CHECK_OK(content(sim, "r", got, &n));
+    CHECK(!memcmp(got, b, 16));
+    CHECK_INT(n, ==, info.records);
+    /* Sealed again, under the restored store's own key. */
+    uint8_t *k1, *k2;
+    size_t l1, l2;
+    CHECK_OK(bg_sim_read_file(sim, "s/keys/1.key", &k1, &l1));
+    CHECK_OK(bg_sim_read_file(sim, "r/keys/1.key", &k2, &l2));
+    CHECK(l1 == 32 && l2 == 32 && memcmp(k1, k2, 32));
+    free(k1);
+    free(k2);
+    bg_validation v;
+    CHECK_OK(
+        bg_validate("r", &(bg_validate_opts){bg_sim_vfs(sim), NULL, 2}, &v));
+    CHECK_INT(v.status, ==, BG_READY);
+    /* The queue comes back with its pending ops. */
+    bg_store *s;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_store_close(s));
+    /* Over a store that is there: it becomes the backup's, nothing beside. */
+    CHECK_OK(bg_backup_restore("s", "bk/b.bgb", &rawkey, &o, &info, detail,
+                               sizeof detail));
+    CHECK_OK(content(sim, "s", got, &n));
+    CHECK(!memcmp(got, b, 16));
+    const bg_vfs *vf = bg_sim_vfs(sim);
+    CHECK_ERR(vf->stat(vf, "s.restore", NULL), BG_ENOTFOUND);
+    CHECK_ERR(vf->stat(vf, "s.restore-old", NULL), BG_ENOTFOUND);
+    bg_sim_free(sim);
+}
+
+/* A restore that is refused or fails leaves the store byte for byte. */
+static void test_failed_restore_changes_nothing(void)
+{
+    bg_sim *sim = bg_sim_new(4);
+    uint8_t a[16], b[16];
+    CHECK_OK(two_stores(sim, a, b));
+    snap before, after;
+    snap_take(sim, &before);
+    bg_restore_opts o = ropts(sim);
+    uint8_t *f;
+    size_t len;
+    CHECK_OK(bg_sim_read_file(sim, "bk/b.bgb", &f, &len));
+    f[HDR + CHUNK + 5] ^= 1;
+    CHECK_OK(bg_sim_write_file(sim, "bk/bad.bgb", f, len));
+    CHECK_OK(bg_sim_write_file(sim, "bk/cut.bgb", f, HDR + CHUNK));
+    free(f);
+    const char *d;
+    CHECK_ERR(bg_backup_restore("s", "bk/bad.bgb", &rawkey, &o, &info, detail,
+                                sizeof detail),
+              BG_ECORRUPT);
+    CHECK_CONTAINS(detail, "chunk 1 ");
+    CHECK_ERR(bg_backup_restore("s", "bk/cut.bgb", &rawkey, &o, &info, detail,
+                                sizeof detail),
+              BG_ECORRUPT);
+    CHECK_CONTAINS(detail, "truncated");
+    bg_backup_key wrong = rawkey;
+    wrong.secret = (const uint8_t *)"1123456789abcdef0123456789abcdef";
+    CHECK_ERR(bg_backup_restore("s", "bk/b.bgb", &wrong, &o, &info, detail,
+                                sizeof detail),
+              BG_EAUTH);
+    o.expect_schema = 3;
+    CHECK_ERR(bg_backup_restore("s", "bk/b.bgb", &rawkey, &o, &info, detail,
+                                sizeof detail),
+              BG_ESCHEMA);
+    CHECK_CONTAINS(detail, "schema version 2, not the expected 3");
+    o.expect_schema = 0;
+    o.code_version = 1;
+    CHECK_ERR(bg_backup_restore("s", "bk/b.bgb", &rawkey, &o, &info, detail,
+                                sizeof detail),
+              BG_ESCHEMA);
+    CHECK_CONTAINS(detail, "newer than the code's 1");
+    snap_take(sim, &after);
+    d = snap_diff(&before, &after);
+    CHECK_STR(d ? d : "", "");
+    CHECK(!es_exists(sim, "s.restore"));
+    snap_free(&before);
+    snap_free(&after);
+    bg_sim_free(sim);
+}
+
+/* Power lost after every state-changing operation of a restore over a
+ * store, in every crash mode: the next open finds entirely the old store
+ * or entirely the restored one, and nothing left beside it. */
+static void test_restore_crash_points(void)
+{
+    uint64_t total;
+    {
+        bg_sim *sim = bg_sim_new(5);
+        uint8_t a[16], b[16];
+        CHECK_OK(two_stores(sim, a, b));
+        bg_restore_opts o = ropts(sim);
+        uint64_t c0 = bg_sim_get_stats(sim).changes;
+        CHECK_OK(bg_backup_restore("s", "bk/b.bgb", &rawkey, &o, &info, detail,
+                                   sizeof detail));
+        total = bg_sim_get_stats(sim).changes - c0;
+        bg_sim_free(sim);
+    }
+    uint64_t states = 0, olds = 0, news = 0;
+    for (uint64_t n = 1; n <= total; n++) {
+        for (int mode = 0; mode < BG_CRASH_MODES; mode++) {
+            bg_sim *sim = bg_sim_new(5);
+            uint8_t a[16], b[16], got[16];
+            CHECK_OK(two_stores(sim, a, b));
+            bg_restore_opts o = ropts(sim);
+            bg_sim_crash_after(sim, bg_sim_get_stats(sim).changes + n);
+            bg_err err = bg_backup_restore("s", "bk/b.bgb", &rawkey, &o, &info,
+                                           detail, sizeof detail);
+            /* Cut before its last change, it must say so. */
+            if (!err && n < total)
+                fprintf(stderr, "crash after %llu of %llu: restore said ok\n",
+                        (unsigned long long)n, (unsigned long long)total);
+            CHECK(err || n == total);
+            CHECK_OK(bg_sim_crash(sim, (bg_crash_mode)mode, n * 4 + mode));
+            uint64_t cnt;
+            err = content(sim, "s", got, &cnt);
+            if (err)
+                fprintf(stderr, "crash after %llu mode %d: %s\n",
+                        (unsigned long long)n, mode, bg_err_name(err));
+            CHECK_OK(err);
+            int is_old = !memcmp(got, a, 16), is_new = !memcmp(got, b, 16);
+            if (!is_old && !is_new)
+                fprintf(stderr, "crash after %llu mode %d: a mix\n",
+                        (unsigned long long)n, mode);
+            CHECK(is_old || is_new);
+            olds += is_old;
+            news += is_new;
+            CHECK(!es_exists(sim, "s.restore") &&
+                  !es_exists(sim, "s.restore-old"));
+            states++;
+            bg_sim_free(sim);
+        }
+    }
+    printf("restore crash states explored: %llu over %llu operations (old "
+           "store %llu, restored %llu)\n",
+           (unsigned long long)states, (unsigned long long)total,
+           (unsigned long long)olds, (unsigned long long)news);
+    CHECK(olds && news);
+}
+
 int main(void)
 {
     RUN(test_round_trip);
     RUN(test_damage_is_refused);
+    RUN(test_restore_round_trip);
+    RUN(test_failed_restore_changes_nothing);
+    RUN(test_restore_crash_points);
     return CHECK_DONE();
 }

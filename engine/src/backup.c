@@ -29,6 +29,7 @@
 #include "handle_int.h"
 #include "json_int.h"
 #include "meta_int.h"
+#include "wipe_int.h"
 
 #define MAGIC       "BGBACKUP"
 #define FORMAT      1
@@ -817,5 +818,241 @@ bg_err bg_backup_read(const char *path, const bg_vfs *vfs,
     sodium_memzero(&r.st, sizeof r.st);
     bg__vfs_close(r.s, r.f);
     free(r.s);
+    return err;
+}
+
+/* ---- restore ---------------------------------------------------------- */
+
+typedef struct restore {
+    bg_store *s; /* the store being built */
+    const bg_backup_info *info;
+    char box[BG_BOX_NAME_MAX + 1];
+    bg_box *b;
+    bg_write *w;
+    char **owned;
+    size_t n, cap;
+    uint64_t written;
+    bg_err err;
+} restore;
+
+enum { RESTORE_BATCH = 4096 };
+
+static void batch_free(restore *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        bg__handle_free(r->s, r->owned[i]);
+    r->n = 0;
+}
+
+static bg_err flush(restore *r)
+{
+    bg_err err = r->n ? bg__box_write_trusted(r->b, r->w, r->n) : 0;
+    r->written += err ? 0 : r->n;
+    batch_free(r);
+    return err;
+}
+
+static int sealed_in(const bg_backup_info *info, const char *box)
+{
+    for (size_t i = 0; i < info->nboxes && i < BG_BACKUP_BOXES_MAX; i++)
+        if (!strcmp(info->boxes[i].name, box))
+            return info->boxes[i].sealed;
+    return 0;
+}
+
+static int restore_one(void *arg, const char *box, const bg_record *rec)
+{
+    restore *r = arg;
+    if (!r->b || strcmp(box, r->box)) {
+        if (r->b && (r->err = flush(r)))
+            return 1;
+        int flags =
+            BG_BOX_CREATE | (sealed_in(r->info, box) ? BG_BOX_ENCRYPT : 0);
+        if ((r->err = bg_box_open(r->s, box, flags, &r->b)))
+            return 1;
+        snprintf(r->box, sizeof r->box, "%s", box);
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 256;
+        bg_write *w = bg__handle_realloc(r->s, r->w, cap * sizeof *w);
+        char **o =
+            w ? bg__handle_realloc(r->s, r->owned, cap * sizeof *o) : NULL;
+        if (w)
+            r->w = w;
+        if (!o) {
+            r->err = BG_ENOMEM;
+            return 1;
+        }
+        r->owned = o;
+        r->cap = cap;
+    }
+    char *copy = bg__handle_malloc(r->s, rec->key_len + rec->value_len + 1);
+    if (!copy) {
+        r->err = BG_ENOMEM;
+        return 1;
+    }
+    memcpy(copy, rec->key, rec->key_len);
+    memcpy(copy + rec->key_len, rec->value, rec->value_len);
+    r->owned[r->n] = copy;
+    r->w[r->n] = (bg_write){
+        0, copy, rec->key_len, rec->type, copy + rec->key_len, rec->value_len};
+    r->n++;
+    if (r->n == RESTORE_BATCH && (r->err = flush(r)))
+        return 1;
+    return 0;
+}
+
+static void said(char *detail, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void said(char *detail, size_t cap, const char *fmt, ...)
+{
+    if (!detail || !cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* Build the restored store in fresh from the backup; counts checked. */
+static bg_err build(const char *fresh, const char *path, const bg_backup_key *k,
+                    const bg_restore_opts *o, const bg_backup_info *info,
+                    char *detail, size_t cap)
+{
+    bg_store_opts so;
+    bg_store_opts_init(&so);
+    so.vfs = o->vfs;
+    so.clock = o->clock;
+    so.create = 1;
+    so.durability = BG_DURABILITY_GROUP;
+    so.group_size = 1u << 30; /* one sync per box, at close */
+    so.accept_schema = 1;
+    so.detail = detail;
+    so.detail_len = cap;
+    bg_store *s;
+    BG_TRY(bg_store_open(fresh, &so, &s));
+    restore r = {.s = s, .info = info};
+    bg_backup_info again;
+    bg_err err =
+        bg_backup_read(path, o->vfs, k, restore_one, &r, &again, detail, cap);
+    if (err == BG_ESTATE && r.err)
+        err = r.err;
+    if (!err && r.b)
+        err = flush(&r);
+    batch_free(&r);
+    bg__handle_free(s, r.w);
+    bg__handle_free(s, r.owned);
+    if (!err && again.records != info->records) {
+        err = BG_ECORRUPT; /* the file changed between the two reads */
+        said(detail, cap, "the backup changed while it was restored");
+    }
+    /* Every box holds what the manifest counts. */
+    for (size_t i = 0; !err && i < info->nboxes; i++) {
+        bg_box *b;
+        bg_box_stats st;
+        err = bg_box_open(s, info->boxes[i].name, BG_BOX_CREATE, &b);
+        if (err)
+            break;
+        bg_box_stats_of(b, &st);
+        if (st.records != info->boxes[i].records) {
+            err = BG_ECORRUPT;
+            said(detail, cap,
+                 "box '%s' holds %" PRIu64 " records restored, "
+                 "the manifest %" PRIu64,
+                 info->boxes[i].name, st.records, info->boxes[i].records);
+        }
+    }
+    if (err && detail && !detail[0])
+        said(detail, cap, "%s", bg_store_detail(s));
+    bg_err cerr = bg_store_close(s); /* syncs every box */
+    if (!err && cerr) {
+        err = cerr;
+        said(detail, cap, "cannot sync the restored store in '%s'", fresh);
+    }
+    return err;
+}
+
+bg_err bg_backup_restore(const char *dir, const char *path,
+                         const bg_backup_key *k, const bg_restore_opts *opts,
+                         bg_backup_info *info, char *detail, size_t cap)
+{
+    bg_restore_opts none = {0};
+    const bg_restore_opts *o = opts ? opts : &none;
+    if (detail && cap)
+        detail[0] = '\0';
+    BG_TRY(bg_backup_read(path, o->vfs, k, NULL, NULL, info, detail, cap));
+    if (info->nboxes > BG_BACKUP_BOXES_MAX) {
+        said(detail, cap,
+             "the backup holds %zu boxes; a restore takes at "
+             "most %d",
+             info->nboxes, BG_BACKUP_BOXES_MAX);
+        return BG_EINVALID;
+    }
+    if (o->expect_schema && info->schema_version != o->expect_schema) {
+        said(detail, cap,
+             "the backup is at schema version %u, not the "
+             "expected %u: migrate the restored store or pick another backup",
+             (unsigned)info->schema_version, (unsigned)o->expect_schema);
+        return BG_ESCHEMA;
+    }
+    if (o->code_version && info->schema_version > o->code_version) {
+        said(detail, cap,
+             "the backup is at schema version %u, newer than "
+             "the code's %u: update the app first",
+             (unsigned)info->schema_version, (unsigned)o->code_version);
+        return BG_ESCHEMA;
+    }
+    /* Hold the store that is there (its open also settles what a crash
+     * left: an erase, a migration, an earlier restore). */
+    bg_store_opts so;
+    bg_store_opts_init(&so);
+    so.vfs = o->vfs;
+    so.clock = o->clock;
+    so.accept_schema = 1;
+    so.detail = detail;
+    so.detail_len = cap;
+    bg_store *old = NULL;
+    bg_err err = bg_store_open(dir, &so, &old);
+    if (err && err != BG_ENOTFOUND)
+        return err;
+    if (detail && cap)
+        detail[0] = '\0';
+    bg_store *bare;
+    err = bg__handle_bare(dir, o->vfs, &bare);
+    if (err) {
+        (void)bg_store_close(old);
+        return err;
+    }
+    char fresh[BG_PATH_MAX], prev[BG_PATH_MAX], parent[BG_PATH_MAX];
+    snprintf(fresh, sizeof fresh, "%.1000s" BG__RESTORE_NEW, bare->dir);
+    snprintf(prev, sizeof prev, "%.1000s" BG__RESTORE_OLD, bare->dir);
+    bg__handle_parent(bare->dir, parent, sizeof parent);
+    err = bg__wipe_dir(bare, fresh); /* a build an earlier crash cut */
+    if (!err)
+        err = build(fresh, path, k, o, info, detail, cap);
+    if (err) {
+        if (bg__wipe_dir(bare, fresh)) {
+            /* left beside: the next open of the store removes it */
+        }
+        (void)bg_store_close(old);
+        free(bare);
+        return err;
+    }
+    /* The swap: from the first rename on, the next open goes forward. */
+    if (old)
+        err = bg__vfs_rename(bare, bare->dir, prev);
+    if (!err)
+        err = bg__vfs_rename(bare, fresh, bare->dir);
+    if (!err)
+        err = bg__vfs_sync_dir(bare, parent);
+    (void)bg_store_close(old);
+    if (!err && old)
+        err = bg__wipe_dir(bare, prev);
+    if (err)
+        said(detail, cap,
+             "the restore of '%s' stopped in its swap (%s); the "
+             "next open of the store finishes it",
+             bare->dir, bare->detail[0] ? bare->detail : bg_strerror(err));
+    free(bare);
     return err;
 }

@@ -129,7 +129,11 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
     s->progress = opts->progress;
     s->progress_ctx = opts->progress_ctx;
 
-    bg_err err = 0;
+    /* A restore's swap a crash cut short is finished first: the store is
+     * then entirely the old one or entirely the restored one. */
+    bg_err err = bg__wipe_settle_restore(s);
+    if (err)
+        goto out;
     int is_dir = 0;
     err = bg__vfs_stat(s, s->dir, &is_dir);
     if (err == BG_ENOTFOUND && opts->create && !opts->read_only)

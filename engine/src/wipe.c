@@ -12,6 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "journal_int.h"
@@ -272,5 +273,74 @@ bg_err bg__wipe_run(bg_store *s, bg__wipe_counts *c)
                "erase of store '%s' stopped; the next open "
                "finishes it",
                s->dir);
+    return 0;
+}
+
+/* ---- a restore's directories ------------------------------------------ */
+
+bg_err bg__wipe_dir(bg_store *s, const char *dir)
+{
+    bg_store *b;
+    BG_TRY(bg__handle_bare(dir, s->vfs, &b));
+    int is_dir = 0;
+    bg__wipe_counts c = {0};
+    bg_err err = bg__vfs_stat(b, b->dir, &is_dir);
+    if (!err && is_dir)
+        err = bg__wipe_run(b, &c);
+    else if (err == BG_ENOTFOUND)
+        err = 0;
+    if (err)
+        bg__handle_fail(s, err, "%s", b->detail);
+    free(b);
+    return err;
+}
+
+static bg_err exists(bg_store *s, const char *path, int *yes)
+{
+    bg_err err = bg__vfs_stat(s, path, NULL);
+    *yes = err == 0;
+    return err == BG_ENOTFOUND ? 0 : err;
+}
+
+bg_err bg__wipe_settle_restore(bg_store *s)
+{
+    char fresh[BG_PATH_MAX], old[BG_PATH_MAX], parent[BG_PATH_MAX];
+    if (snprintf(fresh, sizeof fresh, "%s" BG__RESTORE_NEW, s->dir) >=
+            (int)sizeof fresh ||
+        snprintf(old, sizeof old, "%s" BG__RESTORE_OLD, s->dir) >=
+            (int)sizeof old)
+        return 0; /* no restore can have made these */
+    int has_dir, has_new, has_old;
+    BG_TRY(exists(s, s->dir, &has_dir));
+    BG_TRY(exists(s, fresh, &has_new));
+    BG_TRY(exists(s, old, &has_old));
+    if (!has_new && !has_old)
+        return 0;
+    if (s->read_only) {
+        BG_FAIL_IF(!has_dir, s, BG_ESTATE,
+                   "store '%s' is in the middle of a restore's swap: a "
+                   "writable open finishes it",
+                   s->dir);
+        return 0; /* the store there is whole; what is beside it waits */
+    }
+    bg__handle_parent(s->dir, parent, sizeof parent);
+    bg_err err = 0;
+    if (has_old && !has_dir && has_new) {
+        err = bg__vfs_rename(s, fresh, s->dir);
+        if (!err)
+            err = bg__vfs_sync_dir(s, parent);
+        has_new = 0;
+    } else if (has_old && !has_dir) {
+        /* Only the old one: put it back. */
+        err = bg__vfs_rename(s, old, s->dir);
+        if (!err)
+            err = bg__vfs_sync_dir(s, parent);
+        has_old = 0;
+    }
+    if (!err && has_old)
+        err = bg__wipe_dir(s, old);
+    if (!err && has_new)
+        err = bg__wipe_dir(s, fresh);
+    BG_FAIL_IF(err, s, err, "cannot finish the restore of store '%s'", s->dir);
     return 0;
 }

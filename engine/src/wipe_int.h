@@ -43,4 +43,24 @@ BG_MUST_CHECK bg_err bg__wipe_intent(bg_store *s);
  * skipped, so it resumes anywhere. Returns 0 or the vfs error. */
 BG_MUST_CHECK bg_err bg__wipe_run(bg_store *s, bg__wipe_counts *c);
 
+/* The directories a restore of the store in dir works with, beside it:
+ * dir.restore (the restored store while it is built) and dir.restore-old
+ * (the store it replaces, until the swap is durable). */
+#define BG__RESTORE_NEW ".restore"
+#define BG__RESTORE_OLD ".restore-old"
+
+/* Wipe the store directory dir on vfs (a bare handle: no lock) as
+ * bg__wipe_run does. BG_ENOTFOUND-free: a missing dir is done. */
+BG_MUST_CHECK bg_err bg__wipe_dir(bg_store *s, const char *dir);
+
+/* At open, before the store's directory is looked at: finish the swap of
+ * a restore that a crash cut short. dir.restore-old present: the restored
+ * store was complete and synced before the first rename, so the swap goes
+ * forward (dir.restore renamed to dir if it is still beside it, the parent
+ * synced) and the old store is wiped. Only dir.restore present: the build
+ * was cut, so it is wiped. A read-only open changes nothing and fails with
+ * BG_ESTATE when dir is missing in the middle of a swap. Returns 0 or the
+ * vfs error. */
+BG_MUST_CHECK bg_err bg__wipe_settle_restore(bg_store *s);
+
 #endif

@@ -39,7 +39,7 @@ extern "C" {
 
 #define BG_BACKUP_KEY_BYTES 32
 #define BG_BACKUP_CHUNK     65536 /* plaintext bytes per chunk */
-#define BG_BACKUP_BOXES_MAX 64    /* boxes listed in bg_backup_info */
+#define BG_BACKUP_BOXES_MAX 256   /* boxes a backup may hold to be restored */
 
 typedef enum bg_backup_kdf {
     BG_BACKUP_RAW_KEY = 0,   /* secret: 32 bytes */
@@ -105,6 +105,35 @@ BG_MUST_CHECK bg_err bg_backup_read(const char *path, const bg_vfs *vfs,
                                     bg_backup_record_fn fn, void *arg,
                                     bg_backup_info *info, char *detail,
                                     size_t detail_len);
+
+typedef struct bg_restore_opts {
+    const bg_vfs *vfs;      /* NULL: posix */
+    bg_clock clock;         /* zeroed: the real clock */
+    uint32_t expect_schema; /* the backup must be at it; 0: any */
+    uint32_t code_version;  /* refused when newer than it; 0: any */
+} bg_restore_opts;
+
+/* Restore the backup at path into the store directory dir, which may not
+ * exist yet. The backup is read and checked whole first
+ * (bg_backup_read); then the restored store is built beside dir, in
+ * dir.restore (every record written, every box that was sealed sealed
+ * again under the new store's own new key), its counts checked against
+ * the manifest, synced; then swapped in: dir renamed to dir.restore-old,
+ * dir.restore renamed to dir, their directory synced, and only then the
+ * old store wiped (wipe_int.h). A crash at any point leaves, after the
+ * next open of dir, entirely the old store or entirely the restored one.
+ * The store in dir is held (its lock) while the restore runs.
+ * Returns 0 with *info, or the errors of bg_backup_read (dir untouched),
+ * BG_ESCHEMA (the backup's schema version is not expect_schema, or is
+ * newer than code_version: dir untouched), BG_EINVALID (more boxes than
+ * BG_BACKUP_BOXES_MAX), BG_ELOCKED (dir is open elsewhere), BG_EIO,
+ * BG_ENOSPACE, BG_ENOMEM (dir as it was, or restored when the swap got
+ * through). detail says what failed. */
+BG_MUST_CHECK bg_err bg_backup_restore(const char *dir, const char *path,
+                                       const bg_backup_key *key,
+                                       const bg_restore_opts *opts,
+                                       bg_backup_info *info, char *detail,
+                                       size_t detail_len);
 
 #ifdef __cplusplus
 }
