@@ -92,7 +92,7 @@ static bg_err make_backup(bg_sim *sim, const char *path, const bg_backup_key *k,
 {
     bg_store *s;
     BG_TRY(tu_open(sim, BG_DURABILITY_FULL, &s));
-    bg_err err = bg_backup_create(s, path, k, info);
+    bg_err err = bg_backup_create(s, path, k, 0, info);
     bg_err cerr = bg_store_close(s);
     return err ? err : cerr;
 }

@@ -134,6 +134,7 @@ before=$(snapshot)
 M=$T/missing/store
 mkdir -p "$T/missing"
 printf '{"migrations":[]}' >"$T/plan.json"
+head -c 32 /dev/zero >"$T/key"
 while IFS= read -r line; do
   eval "set -- $line"
   expect 1 "$* on a missing store" -- "$BG" "$@" --store "$M"
@@ -165,6 +166,7 @@ migrate rollback
 erase --yes
 audit list
 audit export --out /dev/null/x
+backup create --out $T/missing.bgb --key-file $T/key
 CMDS
 expect 1 "validate on a missing store" -- "$BG" validate --store "$M"
 check "validate names the reason" -- grep -q "does not exist" "$T/out"

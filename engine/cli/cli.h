@@ -103,6 +103,10 @@ int cli_cmd_migrate(int argc, char **argv);
 extern const char cli_erase_usage[];
 int cli_cmd_erase(int argc, char **argv);
 
+/* cmd_backup.c */
+extern const char cli_backup_usage[];
+int cli_cmd_backup(int argc, char **argv);
+
 /* cmd_audit.c */
 extern const char cli_audit_usage[];
 int cli_cmd_audit(int argc, char **argv);

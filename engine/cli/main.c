@@ -147,6 +147,12 @@ static const command commands[] = {
      "boxguard erase   --store DIR --yes [--json]\n"
      "boxguard erase   --verify --store DIR [--json]",
      NULL, NULL, 0, cli_cmd_erase, 0},
+    {"backup",
+     "boxguard backup  create --store DIR --out FILE KEY [--salvage] [--json]\n"
+     "boxguard backup  verify|list --in FILE KEY [--json]\n"
+     "boxguard backup  restore --store DIR --in FILE KEY [--expect-schema N]\n"
+     "                 KEY: --passphrase-file F | --key-file F",
+     NULL, NULL, 0, cli_cmd_backup, 0},
     {"audit",
      "boxguard audit   list --store DIR [--no-redact] [--json]\n"
      "boxguard audit   export --store DIR --out FILE [--no-redact]",
@@ -212,6 +218,7 @@ static void command_help(const command *c)
               : !strcmp(c->name, "migrate") ? cli_migrate_usage
               : !strcmp(c->name, "erase")   ? cli_erase_usage
               : !strcmp(c->name, "audit")   ? cli_audit_usage
+              : !strcmp(c->name, "backup")  ? cli_backup_usage
                                             : cli_typeids_usage,
               stdout);
         return;

@@ -209,7 +209,7 @@ static int add_member(struct archive *a, const char *name, const void *data,
 }
 
 /* The dumps and the manifest into archive a; *info filled. */
-static bg_err write_archive(bg_store *s, struct archive *a,
+static bg_err write_archive(bg_store *s, struct archive *a, int salvage,
                             bg_backup_info *info)
 {
     int64_t now = bg__handle_now_ms(s);
@@ -225,7 +225,7 @@ static bg_err write_archive(bg_store *s, struct archive *a,
         bg_box *b;
         bg_box_report r;
         err = bg_box_verify(s, ns.v[i], &r);
-        if (!err && r.status == BG_BOX_CORRUPT)
+        if (!err && r.status == BG_BOX_CORRUPT && !salvage)
             err = bg__handle_fail(s, BG_ECORRUPT,
                                   "box '%s' is damaged at offset %" PRIu64
                                   ": recover it before a backup",
@@ -255,6 +255,19 @@ static bg_err write_archive(bg_store *s, struct archive *a,
         cJSON_AddNumberToObject(o, "records", (double)d.n);
         cJSON_AddBoolToObject(o, "sealed", sealed);
         cJSON_AddStringToObject(o, "sha256", hx);
+        if (r.status == BG_BOX_CORRUPT) {
+            cJSON *lost = cJSON_AddArrayToObject(o, "lost");
+            for (uint64_t j = 0; j < r.nranges && j < BG_BOX_REPORT_RANGES;
+                 j++) {
+                cJSON *pair = cJSON_CreateArray();
+                (void)bg__json_push(
+                    pair, cJSON_CreateNumber((double)r.ranges[j].off));
+                (void)bg__json_push(
+                    pair, cJSON_CreateNumber((double)r.ranges[j].len));
+                (void)bg__json_push(lost, pair);
+            }
+            info->lost_bytes += r.lost_bytes;
+        }
         (void)bg__json_push(boxes, o);
         if (info->nboxes < BG_BACKUP_BOXES_MAX) {
             bg_backup_box *bb = &info->boxes[info->nboxes];
@@ -292,7 +305,7 @@ static bg_err write_archive(bg_store *s, struct archive *a,
 }
 
 bg_err bg_backup_create(bg_store *s, const char *path, const bg_backup_key *k,
-                        bg_backup_info *info)
+                        int salvage, bg_backup_info *info)
 {
     BG__JSON_SCOPE(&s->alloc);
     memset(info, 0, sizeof *info);
@@ -352,7 +365,7 @@ bg_err bg_backup_create(bg_store *s, const char *path, const bg_backup_key *k,
         err = bg__handle_fail(s, BG_ENOMEM, "cannot start the archive: %s",
                               archive_error_string(a));
     if (!err)
-        err = write_archive(s, a, info);
+        err = write_archive(s, a, salvage, info);
     if (!err && archive_write_close(a) != ARCHIVE_OK)
         err = w.err ? w.err : BG_EIO;
     if (!err)

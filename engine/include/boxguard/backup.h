@@ -71,18 +71,23 @@ typedef struct bg_backup_info {
     size_t nboxes;      /* all of them; the first BG_BACKUP_BOXES_MAX kept */
     bg_backup_box boxes[BG_BACKUP_BOXES_MAX];
     uint64_t records;    /* over every box */
+    uint64_t lost_bytes; /* salvaged boxes: bytes that did not verify */
     uint64_t chunks;     /* of the stream */
     uint64_t file_bytes; /* of the backup file */
 } bg_backup_info;
 
 /* Back up every box of store s (the store's own boxes too) to path,
+ * the store held (its lock) throughout, so the backup is one consistent
+ * snapshot. A damaged box is refused unless salvage is set: then every
+ * record that verifies is backed up and the manifest lists the box's lost
+ * byte ranges (its "lost" member).
  * through the store's vfs: written to path.tmp, synced, renamed, the
  * directory synced, so a crash never leaves a half file under path.
  * Returns 0 with *info, or BG_EINVALID (a bad key), BG_ECORRUPT (a box is
  * damaged: recover it first), BG_EAUTH (a sealed box the store has no key
  * for), BG_EIO, BG_ENOSPACE, BG_ENOMEM (path is left as it was). */
 BG_MUST_CHECK bg_err bg_backup_create(bg_store *s, const char *path,
-                                      const bg_backup_key *key,
+                                      const bg_backup_key *key, int salvage,
                                       bg_backup_info *info);
 
 /* Called for every record of a backup while it is read (before the
