@@ -9,6 +9,8 @@
 #define _GNU_SOURCE
 #include <sodium.h>
 
+#include "backup_int.h"
+#include "backup_plain.h"
 #include "erase_store.h"
 #include "testutil.h"
 
@@ -379,6 +381,122 @@ static bg_err two_stores(bg_sim *sim, uint8_t a[16], uint8_t b[16])
     return content(sim, "s", a, &n);
 }
 
+/* ---- manifests that lie, sealed with the right key ------------------- */
+
+static const char dump_a[] = "{\"key\":\"k1\",\"type\":0,\"value\":1}\n"
+                             "{\"key\":\"k2\",\"type\":0,\"value\":[2]}\n";
+
+/* Seal members, with a manifest of box a (records n, hash sha, schema
+ * version ver) appended unless meta is NULL, and read it. */
+static bg_err sealed_read(bg_sim *sim, const bp_member *m, size_t nm,
+                          const char *meta)
+{
+    bp_member all[8];
+    memcpy(all, m, nm * sizeof *m);
+    if (meta)
+        all[nm++] = (bp_member){"backup_meta.json", meta, strlen(meta)};
+    uint8_t *plain;
+    size_t len;
+    if (bp_tar_zst(all, nm, &plain, &len))
+        return BG_ENOMEM;
+    bg_store *s;
+    bg_err err = tu_open(sim, BG_DURABILITY_FULL, &s);
+    if (!err)
+        err = bg__backup_seal(s, "bk/m.bgb", &rawkey, plain, len);
+    (void)bg_store_close(s);
+    free(plain);
+    return err ? err : read_it(sim, "bk/m.bgb", &rawkey);
+}
+
+static void manifest(char *out, size_t cap, int ver, int n, const char *sha,
+                     const char *extra)
+{
+    snprintf(out, cap,
+             "{\"format\":1,\"schema_version\":%d,\"created_at\":5,"
+             "\"boxguard_version\":\"t\",\"boxes\":[{\"name\":\"a\","
+             "\"records\":%d,\"sealed\":false,\"sha256\":\"%s\"}%s]}",
+             ver, n, sha, extra);
+}
+
+static void test_manifest_checks(void)
+{
+    bg_sim *sim = bg_sim_new(7);
+    CHECK_OK(bg_sim_mkdir(sim, "bk"));
+    char sha[65], meta[512];
+    bp_sha256(dump_a, strlen(dump_a), sha);
+    bp_member a = {"boxes/a.jsonl", dump_a, strlen(dump_a)};
+    manifest(meta, sizeof meta, 1, 2, sha, "");
+    CHECK_OK(sealed_read(sim, &a, 1, meta));
+    CHECK_INT(info.records, ==, 2);
+    /* The restore of it gives exactly the manifest's counts. */
+    bg_restore_opts o = ropts(sim);
+    CHECK_OK(bg_backup_restore("r", "bk/m.bgb", &rawkey, &o, &info, detail,
+                               sizeof detail));
+    uint8_t h[16];
+    uint64_t n;
+    CHECK_OK(content(sim, "r", h, &n));
+    CHECK_INT(n, ==, 2);
+    snap before, after;
+    snap_take(sim, &before);
+
+    const struct {
+        int ver, n;
+        const char *sha, *extra, *says;
+    } lies[] = {
+        {1, 3, sha, "", "the manifest counts 3 records, the dump holds 2"},
+        {1, 2, "00", "", "its dump's SHA-256 is not the manifest's"},
+        {2, 2, sha, "", "schema version 2 is not the 1 its meta box holds"},
+        {1, 2, sha,
+         ",{\"name\":\"b\",\"records\":0,\"sealed\":false,\"sha256\":\"x\"}",
+         "the manifest lists 2 boxes, the archive holds 1"},
+    };
+    for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
+        manifest(meta, sizeof meta, lies[i].ver, lies[i].n, lies[i].sha,
+                 lies[i].extra);
+        CHECK_ERR(sealed_read(sim, &a, 1, meta), BG_ECORRUPT);
+        CHECK_CONTAINS(detail, lies[i].says);
+        CHECK_ERR(bg_backup_restore("s", "bk/m.bgb", &rawkey, &o, &info, detail,
+                                    sizeof detail),
+                  BG_ECORRUPT);
+    }
+    manifest(meta, sizeof meta, 1, 2, sha, "");
+    bp_member two[2] = {a, {"boxes/a.jsonl", dump_a, strlen(dump_a)}};
+    CHECK_ERR(sealed_read(sim, &a, 1, NULL), BG_ECORRUPT);
+    CHECK_CONTAINS(detail, "has no manifest");
+    bp_member with_late[2] = {a, {"backup_meta.json", meta, strlen(meta)}};
+    bp_member trailing[3] = {
+        with_late[0], with_late[1], {"boxes/z.jsonl", "", 0}};
+    CHECK_ERR(sealed_read(sim, trailing, 3, NULL), BG_ECORRUPT);
+    CHECK_CONTAINS(detail, "follows the manifest");
+    bp_member odd = {"etc/passwd", "x", 1};
+    CHECK_ERR(sealed_read(sim, &odd, 1, meta), BG_ECORRUPT);
+    CHECK_CONTAINS(detail, "is not a box dump");
+    bp_member badline = {"boxes/a.jsonl", "{\"k\":1}\n", 8};
+    CHECK_ERR(sealed_read(sim, &badline, 1, meta), BG_ECORRUPT);
+    CHECK_CONTAINS(detail, "box 'a': line 1 is not a dump line");
+    bp_member open_line = {"boxes/a.jsonl", dump_a, strlen(dump_a) - 1};
+    CHECK_ERR(sealed_read(sim, &open_line, 1, meta), BG_ECORRUPT);
+    CHECK_CONTAINS(detail, "ends inside a line");
+    CHECK_ERR(sealed_read(sim, two, 2, meta), BG_ECORRUPT); /* a box twice */
+    /* Not an archive at all. */
+    bg_store *s;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(
+        bg__backup_seal(s, "bk/g.bgb", &rawkey, (const uint8_t *)"junk", 4));
+    CHECK_OK(bg__backup_seal(s, "bk/e.bgb", &rawkey, NULL, 0));
+    CHECK_OK(bg_store_close(s));
+    CHECK_ERR(read_it(sim, "bk/g.bgb", &rawkey), BG_ECORRUPT);
+    CHECK_CONTAINS(detail, "archive inside the backup is damaged");
+    CHECK_ERR(read_it(sim, "bk/e.bgb", &rawkey), BG_ECORRUPT);
+    snap_take(sim, &after);
+    const char *d = snap_diff(&before, &after);
+    /* Only bk/ changed (the sealed files); the store is as it was. */
+    CHECK(d == NULL || !strncmp(d, "bk/", 3) || d[0] == '(');
+    snap_free(&before);
+    snap_free(&after);
+    bg_sim_free(sim);
+}
+
 static void test_restore_round_trip(void)
 {
     bg_sim *sim = bg_sim_new(3);
@@ -533,6 +651,7 @@ int main(void)
 {
     RUN(test_round_trip);
     RUN(test_damage_is_refused);
+    RUN(test_manifest_checks);
     RUN(test_restore_round_trip);
     RUN(test_failed_restore_changes_nothing);
     RUN(test_restore_crash_points);

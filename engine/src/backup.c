@@ -30,6 +30,7 @@
 #include "json_int.h"
 #include "meta_int.h"
 #include "wipe_int.h"
+#include "backup_int.h"
 
 #define MAGIC       "BGBACKUP"
 #define FORMAT      1
@@ -304,10 +305,11 @@ static bg_err write_archive(bg_store *s, struct archive *a, int salvage,
     return err;
 }
 
-bg_err bg_backup_create(bg_store *s, const char *path, const bg_backup_key *k,
-                        int salvage, bg_backup_info *info)
+/* A backup of store s, or (plain set) a file whose stream is plain. */
+static bg_err create(bg_store *s, const char *path, const bg_backup_key *k,
+                     int salvage, bg_backup_info *info, const uint8_t *plain,
+                     size_t plain_len)
 {
-    BG__JSON_SCOPE(&s->alloc);
     memset(info, 0, sizeof *info);
     char tmp[BG_PATH_MAX], dir[BG_PATH_MAX];
     BG_FAIL_IF(!path[0] || strlen(path) + 5 > sizeof tmp, s, BG_EINVALID,
@@ -345,8 +347,8 @@ bg_err bg_backup_create(bg_store *s, const char *path, const bg_backup_key *k,
 
     w.buf = bg__handle_malloc(s, BG_BACKUP_CHUNK);
     w.ct = bg__handle_malloc(s, BG_BACKUP_CHUNK + ABYTES);
-    struct archive *a = archive_write_new();
-    err = w.buf && w.ct && a ? 0 : BG_ENOMEM;
+    struct archive *a = plain ? NULL : archive_write_new();
+    err = w.buf && w.ct && (a || plain) ? 0 : BG_ENOMEM;
     if (!err) {
         err = bg__vfs_unlink(s, tmp);
         if (err == BG_ENOTFOUND)
@@ -358,15 +360,19 @@ bg_err bg_backup_create(bg_store *s, const char *path, const bg_backup_key *k,
     if (!err)
         err = bg__vfs_write(s, w.f, 0, h.b, HDR_BYTES);
     w.off = HDR_BYTES;
-    if (!err && (archive_write_set_format_ustar(a) != ARCHIVE_OK ||
-                 archive_write_add_filter_zstd(a) != ARCHIVE_OK ||
-                 archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-                 archive_write_open(a, &w, NULL, write_cb, NULL) != ARCHIVE_OK))
+    if (plain) {
+        if (!err && write_cb(NULL, &w, plain, plain_len) < 0)
+            err = w.err;
+    } else if (!err &&
+               (archive_write_set_format_ustar(a) != ARCHIVE_OK ||
+                archive_write_add_filter_zstd(a) != ARCHIVE_OK ||
+                archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+                archive_write_open(a, &w, NULL, write_cb, NULL) != ARCHIVE_OK))
         err = bg__handle_fail(s, BG_ENOMEM, "cannot start the archive: %s",
                               archive_error_string(a));
-    if (!err)
+    if (!err && a)
         err = write_archive(s, a, salvage, info);
-    if (!err && archive_write_close(a) != ARCHIVE_OK)
+    if (!err && a && archive_write_close(a) != ARCHIVE_OK)
         err = w.err ? w.err : BG_EIO;
     if (!err)
         err = w.err;
@@ -396,6 +402,22 @@ bg_err bg_backup_create(bg_store *s, const char *path, const bg_backup_key *k,
     return 0;
 }
 
+bg_err bg_backup_create(bg_store *s, const char *path, const bg_backup_key *k,
+                        int salvage, bg_backup_info *info)
+{
+    BG__JSON_SCOPE(&s->alloc);
+    return create(s, path, k, salvage, info, NULL, 0);
+}
+
+bg_err bg__backup_seal(bg_store *s, const char *path, const bg_backup_key *k,
+                       const uint8_t *plain, size_t len)
+{
+    BG__JSON_SCOPE(&s->alloc);
+    bg_backup_info info;
+    return create(s, path, k, 0, &info, plain ? plain : (const uint8_t *)"",
+                  len);
+}
+
 /* ---- the reader ------------------------------------------------------- */
 
 typedef struct reader {
@@ -406,6 +428,7 @@ typedef struct reader {
     uint8_t ad[HDR_FIELDS];
     uint8_t *ct, *pt;
     int final;
+    uint32_t meta_version; /* the schema version the meta box's dump holds */
     bg_err err;
     char *detail;
     size_t detail_len;
@@ -641,8 +664,17 @@ static bg_err read_members(reader *r, struct archive *a, bg_backup_record_fn fn,
             }
             *mv = q;
         }
-        member *m = &(*mv)[(*nm)++];
+        member *m = &(*mv)[*nm];
         snprintf(m->name, sizeof m->name, "%.*s", (int)(nlen - 12), name + 6);
+        /* A box's name, each once, in the writer's order. */
+        if (bg__box_check_name(m->name) ||
+            (*nm && strcmp((*mv)[*nm - 1].name, m->name) >= 0)) {
+            free(data);
+            say(r, BG_ECORRUPT,
+                "member '%.100s' is not a box dump in its place", name);
+            return r->err;
+        }
+        (*nm)++;
         uint8_t h[32];
         crypto_hash_sha256(h, (const uint8_t *)data, (size_t)size);
         hex(h, 32, m->sha256);
@@ -669,6 +701,16 @@ static bg_err read_members(reader *r, struct archive *a, bg_backup_record_fn fn,
             rec.key = key;
             rec.key_len = strlen(key);
             rec.seq = m->records;
+            if (!strcmp(m->name, BG__META_BOX) &&
+                !strcmp(key, "schema_version")) {
+                cJSON *v = cJSON_ParseWithLength(rec.value, rec.value_len);
+                const cJSON *n = cJSON_GetObjectItemCaseSensitive(v, "version");
+                r->meta_version = cJSON_IsNumber(n) && n->valuedouble >= 1 &&
+                                          n->valuedouble <= UINT32_MAX
+                                      ? (uint32_t)n->valuedouble
+                                      : 0;
+                cJSON_Delete(v);
+            }
             int stop = fn ? fn(arg, m->name, &rec) : 0;
             free(key);
             if (stop) {
@@ -710,6 +752,14 @@ static bg_err check_meta(reader *r, const char *txt, const member *mv,
         ver->valuedouble < 1 || ver->valuedouble > UINT32_MAX ||
         !cJSON_IsNumber(at)) {
         say(r, BG_ECORRUPT, "the manifest is not one this boxguard reads");
+        err = BG_ECORRUPT;
+    } else if ((uint32_t)ver->valuedouble !=
+               (r->meta_version ? r->meta_version : 1)) {
+        say(r, BG_ECORRUPT,
+            "the manifest's schema version %.0f is not the %u its meta box "
+            "holds",
+            ver->valuedouble,
+            (unsigned)(r->meta_version ? r->meta_version : 1));
         err = BG_ECORRUPT;
     } else if ((size_t)cJSON_GetArraySize(boxes) != nm) {
         say(r, BG_ECORRUPT,
@@ -1051,8 +1101,11 @@ bg_err bg_backup_restore(const char *dir, const char *path,
         free(bare);
         return err;
     }
+    /* Every entry of the restored store durable before it moves (a box
+     * less store has written nothing that synced its directory). */
+    err = bg__vfs_sync_dir(bare, fresh);
     /* The swap: from the first rename on, the next open goes forward. */
-    if (old)
+    if (!err && old)
         err = bg__vfs_rename(bare, bare->dir, prev);
     if (!err)
         err = bg__vfs_rename(bare, fresh, bare->dir);
