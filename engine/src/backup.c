@@ -402,11 +402,39 @@ static bg_err create(bg_store *s, const char *path, const bg_backup_key *k,
     return 0;
 }
 
+/* A backup made or restored, in the audit log of store s. */
+static bg_err audit_backup(bg_store *s, const char *event, const char *path,
+                           const bg_backup_info *info)
+{
+    int64_t now = bg__handle_now_ms(s);
+    cJSON *rec = cJSON_CreateObject();
+    if (!rec)
+        return BG_ENOMEM;
+    cJSON_AddStringToObject(rec, "event", event);
+    cJSON_AddNumberToObject(rec, "at", (double)now);
+    cJSON_AddStringToObject(rec, "file", path);
+    cJSON_AddNumberToObject(rec, "boxes", (double)info->nboxes);
+    cJSON_AddNumberToObject(rec, "records", (double)info->records);
+    cJSON_AddNumberToObject(rec, "schema_version", info->schema_version);
+    cJSON_AddNumberToObject(rec, "backup_created_at", (double)info->created_at);
+    uint8_t r[4];
+    bg__vfs_random(s, r, sizeof r);
+    char key[64];
+    snprintf(key, sizeof key, "%016" PRIx64 "-%02x%02x%02x%02x-%s",
+             (uint64_t)now, r[0], r[1], r[2], r[3], event);
+    bg_err err = bg__meta_audit(s, key, rec);
+    cJSON_Delete(rec);
+    BG_FAIL_IF(err, s, err, "%s, but its audit record could not be written",
+               event);
+    return 0;
+}
+
 bg_err bg_backup_create(bg_store *s, const char *path, const bg_backup_key *k,
                         int salvage, bg_backup_info *info)
 {
     BG__JSON_SCOPE(&s->alloc);
-    return create(s, path, k, salvage, info, NULL, 0);
+    BG_TRY(create(s, path, k, salvage, info, NULL, 0));
+    return audit_backup(s, "backup_created", path, info);
 }
 
 bg_err bg__backup_seal(bg_store *s, const char *path, const bg_backup_key *k,
@@ -1027,6 +1055,8 @@ static bg_err build(const char *fresh, const char *path, const bg_backup_key *k,
     }
     if (err && detail && !detail[0])
         said(detail, cap, "%s", bg_store_detail(s));
+    if (!err)
+        err = audit_backup(s, "backup_restored", path, info);
     bg_err cerr = bg_store_close(s); /* syncs every box */
     if (!err && cerr) {
         err = cerr;

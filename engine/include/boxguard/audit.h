@@ -9,7 +9,9 @@
  *                          damage kind, the byte ranges lost, the copy kept;
  *   stale_queue_lock_taken the queue's processing lock taken over;
  *   key_rotation           a new data key, the boxes resealed, the old keys
- *                          destroyed.
+ *                          destroyed;
+ *   backup_created, backup_restored  the file, its boxes, records and
+ *                          schema version (backup.h).
  * Each record is a JSON object with "event", "at" (milliseconds from the
  * store's clock) and the event's details. An erase removes the audit box
  * with everything else; its report is what an app keeps elsewhere.
