@@ -43,4 +43,11 @@ check "unmet goal reported" -- grep -q "group (100 per sync) enqueue throughput 
 run "$T/busy.json" 250 15000 3750
 python3 "$R" --out "$T/o4" --baseline "$T/base.json" "$T/busy.json" >"$T/out" 2>&1
 check "a machine-wide slowdown is not a regression" -- test $? -eq 0
+cat >"$T/hfb.json" <<'JSON'
+{"results":[{"command":"backup create 100000","mean":0.5,"median":0.4},
+ {"command":"backup restore 100000","mean":0.3,"median":0.25},
+ {"command":"tar --zstd 100000","mean":0.1,"median":0.1}]}
+JSON
+python3 "$R" --out "$T/o5" --baseline "$T/base.json" --backups "$T/hfb.json" "$T/same.json" >"$T/out" 2>&1
+check "the backups table: medians, records per second, ratios to tar" -- grep -qF "| 100000 | 0.400 | 250000 | 0.250 | 400000 | 0.100 | 4.00x | 2.50x |" "$T/o5/report.md"
 finish "bench report"
