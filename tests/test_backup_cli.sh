@@ -78,6 +78,22 @@ dumps "$S" >"$T/again.dump"
 check "the backup's, not the store's" -- cmp "$T/before.dump" "$T/again.dump"
 check "the old one removed" -- test ! -e "$S.restore-old" -a ! -e "$S.restore"
 
+# A damaged store: refused, unless --salvage keeps what verifies.
+D=$T/d
+"$BG" put --store "$D" --box b --key k1 --type 0 --json 1 2>/dev/null
+"$BG" put --store "$D" --box b --key k2 --type 0 --json 2 2>/dev/null
+"$BG" put --store "$D" --box b --key k3 --type 0 --json 3 2>/dev/null
+printf 'Z' | dd of="$D/b.box" bs=1 seek=60 conv=notrunc 2>/dev/null
+expect 4 "backup of a damaged store" -- "$BG" backup create --store "$D" --out "$T/d.bgb" --key-file "$T/key"
+check "says to recover" -- grep -qF "recover it before a backup" "$T/err"
+check "no file made" -- test ! -e "$T/d.bgb" -a ! -e "$T/d.bgb.tmp"
+expect 0 "backup --salvage" -- "$BG" backup create --store "$D" --out "$T/d.bgb" --key-file "$T/key" --salvage --json
+check "says what was lost" -- grep -qE '"lost_bytes":[1-9]' "$T/out"
+check "the records that verify" -- grep -qF '"name":"b","records":2' "$T/out"
+expect 0 "the salvaged backup restores" -- "$BG" backup restore --store "$T/dr" --in "$T/d.bgb" --key-file "$T/key"
+expect 0 "with the two records" -- "$BG" dump --store "$T/dr" --box b
+check "k2 and k3" -- test "$(cut -c1-11 "$T/out" | tr '\n' ' ')" = '{"key":"k2" {"key":"k3" '
+
 # A raw key, and usage.
 expect 0 "a raw key" -- "$BG" backup create --store "$S" --out "$T/k.bgb" --key-file "$T/key"
 expect 0 "verified with it" -- "$BG" backup verify --in "$T/k.bgb" --key-file "$T/key"

@@ -285,6 +285,19 @@ static bg_err write_archive(bg_store *s, struct archive *a, int salvage,
         cJSON_AddNumberToObject(meta, "schema_version", version);
         cJSON_AddNumberToObject(meta, "created_at", (double)now);
         cJSON_AddStringToObject(meta, "boxguard_version", BOXGUARD_VERSION);
+        /* The schema lock (the adapters the data was written under), as
+         * the meta box holds it; null when the store has none. */
+        bg_box *mb;
+        char *lock = NULL;
+        size_t llen = 0;
+        uint32_t lt;
+        cJSON *lj = NULL;
+        if (bg_box_open(s, BG__META_BOX, 0, &mb) == 0 &&
+            bg__box_get_raw(mb, "schema_lock", 11, &lt, &lock, &llen) == 0) {
+            lj = cJSON_ParseWithLength(lock, llen);
+            bg__handle_free(s, lock);
+        }
+        (void)bg__json_put(meta, "schema_lock", lj ? lj : cJSON_CreateNull());
         (void)bg__json_put(meta, "boxes", boxes);
         boxes = NULL;
         char *txt = bg__json_print(meta);
