@@ -683,6 +683,88 @@ static void test_restore_crash_points(void)
     CHECK(olds && news);
 }
 
+/* EIO and ENOSPC at every operation of a backup and of a restore: each is
+ * reported; a failed backup leaves no file (nor its .tmp); after a failed
+ * restore the next open finds the old store or the restored one. */
+static void test_faults(void)
+{
+    uint64_t runs = 0, reported = 0;
+    for (int phase = 0; phase < 2; phase++) {
+        uint64_t ops;
+        {
+            bg_sim *sim = bg_sim_new(6);
+            uint8_t a[16], b[16];
+            CHECK_OK(two_stores(sim, a, b));
+            bg_restore_opts o = ropts(sim);
+            bg_store *s;
+            CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+            uint64_t o0 = bg_sim_get_stats(sim).ops;
+            if (phase == 0)
+                CHECK_OK(bg_backup_create(s, "bk/f.bgb", &rawkey, 0, &info));
+            CHECK_OK(bg_store_close(s));
+            if (phase == 1) {
+                o0 = bg_sim_get_stats(sim).ops;
+                CHECK_OK(bg_backup_restore("s", "bk/b.bgb", &rawkey, &o, &info,
+                                           detail, sizeof detail));
+            }
+            ops = bg_sim_get_stats(sim).ops - o0;
+            bg_sim_free(sim);
+        }
+        for (uint64_t k = 1; k <= ops; k++) {
+            for (int e = 0; e < 2; e++) {
+                bg_sim *sim = bg_sim_new(6);
+                uint8_t a[16], b[16], got[16];
+                CHECK_OK(two_stores(sim, a, b));
+                bg_restore_opts o = ropts(sim);
+                bg_err fault = e ? BG_ENOSPACE : BG_EIO, err;
+                if (phase == 0) {
+                    bg_store *s;
+                    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+                    bg_sim_fail_at(sim, bg_sim_get_stats(sim).ops + k, fault);
+                    err = bg_backup_create(s, "bk/f.bgb", &rawkey, 0, &info);
+                    bg_sim_fail_at(sim, 0, 0);
+                    if (err)
+                        CHECK(bg_store_detail(s)[0] != '\0');
+                    (void)bg_store_close(s);
+                    /* Never a half file: none, or one that reads sound
+                     * (the fault hit the directory's sync after the
+                     * rename); never a .tmp left. */
+                    int left = es_exists(sim, "bk/f.bgb.tmp");
+                    bg_err rd = es_exists(sim, "bk/f.bgb")
+                                    ? read_it(sim, "bk/f.bgb", &rawkey)
+                                    : (err ? 0 : BG_ENOTFOUND);
+                    bg_sim_free(sim);
+                    CHECK(!left);
+                    CHECK_OK(rd);
+                    runs++;
+                    reported += err != 0;
+                    continue;
+                } else {
+                    bg_sim_fail_at(sim, bg_sim_get_stats(sim).ops + k, fault);
+                    err = bg_backup_restore("s", "bk/b.bgb", &rawkey, &o, &info,
+                                            detail, sizeof detail);
+                    bg_sim_fail_at(sim, 0, 0);
+                    if (err)
+                        CHECK(detail[0] != '\0');
+                    uint64_t n;
+                    CHECK_OK(content(sim, "s", got, &n));
+                    CHECK(!memcmp(got, a, 16) || !memcmp(got, b, 16));
+                    if (!err)
+                        CHECK(!memcmp(got, b, 16));
+                    CHECK(!es_exists(sim, "s.restore") &&
+                          !es_exists(sim, "s.restore-old"));
+                }
+                runs++;
+                reported += err != 0;
+                bg_sim_free(sim);
+            }
+        }
+    }
+    printf("  backup and restore faults: %llu runs, %llu reported\n",
+           (unsigned long long)runs, (unsigned long long)reported);
+    CHECK_INT(reported, >, runs / 2);
+}
+
 int main(void)
 {
     RUN(test_round_trip);
@@ -691,5 +773,6 @@ int main(void)
     RUN(test_restore_round_trip);
     RUN(test_failed_restore_changes_nothing);
     RUN(test_restore_crash_points);
+    RUN(test_faults);
     return CHECK_DONE();
 }

@@ -111,6 +111,8 @@ static la_ssize_t write_cb(struct archive *a, void *arg, const void *data,
 {
     (void)a;
     writer *w = arg;
+    if (w->err || !w->f)
+        return -1; /* a flush after a failure, or after the file closed */
     const uint8_t *p = data;
     size_t left = n;
     while (left && !w->err) {
@@ -395,6 +397,7 @@ static bg_err create(bg_store *s, const char *path, const bg_backup_key *k,
         err = bg__vfs_sync(s, w.f);
     if (w.f)
         bg__vfs_close(s, w.f);
+    w.f = NULL;
     if (!err)
         err = bg__vfs_rename(s, tmp, path);
     if (!err)
@@ -911,6 +914,9 @@ bg_err bg_backup_read(const char *path, const bg_vfs *vfs,
         err = r.err;
     if (!err)
         err = check_meta(&r, meta, mv, nm, info);
+    if (err && detail && detail_len && !detail[0])
+        snprintf(detail, detail_len, "cannot read backup '%.300s': %s", path,
+                 r.s->detail[0] ? r.s->detail : bg_strerror(err));
     info->chunks = r.chunk;
     info->file_bytes = r.size;
     if (a)
@@ -1137,6 +1143,9 @@ bg_err bg_backup_restore(const char *dir, const char *path,
     if (!err)
         err = build(fresh, path, k, o, info, detail, cap);
     if (err) {
+        if (detail && cap && !detail[0])
+            said(detail, cap, "the restore of '%s' failed: %s", bare->dir,
+                 bare->detail[0] ? bare->detail : bg_strerror(err));
         if (bg__wipe_dir(bare, fresh)) {
             /* left beside: the next open of the store removes it */
         }

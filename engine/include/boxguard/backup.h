@@ -85,7 +85,8 @@ typedef struct bg_backup_info {
  * directory synced, so a crash never leaves a half file under path.
  * Returns 0 with *info, or BG_EINVALID (a bad key), BG_ECORRUPT (a box is
  * damaged: recover it first), BG_EAUTH (a sealed box the store has no key
- * for), BG_EIO, BG_ENOSPACE, BG_ENOMEM (path is left as it was). */
+ * for), BG_EIO, BG_ENOSPACE, BG_ENOMEM (no .tmp is left; path is as it was, or,
+ * when only the last directory sync failed, holds the whole new backup). */
 BG_MUST_CHECK bg_err bg_backup_create(bg_store *s, const char *path,
                                       const bg_backup_key *key, int salvage,
                                       bg_backup_info *info);
