@@ -563,11 +563,24 @@ static void test_restore_round_trip(void)
     bg_store *s;
     CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
     CHECK_OK(bg_store_close(s));
-    /* Over a store that is there: it becomes the backup's, nothing beside. */
+    /* Over a store that is there: it becomes the backup's, nothing beside,
+     * sealed under that store's key (the only key file, byte for byte). */
+    CHECK_OK(bg_sim_read_file(sim, "s/keys/1.key", &k1, &l1));
     CHECK_OK(bg_backup_restore("s", "bk/b.bgb", &rawkey, &o, &info, detail,
                                sizeof detail));
     CHECK_OK(content(sim, "s", got, &n));
     CHECK(!memcmp(got, b, 16));
+    CHECK_OK(bg_sim_read_file(sim, "s/keys/1.key", &k2, &l2));
+    CHECK(l2 == 32 && !memcmp(k1, k2, 32));
+    free(k2);
+    CHECK_ERR(bg_sim_read_file(sim, "s/keys/2.key", &k2, &l2), BG_ENOTFOUND);
+    {
+        bg_box *sb;
+        CHECK_OK(tu_open_box(sim, "sealed", 0, &s, &sb));
+        CHECK_INT(bg__box_key_id(sb), ==, bg__key_id(k1));
+        CHECK_OK(bg_store_close(s));
+    }
+    free(k1);
     const bg_vfs *vf = bg_sim_vfs(sim);
     CHECK_ERR(vf->stat(vf, "s.restore", NULL), BG_ENOTFOUND);
     CHECK_ERR(vf->stat(vf, "s.restore-old", NULL), BG_ENOTFOUND);

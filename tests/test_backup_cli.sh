@@ -58,6 +58,9 @@ expect 2 "restore at another schema version" -- "$BG" backup restore --store "$S
 check "says which" -- grep -qF "schema version 1, not the expected 2" "$T/err"
 check "the store byte for byte" -- test "$(snapshot "$S")" = "$before"
 check "nothing beside it" -- test ! -e "$S.restore" -a ! -e "$S.restore-old"
+expect 2 "restore of a backup newer than the app" -- "$BG" backup restore --store "$S" --in "$T/a.bgb" --passphrase-file "$T/pass" --schema-version 0
+check "a version from 1" -- grep -qF -- "--schema-version must be a version from 1" "$T/err"
+check "the store byte for byte" -- test "$(snapshot "$S")" = "$before"
 
 # Backed up, erased, restored: the same, record for record.
 expect 0 "erase" -- "$BG" erase --store "$S" --yes
@@ -73,7 +76,10 @@ expect 0 "the queue goes on" -- "$BG" queue stats --store "$S" --json
 check "its pending and failed ops" -- grep -qE '"pending":1.*"failed":1' "$T/out"
 # Restored over a store that is there: replaced whole.
 "$BG" put --store "$S" --box notes --key extra --type 0 --json 1 2>/dev/null
-expect 0 "restore over a store" -- "$BG" backup restore --store "$S" --in "$T/a.bgb" --passphrase-file "$T/pass"
+cp "$S/keys/1.key" "$T/store.key"
+expect 0 "restore over a store" -- "$BG" backup restore --store "$S" --in "$T/a.bgb" --passphrase-file "$T/pass" --schema-version 1
+check "sealed under the store's own key" -- cmp "$S/keys/1.key" "$T/store.key"
+check "its only key" -- test "$(ls "$S/keys")" = "1.key"
 dumps "$S" >"$T/again.dump"
 check "the backup's, not the store's" -- cmp "$T/before.dump" "$T/again.dump"
 check "the old one removed" -- test ! -e "$S.restore-old" -a ! -e "$S.restore"
@@ -93,6 +99,20 @@ check "the records that verify" -- grep -qF '"name":"b","records":2' "$T/out"
 expect 0 "the salvaged backup restores" -- "$BG" backup restore --store "$T/dr" --in "$T/d.bgb" --key-file "$T/key"
 expect 0 "with the two records" -- "$BG" dump --store "$T/dr" --box b
 check "k2 and k3" -- test "$(cut -c1-11 "$T/out" | tr '\n' ' ')" = '{"key":"k2" {"key":"k3" '
+
+# A backup newer than the app: refused before anything is touched.
+M=$T/m
+"$BG" put --store "$M" --box users --key u1 --type 0 --json 1 2>/dev/null
+echo '{"migrations":[{"id":"bump","from":1,"to":2,"boxes":["users"],"ops":[]}]}' >"$T/bump.json"
+expect 0 "migrate to schema 2" -- "$BG" migrate --store "$M" --plan "$T/bump.json"
+expect 0 "back up at schema 2" -- "$BG" backup create --store "$M" --out "$T/m2.bgb" --key-file "$T/key"
+mbefore=$(snapshot "$S")
+expect 2 "restore of a backup newer than the app's schema" -- "$BG" backup restore --store "$S" --in "$T/m2.bgb" --key-file "$T/key" --schema-version 1
+check "says to update the app" -- grep -qF "schema version 2, newer than the code's 1: update the app first" "$T/err"
+check "the store byte for byte" -- test "$(snapshot "$S")" = "$mbefore"
+check "nothing beside it" -- test ! -e "$S.restore" -a ! -e "$S.restore-old"
+expect 0 "the app at 2 takes it" -- "$BG" backup restore --store "$T/m3" --in "$T/m2.bgb" --key-file "$T/key" --schema-version 2
+expect 2 "--schema-version on verify" -- "$BG" backup verify --in "$T/m2.bgb" --key-file "$T/key" --schema-version 2
 
 # A raw key, and usage.
 expect 0 "a raw key" -- "$BG" backup create --store "$S" --out "$T/k.bgb" --key-file "$T/key"

@@ -18,7 +18,7 @@ const char cli_backup_usage[] =
     "[--json]\n"
     "  boxguard backup verify  --in FILE KEY [--json]\n"
     "  boxguard backup restore --store DIR --in FILE KEY [--expect-schema N]\n"
-    "                          [--json]\n"
+    "                          [--schema-version N] [--json]\n"
     "  boxguard backup list    --in FILE KEY [--json]\n"
     "KEY: --passphrase-file F (Argon2id) or --key-file F (32 raw bytes);\n"
     "one of them, never the secret itself on the command line.\n"
@@ -35,11 +35,13 @@ const char cli_backup_usage[] =
     "  verify   authenticate every chunk, the manifest and every dump's\n"
     "           hash and count; writes nothing.\n"
     "  restore  verify, build the restored store beside DIR (sealed boxes\n"
-    "           sealed again under a new key), check every count, then swap\n"
+    "           sealed again under DIR's key, or a new key for a new store),\n"
+    "           check every count, then swap\n"
     "           it in atomically; the old store is removed once the swap is\n"
     "           durable. DIR may not exist yet. Any failure leaves DIR as\n"
     "           it was; a crash leaves the old store or the restored one.\n"
     "           --expect-schema N: refuse a backup at another schema version.\n"
+    "           --schema-version N: the app's; refuse a newer backup.\n"
     "  list     what the backup holds (it is verified too)\n"
     "\n"
     "exit codes: 0 success; 1 FILE or DIR not found; 2 bad usage, or a\n"
@@ -135,7 +137,7 @@ int cli_cmd_backup(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *sub = argv[2], *store = NULL, *out = NULL, *in = NULL,
-               *pass = NULL, *keyf = NULL, *expect = NULL;
+               *pass = NULL, *keyf = NULL, *expect = NULL, *code = NULL;
     int as_json = 0, salvage = 0;
     const opt opts[] = {{"--store", &store, NULL},
                         {"--out", &out, NULL},
@@ -143,6 +145,7 @@ int cli_cmd_backup(int argc, char **argv)
                         {"--passphrase-file", &pass, NULL},
                         {"--key-file", &keyf, NULL},
                         {"--expect-schema", &expect, NULL},
+                        {"--schema-version", &code, NULL},
                         {"--salvage", NULL, &salvage},
                         {"--json", NULL, &as_json},
                         {NULL, NULL, NULL}};
@@ -165,7 +168,7 @@ int cli_cmd_backup(int argc, char **argv)
         return EXIT_USAGE;
     }
     if ((create && in) || (!create && out) || (!create && salvage) ||
-        (!restore && expect) || ((verify || list) && store)) {
+        (!restore && (expect || code)) || ((verify || list) && store)) {
         cli_fail("backup %s: an option of another subcommand (see boxguard "
                  "backup --help)",
                  sub);
@@ -174,6 +177,11 @@ int cli_cmd_backup(int argc, char **argv)
     unsigned long long want = 0;
     if (expect && cli_parse_number(expect, 1, UINT32_MAX, &want)) {
         cli_fail("--expect-schema must be a version from 1, not '%s'", expect);
+        return EXIT_USAGE;
+    }
+    unsigned long long app = 0;
+    if (code && cli_parse_number(code, 1, UINT32_MAX, &app)) {
+        cli_fail("--schema-version must be a version from 1, not '%s'", code);
         return EXIT_USAGE;
     }
     bg_backup_key k = {0};
@@ -201,7 +209,8 @@ int cli_cmd_backup(int argc, char **argv)
         }
         rc = cli_end(&ss, rc);
     } else if (restore) {
-        bg_restore_opts ro = {NULL, {NULL, NULL}, (uint32_t)want, 0};
+        bg_restore_opts ro = {
+            NULL, {NULL, NULL}, (uint32_t)want, (uint32_t)app};
         err =
             bg_backup_restore(store, in, &k, &ro, &info, detail, sizeof detail);
     } else {

@@ -151,6 +151,7 @@ static const command commands[] = {
      "boxguard backup  create --store DIR --out FILE KEY [--salvage] [--json]\n"
      "boxguard backup  verify|list --in FILE KEY [--json]\n"
      "boxguard backup  restore --store DIR --in FILE KEY [--expect-schema N]\n"
+     "                 [--schema-version N]\n"
      "                 KEY: --passphrase-file F | --key-file F",
      NULL, NULL, 0, cli_cmd_backup, 0},
     {"audit",

@@ -28,6 +28,7 @@
 #include "bytes_int.h"
 #include "handle_int.h"
 #include "json_int.h"
+#include "keys_int.h"
 #include "meta_int.h"
 #include "wipe_int.h"
 #include "backup_int.h"
@@ -1024,10 +1025,12 @@ static void said(char *detail, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Build the restored store in fresh from the backup; counts checked. */
+/* Build the restored store in fresh from the backup; counts checked. Its
+ * sealed boxes are sealed under old's current key when old has one (so
+ * whatever holds that key goes on opening the store), else a new one. */
 static bg_err build(const char *fresh, const char *path, const bg_backup_key *k,
                     const bg_restore_opts *o, const bg_backup_info *info,
-                    char *detail, size_t cap)
+                    bg_store *old, char *detail, size_t cap)
 {
     bg_store_opts so;
     bg_store_opts_init(&so);
@@ -1043,8 +1046,13 @@ static bg_err build(const char *fresh, const char *path, const bg_backup_key *k,
     BG_TRY(bg_store_open(fresh, &so, &s));
     restore r = {.s = s, .info = info};
     bg_backup_info again;
-    bg_err err =
-        bg_backup_read(path, o->vfs, k, restore_one, &r, &again, detail, cap);
+    const bg__key *key = NULL, *adopted;
+    bg_err err = old ? bg__keys_load(old) : 0;
+    if (!err && old && (key = bg__keys_current(old)) != NULL)
+        err = bg__keys_adopt(s, key, &adopted);
+    if (!err)
+        err = bg_backup_read(path, o->vfs, k, restore_one, &r, &again, detail,
+                             cap);
     if (err == BG_ESTATE && r.err)
         err = r.err;
     if (!err && r.b)
@@ -1141,7 +1149,7 @@ bg_err bg_backup_restore(const char *dir, const char *path,
     bg__handle_parent(bare->dir, parent, sizeof parent);
     err = bg__wipe_dir(bare, fresh); /* a build an earlier crash cut */
     if (!err)
-        err = build(fresh, path, k, o, info, detail, cap);
+        err = build(fresh, path, k, o, info, old, detail, cap);
     if (err) {
         if (detail && cap && !detail[0])
             said(detail, cap, "the restore of '%s' failed: %s", bare->dir,

@@ -133,7 +133,9 @@ const bg__key *bg__keys_current(bg_store *s)
     return s->nkeys ? &s->keys[s->nkeys - 1] : NULL;
 }
 
-bg_err bg__keys_create(bg_store *s, const bg__key **out)
+/* Write key material (random when from is NULL) as the next generation. */
+static bg_err key_new(bg_store *s, const unsigned char *from,
+                      const bg__key **out)
 {
     BG_TRY(bg__keys_load(s));
     BG_FAIL_IF(s->read_only, s, BG_ESTATE, "store opened read-only");
@@ -151,7 +153,10 @@ bg_err bg__keys_create(bg_store *s, const bg__key **out)
     unsigned char *k = sodium_malloc(BG__KEY_BYTES);
     if (!k)
         return BG_ENOMEM;
-    bg__vfs_random(s, k, BG__KEY_BYTES);
+    if (from)
+        memcpy(k, from, BG__KEY_BYTES);
+    else
+        bg__vfs_random(s, k, BG__KEY_BYTES);
     err = bg__handle_write_file(s, tmp, path, dir, k, BG__KEY_BYTES,
                                 BG_OPEN_PRIVATE);
     if (err) {
@@ -161,6 +166,16 @@ bg_err bg__keys_create(bg_store *s, const bg__key **out)
     BG_TRY(key_insert(s, gen, k));
     *out = bg__keys_current(s);
     return 0;
+}
+
+bg_err bg__keys_create(bg_store *s, const bg__key **out)
+{
+    return key_new(s, NULL, out);
+}
+
+bg_err bg__keys_adopt(bg_store *s, const bg__key *from, const bg__key **out)
+{
+    return key_new(s, from->k, out);
 }
 
 bg_err bg__keys_destroy(bg_store *s, uint32_t id)

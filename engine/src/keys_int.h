@@ -28,6 +28,10 @@ const bg__key *bg__keys_find(bg_store *s, uint32_t id);
 const bg__key *bg__keys_current(bg_store *s);
 /* Make a new key of the next generation, durably. */
 BG_MUST_CHECK bg_err bg__keys_create(bg_store *s, const bg__key **out);
+/* Make from's material (another store's key) the next generation of s,
+ * durably: what s seals from then on, that store's key opens. */
+BG_MUST_CHECK bg_err bg__keys_adopt(bg_store *s, const bg__key *from,
+                                    const bg__key **out);
 /* Overwrite, sync and unlink the key file, then forget the key. */
 BG_MUST_CHECK bg_err bg__keys_destroy(bg_store *s, uint32_t id);
 void bg__keys_free(bg_store *s);

@@ -123,7 +123,9 @@ typedef struct bg_restore_opts {
  * exist yet. The backup is read and checked whole first
  * (bg_backup_read); then the restored store is built beside dir, in
  * dir.restore (every record written, every box that was sealed sealed
- * again under the new store's own new key), its counts checked against
+ * again: under the current key of the store in dir when it has one, so
+ * what holds that key still opens it, else under a new key of the
+ * restored store's own), its counts checked against
  * the manifest, synced; then swapped in: dir renamed to dir.restore-old,
  * dir.restore renamed to dir, their directory synced, and only then the
  * old store wiped (wipe_int.h). A crash at any point leaves, after the
