@@ -4,7 +4,11 @@
  * Dart, YAML and JSON recognisers).
  *
  * The input's first byte picks the file kind (C, Dart, generated Dart, the
- * hive_ce schema, a JSON manifest); the rest is its text. Properties: no
+ * hive_ce schema, a JSON manifest); the rest is its text. A first byte
+ * from 0xF0 makes the rest a tree instead: files split at NUL bytes, each
+ * in turn a pubspec.yaml, a pubspec.lock, Dart source, hive_ce's
+ * registrar, and a second package's pubspec and source, so that
+ * constants, packages and the registrar meet across files. Properties: no
  * crash or leak; the findings are the same when the check runs again and
  * when a fresh scanner scans the same text; when the scan has no
  * collision, the lock written for it, loaded back, yields no reused or
@@ -17,12 +21,31 @@ static const char *const paths[] = {"src/a.c", "lib/a.dart", "lib/a.g.dart",
                                     "lib/hive/hive_adapters.g.yaml",
                                     "app.adapters.json"};
 
-static size_t scan(const char *path, const char *text, size_t len,
-                   bg_typeids **out, const bg_typeids_finding **f)
+static const char *const tree[] = {
+    "app/pubspec.yaml",   "app/pubspec.lock",
+    "app/lib/a.dart",     "app/lib/hive/hive_registrar.g.dart",
+    "pkg/b/pubspec.yaml", "pkg/b/lib/ids.dart",
+    "app/lib/a.g.dart",   "app/lib/hive/hive_adapters.g.yaml"};
+
+static size_t scan(const uint8_t *data, size_t size, bg_typeids **out,
+                   const bg_typeids_finding **f)
 {
     bg_typeids *t = bg_typeids_new();
     FUZZ_ASSERT(t);
-    FUZZ_ASSERT(bg_typeids_scan_text(t, path, text, len) == 0);
+    const char *text = (const char *)data + 1;
+    size_t len = size - 1;
+    if (data[0] < 0xF0) {
+        FUZZ_ASSERT(bg_typeids_scan_text(t, paths[data[0] % 5], text, len) ==
+                    0);
+    } else {
+        for (size_t k = 0, at = 0; at <= len; k++) {
+            const char *nul = memchr(text + at, '\0', len - at);
+            size_t n = nul ? (size_t)(nul - (text + at)) : len - at;
+            FUZZ_ASSERT(bg_typeids_scan_text(t, tree[k % 8], text + at, n) ==
+                        0);
+            at += n + 1;
+        }
+    }
     *out = t;
     size_t n;
     FUZZ_ASSERT(bg_typeids_check(t, f, &n) == 0);
@@ -49,19 +72,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > 65536)
         return 0;
-    const char *path = paths[data[0] % 5];
-    const char *text = (const char *)data + 1;
-    size_t len = size - 1;
-
     bg_typeids *t1, *t2;
     const bg_typeids_finding *f1, *f2, *f1b;
-    size_t n1 = scan(path, text, len, &t1, &f1);
+    size_t n1 = scan(data, size, &t1, &f1);
     char *first = flatten(f1, n1);
     size_t n1b; /* the check is repeatable */
     FUZZ_ASSERT(bg_typeids_check(t1, &f1b, &n1b) == 0);
     char *again = flatten(f1b, n1b);
     FUZZ_ASSERT(!strcmp(first, again));
-    size_t n2 = scan(path, text, len, &t2, &f2); /* and deterministic */
+    size_t n2 = scan(data, size, &t2, &f2); /* and deterministic */
     char *fresh = flatten(f2, n2);
     FUZZ_ASSERT(!strcmp(first, fresh));
     free(first);

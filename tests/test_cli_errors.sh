@@ -101,7 +101,7 @@ refuse 2 "usage: boxguard typeids check" typeids
 refuse 2 "usage: boxguard typeids check" typeids bogus
 refuse 2 "unknown option '--bogus'" typeids check --bogus
 refuse 2 "name at least one PATH to scan" typeids check --update-lock
-refuse 2 "--format must be text, json or github, not 'xml'" typeids check --format xml "$T"
+refuse 2 "--format must be text, json, github or sarif, not 'xml'" typeids check --format xml "$T"
 refuse 2 "'$T/none' does not exist" typeids check "$T/none"
 refuse 2 "cannot read '$T/none'" typeids check --policy "$T/none" "$T"
 refuse 2 "cannot read '$T/none'" typeids check --lock "$T/none" "$T"

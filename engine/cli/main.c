@@ -160,7 +160,7 @@ static const command commands[] = {
      NULL, NULL, 0, cli_cmd_audit, 0},
     {"typeids",
      "boxguard typeids check [--lock FILE] [--update-lock] [--policy FILE]\n"
-     "                       [--format text|json|github] PATH...",
+     "                       [--format text|json|github|sarif] PATH...",
      NULL, NULL, 0, cli_cmd_typeids, 0},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)

@@ -18,6 +18,7 @@
 
 #include "alloc_int.h"
 #include "json_int.h"
+#include "pubspec_int.h"
 #include "boxguard/typeids.h"
 
 enum { NS_BG, NS_HIVE };
@@ -32,7 +33,10 @@ typedef struct decl {
     char *adapter; /* Dart adapter class, or C identifier */
     char *file;
     unsigned line;
-    int array; /* C: one element of an array of adapters */
+    int array;      /* C: one element of an array of adapters */
+    char *sym;      /* Dart: the constant the typeId names, or NULL */
+    int unresolved; /* sym named no constant (yet): tid means nothing */
+    int pkg;        /* index of its Dart package, -1: none */
 } decl;
 
 typedef struct reg {
@@ -40,12 +44,32 @@ typedef struct reg {
     char *adapter; /* NULL: registers every generated adapter */
     char *file;
     unsigned line;
+    int registrar; /* in hive_ce's generated hive_registrar.g.dart */
+    int pkg;
 } reg;
+
+/* A Dart integer constant: `static const int NAME = V;` in class scope,
+ * or a top-level `const NAME = V;`; V a literal or another constant. */
+typedef struct cnst {
+    char *scope; /* the class, "" at top level */
+    char *name;
+    uint32_t v;
+    char *alias; /* V names another constant: its dotted name */
+    char *file;
+    int pkg;
+} cnst;
+
+/* A Dart package of the tree: the directory of its pubspec.yaml. */
+typedef struct pkg {
+    char *dir; /* "" or ending in '/' */
+    bg__pubspec spec;
+} pkg;
 
 typedef struct lockent {
     int ns;
     uint32_t tid;
     char *name;
+    char *pkg; /* the Dart package it was declared in, or NULL */
 } lockent;
 
 typedef struct range {
@@ -88,6 +112,14 @@ struct bg_typeids {
         char *file, *ident;
     } * dyn;
     size_t ndyn;
+    cnst *c;
+    size_t nc, capc;
+    pkg *pk; /* pubspec.yaml files */
+    size_t npk, cappk;
+    pkg *lk; /* pubspec.lock files */
+    size_t nlk, caplk;
+    /* Filled by the check: which packages are one app (see shared()). */
+    uint64_t *share;
 };
 
 static char *dup_n(bg_typeids *t, const char *s, size_t n)
@@ -129,13 +161,34 @@ void bg_typeids_free(bg_typeids *t)
         free(t->d[i].name);
         free(t->d[i].adapter);
         free(t->d[i].file);
+        free(t->d[i].sym);
     }
+    for (size_t i = 0; i < t->nc; i++) {
+        free(t->c[i].scope);
+        free(t->c[i].name);
+        free(t->c[i].alias);
+        free(t->c[i].file);
+    }
+    free(t->c);
+    for (size_t i = 0; i < t->npk; i++) {
+        free(t->pk[i].dir);
+        bg__pubspec_free(&t->pk[i].spec);
+    }
+    free(t->pk);
+    for (size_t i = 0; i < t->nlk; i++) {
+        free(t->lk[i].dir);
+        bg__pubspec_free(&t->lk[i].spec);
+    }
+    free(t->lk);
+    free(t->share);
     for (size_t i = 0; i < t->nr; i++) {
         free(t->r[i].adapter);
         free(t->r[i].file);
     }
-    for (size_t i = 0; i < t->nl; i++)
+    for (size_t i = 0; i < t->nl; i++) {
         free(t->l[i].name);
+        free(t->l[i].pkg);
+    }
     for (size_t i = 0; i < t->nrg; i++) {
         free(t->rg[i].domain);
         for (size_t j = 0; j < t->rg[i].npaths; j++)
@@ -173,6 +226,9 @@ static void add_decl(bg_typeids *t, int ns, int kind, uint32_t tid,
     d->tid = tid;
     d->line = line;
     d->array = array;
+    d->sym = NULL;
+    d->unresolved = 0;
+    d->pkg = -1;
     d->name = dup_n(t, name, nlen);
     d->adapter = dup_s(t, adapter);
     d->file = dup_s(t, file);
@@ -195,6 +251,8 @@ static void add_reg(bg_typeids *t, int ns, const char *adapter, size_t alen,
     reg *r = &t->r[t->nr];
     r->ns = ns;
     r->line = line;
+    r->registrar = 0;
+    r->pkg = -1;
     r->adapter = adapter ? dup_n(t, adapter, alen) : NULL;
     r->file = dup_s(t, file);
     if (r->file && (r->adapter || !adapter))
@@ -512,6 +570,131 @@ static void scan_c(bg_typeids *t, const char *file, const toks *ts)
 
 /* ---- Dart --------------------------------------------------------------- */
 
+/* A dotted name (a, A.b, p.A.b) at token k, before end: its text in buf
+ * and the index past it; 0 when none stands there. */
+static size_t read_sym(const toks *ts, size_t k, size_t end, char *buf,
+                       size_t cap)
+{
+    size_t len = 0;
+    while (k < end && ts->v[k].kind == T_ID) {
+        if (len + ts->v[k].n + 2 > cap)
+            return 0;
+        memcpy(buf + len, ts->v[k].s, ts->v[k].n);
+        len += ts->v[k].n;
+        buf[len] = '\0';
+        k++;
+        if (!(k + 1 < end && P(k, ".") && ts->v[k + 1].kind == T_ID))
+            return k;
+        buf[len++] = '.';
+        k++;
+    }
+    return 0;
+}
+
+/* The last declaration added takes sym as its typeId, to be resolved by
+ * the check once every file is scanned. */
+static void set_sym(bg_typeids *t, size_t before, const char *sym)
+{
+    if (t->nd == before)
+        return;
+    decl *d = &t->d[t->nd - 1];
+    d->sym = dup_s(t, sym);
+    d->unresolved = 1;
+}
+
+static void add_const(bg_typeids *t, const tok *scope, const tok *name,
+                      uint32_t v, const char *alias, const char *file)
+{
+    if (bg__alloc_grow(NULL, &t->c, t->nc, &t->capc, sizeof *t->c, 32)) {
+        t->nomem = 1;
+        return;
+    }
+    cnst *c = &t->c[t->nc];
+    c->scope = scope ? dup_n(t, scope->s, scope->n) : dup_s(t, "");
+    c->name = dup_n(t, name->s, name->n);
+    c->v = v;
+    c->alias = alias ? dup_s(t, alias) : NULL;
+    c->file = dup_s(t, file);
+    c->pkg = -1;
+    if (c->scope && c->name && c->file && (c->alias || !alias)) {
+        t->nc++;
+    } else {
+        free(c->scope);
+        free(c->name);
+        free(c->alias);
+        free(c->file);
+    }
+}
+
+/* Integer constants: `static const [int] A = V, B = W;` directly in a
+ * class, mixin, extension or enum body (static final too), and top-level
+ * `const [int] A = V;`. V is a literal or a dotted name. */
+static void scan_dart_consts(bg_typeids *t, const char *file, const toks *ts)
+{
+    struct {
+        const tok *name;
+        size_t depth;
+    } scope[32];
+    size_t nscope = 0, depth = 0;
+    for (size_t i = 0; i < ts->n; i++) {
+        if (P(i, "{")) {
+            depth++;
+            continue;
+        }
+        if (P(i, "}")) {
+            if (depth)
+                depth--;
+            while (nscope && scope[nscope - 1].depth > depth)
+                nscope--;
+            continue;
+        }
+        if ((ID(i, "class") || ID(i, "mixin") || ID(i, "extension") ||
+             ID(i, "enum")) &&
+            i + 1 < ts->n && ts->v[i + 1].kind == T_ID) {
+            size_t k = i + 2;
+            while (k < ts->n && !P(k, "{") && !P(k, ";"))
+                k++;
+            if (P(k, "{") && nscope < 32) {
+                scope[nscope].name = &ts->v[i + 1];
+                scope[nscope].depth = depth + 1;
+                nscope++;
+            }
+            continue;
+        }
+        int in_class = nscope && scope[nscope - 1].depth == depth;
+        size_t k = i;
+        if (in_class && ID(k, "static"))
+            k++;
+        else if (in_class || depth)
+            continue; /* an instance field, or inside a function */
+        if (!(ID(k, "const") || (in_class && ID(k, "final"))))
+            continue;
+        k++;
+        if (ID(k, "int"))
+            k++;
+        while (k + 2 < ts->n && ts->v[k].kind == T_ID && P(k + 1, "=")) {
+            uint32_t v;
+            char alias[256];
+            size_t next;
+            if (!num_value(&ts->v[k + 2], &v)) {
+                next = k + 3;
+                add_const(t, in_class ? scope[nscope - 1].name : NULL,
+                          &ts->v[k], v, NULL, file);
+            } else if ((next = read_sym(ts, k + 2, ts->n, alias,
+                                        sizeof alias)) != 0) {
+                add_const(t, in_class ? scope[nscope - 1].name : NULL,
+                          &ts->v[k], 0, alias, file);
+            } else {
+                break;
+            }
+            if (!P(next, ","))
+                break;
+            k = next + 1;
+        }
+        i = k > i ? k - 1 : i;
+    }
+}
+
 static void scan_dart(bg_typeids *t, const char *file, const toks *ts,
                       int generated)
 {
@@ -520,13 +703,19 @@ static void scan_dart(bg_typeids *t, const char *file, const toks *ts,
             size_t end = match(ts, i + 2);
             uint32_t tid = 0;
             int have = 0;
+            char sym[256] = "";
             const tok *aname = NULL;
             /* The value must stand before the closing parenthesis; in a
              * file being edited the annotation may not be closed at all
              * (end == ts->n), and then no token lies past the last. */
             for (size_t k = i + 3; k + 2 < end; k++) {
-                if (ID(k, "typeId") && P(k + 1, ":"))
+                if (ID(k, "typeId") && P(k + 1, ":")) {
                     have = !num_value(&ts->v[k + 2], &tid);
+                    size_t e =
+                        have ? 0 : read_sym(ts, k + 2, end, sym, sizeof sym);
+                    if (!e || !(e == end || P(e, ",")))
+                        sym[0] = '\0';
+                }
                 if (ID(k, "adapterName") && P(k + 1, ":") &&
                     ts->v[k + 2].kind == T_STR)
                     aname = &ts->v[k + 2];
@@ -548,9 +737,10 @@ static void scan_dart(bg_typeids *t, const char *file, const toks *ts,
                     break;
                 }
             }
-            if (!have) {
+            if (!have && !sym[0]) {
                 add_finding(t, "parse", file, ts->v[i].line,
-                            "@HiveType without a literal typeId");
+                            "@HiveType whose typeId is neither a number nor "
+                            "a constant");
             } else if ((ID(k, "class") || ID(k, "enum")) && k + 1 < ts->n &&
                        ts->v[k + 1].kind == T_ID) {
                 char adapter[160];
@@ -560,8 +750,11 @@ static void scan_dart(bg_typeids *t, const char *file, const toks *ts,
                 else
                     snprintf(adapter, sizeof adapter, "%.*sAdapter",
                              (int)ts->v[k + 1].n, ts->v[k + 1].s);
+                size_t before = t->nd;
                 add_decl(t, NS_HIVE, D_ANNOT, tid, ts->v[k + 1].s,
                          ts->v[k + 1].n, adapter, file, ts->v[i].line, 0);
+                if (!have)
+                    set_sym(t, before, sym);
             }
             i = end;
         } else if (ID(i, "class") && ts->v[i + 1].kind == T_ID &&
@@ -575,20 +768,27 @@ static void scan_dart(bg_typeids *t, const char *file, const toks *ts,
                 break;
             size_t end = match(ts, k);
             for (size_t m = k; m + 2 < end; m++) {
-                uint32_t tid;
-                /* final int typeId = N;  or  int get typeId => N; */
-                if (ID(m, "typeId") &&
-                    ((P(m + 1, "=") && !num_value(&ts->v[m + 2], &tid)) ||
-                     (P(m + 1, "=") && P(m + 2, ">") && m + 3 < end &&
-                      !num_value(&ts->v[m + 3], &tid)))) {
-                    char adapter[160];
-                    snprintf(adapter, sizeof adapter, "%.*s",
-                             (int)ts->v[i + 1].n, ts->v[i + 1].s);
-                    add_decl(t, NS_HIVE, generated ? D_GEN : D_ADAPTER, tid,
-                             ts->v[i + 5].s, ts->v[i + 5].n, adapter, file,
-                             ts->v[m].line, 0);
-                    break;
-                }
+                /* final int typeId = V;  or  int get typeId => V;  V a
+                 * literal or a constant, then the statement's end. */
+                if (!ID(m, "typeId") || !P(m + 1, "="))
+                    continue;
+                size_t v = P(m + 2, ">") ? m + 3 : m + 2;
+                uint32_t tid = 0;
+                char sym[256] = "";
+                int lit = v < end && !num_value(&ts->v[v], &tid);
+                size_t e = lit ? v + 1 : read_sym(ts, v, end, sym, sizeof sym);
+                if (!e || !P(e, ";"))
+                    continue;
+                char adapter[160];
+                snprintf(adapter, sizeof adapter, "%.*s", (int)ts->v[i + 1].n,
+                         ts->v[i + 1].s);
+                size_t before = t->nd;
+                add_decl(t, NS_HIVE, generated ? D_GEN : D_ADAPTER, tid,
+                         ts->v[i + 5].s, ts->v[i + 5].n, adapter, file,
+                         ts->v[m].line, 0);
+                if (!lit)
+                    set_sym(t, before, sym);
+                break;
             }
             i = end;
         } else if (ID(i, "registerAdapter")) {
@@ -743,6 +943,46 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
+/* hive_ce's generated registrar: what its registerAdapter calls name is
+ * what `registerAdapters()` registers; its own definitions of
+ * registerAdapters() register nothing. */
+static void mark_registrar(bg_typeids *t, size_t from)
+{
+    size_t keep = from;
+    for (size_t i = from; i < t->nr; i++) {
+        if (!t->r[i].adapter) {
+            free(t->r[i].file);
+            continue;
+        }
+        t->r[keep] = t->r[i];
+        t->r[keep++].registrar = 1;
+    }
+    t->nr = keep;
+}
+
+/* A pubspec.yaml (or .lock) at path, its directory the first dirlen
+ * bytes. */
+static void add_pkg(bg_typeids *t, const char *path, size_t dirlen,
+                    const char *text, size_t len, int lock)
+{
+    pkg **v = lock ? &t->lk : &t->pk;
+    size_t *n = lock ? &t->nlk : &t->npk, *cap = lock ? &t->caplk : &t->cappk;
+    if (bg__alloc_grow(NULL, v, *n, cap, sizeof **v, 8)) {
+        t->nomem = 1;
+        return;
+    }
+    pkg *p = &(*v)[*n];
+    p->dir = dup_n(t, path, dirlen);
+    if (!p->dir)
+        return;
+    if ((lock ? bg__publock_parse : bg__pubspec_parse)(text, len, &p->spec)) {
+        free(p->dir);
+        t->nomem = 1;
+        return;
+    }
+    (*n)++;
+}
+
 bg_err bg_typeids_scan_text(bg_typeids *t, const char *path, const char *text,
                             size_t len)
 {
@@ -757,11 +997,19 @@ bg_err bg_typeids_scan_text(bg_typeids *t, const char *path, const char *text,
             free(ts.v);
             return BG_ENOMEM;
         }
-        if (c)
+        if (c) {
             scan_c(t, path, &ts);
-        else
+        } else {
+            size_t before = t->nr;
+            scan_dart_consts(t, path, &ts);
             scan_dart(t, path, &ts, ends_with(path, ".g.dart"));
+            if (!strcmp(base, "hive_registrar.g.dart"))
+                mark_registrar(t, before);
+        }
         free(ts.v);
+    } else if (!strcmp(base, "pubspec.yaml") || !strcmp(base, "pubspec.lock")) {
+        add_pkg(t, path, (size_t)(base - path), text, len,
+                !strcmp(base, "pubspec.lock"));
     } else if (!strcmp(base, "hive_adapters.g.yaml")) {
         scan_yaml(t, path, text, len);
     } else if (ends_with(path, ".json")) {
@@ -859,7 +1107,8 @@ static bg_err scan_tree(bg_typeids *t, const char *path, ancestors *up)
         base = base ? base + 1 : path;
         if (ends_with(path, ".c") || ends_with(path, ".h") ||
             ends_with(path, ".dart") || ends_with(path, ".json") ||
-            !strcmp(base, "hive_adapters.g.yaml"))
+            !strcmp(base, "hive_adapters.g.yaml") ||
+            !strcmp(base, "pubspec.yaml") || !strcmp(base, "pubspec.lock"))
             return scan_file(t, path);
         return 0;
     }
@@ -971,12 +1220,14 @@ bg_err bg_typeids_load_lock(bg_typeids *t, const char *json, size_t len,
         const cJSON *ns = cJSON_GetObjectItemCaseSensitive(it, "ns");
         const cJSON *tid = cJSON_GetObjectItemCaseSensitive(it, "typeId");
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+        const cJSON *pk = cJSON_GetObjectItemCaseSensitive(it, "package");
         if (!cJSON_IsString(ns) || ns_of(ns->valuestring) < 0 ||
             !cJSON_IsNumber(tid) || tid->valuedouble < 0 ||
-            tid->valuedouble > UINT32_MAX || !cJSON_IsString(name)) {
+            tid->valuedouble > UINT32_MAX || !cJSON_IsString(name) ||
+            (pk && !cJSON_IsString(pk))) {
             snprintf(why, whylen,
                      "lock entry %zu needs \"ns\" (boxguard or hive), "
-                     "\"typeId\" and \"name\"",
+                     "\"typeId\" and \"name\" (and \"package\" a string)",
                      k);
             err = BG_EINVALID;
             break;
@@ -984,7 +1235,10 @@ bg_err bg_typeids_load_lock(bg_typeids *t, const char *json, size_t len,
         l[k].ns = ns_of(ns->valuestring);
         l[k].tid = (uint32_t)tid->valuedouble;
         l[k].name = strdup(name->valuestring);
-        if (!l[k].name) {
+        l[k].pkg = pk ? strdup(pk->valuestring) : NULL;
+        if (!l[k].name || (pk && !l[k].pkg)) {
+            free(l[k].name);
+            free(l[k].pkg);
             err = BG_ENOMEM;
             break;
         }
@@ -992,13 +1246,17 @@ bg_err bg_typeids_load_lock(bg_typeids *t, const char *json, size_t len,
     }
     cJSON_Delete(doc);
     if (err) {
-        for (size_t i = 0; i < k; i++)
+        for (size_t i = 0; i < k; i++) {
             free(l[i].name);
+            free(l[i].pkg);
+        }
         free(l);
         return err;
     }
-    for (size_t i = 0; i < t->nl; i++)
+    for (size_t i = 0; i < t->nl; i++) {
         free(t->l[i].name);
+        free(t->l[i].pkg);
+    }
     free(t->l);
     t->l = l;
     t->nl = k;
@@ -1117,27 +1375,317 @@ static int cmp_finding(const void *a, const void *b)
     return c ? c : strcmp(x->pub.message, y->pub.message);
 }
 
-static int registered(const bg_typeids *t, const decl *d, int *all)
+/* ---- Dart packages: which code is one app ---------------------------- */
+
+static int find_pkg(const bg_typeids *t, const char *name)
 {
+    for (size_t i = 0; i < t->npk; i++)
+        if (t->pk[i].spec.name[0] && !strcmp(t->pk[i].spec.name, name))
+            return (int)i;
+    return -1;
+}
+
+/* The package of a file: the deepest pubspec.yaml directory above it
+ * whose pubspec names a package (pub refuses one without a name). Two
+ * packages of one name are one (a dependency names it and means both):
+ * the first of that name stands for them. */
+static int pkg_of(const bg_typeids *t, const char *file)
+{
+    int best = -1;
+    size_t blen = 0;
+    for (size_t i = 0; i < t->npk; i++) {
+        size_t n = strlen(t->pk[i].dir);
+        if (t->pk[i].spec.name[0] && !strncmp(file, t->pk[i].dir, n) &&
+            (best < 0 || n > blen)) {
+            best = (int)i;
+            blen = n;
+        }
+    }
+    return best < 0 ? -1 : find_pkg(t, t->pk[best].spec.name);
+}
+
+#define SHARE_MAX 2048 /* packages; past it, every package is one app */
+
+static size_t words(size_t n)
+{
+    return (n + 63) / 64;
+}
+
+/* Packages a and b are one app when one package of the tree depends on
+ * both, directly or not (itself included): an app and its path or
+ * workspace packages, never two apps beside each other. Files outside
+ * every package belong to every app. */
+static int shared(const bg_typeids *t, int a, int b)
+{
+    if (a < 0 || b < 0 || a == b || !t->share)
+        return 1;
+    return (t->share[(size_t)a * words(t->npk) + (size_t)b / 64] >>
+            ((size_t)b % 64)) &
+           1;
+}
+
+static void compute_share(bg_typeids *t)
+{
+    free(t->share);
+    t->share = NULL;
+    size_t n = t->npk, w = words(n);
+    if (n < 2 || n > SHARE_MAX)
+        return;
+    uint64_t *reach = calloc(n * w, sizeof *reach);
+    int *stack = malloc(n * sizeof *stack);
+    t->share = calloc(n * w, sizeof *t->share);
+    if (!reach || !stack || !t->share) {
+        free(t->share);
+        t->share = NULL;
+        t->nomem = 1;
+        free(reach);
+        free(stack);
+        return;
+    }
+    for (size_t r = 0; r < n; r++) {
+        uint64_t *rr = reach + r * w;
+        size_t top = 0;
+        if (!t->pk[r].spec.name[0])
+            continue; /* not a package */
+        rr[r / 64] |= 1ull << (r % 64);
+        stack[top++] = (int)r;
+        while (top) {
+            const char *name = t->pk[stack[--top]].spec.name;
+            for (size_t same = 0; same < n; same++) {
+                const pkg *p = &t->pk[same];
+                if (strcmp(p->spec.name, name))
+                    continue; /* every package of the name: its deps */
+                for (size_t d = 0; d < p->spec.ndeps; d++) {
+                    int q = find_pkg(t, p->spec.deps[d].name);
+                    if (q >= 0 && !(rr[q / 64] >> (q % 64) & 1)) {
+                        rr[q / 64] |= 1ull << (q % 64);
+                        stack[top++] = q;
+                    }
+                }
+            }
+        }
+    }
+    for (size_t r = 0; r < n; r++)
+        for (size_t a = 0; a < n; a++)
+            if (reach[r * w + a / 64] >> (a % 64) & 1)
+                for (size_t k = 0; k < w; k++)
+                    t->share[a * w + k] |= reach[r * w + k];
+    free(reach);
+    free(stack);
+}
+
+/* The Hive flavour of a package: its own dependency on hive or hive_ce,
+ * else that of a package that depends on it. */
+typedef struct flavour {
+    uint32_t max;
+    int flutter; /* hive_ce_flutter: 200 and 201 are its adapters' */
+    char what[160];
+} flavour;
+
+static const pkg *lock_for(const bg_typeids *t, const char *dir)
+{
+    const pkg *best = NULL;
+    for (size_t i = 0; i < t->nlk; i++) {
+        size_t n = strlen(t->lk[i].dir);
+        if (!strncmp(dir, t->lk[i].dir, n) && (!best || n > strlen(best->dir)))
+            best = &t->lk[i];
+    }
+    return best;
+}
+
+static int own_flavour(const bg_typeids *t, int p, flavour *f)
+{
+    const bg__pubspec *sp = &t->pk[p].spec;
+    const pkg *lk = lock_for(t, t->pk[p].dir);
+    const bg__pub_dep *ce = bg__pubspec_dep(sp, "hive_ce");
+    if (ce) {
+        const bg__pub_dep *lv =
+            lk ? bg__pubspec_dep(&lk->spec, "hive_ce") : NULL;
+        const char *v =
+            lv && lv->constraint[0] ? lv->constraint : ce->constraint;
+        int at = bg__pub_version_at_least(v, 2, 10);
+        f->max = at == 1 ? 65439 : 223;
+        f->flutter = bg__pubspec_dep(sp, "hive_ce_flutter") ||
+                     (lk && bg__pubspec_dep(&lk->spec, "hive_ce_flutter"));
+        if (at == 1)
+            snprintf(f->what, sizeof f->what, "hive_ce %s's 0..65439", v);
+        else if (at == 0)
+            snprintf(f->what, sizeof f->what,
+                     "hive_ce %s's 0..223 (2.10.0 raised it to 65439)", v);
+        else
+            snprintf(f->what, sizeof f->what,
+                     "0..223 (hive_ce's version is not in pubspec.lock; "
+                     "from 2.10.0 it is 0..65439)");
+        return 1;
+    }
+    if (bg__pubspec_dep(sp, "hive")) {
+        f->max = 223;
+        f->flutter = 0;
+        snprintf(f->what, sizeof f->what,
+                 "Hive's 0..223 (224..255 are Hive's own)");
+        return 1;
+    }
+    return 0;
+}
+
+static void flavour_of(const bg_typeids *t, int p, flavour *f)
+{
+    f->max = 223;
+    f->flutter = 0;
+    snprintf(f->what, sizeof f->what,
+             "Hive's 0..223 (224..255 are Hive's own)");
+    if (p < 0 || own_flavour(t, p, f))
+        return;
+    for (size_t r = 0; r < t->npk; r++)
+        if ((int)r != p && shared(t, (int)r, p) && own_flavour(t, (int)r, f))
+            return;
+}
+
+/* ---- typeIds named by constants ---------------------------------------- */
+
+typedef struct resolved {
+    int found; /* 0 none, 1 one value, 2 two different values */
+    uint32_t v, other;
+    const cnst *at, *other_at;
+} resolved;
+
+static void resolve_sym(const bg_typeids *t, const char *sym, int pkgi,
+                        const char *file, int depth, resolved *out)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", sym);
+    const char *parts[8];
+    size_t np = 0;
+    for (char *q = buf; np < 8;) {
+        parts[np++] = q;
+        char *dot = strchr(q, '.');
+        if (!dot)
+            break;
+        *dot = '\0';
+        q = dot + 1;
+    }
+    const char *name = parts[np - 1], *scope = np >= 2 ? parts[np - 2] : NULL;
+    /* A.b names the constant b of class A (p.A.b: through an import
+     * prefix); b and p.b a top-level b, or b of the same file's class. */
+    for (int pass = 0; pass < 2 && !out->found; pass++) {
+        for (size_t i = 0; i < t->nc; i++) {
+            const cnst *c = &t->c[i];
+            if (strcmp(c->name, name) || !shared(t, c->pkg, pkgi))
+                continue;
+            int ok = pass == 0
+                         ? scope && !strcmp(c->scope, scope)
+                         : np <= 2 && (!c->scope[0] ||
+                                       (np == 1 && !strcmp(c->file, file)));
+            if (!ok)
+                continue;
+            uint32_t v = c->v;
+            if (c->alias) {
+                resolved in = {0};
+                if (depth < 8)
+                    resolve_sym(t, c->alias, c->pkg, c->file, depth + 1, &in);
+                if (in.found != 1) {
+                    if (in.found == 2)
+                        *out = in;
+                    continue;
+                }
+                v = in.v;
+            }
+            if (!out->found) {
+                out->found = 1;
+                out->v = v;
+                out->at = c;
+            } else if (out->found == 1 && v != out->v) {
+                out->found = 2;
+                out->other = v;
+                out->other_at = c;
+            }
+        }
+    }
+}
+
+static void tid_text(const decl *d, char *buf, size_t cap)
+{
+    if (d->unresolved)
+        snprintf(buf, cap, "%s", d->sym);
+    else
+        snprintf(buf, cap, "%u", (unsigned)d->tid);
+}
+
+/* Registered by name in the same app; *all: an app's registerAdapters()
+ * with no generated registrar to say what it registers; *via: the
+ * registrar when one covers it. */
+static int registered(const bg_typeids *t, const decl *d, int *all,
+                      const reg **registrar, int *calls)
+{
+    int any_registrar = 0;
     for (size_t i = 0; i < t->nr; i++) {
-        if (t->r[i].ns != d->ns)
+        const reg *r = &t->r[i];
+        if (r->ns != d->ns || !shared(t, r->pkg, d->pkg))
             continue;
-        if (!t->r[i].adapter) {
-            *all = 1;
+        if (!r->adapter) {
+            *calls = 1;
             continue;
         }
-        if (!strcmp(t->r[i].adapter, d->adapter))
+        if (r->registrar) {
+            any_registrar = 1;
+            if (!*registrar)
+                *registrar = r;
+        }
+        if (!strcmp(r->adapter, d->adapter))
             return 1;
     }
+    *all = *calls && !any_registrar;
     return 0;
 }
 
 static int declared_adapter(const bg_typeids *t, const reg *r)
 {
     for (size_t i = 0; i < t->nd; i++)
-        if (t->d[i].ns == r->ns && !strcmp(t->d[i].adapter, r->adapter))
+        if (t->d[i].ns == r->ns && shared(t, t->d[i].pkg, r->pkg) &&
+            !strcmp(t->d[i].adapter, r->adapter))
             return 1;
     return 0;
+}
+
+/* Before the checks: every declaration, registration and constant in its
+ * package, which packages are one app, every named typeId resolved; an
+ * unresolved one is reported once, at its first use. */
+static void prepare(bg_typeids *t)
+{
+    for (size_t i = 0; i < t->nd; i++)
+        t->d[i].pkg = pkg_of(t, t->d[i].file);
+    for (size_t i = 0; i < t->nr; i++)
+        t->r[i].pkg = pkg_of(t, t->r[i].file);
+    for (size_t i = 0; i < t->nc; i++)
+        t->c[i].pkg = pkg_of(t, t->c[i].file);
+    compute_share(t);
+    for (size_t i = 0; i < t->nd; i++) {
+        decl *d = &t->d[i];
+        if (!d->sym)
+            continue;
+        resolved r = {0};
+        resolve_sym(t, d->sym, d->pkg, d->file, 0, &r);
+        d->unresolved = r.found != 1;
+        d->tid = r.found == 1 ? r.v : 0;
+        int first = 1;
+        for (size_t j = 0; j < i && first; j++)
+            first = !(t->d[j].sym && !strcmp(t->d[j].sym, d->sym) &&
+                      shared(t, t->d[j].pkg, d->pkg));
+        if (!first || r.found == 1)
+            continue;
+        if (r.found == 2)
+            add_finding(t, "unresolved", d->file, d->line,
+                        "typeId %s of '%s' has two values: %u (%s) and %u "
+                        "(%s)",
+                        d->sym, d->name, (unsigned)r.v, r.at->file,
+                        (unsigned)r.other, r.other_at->file);
+        else
+            add_finding(t, "unresolved", d->file, d->line,
+                        "typeId %s of '%s' names no integer constant that "
+                        "was scanned: add the file or package that defines "
+                        "it to the scan",
+                        d->sym, d->name);
+    }
 }
 
 bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out,
@@ -1156,21 +1704,29 @@ bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out,
         }
     }
     t->nf = keep;
+    prepare(t);
 
     for (size_t i = 0; i < t->nd; i++) {
         const decl *d = &t->d[i];
-        /* Two names on one typeId: reported at the later declaration. */
-        for (size_t j = 0; j < i; j++) {
+        char tid[256];
+        tid_text(d, tid, sizeof tid);
+        /* Two names on one typeId in one app: reported at the later
+         * declaration. A typeId not resolved takes part in no check of
+         * its value (it is reported once, above). */
+        for (size_t j = 0; j < i && !d->unresolved; j++) {
             const decl *e = &t->d[j];
-            if (e->ns != d->ns || e->tid != d->tid || same_name(d, e))
+            if (e->ns != d->ns || e->tid != d->tid || same_name(d, e) ||
+                e->unresolved || !shared(t, d->pkg, e->pkg))
                 continue;
             int first = 1; /* report each name pair once */
             for (size_t k = 0; k < j && first; k++)
                 first = !(t->d[k].ns == d->ns && t->d[k].tid == d->tid &&
-                          same_name(&t->d[k], e));
+                          !t->d[k].unresolved && same_name(&t->d[k], e) &&
+                          shared(t, d->pkg, t->d[k].pkg));
             for (size_t k = j + 1; k < i && first; k++)
                 first = !(t->d[k].ns == d->ns && same_name(&t->d[k], d) &&
-                          t->d[k].tid == d->tid);
+                          !t->d[k].unresolved && t->d[k].tid == d->tid &&
+                          shared(t, e->pkg, t->d[k].pkg));
             if (first)
                 add_finding(t, "collision", d->file, d->line,
                             "typeId %u (%s) has two names: '%s' here and '%s' "
@@ -1179,9 +1735,10 @@ bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out,
                             e->file, e->line);
         }
         /* One name on two typeIds. */
-        for (size_t j = 0; j < i; j++) {
+        for (size_t j = 0; j < i && !d->unresolved; j++) {
             const decl *e = &t->d[j];
-            if (e->ns != d->ns || e->tid == d->tid || !same_name(d, e))
+            if (e->ns != d->ns || e->tid == d->tid || !same_name(d, e) ||
+                e->unresolved || !shared(t, d->pkg, e->pkg))
                 continue;
             int gen = d->kind == D_GEN || e->kind == D_GEN;
             const decl *g = d->kind == D_GEN ? d : e;
@@ -1199,12 +1756,21 @@ bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out,
                             (unsigned)e->tid, e->file, e->line);
             break;
         }
-        /* Ranges. */
-        if (d->ns == NS_HIVE && d->tid > 223)
+        /* Ranges: the package's (hive, or hive_ce by its version). */
+        flavour fl;
+        if (d->ns == NS_HIVE && !d->unresolved)
+            flavour_of(t, d->pkg, &fl);
+        if (d->ns == NS_HIVE && !d->unresolved && d->tid > fl.max)
             add_finding(t, "range", d->file, d->line,
-                        "typeId %u of '%s' is outside Hive's 0..223 "
-                        "(224..255 are Hive's own)",
-                        (unsigned)d->tid, d->name);
+                        "typeId %u of '%s' is outside %s", (unsigned)d->tid,
+                        d->name, fl.what);
+        if (d->ns == NS_HIVE && !d->unresolved && fl.flutter &&
+            (d->tid == 200 || d->tid == 201))
+            add_finding(t, "range", d->file, d->line,
+                        "typeId %u of '%s' is hive_ce_flutter's %s, "
+                        "registered by Hive.initFlutter(): pick another",
+                        (unsigned)d->tid, d->name,
+                        d->tid == 200 ? "ColorAdapter" : "TimeOfDayAdapter");
         if (d->ns == NS_BG && d->tid == 0)
             add_finding(t, "range", d->file, d->line,
                         "typeId 0 of '%s' is boxguard's built-in any-JSON "
@@ -1215,7 +1781,7 @@ bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out,
             int in = 0;
             for (size_t p = 0; p < rg->npaths && !in; p++)
                 in = strstr(d->file, rg->paths[p]) != NULL;
-            if (in && (d->tid < rg->min || d->tid > rg->max))
+            if (in && !d->unresolved && (d->tid < rg->min || d->tid > rg->max))
                 add_finding(t, "range", d->file, d->line,
                             "typeId %u of '%s' is outside domain '%s' "
                             "(%u..%u)",
@@ -1225,9 +1791,10 @@ bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out,
         /* Declared but never registered. */
         if (d->kind == D_ANNOT || d->kind == D_ADAPTER || d->kind == D_C ||
             d->kind == D_YAML) {
-            int all = 0;
-            if (!registered(t, d, &all) &&
-                !(all && (d->kind == D_ANNOT || d->kind == D_YAML))) {
+            int all = 0, calls = 0;
+            const reg *via = NULL;
+            int gen = d->kind == D_ANNOT || d->kind == D_YAML;
+            if (!registered(t, d, &all, &via, &calls) && !(all && gen)) {
                 /* An annotation and its own adapter class or schema entry
                  * are one adapter: report it once. */
                 int dup = 0;
@@ -1235,19 +1802,26 @@ bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out,
                     dup = t->d[j].ns == d->ns &&
                           !strcmp(t->d[j].adapter, d->adapter) &&
                           t->d[j].kind != D_GEN && t->d[j].kind != D_MANIFEST;
-                if (!dup)
-                    add_finding(t, "unregistered", d->file, d->line,
-                                "%s '%s' (typeId %u) is declared but %s is "
-                                "never registered",
-                                kind_word(d->kind), d->name, (unsigned)d->tid,
+                if (!dup && gen && via && calls)
+                    add_finding(t, "stale-registrar", d->file, d->line,
+                                "%s '%s' (typeId %s) is declared but the "
+                                "generated registrar %s does not register "
+                                "%s: run build_runner",
+                                kind_word(d->kind), d->name, tid, via->file,
                                 d->adapter);
+                else if (!dup)
+                    add_finding(t, "unregistered", d->file, d->line,
+                                "%s '%s' (typeId %s) is declared but %s is "
+                                "never registered",
+                                kind_word(d->kind), d->name, tid, d->adapter);
             }
         }
         /* The lock: a typeId reused, a name moved. */
-        for (size_t k = 0; k < t->nl; k++) {
+        for (size_t k = 0; k < t->nl && !d->unresolved; k++) {
             const lockent *l = &t->l[k];
-            if (l->ns != d->ns)
-                continue;
+            int lp = l->pkg ? find_pkg(t, l->pkg) : -1;
+            if (l->ns != d->ns || !shared(t, lp, d->pkg))
+                continue; /* another app's entry */
             if (l->tid == d->tid && strcmp(l->name, d->name))
                 add_finding(t, "reused", d->file, d->line,
                             "typeId %u was '%s' in the lock file; it now "
@@ -1263,11 +1837,18 @@ bg_err bg_typeids_check(bg_typeids *t, const bg_typeids_finding **out,
     }
     for (size_t i = 0; i < t->nr; i++) {
         const reg *r = &t->r[i];
-        if (r->adapter && !declared_adapter(t, r) && !is_dyn(t, r))
-            add_finding(t, "undeclared", r->file, r->line,
-                        "%s is registered but no adapter of that name is "
-                        "declared",
-                        r->adapter);
+        if (r->adapter && !declared_adapter(t, r) && !is_dyn(t, r)) {
+            if (r->registrar)
+                add_finding(t, "stale-registrar", r->file, r->line,
+                            "the generated registrar registers %s, which is "
+                            "no longer declared: run build_runner",
+                            r->adapter);
+            else
+                add_finding(t, "undeclared", r->file, r->line,
+                            "%s is registered but no adapter of that name is "
+                            "declared",
+                            r->adapter);
+        }
     }
     for (size_t i = 0; i < t->nyaml; i++) {
         uint32_t max = 0;
@@ -1314,7 +1895,13 @@ typedef struct lrow {
     uint32_t tid;
     const char *name;
     int removed;
+    const char *pkg; /* NULL: none */
 } lrow;
+
+static int same_pkg(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
 
 static int cmp_lrow(const void *a, const void *b)
 {
@@ -1323,7 +1910,8 @@ static int cmp_lrow(const void *a, const void *b)
         return x->ns - y->ns;
     if (x->tid != y->tid)
         return x->tid < y->tid ? -1 : 1;
-    return strcmp(x->name, y->name);
+    int c = strcmp(x->pkg ? x->pkg : "", y->pkg ? y->pkg : "");
+    return c ? c : strcmp(x->name, y->name);
 }
 
 char *bg_typeids_lock_json(const bg_typeids *t)
@@ -1334,21 +1922,28 @@ char *bg_typeids_lock_json(const bg_typeids *t)
         return NULL;
     size_t n = 0;
     for (size_t i = 0; i < t->nd; i++) {
-        int dup = 0;
+        const decl *d = &t->d[i];
+        const char *pk =
+            d->pkg >= 0 && (size_t)d->pkg < t->npk && t->pk[d->pkg].spec.name[0]
+                ? t->pk[d->pkg].spec.name
+                : NULL;
+        int dup = d->unresolved; /* no typeId to lock */
         for (size_t j = 0; j < n && !dup; j++)
-            dup = rows[j].ns == t->d[i].ns && rows[j].tid == t->d[i].tid &&
-                  !strcmp(rows[j].name, t->d[i].name);
+            dup = rows[j].ns == d->ns && rows[j].tid == d->tid &&
+                  !strcmp(rows[j].name, d->name) && same_pkg(rows[j].pkg, pk);
         if (!dup)
-            rows[n++] = (lrow){t->d[i].ns, t->d[i].tid, t->d[i].name, 0};
+            rows[n++] = (lrow){d->ns, d->tid, d->name, 0, pk};
     }
     size_t now = n;
     for (size_t i = 0; i < t->nl; i++) {
+        const lockent *l = &t->l[i];
         int live = 0;
         for (size_t j = 0; j < now && !live; j++)
-            live = rows[j].ns == t->l[i].ns && rows[j].tid == t->l[i].tid &&
-                   !strcmp(rows[j].name, t->l[i].name);
+            live = rows[j].ns == l->ns && rows[j].tid == l->tid &&
+                   !strcmp(rows[j].name, l->name) &&
+                   same_pkg(rows[j].pkg, l->pkg);
         if (!live)
-            rows[n++] = (lrow){t->l[i].ns, t->l[i].tid, t->l[i].name, 1};
+            rows[n++] = (lrow){l->ns, l->tid, l->name, 1, l->pkg};
     }
     qsort(rows, n, sizeof *rows, cmp_lrow);
     /* One entry per line, so that a change to the lock reads as a diff. */
@@ -1362,7 +1957,13 @@ char *bg_typeids_lock_json(const bg_typeids *t)
     for (size_t i = 0; i < n; i++) {
         cJSON *name = cJSON_CreateString(rows[i].name);
         char *nm = name ? cJSON_PrintUnformatted(name) : NULL;
-        size_t need = (nm ? strlen(nm) : 0) + 96;
+        cJSON *pkname = rows[i].pkg ? cJSON_CreateString(rows[i].pkg) : NULL;
+        char *pn = pkname ? cJSON_PrintUnformatted(pkname) : NULL;
+        if (rows[i].pkg && !pn) {
+            cJSON_free(nm);
+            nm = NULL;
+        }
+        size_t need = (nm ? strlen(nm) : 0) + (pn ? strlen(pn) : 0) + 112;
         if (len + need >= cap) {
             char *p = realloc(out, cap = (cap + need) * 2);
             if (!p) {
@@ -1375,8 +1976,9 @@ char *bg_typeids_lock_json(const bg_typeids *t)
         if (out && nm)
             len += (size_t)snprintf(
                 out + len, cap - len,
-                "  {\"ns\": \"%s\", \"typeId\": %u, \"name\": %s%s}%s\n",
+                "  {\"ns\": \"%s\", \"typeId\": %u, \"name\": %s%s%s%s}%s\n",
                 ns_names[rows[i].ns], (unsigned)rows[i].tid, nm,
+                pn ? ", \"package\": " : "", pn ? pn : "",
                 rows[i].removed ? ", \"removed\": true" : "",
                 i + 1 < n ? "," : "");
         if (!nm) { /* an entry left out would be a lock that lies */
@@ -1385,6 +1987,8 @@ char *bg_typeids_lock_json(const bg_typeids *t)
         }
         cJSON_free(nm);
         cJSON_Delete(name);
+        cJSON_free(pn);
+        cJSON_Delete(pkname);
         if (!out)
             break;
     }

@@ -7,8 +7,16 @@
  *     `bg_registry_add(reg, &NAME)` registrations;
  *   - Dart (Hive): `@HiveType(typeId: N)` on a class or enum, adapter
  *     classes `extends TypeAdapter<T>` with their `typeId` (hand-written or
- *     generated *.g.dart), `registerAdapter(XAdapter())` calls, and hive_ce's
- *     `hive_adapters.g.yaml` schema;
+ *     generated *.g.dart), `registerAdapter(XAdapter())` calls, hive_ce's
+ *     generated registrar (hive_registrar.g.dart) and its
+ *     `hive_adapters.g.yaml` schema; typeIds written as constants
+ *     (`HiveTypeIds.note`, `p.HiveTypeIds.note`, `kNote`) are resolved
+ *     against the integer constants of every file scanned;
+ *   - pubspec.yaml and pubspec.lock: Dart packages, their dependencies and
+ *     their hive / hive_ce versions (the range: hive 0..223, hive_ce from
+ *     2.10.0 0..65439, hive_ce_flutter's 200 and 201 reserved). Packages
+ *     that depend on one another are one app; collisions, registrations
+ *     and the lock are matched within an app;
  *   - JSON adapter manifests (the `{"adapters": [...]}` of registry.h).
  * and reports: two names on one typeId (both locations), a typeId outside
  * its allowed range (Hive: 0..223; per-domain ranges from a policy file),
@@ -19,7 +27,9 @@
  * the Hive schema share the hive namespace.
  *
  * Lock file (typeids.lock, written by bg_typeids_lock_json):
- *   {"typeids": [{"ns": "hive", "typeId": 3, "name": "User"}, ...]}
+ *   {"typeids": [{"ns": "hive", "typeId": 3, "name": "User",
+ *                 "package": "notes_app"}, ...]}
+ * ("package" only for a declaration in a Dart package).
  * An entry that is no longer declared stays in the lock ("removed": true)
  * so that its typeId is never reused.
  *
@@ -43,7 +53,8 @@ typedef struct bg_typeids bg_typeids;
 
 typedef struct bg_typeids_finding {
     const char *code; /* collision, range, unregistered, undeclared,
-                         stale-generated, reused, moved, parse */
+                         stale-generated, stale-registrar, unresolved,
+                         reused, moved, parse */
     const char *file;
     unsigned line;
     const char *message; /* one line; names the other location if any */
@@ -91,7 +102,8 @@ BG_MUST_CHECK bg_err bg_typeids_check(bg_typeids *t,
 void bg_typeids_counts(const bg_typeids *t, size_t *decls, size_t *regs);
 
 /* The lock file for what was scanned (plus removed entries of a loaded
- * lock), from malloc; NULL when out of memory. */
+ * lock), from malloc; NULL when out of memory. Call it after
+ * bg_typeids_check, which resolves constants and packages. */
 char *bg_typeids_lock_json(const bg_typeids *t);
 
 #ifdef __cplusplus
