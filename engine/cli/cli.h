@@ -111,6 +111,12 @@ int cli_cmd_backup(int argc, char **argv);
 extern const char cli_audit_usage[];
 int cli_cmd_audit(int argc, char **argv);
 
+/* cmd_guard.c */
+extern const char cli_guard_usage[];
+extern const char cli_metrics_usage[];
+int cli_cmd_guard(int argc, char **argv);
+int cli_cmd_metrics(int argc, char **argv);
+
 /* cmd_typeids.c */
 extern const char cli_typeids_usage[];
 int cli_cmd_typeids(int argc, char **argv);

@@ -158,6 +158,13 @@ static const command commands[] = {
      "boxguard audit   list --store DIR [--no-redact] [--json]\n"
      "boxguard audit   export --store DIR --out FILE [--no-redact]",
      NULL, NULL, 0, cli_cmd_audit, 0},
+    {"guard",
+     "boxguard guard   --store DIR [--policy FILE] [--adapters FILE]\n"
+     "                 [--schema-version N] [--fail-on critical|warning] "
+     "[--json]",
+     NULL, NULL, 0, cli_cmd_guard, 0},
+    {"metrics", "boxguard metrics --store DIR [--policy FILE]", NULL, NULL, 0,
+     cli_cmd_metrics, 0},
     {"typeids",
      "boxguard typeids check [--lock FILE] [--update-lock] [--policy FILE]\n"
      "                       [--format text|json|github|sarif] PATH...",
@@ -220,6 +227,8 @@ static void command_help(const command *c)
               : !strcmp(c->name, "erase")   ? cli_erase_usage
               : !strcmp(c->name, "audit")   ? cli_audit_usage
               : !strcmp(c->name, "backup")  ? cli_backup_usage
+              : !strcmp(c->name, "guard")   ? cli_guard_usage
+              : !strcmp(c->name, "metrics") ? cli_metrics_usage
                                             : cli_typeids_usage,
               stdout);
         return;

@@ -278,6 +278,22 @@ bg_err bg__box_rescan(bg_box *b)
     return box_load(b);
 }
 
+bg_err bg__box_scan_with(bg_box *b, bg__box_ext_fn fn, void *arg)
+{
+    bg__box_ext_fn own = b->ext_fn;
+    void *own_arg = b->ext_arg;
+    b->ext_fn = fn;
+    b->ext_arg = arg;
+    bg_err err = fn(arg, NULL);
+    if (!err) {
+        b->frames = 0;
+        err = box_load(b);
+    }
+    b->ext_fn = own;
+    b->ext_arg = own_arg;
+    return err;
+}
+
 typedef struct ext_fill_ctx {
     bg_box *b;
     const bg_write *trailer; /* written after the frames (optional) */

@@ -110,6 +110,9 @@ BG_MUST_CHECK bg_err bg__box_append_ext(bg_box *b, const bg_write *w, size_t n,
 BG_MUST_CHECK bg_err bg__box_read_at(bg_box *b, uint64_t off, uint32_t flen,
                                      char **value, size_t *vlen);
 BG_MUST_CHECK bg_err bg__box_rescan(bg_box *b);
+/* Scan the frames of a box with an external index to fn instead, once,
+ * leaving its owner's index as it was (a recount that owes it nothing). */
+BG_MUST_CHECK bg_err bg__box_scan_with(bg_box *b, bg__box_ext_fn fn, void *arg);
 /* Compact a box with an external index: write the frames at offs, in the
  * order given (their sequence numbers are renumbered to keep rising), then
  * trailer (a put written as is, may be NULL), to a new file, verified, and

@@ -1268,6 +1268,137 @@ void bg_queue_stats_of(const bg_queue *q, bg_queue_stats *st)
     st->oldest_ms = q->oldest_ms;
 }
 
+bg_err bg_queue_head_of(bg_queue *q, bg_lane lane, bg_queue_head *h)
+{
+    BG__JSON_SCOPE(&q->s->alloc);
+    memset(h, 0, sizeof *h);
+    ring *r = &q->lanes[lane == BG_LANE_EMERGENCY];
+    ring_trim(r);
+    for (size_t i = 0; i < r->n; i++) {
+        qent *e = ring_at(r, i);
+        if (!e->id)
+            continue;
+        char *text;
+        env en;
+        BG_TRY(read_env(q, e, &text, &en));
+        h->id = e->id;
+        h->attempts = en.attempts;
+        h->enqueued_ms = en.at;
+        env_clear(&en);
+        bg__handle_free(q->s, text);
+        const lease *ls = e->leased ? find_lease(q, e->id) : NULL;
+        if (ls && ls->until > bg__handle_now_ms(q->s))
+            h->lease_until_ms = ls->until;
+        return 0;
+    }
+    return BG_ENOTFOUND;
+}
+
+/* The census's own count of live keys, from the frames: a set of key
+ * hashes (the top bit: an op's key), tombstones where one was deleted. */
+typedef struct census_ctx {
+    bg_queue *q;
+    uint64_t *v;
+    size_t cap, used; /* used: slots not empty, tombstones included */
+    bg_queue_census *c;
+} census_ctx;
+
+#define CENSUS_GONE UINT64_MAX
+
+static uint64_t *census_slot(census_ctx *x, uint64_t h, int insert)
+{
+    size_t m = x->cap - 1, i = (size_t)h & m;
+    uint64_t *grave = NULL;
+    for (;; i = (i + 1) & m) {
+        if (x->v[i] == h)
+            return &x->v[i];
+        if (x->v[i] == CENSUS_GONE && !grave)
+            grave = &x->v[i];
+        if (!x->v[i])
+            return insert ? (grave ? grave : &x->v[i]) : NULL;
+    }
+}
+
+static bg_err census_frame(void *arg, const bg__frame_info *fi)
+{
+    census_ctx *x = arg;
+    if (!fi)
+        return 0;
+    int lane;
+    uint64_t id, h;
+    int op = !parse_qkey(fi->key, fi->klen, &lane, &id, &h);
+    if (!op && fi->klen == 17 && fi->key[0] == '~' && !hex16(fi->key + 1, &id))
+        return 0; /* the id floor */
+    uint64_t k = XXH3_64bits(fi->key, fi->klen) >> 1 | (uint64_t)op << 63;
+    if (!k)
+        k = 1;
+    if (k == CENSUS_GONE)
+        k--;
+    if (2 * (x->used + 1) > x->cap) { /* grow (and drop the tombstones) */
+        size_t cap = x->cap ? x->cap * 2 : 1024;
+        uint64_t *old = x->v;
+        size_t ocap = x->cap;
+        x->v = bg__handle_malloc(x->q->s, cap * sizeof *x->v);
+        if (!x->v) {
+            x->v = old;
+            return BG_ENOMEM;
+        }
+        memset(x->v, 0, cap * sizeof *x->v);
+        x->cap = cap;
+        x->used = 0;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i] && old[i] != CENSUS_GONE) {
+                *census_slot(x, old[i], 1) = old[i];
+                x->used++;
+            }
+        bg__handle_free(x->q->s, old);
+    }
+    uint64_t *at = census_slot(x, k, !fi->del);
+    uint64_t *count = op ? &x->c->stored : &x->c->foreign;
+    if (fi->del) {
+        if (at) {
+            *at = CENSUS_GONE;
+            (*count)--;
+        }
+    } else if (*at != k) {
+        x->used += !*at;
+        *at = k;
+        (*count)++;
+    }
+    return 0;
+}
+
+bg_err bg_queue_census_of(bg_queue *q, bg_queue_census *c)
+{
+    memset(c, 0, sizeof *c);
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    c->indexed = st.pending[0] + st.pending[1];
+    census_ctx x = {q, NULL, 0, 0, c};
+    bg_err err = bg__box_scan_with(q->pending, census_frame, &x);
+    bg__handle_free(q->s, x.v);
+    BG_TRY(err);
+    /* A rebuild by the queue's own indexing, into a scratch queue: q's
+     * index and leases stay as they are. */
+    bg_queue *t = bg__handle_malloc(q->s, sizeof *t);
+    if (!t)
+        return BG_ENOMEM;
+    memset(t, 0, sizeof *t);
+    t->s = q->s;
+    t->o = q->o;
+    t->pending = q->pending;
+    t->next_id = 1;
+    err = bg__box_scan_with(q->pending, index_frame, t);
+    for (int l = 0; l < 2; l++) {
+        ring_trim(&t->lanes[l]);
+        c->rebuilt += t->lanes[l].n - t->lanes[l].dead;
+        ring_free(t, &t->lanes[l]);
+    }
+    set_clear(t);
+    bg__handle_free(q->s, t);
+    return err;
+}
+
 void bg_queue_op_clear(bg_queue_op *op)
 {
     if (op->store) {
@@ -1281,6 +1412,47 @@ void bg_queue_op_clear(bg_queue_op *op)
 /* ---- the processing lock ---------------------------------------------------
  */
 
+/* The lock record in meta: owner ("" when none, or unreadable) and since. */
+static bg_err read_lock(bg_queue *q, bg_box *meta, char *owner, size_t cap,
+                        int64_t *since)
+{
+    uint32_t t;
+    char *v = NULL;
+    size_t n;
+    owner[0] = '\0';
+    *since = 0;
+    bg_err err = bg_box_get(meta, LOCK_KEY, strlen(LOCK_KEY), &t, &v, &n);
+    if (err)
+        return err == BG_ENOTFOUND ? 0 : err;
+    cJSON *doc;
+    err = bg__json_parse(v, n, &doc);
+    bg__handle_free(q->s, v);
+    if (err == BG_ENOMEM)
+        return err;
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, "owner");
+    const cJSON *sn = cJSON_GetObjectItemCaseSensitive(doc, "since");
+    if (cJSON_IsString(o) && cJSON_IsNumber(sn)) {
+        snprintf(owner, cap, "%s", o->valuestring);
+        *since = clamp_i64(sn->valuedouble);
+    }
+    cJSON_Delete(doc);
+    return 0;
+}
+
+bg_err bg_queue_lock_info(bg_queue *q, char *owner, size_t cap,
+                          int64_t *since_ms)
+{
+    BG__JSON_SCOPE(&q->s->alloc);
+    owner[0] = '\0';
+    *since_ms = 0;
+    bg_box *meta;
+    bg_err err = bg_box_open(q->s, BG__META_BOX, 0, &meta);
+    if (err == BG_ENOTFOUND)
+        return 0;
+    BG_TRY(err);
+    return read_lock(q, meta, owner, cap, since_ms);
+}
+
 bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
 {
     BG__JSON_SCOPE(&q->s->alloc);
@@ -1292,28 +1464,11 @@ bg_err bg_queue_lock(bg_queue *q, const char *owner, int *was_stale)
     bg_box *meta;
     BG_TRY(bg_box_open(q->s, BG__META_BOX, BG_BOX_CREATE, &meta));
     int64_t now = bg__handle_now_ms(q->s);
-    uint32_t t;
-    char *v = NULL;
-    size_t n;
-    bg_err err = bg_box_get(meta, LOCK_KEY, strlen(LOCK_KEY), &t, &v, &n);
-    if (err && err != BG_ENOTFOUND)
+    char old_owner[256];
+    int64_t since;
+    bg_err err = read_lock(q, meta, old_owner, sizeof old_owner, &since);
+    if (err)
         return err;
-    char old_owner[256] = "";
-    int64_t since = 0;
-    if (!err) {
-        cJSON *doc;
-        err = bg__json_parse(v, n, &doc);
-        bg__handle_free(q->s, v);
-        if (err == BG_ENOMEM)
-            return err;
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, "owner");
-        const cJSON *sn = cJSON_GetObjectItemCaseSensitive(doc, "since");
-        if (cJSON_IsString(o) && cJSON_IsNumber(sn)) {
-            snprintf(old_owner, sizeof old_owner, "%s", o->valuestring);
-            since = clamp_i64(sn->valuedouble);
-        }
-        cJSON_Delete(doc);
-    }
     if (old_owner[0] && strcmp(old_owner, owner)) {
         BG_FAIL_IF(now - since < q->o.lock_stale_ms, q->s, BG_ELOCKED,
                    "the queue is locked by '%s' since %" PRId64

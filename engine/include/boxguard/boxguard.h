@@ -17,6 +17,7 @@
 #include "boxguard/erase.h"
 #include "boxguard/audit.h"
 #include "boxguard/backup.h"
+#include "boxguard/guard.h"
 
 #define BOXGUARD_VERSION "0.1.0"
 

@@ -154,6 +154,35 @@ BG_MUST_CHECK bg_err bg_queue_lock(bg_queue *q, const char *owner,
 /* Release the lock if owner holds it; BG_ESTATE otherwise. */
 BG_MUST_CHECK bg_err bg_queue_unlock(bg_queue *q, const char *owner);
 
+/* The processing lock as stored: its owner ("" when the queue is not
+ * locked) and when it was taken. Returns 0 or the read errors of
+ * bg_box_get. */
+BG_MUST_CHECK bg_err bg_queue_lock_info(bg_queue *q, char *owner, size_t cap,
+                                        int64_t *since_ms);
+
+/* The op at the head of a lane, not leased by this call. */
+typedef struct bg_queue_head {
+    uint64_t id;
+    uint32_t attempts; /* failed deliveries so far */
+    int64_t enqueued_ms;
+    int64_t lease_until_ms; /* a lease that still holds, or 0 */
+} bg_queue_head;
+
+/* Returns 0 with *h, BG_ENOTFOUND for an empty lane, or the read errors
+ * of the op's frame. */
+BG_MUST_CHECK bg_err bg_queue_head_of(bg_queue *q, bg_lane lane,
+                                      bg_queue_head *h);
+
+/* The pending count three ways, which must agree: the in-memory index,
+ * the op records of pending_ops counted from its frames, and an index
+ * rebuilt from the box by the queue's own indexing (beside q's, which
+ * stays as it is); and the live records of pending_ops that are no op. */
+typedef struct bg_queue_census {
+    uint64_t indexed, stored, rebuilt, foreign;
+} bg_queue_census;
+
+BG_MUST_CHECK bg_err bg_queue_census_of(bg_queue *q, bg_queue_census *c);
+
 void bg_queue_op_clear(bg_queue_op *op);
 
 #ifdef __cplusplus
