@@ -1,0 +1,184 @@
+/*
+ * The CPU-bound costs of boxguard as workloads for an instruction count:
+ * `ci/icount` runs each under callgrind, collecting only inside
+ * icount_run (--toggle-collect), so setup and teardown are not counted,
+ * and divides by N. Instruction counts do not move with a neighbour's
+ * load, so the gate built on them does not flake.
+ *
+ *   record_check   bg_record_validate of a ~256-byte payload
+ *   box_put_off    a put into a box, durability off
+ *   box_get        a get of a record by key
+ *   enqueue_off    a queue enqueue, durability off
+ *   lease_ack_off  a lease and its ack, durability off
+ *   reopen         opening a queue of N pending ops (per op)
+ *
+ * usage: icount WORKLOAD N DIR   (DIR: a scratch store directory)
+ *        icount --build            the compiler and flags it was built with
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "boxguard/boxguard.h"
+
+static char payload[512];
+static size_t payload_len;
+
+static void make_payload(uint64_t i)
+{
+    payload_len = (size_t)snprintf(
+        payload, sizeof payload,
+        "{\"type\":\"update\",\"entity\":\"note\",\"id\":%" PRIu64
+        ",\"fields\":{\"title\":\"Shopping list\",\"body\":\"milk, eggs, "
+        "bread, coffee, apples, rice, olive oil\",\"tags\":[\"home\","
+        "\"weekly\"]},\"client_ts\":1795348800123,\"device\":\"a1b2c3d4e5\","
+        "\"pad\":\"%020d\"}",
+        10000000 + i, 0);
+}
+
+static void die(const char *what, bg_store *s)
+{
+    fprintf(stderr, "icount: %s: %s\n", what, s ? bg_store_detail(s) : "");
+    exit(3);
+}
+
+/* A fixed clock: the envelope's time has the same digits in every run. */
+static int64_t fixed_ms(void *ctx)
+{
+    (void)ctx;
+    return 1795348800000LL;
+}
+
+typedef struct ctx {
+    const char *work, *dir;
+    uint64_t n;
+    bg_store *s;
+    bg_queue *q;
+    bg_box *b;
+} ctx;
+
+static void open_store(ctx *c)
+{
+    bg_store_opts o;
+    bg_store_opts_init(&o);
+    o.create = 1;
+    o.durability = BG_DURABILITY_OFF;
+    o.clock.now_ms = fixed_ms;
+    if (bg_store_open(c->dir, &o, &c->s))
+        die("open", NULL);
+}
+
+static void key_of(uint64_t i, char *k, size_t cap)
+{
+    snprintf(k, cap, "op-%08" PRIu64, i);
+}
+
+static void enqueue_n(ctx *c, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        char k[32];
+        key_of(i, k, sizeof k);
+        make_payload(i);
+        uint64_t id;
+        if (bg_queue_enqueue(c->q, BG_LANE_NORMAL, k, payload, payload_len,
+                             &id))
+            die("enqueue", c->s);
+    }
+}
+
+/* What is counted: N operations of the workload, nothing else. */
+__attribute__((noinline)) void icount_run(ctx *c);
+__attribute__((noinline)) void icount_run(ctx *c)
+{
+    char why[256], k[32];
+    if (!strcmp(c->work, "record_check")) {
+        for (uint64_t i = 0; i < c->n; i++)
+            if (bg_record_validate(payload, payload_len, why, sizeof why))
+                die(why, NULL);
+    } else if (!strcmp(c->work, "box_put_off")) {
+        for (uint64_t i = 0; i < c->n; i++) {
+            key_of(i, k, sizeof k);
+            if (bg_box_put(c->b, k, strlen(k), 0, payload, payload_len))
+                die("put", c->s);
+        }
+    } else if (!strcmp(c->work, "box_get")) {
+        for (uint64_t i = 0; i < c->n; i++) {
+            key_of(i, k, sizeof k);
+            uint32_t t;
+            char *v;
+            size_t len;
+            if (bg_box_get(c->b, k, strlen(k), &t, &v, &len))
+                die("get", c->s);
+            bg_store_free(c->s, v);
+        }
+    } else if (!strcmp(c->work, "enqueue_off")) {
+        enqueue_n(c, c->n);
+    } else if (!strcmp(c->work, "lease_ack_off")) {
+        for (uint64_t i = 0; i < c->n; i++) {
+            bg_queue_op op;
+            if (bg_queue_lease(c->q, &op) || bg_queue_ack(c->q, op.id))
+                die("lease+ack", c->s);
+            bg_queue_op_clear(&op);
+        }
+    } else if (!strcmp(c->work, "reopen")) {
+        if (bg_queue_open(c->s, NULL, &c->q))
+            die("reopen", c->s);
+    }
+}
+
+#ifndef BG_ICOUNT_BUILD
+#define BG_ICOUNT_BUILD "unknown"
+#endif
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "--build")) {
+        puts(BG_ICOUNT_BUILD);
+        return 0;
+    }
+    if (argc != 4) {
+        fprintf(stderr, "usage: icount WORKLOAD N DIR\n");
+        return 2;
+    }
+    ctx c = {.work = argv[1], .dir = argv[3]};
+    c.n = strtoull(argv[2], NULL, 10);
+    make_payload(7);
+    open_store(&c);
+    const char *w = c.work;
+    if (!strcmp(w, "box_put_off") || !strcmp(w, "box_get")) {
+        if (bg_box_open(c.s, "bench", BG_BOX_CREATE, &c.b))
+            die("box", c.s);
+        if (!strcmp(w, "box_get")) {
+            for (uint64_t i = 0; i < c.n; i++) {
+                char k[32];
+                key_of(i, k, sizeof k);
+                if (bg_box_put(c.b, k, strlen(k), 0, payload, payload_len))
+                    die("put", c.s);
+            }
+        }
+    } else if (!strcmp(w, "enqueue_off") || !strcmp(w, "lease_ack_off") ||
+               !strcmp(w, "reopen")) {
+        if (bg_queue_open(c.s, NULL, &c.q))
+            die("queue", c.s);
+        if (strcmp(w, "enqueue_off"))
+            enqueue_n(&c, c.n);
+        if (!strcmp(w, "reopen")) { /* a new process would open it so */
+            bg_queue_close(c.q);
+            c.q = NULL;
+            if (bg_store_close(c.s))
+                die("close", NULL);
+            open_store(&c);
+        }
+    } else if (strcmp(w, "record_check")) {
+        fprintf(stderr, "icount: unknown workload '%s'\n", w);
+        return 2;
+    }
+    icount_run(&c);
+    if (c.q)
+        bg_queue_close(c.q);
+    if (bg_store_close(c.s))
+        die("close", NULL);
+    return 0;
+}
