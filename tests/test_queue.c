@@ -401,6 +401,48 @@ static void test_lease_held_across_processes(void)
 
 /* An ack or a nack ends a lease another process took; neither writes to
  * the log, and the next open keeps only the records that still count. */
+/* An ack of a leased op reads nothing: the lease kept its op's key (a
+ * lease loaded by the next process too); the ack is one append. An op
+ * acked without a lease has its key read back from its frame. */
+static void test_ack_of_a_lease_reads_nothing(void)
+{
+    bg_sim *sim = bg_sim_new(33);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t a, b, c;
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "a", &a));
+    CHECK_OK(enq(q, BG_LANE_EMERGENCY, "b", &b));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "c", &c));
+    CHECK_INT(lease_id(q), ==, b);
+    bg_sim_stats s0 = bg_sim_get_stats(sim);
+    CHECK_OK(bg_queue_ack(q, b));
+    bg_sim_stats s1 = bg_sim_get_stats(sim);
+    CHECK_INT(s1.ops - s0.ops, ==, s1.changes - s0.changes); /* no read */
+    CHECK_INT(lease_id(q), ==, a);
+    qclose(s, q);
+    CHECK_OK(qopen(sim, &s, &q)); /* a's lease comes back from the log */
+    s0 = bg_sim_get_stats(sim);
+    CHECK_OK(bg_queue_ack(q, a));
+    s1 = bg_sim_get_stats(sim);
+    CHECK_INT(s1.ops - s0.ops, ==, s1.changes - s0.changes);
+    s0 = bg_sim_get_stats(sim);
+    CHECK_OK(bg_queue_ack(q, c)); /* never leased: its key is read */
+    s1 = bg_sim_get_stats(sim);
+    CHECK_INT(s1.ops - s0.ops, >, s1.changes - s0.changes);
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.pending[0] + st.pending[1], ==, 0);
+    qclose(s, q);
+    /* Every ack reached the box: nothing is pending after a reopen. */
+    CHECK_OK(qopen(sim, &s, &q));
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.pending[0] + st.pending[1], ==, 0);
+    CHECK(bg__queue_check(q) == NULL);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
 static void test_ack_and_nack_end_a_lease_across_processes(void)
 {
     bg_sim *sim = bg_sim_new(32);
@@ -951,6 +993,7 @@ int main(void)
     RUN(test_lease_expiry_at_its_edge);
     RUN(test_lease_held_across_processes);
     RUN(test_ack_and_nack_end_a_lease_across_processes);
+    RUN(test_ack_of_a_lease_reads_nothing);
     RUN(test_damaged_or_lost_lease_log);
     RUN(test_read_only_counts_leases);
     RUN(test_lease_log_stays_small);

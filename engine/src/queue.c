@@ -72,6 +72,9 @@ struct bg_queue {
     size_t setcap, setn;
     lease *leases; /* held leases (some may have run out) */
     size_t nleases, capleases;
+    uint64_t *lease_h; /* each lease's idempotency hash: its op's key, so an
+                          ack need not read the frame again */
+    size_t caplease_h;
     bg__lease_log log; /* the same leases, for the next process */
     uint64_t next_id;
     int64_t oldest_ms;
@@ -400,10 +403,22 @@ static void id_key(uint64_t id, char key[17])
 
 #define QKEY_LEN 34
 
+/* v as 16 lowercase hex digits (what "%016" PRIx64 writes, without
+ * snprintf's cost on a path taken per op). */
+static void put_hex16(char *out, uint64_t v)
+{
+    static const char digit[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = digit[v & 15];
+}
+
 static void qkey(int lane, uint64_t id, uint64_t h, char key[QKEY_LEN + 1])
 {
-    snprintf(key, QKEY_LEN + 1, "%c%016" PRIx64 ".%016" PRIx64,
-             lane ? 'e' : 'n', id, h);
+    key[0] = lane ? 'e' : 'n';
+    put_hex16(key + 1, id);
+    key[17] = '.';
+    put_hex16(key + 18, h);
+    key[QKEY_LEN] = '\0';
 }
 
 static int hex16(const char *p, uint64_t *out)
@@ -623,6 +638,29 @@ static lease *find_lease(bg_queue *q, uint64_t id)
     return NULL;
 }
 
+/* Room for one more lease (both arrays). */
+static bg_err lease_room(bg_queue *q)
+{
+    BG_TRY(bg__handle_grow(q->s, &q->leases, q->nleases, &q->capleases,
+                           sizeof *q->leases, 8));
+    return bg__handle_grow(q->s, &q->lease_h, q->nleases, &q->caplease_h,
+                           sizeof *q->lease_h, 8);
+}
+
+/* Append a lease (lease_room first) with its op's idempotency hash. */
+static void lease_push(bg_queue *q, const lease *l, uint64_t h)
+{
+    q->lease_h[q->nleases] = h;
+    q->leases[q->nleases++] = *l;
+}
+
+static void lease_drop(bg_queue *q, size_t i)
+{
+    q->nleases--;
+    q->leases[i] = q->leases[q->nleases];
+    q->lease_h[i] = q->lease_h[q->nleases];
+}
+
 static void end_lease(bg_queue *q, qent *e)
 {
     if (!e->leased)
@@ -630,7 +668,7 @@ static void end_lease(bg_queue *q, qent *e)
     e->leased = 0;
     for (size_t i = 0; i < q->nleases; i++)
         if (q->leases[i].id == e->id) {
-            q->leases[i] = q->leases[--q->nleases];
+            lease_drop(q, i);
             break;
         }
 }
@@ -660,14 +698,14 @@ static int load_one(void *arg, const bg__lease *l)
     if ((c->err = read_env(q, e, &text, &en)))
         return 1;
     int same = en.attempts == l->attempts && en.at == l->at;
+    uint64_t h = idem_hash(en.idem, strlen(en.idem));
     env_clear(&en);
     bg__handle_free(q->s, text);
     if (!same)
         return 0; /* a nack since: that delivery is over */
-    if ((c->err = bg__handle_grow(q->s, &q->leases, q->nleases, &q->capleases,
-                                  sizeof *q->leases, 8)))
+    if ((c->err = lease_room(q)))
         return 1;
-    q->leases[q->nleases++] = *l;
+    lease_push(q, l, h);
     e->leased = 1;
     return 0;
 }
@@ -705,7 +743,7 @@ static bg_err leases_tidy(bg_queue *q, int64_t now)
         qent *e = find_any(q, q->leases[i].id, NULL);
         if (e)
             e->leased = 0;
-        q->leases[i] = q->leases[--q->nleases];
+        lease_drop(q, i);
     }
     return bg__lease_log_rewrite(q->s, &q->log, q->leases, q->nleases);
 }
@@ -819,6 +857,7 @@ void bg_queue_close(bg_queue *q)
         ring_free(q, &q->lanes[l]);
     set_clear(q);
     bg__handle_free(q->s, q->leases);
+    bg__handle_free(q->s, q->lease_h);
     bg__lease_log_close(q->s, &q->log);
     /* The boxes belong to the store and close with it. */
     bg__handle_free(q->s, q);
@@ -936,12 +975,12 @@ bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
             env en;
             BG_TRY(read_env(q, e, &text, &en));
             lease nl = {e->id, en.at, now + q->o.lease_ms, en.attempts};
+            uint64_t h = idem_hash(en.idem, strlen(en.idem));
             bg_err err = fill_op(q, &en, e->id, l, op);
             env_clear(&en);
             bg__handle_free(q->s, text);
             if (!err)
-                err = bg__handle_grow(q->s, &q->leases, q->nleases,
-                                      &q->capleases, sizeof *q->leases, 8);
+                err = lease_room(q);
             /* The record first: a lease the next process cannot see is
              * not handed out. No sync (see lease_log_int.h). */
             if (!err)
@@ -950,7 +989,7 @@ bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
                 bg_queue_op_clear(op);
                 return err;
             }
-            q->leases[q->nleases++] = nl;
+            lease_push(q, &nl, h);
             e->leased = 1;
             op->lease_until_ms = nl.until;
             /* The lease holds; a tidy that fails leaves the log longer
@@ -973,11 +1012,19 @@ static bg_err del_pending(bg_queue *q, uint64_t id)
     char key[64];
     size_t klen;
     int l2;
-    uint64_t id2, h;
-    BG_TRY(bg__box_read_key_at(q->pending, e->off, key, sizeof key, &klen));
-    BG_FAIL_IF(
-        parse_qkey(key, klen, &l2, &id2, &h) || id2 != id, q->s, BG_ECORRUPT,
-        "box '" BG__PENDING_BOX "': op %" PRIu64 " has a foreign key", id);
+    uint64_t id2, h = 0;
+    for (size_t i = 0; e->leased && i < q->nleases && !h; i++)
+        if (q->leases[i].id == id)
+            h = q->lease_h[i]; /* leased: its key is known */
+    if (h) {
+        qkey(lane, id, h, key);
+    } else {
+        BG_TRY(bg__box_read_key_at(q->pending, e->off, key, sizeof key, &klen));
+        BG_FAIL_IF(
+            parse_qkey(key, klen, &l2, &id2, &h) || id2 != id, q->s,
+            BG_ECORRUPT,
+            "box '" BG__PENDING_BOX "': op %" PRIu64 " has a foreign key", id);
+    }
     bg_write w = {1, key, QKEY_LEN, 0, NULL, 0};
     BG_TRY(bg__box_append_ext(q->pending, &w, 1, NULL, NULL));
     end_lease(q, e);
