@@ -587,6 +587,32 @@ static void test_restore_round_trip(void)
     bg_sim_free(sim);
 }
 
+/* A store with no box at all (made, never written) backs up and restores,
+ * into a new directory and over itself: the restored directory's entries
+ * are durable before it is renamed in (the sim refuses to rename a
+ * directory whose entries are not). */
+static void test_boxless_restore(void)
+{
+    bg_sim *sim = bg_sim_new(7);
+    bg_store *s;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(bg_sim_mkdir(sim, "bk"));
+    bg_backup_info made;
+    CHECK_OK(make_backup(sim, "bk/e.bgb", &rawkey, &made));
+    bg_restore_opts o = ropts(sim);
+    CHECK_OK(bg_backup_restore("fresh", "bk/e.bgb", &rawkey, &o, &info, detail,
+                               sizeof detail));
+    CHECK_OK(bg_backup_restore("s", "bk/e.bgb", &rawkey, &o, &info, detail,
+                               sizeof detail));
+    const bg_vfs *vf = bg_sim_vfs(sim);
+    int is_dir = 0;
+    CHECK_OK(vf->stat(vf, "fresh", &is_dir));
+    CHECK(is_dir);
+    CHECK_ERR(vf->stat(vf, "fresh.restore", NULL), BG_ENOTFOUND);
+    bg_sim_free(sim);
+}
+
 /* A restore that is refused or fails leaves the store byte for byte. */
 static void test_failed_restore_changes_nothing(void)
 {
@@ -784,6 +810,7 @@ int main(void)
     RUN(test_damage_is_refused);
     RUN(test_manifest_checks);
     RUN(test_restore_round_trip);
+    RUN(test_boxless_restore);
     RUN(test_failed_restore_changes_nothing);
     RUN(test_restore_crash_points);
     RUN(test_faults);
