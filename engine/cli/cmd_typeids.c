@@ -237,6 +237,22 @@ static int step_summary(const bg_typeids_finding *f, size_t n, size_t decls,
     return fclose(out) ? -1 : 0;
 }
 
+/* Print a report document (NULL: it could not be built), indented or on
+ * one line; EXIT_OK, or EXIT_SYSTEM when memory ran out. */
+static int print_report(const cJSON *doc, int indented)
+{
+    char *txt = !doc       ? NULL
+                : indented ? cJSON_Print(doc)
+                           : cJSON_PrintUnformatted(doc);
+    if (!txt) {
+        cli_fail("typeids: out of memory writing the report");
+        return EXIT_SYSTEM;
+    }
+    puts(txt);
+    cJSON_free(txt);
+    return EXIT_OK;
+}
+
 int cli_cmd_typeids(int argc, char **argv)
 {
     const char *lock = NULL, *policy = NULL, *format = "text";
@@ -349,25 +365,11 @@ int cli_cmd_typeids(int argc, char **argv)
                  cJSON_AddNumberToObject(o, "line", f[i].line) &&
                  cJSON_AddStringToObject(o, "message", f[i].message);
         }
-        char *txt = ok ? cJSON_PrintUnformatted(doc) : NULL;
-        if (txt) {
-            puts(txt);
-        } else {
-            cli_fail("typeids: out of memory writing the report");
-            rc = EXIT_SYSTEM;
-        }
-        cJSON_free(txt);
+        rc = print_report(ok ? doc : NULL, 0);
         cJSON_Delete(doc);
     } else if (rc == EXIT_OK && !strcmp(format, "sarif")) {
         cJSON *doc = sarif_doc(f, n);
-        char *txt = doc ? cJSON_Print(doc) : NULL;
-        if (txt) {
-            puts(txt);
-        } else {
-            cli_fail("typeids: out of memory writing the report");
-            rc = EXIT_SYSTEM;
-        }
-        cJSON_free(txt);
+        rc = print_report(doc, 1);
         cJSON_Delete(doc);
     } else if (rc == EXIT_OK) {
         int gh = !strcmp(format, "github");
