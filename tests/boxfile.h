@@ -31,16 +31,30 @@ static inline size_t tu_frames(const uint8_t *f, size_t len, uint64_t *offs,
     size_t n = 0;
     uint64_t pos = BG__BOX_HDR_SIZE;
     while (pos + BG__FRAME_OVERHEAD <= len && n < max) {
+        uint32_t flen = tu_flen(f, pos);
+        if (flen == 0) /* the zeroed region after the last frame */
+            break;
         offs[n++] = pos;
-        pos += tu_flen(f, pos);
+        pos += flen;
     }
     return n;
 }
 
+/* Whether any of n bytes at p is not zero. */
+static inline int tu_nonzero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 1;
+    return 0;
+}
+
 /* After a repair (a writable open that cut a torn tail, a recover, a
  * compaction) the box file of box in store dir must be exact: verify calls
- * it clean, it ends where its last frame ends, and a further writable open
- * and close changes no byte. NULL, or what is wrong. */
+ * it clean, it ends where its last frame ends or holds only zeros after it
+ * (room kept for appends, or the untouched sectors of a torn write), and a
+ * further writable open and close changes no byte. NULL, or what is
+ * wrong. */
 static inline const char *tu_repaired_exactly(bg_sim *sim,
                                               const bg_store_opts *o,
                                               const char *dir, const char *box)
@@ -59,8 +73,11 @@ static inline const char *tu_repaired_exactly(bg_sim *sim,
         bad = "the store or box does not open for verify";
     else if (rep.status != BG_BOX_CLEAN)
         bad = "verify does not call the repaired box clean";
-    else if (rep.valid_end != na || rep.file_size != na)
+    else if (rep.file_size != na || rep.valid_end > na ||
+             rep.valid_end + rep.zeroed != na)
         bad = "the repaired file does not end where its last frame ends";
+    else if (tu_nonzero(a + rep.valid_end, rep.zeroed))
+        bad = "the repaired file holds more than zeros after its last frame";
     else if (bg_box_open(s, box, 0, &bx))
         bad = "the repaired box does not open";
     if (s && bg_store_close(s) && !bad)

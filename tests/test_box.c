@@ -601,6 +601,205 @@ static void test_group_and_off_durability(void)
     bg_sim_free(sim);
 }
 
+/* The size of a sim file, or 0. */
+static size_t sim_size(bg_sim *sim, const char *path)
+{
+    uint8_t *f;
+    size_t n;
+    if (bg_sim_read_file(sim, path, &f, &n))
+        return 0;
+    free(f);
+    return n;
+}
+
+/* A box that keeps a zeroed region ahead of its log: the first durable
+ * write extends the file with synced zeros, later ones overwrite them
+ * (one write and one sync each, the size unchanged), the region grows
+ * when used up, reopening finds the log's end at the zeros and reports
+ * them, and durability off keeps no region. */
+static void test_zeroed_region_ahead_of_the_log(void)
+{
+    bg_sim *sim = bg_sim_new(31);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "z", BG_BOX_CREATE, &s, &b));
+    bg__box_keep_zeroed(b, 1000, 1000);
+    uint64_t c0 = bg_sim_get_stats(sim).changes;
+    CHECK_OK(tu_put(b, key(0), val(0)));
+    uint64_t end1 = bg__box_end(b);
+    size_t flen = end1 - BG__BOX_HDR_SIZE;
+    /* the zeros past the frame (one write: under 4096 bytes), the frame,
+     * one sync for both */
+    CHECK_INT(bg_sim_get_stats(sim).changes - c0, ==, 3);
+    CHECK_INT(sim_size(sim, "s/z.box"), ==, BG__BOX_HDR_SIZE + flen + 1000);
+    uint64_t c1 = bg_sim_get_stats(sim).changes;
+    int fit = (int)(1000 / flen);
+    for (int i = 1; i <= fit; i++)
+        CHECK_OK(tu_put(b, key(0), val(0)));
+    CHECK_INT(bg_sim_get_stats(sim).changes - c1, ==, 2 * (uint64_t)fit);
+    CHECK_INT(sim_size(sim, "s/z.box"), ==, BG__BOX_HDR_SIZE + flen + 1000);
+    uint64_t end = bg__box_end(b);
+    CHECK_INT(end, ==, BG__BOX_HDR_SIZE + (fit + 1) * flen);
+    /* used up: the next write extends again, by the step past its frame */
+    CHECK_OK(tu_put(b, key(1), val(1)));
+    CHECK_INT(bg__box_end(b), >, BG__BOX_HDR_SIZE + flen + 1000);
+    end = bg__box_end(b);
+    CHECK_INT(sim_size(sim, "s/z.box"), ==, end + 1000);
+    bg_box_stats st;
+    bg_box_stats_of(b, &st);
+    CHECK_INT(st.file_bytes, ==, end);
+    CHECK_OK(bg_store_close(s));
+
+    uint8_t *f;
+    size_t len;
+    CHECK_OK(bg_sim_read_file(sim, "s/z.box", &f, &len));
+    CHECK(!tu_nonzero(f + end, len - end));
+    free(f);
+    CHECK_OK(tu_open_box(sim, "z", 0, &s, &b));
+    const bg_box_report *r = bg_box_report_of(b);
+    CHECK_INT(r->status, ==, BG_BOX_CLEAN);
+    CHECK_INT(r->valid_end, ==, end);
+    CHECK_INT(r->zeroed, ==, len - end);
+    CHECK_INT(r->lost_bytes, ==, 0);
+    CHECK_INT(bg__box_end(b), ==, end);
+    CHECK(tu_has(b, key(0), val(0)));
+    CHECK(tu_has(b, key(1), val(1)));
+    /* a box that does not ask for the region still writes over it */
+    CHECK_OK(tu_put(b, key(2), val(2)));
+    CHECK_INT(sim_size(sim, "s/z.box"), ==, len);
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(tu_open_box(sim, "z", 0, &s, &b));
+    CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CLEAN);
+    CHECK(tu_has(b, key(2), val(2)));
+    CHECK_OK(bg_store_close(s));
+
+    /* the step: a quarter of the file, within its bounds */
+    CHECK_OK(tu_open_box(sim, "g", BG_BOX_CREATE, &s, &b));
+    bg__box_keep_zeroed(b, 100, 300);
+    size_t size = BG__BOX_HDR_SIZE;
+    int grew = 0;
+    for (int i = 0; i < 60; i++) {
+        uint64_t before = bg__box_end(b);
+        CHECK_OK(tu_put(b, key(i), val(i)));
+        uint64_t after = bg__box_end(b), step = before / 4;
+        step = step < 100 ? 100 : step > 300 ? 300 : step;
+        size_t now = sim_size(sim, "s/g.box");
+        if (now != size) {
+            CHECK_INT(now, ==, after + step);
+            grew++;
+        }
+        CHECK_INT(after, <=, now);
+        size = now;
+    }
+    CHECK_INT(grew, >, 5);
+    /* compaction leaves the file at its last frame; the next write makes
+     * the region again */
+    for (int i = 0; i < 50; i++) {
+        const char *k = key(i);
+        CHECK_OK(bg_box_del(b, k, strlen(k)));
+    }
+    CHECK_OK(bg_box_compact(b));
+    uint64_t compacted = bg__box_end(b);
+    CHECK_INT(sim_size(sim, "s/g.box"), ==, compacted);
+    CHECK_INT(compacted / 4, >, 100);
+    CHECK_INT(compacted / 4, <, 300);
+    CHECK_OK(tu_put(b, key(0), val(0)));
+    CHECK_INT(sim_size(sim, "s/g.box"), ==, bg__box_end(b) + compacted / 4);
+    CHECK_OK(bg_store_close(s));
+
+    /* durability off: nothing ahead */
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_OFF);
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "off", BG_BOX_CREATE, &b));
+    bg__box_keep_zeroed(b, 1000, 1000);
+    CHECK_OK(tu_put(b, key(0), val(0)));
+    CHECK_OK(bg_store_close(s));
+    CHECK_INT(sim_size(sim, "s/off.box"), ==, BG__BOX_HDR_SIZE + flen);
+    bg_sim_free(sim);
+}
+
+/* The region's edges: a failed extension changes nothing; zeros at a
+ * frame boundary with a frame that verifies after them are damage, not
+ * the end; zeros then garbage to the end are a torn tail, cut at the
+ * boundary; a zeroed region shorter than a frame header is still the end. */
+static void test_zeroed_region_edges(void)
+{
+    bg_sim *sim = bg_sim_new(32);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open_box(sim, "z", BG_BOX_CREATE, &s, &b));
+    bg__box_keep_zeroed(b, 1000, 1000);
+    /* the zeros' write, the frame's write, their sync: each failure
+     * leaves the file as it was, and the region is made again */
+    for (uint64_t k = 1; k <= 3; k++) {
+        uint64_t ops = bg_sim_get_stats(sim).ops;
+        bg_sim_fail_at(sim, ops + k, BG_ENOSPACE);
+        CHECK_ERR(tu_put(b, key(0), val(0)), BG_ENOSPACE);
+        if (k == 1)
+            CHECK_CONTAINS(bg_store_detail(s), "cannot extend");
+        CHECK_INT(sim_size(sim, "s/z.box"), ==, BG__BOX_HDR_SIZE);
+        CHECK_INT(bg__box_end(b), ==, BG__BOX_HDR_SIZE);
+    }
+    bg_sim_fail_at(sim, 0, 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(tu_put(b, key(i), val(i)));
+    uint64_t end = bg__box_end(b);
+
+    CHECK_OK(bg_store_close(s));
+
+    uint8_t *f;
+    size_t len;
+    CHECK_OK(bg_sim_read_file(sim, "s/z.box", &f, &len));
+    uint64_t offs[3];
+    CHECK_INT(tu_frames(f, end, offs, 3), ==, 3);
+    uint32_t fl = tu_flen(f, offs[1]);
+    CHECK_INT(len, ==, offs[1] + 1000); /* made by the first write */
+    bg_box_report rep;
+
+    /* the middle frame zeroed: the third still verifies after it */
+    uint8_t *g = malloc(len);
+    memcpy(g, f, len);
+    memset(g + offs[1], 0, fl);
+    CHECK_OK(bg_sim_write_file(sim, "s/z.box", g, len));
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_verify(s, "z", &rep));
+    CHECK_INT(rep.status, ==, BG_BOX_CORRUPT);
+    CHECK_INT(rep.first_damage, ==, offs[1]);
+    CHECK_INT(rep.zeroed, ==, 0);
+    CHECK_OK(bg_store_close(s));
+
+    /* zeros from the last frame's start with garbage after them: only its
+     * header zeroed, or all of it and the region but for the last byte */
+    for (int whole = 0; whole < 2; whole++) {
+        memcpy(g, f, len);
+        memset(g + offs[2], 0, whole ? len - offs[2] : BG__FRAME_HDR);
+        if (whole)
+            g[len - 1] = 0x5a;
+        CHECK_OK(bg_sim_write_file(sim, "s/z.box", g, len));
+        CHECK_OK(tu_open_box(sim, "z", 0, &s, &b));
+        CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_TORN);
+        CHECK_INT(bg_box_report_of(b)->cut, ==, offs[2]);
+        CHECK(tu_has(b, key(1), val(1)));
+        CHECK(!tu_has(b, key(2), val(2)));
+        CHECK_OK(bg_store_close(s));
+        CHECK_INT(sim_size(sim, "s/z.box"), ==, offs[2]);
+    }
+
+    /* ten zero bytes after the last frame: the end, not a torn frame */
+    memcpy(g, f, end);
+    memset(g + end, 0, 10);
+    CHECK_OK(bg_sim_write_file(sim, "s/z.box", g, end + 10));
+    CHECK_OK(tu_open_box(sim, "z", 0, &s, &b));
+    CHECK_INT(bg_box_report_of(b)->status, ==, BG_BOX_CLEAN);
+    CHECK_INT(bg_box_report_of(b)->zeroed, ==, 10);
+    CHECK(tu_has(b, key(2), val(2)));
+    CHECK_OK(bg_store_close(s));
+    CHECK_INT(sim_size(sim, "s/z.box"), ==, end + 10);
+    free(g);
+    free(f);
+    bg_sim_free(sim);
+}
+
 /* The exact bytes a repair leaves: a writable open cuts a torn tail at the
  * end of the last whole frame (not a byte more), a recover keeps exactly
  * the frames that verify, a compaction exactly the live ones; each file
@@ -966,5 +1165,7 @@ int main(void)
     RUN(test_arguments_at_their_edges);
     RUN(test_allocation_failures);
     RUN(test_store_lists_boxes);
+    RUN(test_zeroed_region_ahead_of_the_log);
+    RUN(test_zeroed_region_edges);
     return CHECK_DONE();
 }

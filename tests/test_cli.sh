@@ -212,6 +212,8 @@ check "same value" -- test "$(cat "$T/out")" = '{"pin":"4711-secret"}'
 Q=$T/queue
 expect 0 "enqueue" -- "$BG" queue enqueue --store "$Q" --idem save-1 --op '{"save":1}'
 check "enqueue prints the id" -- test "$(cat "$T/out")" = 1
+expect 0 "verify of the queue's box" -- "$BG" verify --store "$Q" --box pending_ops --json
+check "the zeroed room ahead of its frame is the clean end" -- grep -q '"status":"clean","file_size":[0-9]*,"frames":1,"header_ok":true,"zeroed":[1-9][0-9]*' "$T/out"
 expect 0 "enqueue from stdin, emergency" -- bash -c "echo '{\"wipe\":true}' | '$BG' queue enqueue --store '$Q' --idem wipe --lane emergency"
 expect 1 "duplicate idempotency key" -- "$BG" queue enqueue --store "$Q" --idem save-1 --op '{"save":1}'
 check "duplicate said" -- grep -q "duplicate: 'save-1' is already pending as 1" "$T/out"

@@ -6,6 +6,7 @@
  */
 #include "testutil.h"
 
+#include "boxfile.h"
 #include "lease_log_int.h"
 #include "queue_int.h"
 
@@ -279,6 +280,87 @@ static void test_compaction(void)
     CHECK_OK(bg_queue_enqueue(q, BG_LANE_NORMAL, "after", "1", 1, &id));
     CHECK_INT(id, ==, next);
     qclose(s, q);
+    bg_sim_free(sim);
+}
+
+/* pending_ops keeps a zeroed region ahead of its log: the first durable
+ * enqueue makes it (BG__QUEUE_ZERO_MIN past its frame), the next ones
+ * overwrite it without changing the file's size, a reopen finds every op
+ * and takes the zeros as the clean end; with durability off there is no
+ * region. */
+static void test_pending_ops_keeps_zeros_ahead(void)
+{
+    bg_sim *sim = bg_sim_new(40);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t id;
+    CHECK_OK(qopen(sim, &s, &q));
+    uint8_t *f;
+    size_t n0, n;
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "z-0", &id));
+    CHECK_OK(bg_sim_read_file(sim, "s/pending_ops.box", &f, &n0));
+    /* the first frame's end plus the minimum step */
+    CHECK_INT(n0, ==,
+              BG__BOX_HDR_SIZE + tu_flen(f, BG__BOX_HDR_SIZE) +
+                  BG__QUEUE_ZERO_MIN);
+    free(f);
+    for (int i = 1; i < 20; i++) {
+        char idem[16];
+        snprintf(idem, sizeof idem, "z-%d", i);
+        CHECK_OK(enq(q, BG_LANE_NORMAL, idem, &id));
+    }
+    CHECK_OK(bg_sim_read_file(sim, "s/pending_ops.box", &f, &n));
+    CHECK_INT(n, ==, n0);
+    qclose(s, q);
+    CHECK_OK(bg_sim_crash(sim, BG_CRASH_DROP, 1));
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    o.read_only = 1;
+    bg_box_report rep;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_verify(s, "pending_ops", &rep));
+    CHECK_OK(bg_store_close(s));
+    CHECK_INT(rep.status, ==, BG_BOX_CLEAN);
+    CHECK_INT(rep.file_size, ==, n);
+    CHECK_INT(rep.valid_end + rep.zeroed, ==, n);
+    CHECK_INT(rep.zeroed, >, 0);
+    CHECK(!tu_nonzero(f + rep.valid_end, n - rep.valid_end));
+    free(f);
+    CHECK_OK(qopen(sim, &s, &q));
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.pending[BG_LANE_NORMAL], ==, 20);
+    /* a compaction writes the file to its last frame; the next durable
+     * enqueue makes the region again */
+    for (int i = 0; i < 15; i++) {
+        bg_queue_op op;
+        CHECK_OK(bg_queue_lease(q, &op));
+        CHECK_OK(bg_queue_ack(q, op.id));
+        bg_queue_op_clear(&op);
+    }
+    CHECK_OK(bg_queue_compact(q));
+    CHECK_OK(bg_sim_read_file(sim, "s/pending_ops.box", &f, &n));
+    free(f);
+    CHECK_INT(n, <, rep.valid_end);
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "z-20", &id));
+    qclose(s, q);
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_verify(s, "pending_ops", &rep));
+    CHECK_OK(bg_store_close(s));
+    CHECK_INT(rep.status, ==, BG_BOX_CLEAN);
+    CHECK_INT(rep.zeroed, >=, BG__QUEUE_ZERO_MIN);
+
+    bg_sim *off = bg_sim_new(41);
+    o = tu_opts(off, BG_DURABILITY_OFF);
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_queue_open(s, NULL, &q));
+    CHECK_OK(enq(q, BG_LANE_NORMAL, "z-0", &id));
+    qclose(s, q);
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_verify(s, "pending_ops", &rep));
+    CHECK_OK(bg_store_close(s));
+    CHECK_INT(rep.zeroed, ==, 0);
+    CHECK_INT(rep.valid_end, ==, rep.file_size);
+    bg_sim_free(off);
     bg_sim_free(sim);
 }
 
@@ -1004,5 +1086,6 @@ int main(void)
     RUN(test_compaction_whose_directory_sync_fails);
     RUN(test_lock_held_under_allocation_failure);
     RUN(test_allocation_failures);
+    RUN(test_pending_ops_keeps_zeros_ahead);
     return CHECK_DONE();
 }

@@ -85,6 +85,7 @@ static cJSON *report_json(const char *name, const bg_box_report *r)
     cJSON_AddNumberToObject(o, "file_size", (double)r->file_size);
     cJSON_AddNumberToObject(o, "frames", (double)r->frames);
     cJSON_AddBoolToObject(o, "header_ok", r->header_ok);
+    cJSON_AddNumberToObject(o, "zeroed", (double)r->zeroed);
     if (r->status != BG_BOX_CLEAN) {
         cJSON_AddNumberToObject(o, "first_damage", (double)r->first_damage);
         cJSON_AddNumberToObject(o, "lost_bytes", (double)r->lost_bytes);

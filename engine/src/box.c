@@ -96,7 +96,13 @@ static bg_err box_load(bg_box *b)
         sc.max_seq + 1 > hdr.seq_floor ? sc.max_seq + 1 : hdr.seq_floor;
     if (b->next_seq == 0)
         b->next_seq = 1;
-    b->end = b->rep.status == BG_BOX_TORN ? b->rep.cut : r.size;
+    if (b->rep.status == BG_BOX_TORN)
+        b->end = b->rep.cut;
+    else if (b->rep.status == BG_BOX_CLEAN)
+        b->end = b->rep.valid_end;
+    else
+        b->end = r.size;
+    b->alloc_end = b->rep.status == BG_BOX_TORN ? b->rep.cut : r.size;
 out:
     bg__box_rd_free(&r);
     bg__handle_free(s, sc.pb);
@@ -380,6 +386,7 @@ bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
         bg__vfs_close(s, b->f);
         b->f = nf;
         b->end = end;
+        b->alloc_end = end;
         b->frames = n + (trailer ? 1 : 0);
         b->next_seq += n + 1;
         b->group_open = 0;

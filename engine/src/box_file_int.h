@@ -62,6 +62,9 @@ struct bg_box {
     uint32_t key_id;    /* sealed boxes: the key named in the header */
     const bg__key *key; /* ... and the store's copy of it */
     uint64_t end;       /* where the next frame goes */
+    uint64_t alloc_end; /* the file's size: [end, alloc_end) is zeroed */
+    uint32_t zero_min, zero_max; /* keep a zeroed region ahead of end, grown
+                                    by end/4 within these (0: never) */
     uint64_t next_seq;
     uint64_t frames;
     uint64_t live_bytes;

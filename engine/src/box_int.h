@@ -126,6 +126,11 @@ BG_MUST_CHECK bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
                                          const bg_write *trailer, int *swapped);
 /* The end of the box file: where the next frame goes. */
 uint64_t bg__box_end(const bg_box *b);
+/* Keep a synced zeroed region ahead of the log's end when durability is
+ * not off, grown by a quarter of the file within [min_step, max_step]
+ * bytes (max_step 0: never, the default), so that a durable append
+ * overwrites zeros instead of growing the file. */
+void bg__box_keep_zeroed(bg_box *b, uint32_t min_step, uint32_t max_step);
 
 /* The key of the frame at off (at most 64 bytes), unverified: for owners
  * that keep their index in keys. */

@@ -158,6 +158,27 @@ static uint64_t resync(reader *r, uint64_t from, uint64_t last_seq)
     return r->size;
 }
 
+/* Whether every byte of [from, size) is zero: the region a writer keeps
+ * zeroed ahead of its last frame. Sets r->err on a read error. */
+static int zero_to_end(reader *r, uint64_t from)
+{
+    while (from < r->size) {
+        uint64_t left = r->size - from;
+        size_t n = left < BG__BOX_CHUNK ? (size_t)left : BG__BOX_CHUNK;
+        const uint8_t *p = bg__box_rd_get(r, from, n);
+        if (!p)
+            return 0;
+        /* one OR over the piece: this runs over up to megabytes at open */
+        uint8_t any = 0;
+        for (size_t i = 0; i < n; i++)
+            any |= p[i];
+        if (any)
+            return 0;
+        from += n;
+    }
+    return 1;
+}
+
 /* Scan the file once. Without salvage, frames are applied up to the first
  * damage only (batches when they commit); the rest of the file is read to
  * classify the damage. With salvage every verifying frame is applied. */
@@ -207,6 +228,12 @@ bg_err bg__box_scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
         }
         frame_hdr h;
         const uint8_t *p = rd_frame(r, pos, last_seq, &h);
+        if (!p && damage == UINT64_MAX && zero_to_end(r, pos)) {
+            /* Zeros from a frame boundary to the end: the region kept
+             * zeroed ahead of the log (or never written), not damage. */
+            rep->zeroed = r->size - pos;
+            break;
+        }
         if (!p) {
             if (r->err)
                 return r->err;
@@ -253,6 +280,8 @@ bg_err bg__box_scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
         if (damage == UINT64_MAX)
             rep->valid_end = pos;
     }
+    if (r->err)
+        return r->err;
     bg__handle_progress(r->s, sc->what, r->size, r->size);
     rep->auth_failures = r->auth_count;
     BG_FAIL_IF(r->sealed && r->auth_count && rep->frames == 0, r->s, BG_EAUTH,
@@ -267,6 +296,7 @@ bg_err bg__box_scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
             rep->tail_frames = sc->npb;
             rep->lost_bytes = r->size - rep->cut;
             rep->valid_end = rep->cut;
+            rep->zeroed = 0;
         }
         return 0;
     }

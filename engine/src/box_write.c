@@ -40,6 +40,52 @@ static void rollback(bg_box *b, uint64_t to)
 {
     if (bg__vfs_truncate(b->s, b->f, to))
         b->poisoned = 1;
+    b->alloc_end = to;
+}
+
+void bg__box_keep_zeroed(bg_box *b, uint32_t min_step, uint32_t max_step)
+{
+    b->zero_min = min_step;
+    b->zero_max = max_step;
+}
+
+/* Before frames of need bytes are written at end: when they would pass
+ * the zeroed region, write zeros from past them to a quarter of the file
+ * further (within zero_min..zero_max). The sync that makes those frames
+ * durable makes the zeros durable with them, so the file's size changes
+ * on that one sync and not on the next ones, which only overwrite zeros
+ * (a size change also writes the inode). A crash before that sync leaves
+ * zeros, garbage or nothing past the last frame: the scan takes zeros as
+ * the clean end and cuts anything else as a torn tail. */
+static bg_err ensure_zeroed(bg_box *b, size_t need)
+{
+    static const uint8_t zeros[4096];
+    bg_store *s = b->s;
+    if (!b->zero_max || s->durability == BG_DURABILITY_OFF ||
+        b->end + need <= b->alloc_end)
+        return 0;
+    uint64_t step = b->end / 4;
+    if (step < b->zero_min)
+        step = b->zero_min;
+    if (step > b->zero_max)
+        step = b->zero_max;
+    uint64_t from = b->end + need > b->alloc_end ? b->end + need : b->alloc_end;
+    uint64_t to = b->end + need + step;
+    bg_err err = 0;
+    for (uint64_t at = from; at < to && !err;) {
+        size_t n = to - at < sizeof zeros ? (size_t)(to - at) : sizeof zeros;
+        err = bg__vfs_write(s, b->f, at, zeros, n);
+        at += n;
+    }
+    if (err) {
+        rollback(b, b->end);
+        return bg__handle_fail(s, err,
+                               "box '%s': cannot extend the file at "
+                               "offset %llu",
+                               b->name, (unsigned long long)from);
+    }
+    b->alloc_end = to;
+    return 0;
 }
 
 static bg_err check_write(bg_box *b, const bg_write *w, size_t i)
@@ -107,13 +153,14 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
     if (s->durability != BG_DURABILITY_OFF)
         BG_TRY(bg__handle_settle_dir(s));
 
-    uint64_t start = b->end, pos;
-    uint64_t goff = b->group_open ? b->group_off : start;
     /* One buffer for the whole write when it is small (the common case:
      * a single put), else BG__BOX_CHUNK-sized pieces. */
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += write_flen(b, &w[i]);
+    BG_TRY(ensure_zeroed(b, total));
+    uint64_t start = b->end, pos;
+    uint64_t goff = b->group_open ? b->group_off : start;
     fwriter fw;
     bg__box_fw_init(&fw, s, b->f, start);
     bg_err err = 0;
@@ -181,6 +228,8 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
     b->next_seq += n;
     b->frames += n;
     b->end = pos;
+    if (pos > b->alloc_end)
+        b->alloc_end = pos; /* past the zeroed region, or none kept */
     BG_FAIL_IF(err, s, err, "box '%s': index update failed", b->name);
     return 0;
 fail:
@@ -413,6 +462,7 @@ static bg_err rewrite(bg_box *b, const bg__key *key)
         for (size_t i = 0; i < b->count; i++)
             c.v[i]->off = c.offs[i];
         b->end = end;
+        b->alloc_end = end;
         b->frames = b->count;
         b->group_open = 0;
         b->group_count = 0;

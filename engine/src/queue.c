@@ -822,8 +822,10 @@ bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
     int flags = s->read_only ? 0 : BG_BOX_CREATE;
     bg_err err = bg__box_open_ext(s, BG__PENDING_BOX, flags, index_frame, q,
                                   &q->pending);
-    if (!err)
+    if (!err) {
+        bg__box_keep_zeroed(q->pending, BG__QUEUE_ZERO_MIN, BG__QUEUE_ZERO_MAX);
         err = index_finish(q);
+    }
     if (!err)
         err = bg_box_open(s, BG__FAILED_BOX, flags, &q->failed);
     if (!err && !s->read_only) {

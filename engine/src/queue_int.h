@@ -6,6 +6,12 @@
 
 #include "boxguard/queue.h"
 
+/* The zeroed region pending_ops keeps ahead of its log (durability full
+ * or group): a durable enqueue overwrites zeros, so its sync does not
+ * change the file's size. */
+#define BG__QUEUE_ZERO_MIN (4u << 10)
+#define BG__QUEUE_ZERO_MAX (4u << 20)
+
 /* Check the in-memory index: each lane in id order, dead entries counted.
  * Returns NULL, or a message naming the broken invariant (in a static
  * buffer). */

@@ -51,6 +51,8 @@ typedef struct bg_box_report {
     uint64_t file_size;
     uint64_t frames;        /* frames that verify */
     uint64_t valid_end;     /* end of the last good frame before damage */
+    uint64_t zeroed;        /* zero bytes after the last frame, to the end
+                               of the file: room kept for appends (clean) */
     uint64_t first_damage;  /* offset of the first damaged byte (if any) */
     uint64_t cut;           /* TORN: where the file is (to be) cut */
     uint64_t tail_frames;   /* TORN: verifying frames of the cut tail */
