@@ -417,7 +417,7 @@ static int queue_workload(bg_sim *sim)
     failed += bg_queue_lock(q, "worker", &stale) != 0;
     failed += bg_queue_unlock(q, "worker") != 0;
     failed += bg_queue_compact(q) != 0;
-    bg_queue_close(q);
+    failed += bg_queue_close(q) != 0;
     failed += bg_store_close(s) != 0;
     return failed;
 }

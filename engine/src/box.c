@@ -37,6 +37,8 @@ static bg_err apply_index(void *arg, const uint8_t *p, const frame_hdr *h)
 {
     bg_box *b = arg;
     b->frames++;
+    b->last_off = h->off;
+    b->last_seq = h->seq;
     if (b->ext_fn) {
         bg__frame_info fi = {(const char *)p + BG__FRAME_HDR,
                              h->klen,
@@ -61,8 +63,26 @@ static void box_free(bg_box *b)
     bg__handle_free(b->s, b);
 }
 
-/* Scan b's open file into its index and report. */
-static bg_err box_load(bg_box *b)
+/* Whether the file behind r still is the one `from` describes, so that
+ * its scan may resume at from->end. */
+static int resume_ok(reader *r, const bg__box_resume *from)
+{
+    box_hdr hdr;
+    const uint8_t *hp = bg__box_rd_get(r, 0, BG__BOX_HDR_SIZE);
+    if (!hp || !bg__box_header_parse(hp, &hdr) ||
+        (hdr.flags & BG__BOX_SEALED) || memcmp(hdr.id, from->id, 16) ||
+        hdr.seq_floor != from->seq_floor || from->end > r->size)
+        return 0;
+    if (!from->last_seq)
+        return from->frames == 0 && from->end == BG__BOX_HDR_SIZE;
+    return from->frames && from->last_off >= BG__BOX_HDR_SIZE &&
+           from->last_off < from->end &&
+           bg__box_frame_at(r, from->last_off, from->last_seq, from->end);
+}
+
+/* Scan b's open file into its index and report; with from, only what
+ * follows from->end when the file still matches it (*resumed). */
+static bg_err box_load_from(bg_box *b, const bg__box_resume *from, int *resumed)
 {
     bg_store *s = b->s;
     reader r = {.s = s, .f = b->f};
@@ -73,16 +93,39 @@ static bg_err box_load(bg_box *b)
                .arg = b,
                .what = "open",
                .name = b->name};
+    if (resumed)
+        *resumed = 0;
+    if (from) {
+        if (resume_ok(&r, from)) {
+            sc.start = from->end;
+            sc.start_seq = from->last_seq;
+            sc.max_seq = from->last_seq;
+            b->frames = from->frames;
+            b->last_off = from->last_off;
+            b->last_seq = from->last_seq;
+            *resumed = 1;
+        } else if (r.err) {
+            err = r.err;
+            goto out;
+        } else {
+            BG_TRY_OUT(b->ext_fn(b->ext_arg, NULL));
+        }
+    }
     box_hdr hdr;
     BG_TRY_OUT(bg__box_scan_file(&sc, &b->rep, &hdr));
     memcpy(b->id, hdr.id, 16);
     b->hflags = hdr.flags;
     b->key_id = hdr.key_id;
     b->key = r.key;
+    b->seq_floor = hdr.seq_floor;
     if (b->rep.status == BG_BOX_CORRUPT) {
         /* Read-only view of everything that still verifies. */
         bg__box_idx_clear(b);
         b->frames = 0;
+        b->last_seq = 0;
+        sc.start = sc.start_seq = 0;
+        if (resumed)
+            *resumed = 0;
         if (b->ext_fn)
             BG_TRY_OUT(b->ext_fn(b->ext_arg, NULL));
         sc.salvage = 1;
@@ -111,13 +154,20 @@ out:
     return err;
 }
 
+static bg_err box_load(bg_box *b)
+{
+    return box_load_from(b, NULL, NULL);
+}
+
 /* Open (or create) a box; an owner that keeps its own index passes
  * ext_fn, which then receives the frames instead of the box's index. */
 static bg_err quarantine(bg_store *s, const char *name, const char *kind,
                          reader *r, uint64_t from, char *qpath, size_t qcap);
 
 static bg_err box_open_file(bg_store *s, const char *name, int flags,
-                            bg__box_ext_fn ext_fn, void *ext_arg, bg_box **out)
+                            bg__box_ext_fn ext_fn, void *ext_arg,
+                            const bg__box_resume *from, int *resumed,
+                            bg_box **out)
 {
     bg_box *b = bg__box_table_find(s, name);
     BG_FAIL_IF(b && ext_fn, s, BG_ESTATE, "box '%s' is already open", name);
@@ -180,7 +230,7 @@ static bg_err box_open_file(bg_store *s, const char *name, int flags,
             goto out;
         }
     }
-    BG_TRY_OUT(box_load(b));
+    BG_TRY_OUT(box_load_from(b, from, resumed));
     if ((flags & BG_BOX_ENCRYPT) && !b->key) {
         err = bg__handle_fail(s, BG_EINVALID,
                               "box '%s' exists and is not encrypted", name);
@@ -228,7 +278,7 @@ static bg_err box_open(bg_store *s, const char *name, int flags,
                        bg__box_ext_fn ext_fn, void *ext_arg, bg_box **out)
 {
     BG_TRY(bg__box_name_ok(s, name));
-    return box_open_file(s, name, flags, ext_fn, ext_arg, out);
+    return box_open_file(s, name, flags, ext_fn, ext_arg, NULL, NULL, out);
 }
 
 bg_err bg_box_open(bg_store *s, const char *name, int flags, bg_box **out)
@@ -245,7 +295,7 @@ bg_err bg__box_open_staged(bg_store *s, const char *name, const char *suffix,
     int n = snprintf(full, sizeof full, "%s%s", name, suffix);
     BG_FAIL_IF(n < 0 || (size_t)n >= sizeof full, s, BG_EINVALID,
                "staged suffix '%s' too long", suffix);
-    return box_open_file(s, full, flags, NULL, NULL, out);
+    return box_open_file(s, full, flags, NULL, NULL, NULL, NULL, out);
 }
 
 bg_err bg__box_close(bg_box *b)
@@ -275,6 +325,29 @@ bg_err bg__box_open_ext(bg_store *s, const char *name, int flags,
                         bg__box_ext_fn fn, void *arg, bg_box **out)
 {
     return box_open(s, name, flags, fn, arg, out);
+}
+
+bg_err bg__box_open_ext_from(bg_store *s, const char *name, int flags,
+                             bg__box_ext_fn fn, void *arg,
+                             const bg__box_resume *from, int *resumed,
+                             bg_box **out)
+{
+    *resumed = 0;
+    BG_TRY(bg__box_name_ok(s, name));
+    return box_open_file(s, name, flags, fn, arg, from, resumed, out);
+}
+
+bg_err bg__box_resume_point(const bg_box *b, bg__box_resume *r)
+{
+    if (b->damaged || b->poisoned || b->group_open || b->key)
+        return BG_ESTATE;
+    memcpy(r->id, b->id, 16);
+    r->seq_floor = b->seq_floor;
+    r->end = b->end;
+    r->frames = b->frames;
+    r->last_off = b->frames ? b->last_off : 0;
+    r->last_seq = b->frames ? b->last_seq : 0;
+    return 0;
 }
 
 bg_err bg__box_rescan(bg_box *b)
@@ -388,6 +461,15 @@ bg_err bg__box_rewrite_ext(bg_box *b, const uint64_t *offs,
         b->end = end;
         b->alloc_end = end;
         b->frames = n + (trailer ? 1 : 0);
+        b->seq_floor = b->next_seq + n + 1;
+        if (trailer) {
+            b->last_off = end - (BG__FRAME_OVERHEAD + trailer->key_len +
+                                 trailer->value_len);
+            b->last_seq = b->next_seq + n;
+        } else if (n) {
+            b->last_off = new_offs[n - 1];
+            b->last_seq = b->next_seq + n - 1;
+        }
         b->next_seq += n + 1;
         b->group_open = 0;
         b->group_count = 0;

@@ -59,9 +59,11 @@ struct bg_box {
     bg_file *f;
     uint8_t id[16];
     uint16_t hflags;
-    uint32_t key_id;    /* sealed boxes: the key named in the header */
-    const bg__key *key; /* ... and the store's copy of it */
-    uint64_t end;       /* where the next frame goes */
+    uint32_t key_id;             /* sealed boxes: the key named in the header */
+    const bg__key *key;          /* ... and the store's copy of it */
+    uint64_t end;                /* where the next frame goes */
+    uint64_t last_off, last_seq; /* the last frame (last_seq 0: none) */
+    uint64_t seq_floor;          /* the header's */
     uint64_t alloc_end; /* the file's size: [end, alloc_end) is zeroed */
     uint32_t zero_min, zero_max; /* keep a zeroed region ahead of end, grown
                                     by end/4 within these (0: never) */
@@ -113,8 +115,10 @@ typedef struct scan {
     uint64_t max_seq;
     pend *pb; /* frames of a batch not yet committed */
     size_t npb, cappb;
-    const char *what; /* progress label */
-    const char *name; /* box name, for messages */
+    uint64_t start, start_seq; /* resume at start (0: at the header's end),
+                                  after a frame of sequence start_seq */
+    const char *what;          /* progress label */
+    const char *name;          /* box name, for messages */
 } scan;
 /* Frames are encoded into a buffer and written in BG__BOX_CHUNK-sized pieces;
  * pos is where the next frame lands in the file. */
@@ -169,6 +173,8 @@ void bg__box_idx_clear(bg_box *b);
 
 /* box_scan.c: reading through a window, the scan */
 void bg__box_rd_free(reader *r);
+/* 1 when a frame verifying with sequence seq is at off and ends at end. */
+int bg__box_frame_at(reader *r, uint64_t off, uint64_t seq, uint64_t end);
 bg_err bg__box_scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr);
 const uint8_t *bg__box_rd_get(reader *r, uint64_t off, size_t len);
 

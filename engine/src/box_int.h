@@ -105,6 +105,31 @@ typedef bg_err (*bg__box_ext_fn)(void *arg, const bg__frame_info *fi);
 BG_MUST_CHECK bg_err bg__box_open_ext(bg_store *s, const char *name, int flags,
                                       bg__box_ext_fn fn, void *arg,
                                       bg_box **out);
+
+/* Where a scan of a box with an external index may resume: the owner's
+ * index already holds every frame of [header, end), `frames` of them, the
+ * last at last_off with sequence last_seq (end is the header's end when
+ * there are none), in a file whose header had this id and sequence floor
+ * (a compaction or a recovery writes a new floor). */
+typedef struct bg__box_resume {
+    uint8_t id[16];
+    uint64_t seq_floor, end, last_off, last_seq, frames;
+} bg__box_resume;
+
+/* bg__box_open_ext, resuming the scan at from->end when the file still
+ * matches from: its header's id and floor, and the frame at last_off
+ * verifying with sequence last_seq and ending at end. Else the owner is
+ * told to forget (fn(arg, NULL)) and gets every frame. *resumed says
+ * which. */
+BG_MUST_CHECK bg_err bg__box_open_ext_from(bg_store *s, const char *name,
+                                           int flags, bg__box_ext_fn fn,
+                                           void *arg,
+                                           const bg__box_resume *from,
+                                           int *resumed, bg_box **out);
+/* The point a later open may resume from (see bg__box_resume); 0, or
+ * BG_ESTATE when the box is damaged, poisoned or has writes not yet
+ * synced. */
+BG_MUST_CHECK bg_err bg__box_resume_point(const bg_box *b, bg__box_resume *r);
 BG_MUST_CHECK bg_err bg__box_append_ext(bg_box *b, const bg_write *w, size_t n,
                                         uint64_t *offs, uint32_t *flens);
 BG_MUST_CHECK bg_err bg__box_read_at(bg_box *b, uint64_t off, uint32_t flen,

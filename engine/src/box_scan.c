@@ -94,6 +94,13 @@ static const uint8_t *rd_frame(reader *r, uint64_t pos, uint64_t last_seq,
     return p;
 }
 
+int bg__box_frame_at(reader *r, uint64_t off, uint64_t seq, uint64_t end)
+{
+    frame_hdr h;
+    return seq && rd_frame(r, off, seq - 1, &h) && h.seq == seq &&
+           off + h.flen == end;
+}
+
 void bg__box_rd_free(reader *r)
 {
     bg__handle_free(r->s, r->buf);
@@ -208,9 +215,9 @@ bg_err bg__box_scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
                    sc->name, (unsigned)hdr->key_id, r->s->nkeys,
                    r->s->nkeys == 1 ? "" : "s");
     }
-    uint64_t pos = BG__BOX_HDR_SIZE;
+    uint64_t pos = sc->start ? sc->start : BG__BOX_HDR_SIZE;
     uint64_t damage = UINT64_MAX, batch_at_damage = UINT64_MAX;
-    uint64_t last_seq = 0, next_progress = 0;
+    uint64_t last_seq = sc->start_seq, next_progress = 0;
     int durable_after = 0;
     if (!rep->header_ok) {
         damage = 0;
@@ -220,7 +227,7 @@ bg_err bg__box_scan_file(scan *sc, bg_box_report *rep, box_hdr *hdr)
         add_range(rep, 0, q);
         pos = q;
     }
-    rep->valid_end = rep->header_ok ? BG__BOX_HDR_SIZE : 0;
+    rep->valid_end = rep->header_ok ? pos : 0;
     while (pos < r->size) {
         if (pos >= next_progress) {
             bg__handle_progress(r->s, sc->what, pos, r->size);

@@ -223,6 +223,8 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
             b->poisoned = 1;
             break;
         }
+        b->last_off = pos;
+        b->last_seq = h.seq;
         pos += h.flen;
     }
     b->next_seq += n;
@@ -461,6 +463,11 @@ static bg_err rewrite(bg_box *b, const bg__key *key)
         }
         for (size_t i = 0; i < b->count; i++)
             c.v[i]->off = c.offs[i];
+        if (b->count) {
+            b->last_off = c.offs[b->count - 1];
+            b->last_seq = c.v[b->count - 1]->seq;
+        }
+        b->seq_floor = b->next_seq;
         b->end = end;
         b->alloc_end = end;
         b->frames = b->count;

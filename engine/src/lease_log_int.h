@@ -25,7 +25,10 @@
 #include "handle_int.h"
 
 #define BG__LEASE_FILE "pending_ops.leases"
-#define BG__LEASE_REC  40
+/* The queue's other file beside pending_ops: its index checkpoint
+ * (queue.c), which the store's erase also removes. */
+#define BG__QUEUE_INDEX "pending_ops.index"
+#define BG__LEASE_REC   40
 
 typedef struct bg__lease {
     uint64_t id;

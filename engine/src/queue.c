@@ -31,6 +31,7 @@
 #include "queue_int.h"
 #include "record_int.h"
 #include "box_int.h"
+#include "bytes_int.h"
 #include "handle_int.h"
 
 #define LOCK_KEY "queue_lock"
@@ -79,6 +80,8 @@ struct bg_queue {
     uint64_t next_id;
     int64_t oldest_ms;
     uint64_t live_bytes; /* frames of pending ops: compaction's measure */
+    int from_checkpoint; /* the index was loaded from pending_ops.index */
+    int open_done;       /* opened: a close writes the checkpoint */
 };
 
 void bg_queue_opts_init(bg_queue_opts *o)
@@ -576,6 +579,261 @@ bg_err bg_queue_rebuild(bg_queue *q)
     return leases_load(q);
 }
 
+/* ---- the index checkpoint ------------------------------------------------
+ *
+ * pending_ops.index holds the index as it was when the queue last closed or
+ * compacted, with the point of the log it covers, so that an open loads it
+ * and scans only the frames after that point:
+ *
+ *   0   "BGQI", u32 version (1)
+ *   8   the box id (16 bytes), then u64 each: the header's sequence floor,
+ *       the log's end, the last frame's offset and sequence, the frames,
+ *       next_id, live_bytes, entries per lane (2), dead entries per lane
+ *       (2), set slots, set entries
+ *   128 the entries of lane 0 then lane 1, 16 bytes each: id, then
+ *       offset | frame length << 40
+ *       the set's slots, 8 bytes each: hi, id_lo (u32 each)
+ *   end XXH3-64 of every byte before it
+ *
+ * It is written after the log is synced up to the end it names, and is
+ * taken only when it verifies, is consistent in itself, and the log still
+ * holds its last frame at the same place under the same header (id and
+ * sequence floor: a compaction or recovery writes a new floor). The log
+ * is append-only between those, so the frames it covers are then the very
+ * ones it describes. Anything else, and the log is scanned in full. */
+
+#define CK_MAGIC   "BGQI"
+#define CK_VERSION 1
+#define CK_HEAD    128
+
+static void ck_path(bg_store *s, char *path)
+{
+    bg__handle_path(s, path, BG_PATH_MAX, BG__QUEUE_INDEX);
+}
+
+static size_t ck_size(uint64_t n0, uint64_t n1, uint64_t setcap)
+{
+    return CK_HEAD + 16 * (size_t)(n0 + n1) + 8 * (size_t)setcap + 8;
+}
+
+/* Write the checkpoint of the index as it is now, once the log is synced
+ * to the end it names, and sync it. A failure leaves a file that does not
+ * verify (or, when not even opened, an older one that still describes a prefix
+ * of the log): the next open scans more, nothing else. It is reported. A box
+ * that is damaged or stopped after an error gets no checkpoint. */
+static bg_err ck_write(bg_queue *q)
+{
+    bg__box_resume rp;
+    if (q->s->read_only)
+        return 0;
+    BG_TRY(bg_box_sync(q->pending));
+    if (bg__box_resume_point(q->pending, &rp))
+        return 0;
+    size_t len = ck_size(q->lanes[0].n, q->lanes[1].n, q->setcap);
+    uint8_t *b = bg__handle_malloc(q->s, len);
+    if (!b)
+        return BG_ENOMEM;
+    memcpy(b, CK_MAGIC, 4);
+    put32(b + 4, CK_VERSION);
+    memcpy(b + 8, rp.id, 16);
+    uint64_t head[] = {rp.seq_floor,     rp.end,           rp.last_off,
+                       rp.last_seq,      rp.frames,        q->next_id,
+                       q->live_bytes,    q->lanes[0].n,    q->lanes[1].n,
+                       q->lanes[0].dead, q->lanes[1].dead, q->setcap,
+                       q->setn};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+        put64(b + 24 + 8 * i, head[i]);
+    uint8_t *p = b + CK_HEAD;
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; i < q->lanes[l].n; i++, p += 16) {
+            const qent *e = ring_at(&q->lanes[l], i);
+            put64(p, e->id);
+            put64(p + 8, (uint64_t)e->off | (uint64_t)e->flen << 40);
+        }
+    for (size_t i = 0; i < q->setcap; i++, p += 8) {
+        put32(p, q->set[i].hi);
+        put32(p + 4, q->set[i].id_lo);
+    }
+    put64(p, XXH3_64bits(b, len - 8));
+    char path[BG_PATH_MAX];
+    ck_path(q->s, path);
+    bg_file *f;
+    /* Synced, and a new file's entry too, so that an open after a power
+     * loss also finds it. */
+    bg_err err = bg__vfs_stat(q->s, path, NULL);
+    int made = err == BG_ENOTFOUND;
+    err = made ? 0 : err;
+    if (!err)
+        err = bg__vfs_open(q->s, path, BG_OPEN_CREATE, &f);
+    if (!err) {
+        err = bg__vfs_truncate(q->s, f, 0);
+        if (!err)
+            err = bg__vfs_write(q->s, f, 0, b, len);
+        if (!err)
+            err = bg__vfs_sync(q->s, f);
+        bg__vfs_close(q->s, f);
+    }
+    if (!err && made)
+        err = bg__vfs_sync_dir(q->s, q->s->dir);
+    bg__handle_free(q->s, b);
+    BG_FAIL_IF(err, q->s, err,
+               "cannot write the queue's index checkpoint '%s' (the next "
+               "open scans the log instead)",
+               path);
+    return 0;
+}
+
+static uint64_t pow2_at_least(uint64_t n)
+{
+    uint64_t c = 64;
+    while (c < n)
+        c *= 2;
+    return c;
+}
+
+/* Check one lane's entries as read: dead ones counted, live ids rising
+ * and below next_id, frames inside the covered log. Returns the live
+ * count, or UINT64_MAX when something is off. */
+static uint64_t ck_lane_ok(const uint8_t *p, uint64_t n, uint64_t dead,
+                           uint64_t next_id, uint64_t end)
+{
+    uint64_t live = 0, last = 0, seen_dead = 0;
+    for (uint64_t i = 0; i < n; i++, p += 16) {
+        uint64_t id = get64(p), w = get64(p + 8);
+        uint64_t off = w & ((1ull << 40) - 1), flen = w >> 40;
+        if (!id) {
+            seen_dead++;
+            if (i == 0)
+                return UINT64_MAX; /* a trimmed ring starts live */
+            continue;
+        }
+        if (id <= last || id >= next_id || flen < BG__FRAME_OVERHEAD ||
+            flen >= (1u << 23) || off < BG__BOX_HDR_SIZE || off + flen > end)
+            return UINT64_MAX;
+        last = id;
+        live++;
+    }
+    return seen_dead == dead ? live : UINT64_MAX;
+}
+
+/* Load the checkpoint into the (empty) index and say where the scan may
+ * resume (*have); none when there is no file or it does not verify or
+ * hold together. A file that cannot be read is an error: the disk is
+ * failing, and the message says that removing the file lets the open scan
+ * the log instead. */
+static bg_err ck_load(bg_queue *q, bg__box_resume *rp, uint64_t *next_id,
+                      int *have)
+{
+    *have = 0;
+    char path[BG_PATH_MAX];
+    ck_path(q->s, path);
+    bg_file *f;
+    bg_err err = bg__vfs_open(q->s, path, BG_OPEN_READ, &f);
+    if (err == BG_ENOTFOUND)
+        return 0;
+    BG_FAIL_IF(err, q->s, err,
+               "cannot open the queue's index checkpoint '%s' (removing it "
+               "makes the open scan the log)",
+               path);
+    uint64_t size;
+    uint8_t *b = NULL;
+    size_t got = 0;
+    err = bg__vfs_size(q->s, f, &size);
+    if (!err && size >= CK_HEAD + 8 && size <= SIZE_MAX / 2) {
+        b = bg__handle_malloc(q->s, (size_t)size);
+        if (!b)
+            err = BG_ENOMEM;
+        else
+            err = bg__vfs_read(q->s, f, 0, b, (size_t)size, &got);
+    }
+    bg__vfs_close(q->s, f);
+    if (err || !b || got != size) {
+        bg__handle_free(q->s, b);
+        BG_FAIL_IF(err && err != BG_ENOMEM, q->s, err,
+                   "cannot read the queue's index checkpoint '%s' (removing "
+                   "it makes the open scan the log)",
+                   path);
+        return err;
+    }
+    uint64_t h[13];
+    for (size_t i = 0; i < 13; i++)
+        h[i] = get64(b + 24 + 8 * i);
+    uint64_t n0 = h[7], n1 = h[8], setcap = h[11], setn = h[12];
+    int ok = !memcmp(b, CK_MAGIC, 4) && get32(b + 4) == CK_VERSION &&
+             n0 < (1ull << 32) && n1 < (1ull << 32) && setcap < (1ull << 33) &&
+             got == ck_size(n0, n1, setcap) &&
+             get64(b + got - 8) == XXH3_64bits(b, got - 8);
+    uint64_t live = 0;
+    for (int l = 0; l < 2 && ok; l++) {
+        uint64_t v = ck_lane_ok(b + CK_HEAD + 16 * (l ? n0 : 0), l ? n1 : n0,
+                                h[9 + l], h[5], h[1]);
+        ok = v != UINT64_MAX;
+        live += ok ? v : 0;
+    }
+    /* Only once the sizes agree with the file's length. */
+    const uint8_t *sp = ok ? b + CK_HEAD + 16 * (n0 + n1) : b;
+    if (ok) {
+        uint64_t used = 0;
+        for (uint64_t i = 0; i < setcap; i++)
+            used += get32(sp + 8 * i) != 0;
+        ok = used == setn && setn == live &&
+             (setcap ? (setcap & (setcap - 1)) == 0 && setcap >= 64 &&
+                           setn * 4 <= setcap * 3
+                     : setn == 0);
+    }
+    if (ok) {
+        for (int l = 0; l < 2 && !err; l++) {
+            uint64_t n = l ? n1 : n0;
+            ring *r = &q->lanes[l];
+            r->cap = (size_t)pow2_at_least(n);
+            r->v = bg__handle_malloc(q->s, r->cap * sizeof *r->v);
+            if (!r->v) {
+                err = BG_ENOMEM;
+                break;
+            }
+            r->head = 0;
+            r->n = (size_t)n;
+            r->dead = (size_t)h[9 + l];
+            const uint8_t *p = b + CK_HEAD + 16 * (l ? n0 : 0);
+            for (uint64_t i = 0; i < n; i++, p += 16) {
+                uint64_t w = get64(p + 8);
+                r->v[i] = (qent){get64(p), w & ((1ull << 40) - 1), w >> 40, 0};
+            }
+        }
+        if (!err && setcap) {
+            q->set = bg__handle_malloc(q->s, (size_t)setcap * sizeof *q->set);
+            if (!q->set)
+                err = BG_ENOMEM;
+            for (uint64_t i = 0; i < setcap && q->set; i++)
+                q->set[i] = (islot){get32(sp + 8 * i), get32(sp + 8 * i + 4)};
+        }
+        q->setcap = (size_t)setcap;
+        q->setn = (size_t)setn;
+        *next_id = h[5];
+        q->live_bytes = h[6];
+        memcpy(rp->id, b + 8, 16);
+        rp->seq_floor = h[0];
+        rp->end = h[1];
+        rp->last_off = h[2];
+        rp->last_seq = h[3];
+        rp->frames = h[4];
+        *have = !err;
+    }
+    bg__handle_free(q->s, b);
+    if (err) { /* back to an empty index */
+        for (int l = 0; l < 2; l++)
+            ring_free(q, &q->lanes[l]);
+        set_clear(q);
+        q->live_bytes = 0;
+    }
+    return err;
+}
+
+int bg__queue_from_checkpoint(const bg_queue *q)
+{
+    return q->from_checkpoint;
+}
+
 /* ---- open and close --------------------------------------------------------
  */
 
@@ -820,11 +1078,29 @@ bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
         bg_queue_opts_init(&q->o);
     q->next_id = 1;
     int flags = s->read_only ? 0 : BG_BOX_CREATE;
-    bg_err err = bg__box_open_ext(s, BG__PENDING_BOX, flags, index_frame, q,
-                                  &q->pending);
+    bg__box_resume rp;
+    int have = 0;
+    uint64_t ck_next = 0;
+    bg_err err = ck_load(q, &rp, &ck_next, &have);
+    if (!err)
+        err = bg__box_open_ext_from(s, BG__PENDING_BOX, flags, index_frame, q,
+                                    have ? &rp : NULL, &q->from_checkpoint,
+                                    &q->pending);
+    /* The tail's ids were counted from 1 up: the checkpoint's go first. */
+    if (!err && q->from_checkpoint && ck_next > q->next_id)
+        q->next_id = ck_next;
     if (!err) {
         bg__box_keep_zeroed(q->pending, BG__QUEUE_ZERO_MIN, BG__QUEUE_ZERO_MAX);
         err = index_finish(q);
+        if (err && err != BG_ENOMEM && q->from_checkpoint) {
+            /* A checkpoint whose checksum holds but whose heads are not
+             * the frames it says: scan the log after all. */
+            q->from_checkpoint = 0;
+            q->next_id = 1;
+            err = bg__box_rescan(q->pending);
+            if (!err)
+                err = index_finish(q);
+        }
     }
     if (!err)
         err = bg_box_open(s, BG__FAILED_BOX, flags, &q->failed);
@@ -846,15 +1122,17 @@ bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
         bg_queue_close(q);
         return err;
     }
+    q->open_done = 1;
     *out = q;
     return 0;
 }
 
-void bg_queue_close(bg_queue *q)
+bg_err bg_queue_close(bg_queue *q)
 {
     BG__JSON_SCOPE(q ? &q->s->alloc : NULL);
     if (!q)
-        return;
+        return 0;
+    bg_err err = q->open_done ? ck_write(q) : 0;
     for (int l = 0; l < 2; l++)
         ring_free(q, &q->lanes[l]);
     set_clear(q);
@@ -863,6 +1141,7 @@ void bg_queue_close(bg_queue *q)
     bg__lease_log_close(q->s, &q->log);
     /* The boxes belong to the store and close with it. */
     bg__handle_free(q->s, q);
+    return err;
 }
 
 /* ---- operations ------------------------------------------------------------
@@ -1080,6 +1359,8 @@ bg_err bg_queue_compact(bg_queue *q)
                                   &swapped);
         for (size_t i = 0; i < n && swapped; i++)
             v[i]->off = noffs[i];
+        if (swapped && !err)
+            err = ck_write(q);
     }
     bg__handle_free(q->s, v);
     bg__handle_free(q->s, offs);

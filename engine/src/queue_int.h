@@ -12,6 +12,10 @@
 #define BG__QUEUE_ZERO_MIN (4u << 10)
 #define BG__QUEUE_ZERO_MAX (4u << 20)
 
+/* 1 when this open loaded the index from pending_ops.index and scanned
+ * only the log after it; 0 when it scanned the whole log. */
+int bg__queue_from_checkpoint(const bg_queue *q);
+
 /* Check the in-memory index: each lane in id order, dead entries counted.
  * Returns NULL, or a message naming the broken invariant (in a static
  * buffer). */

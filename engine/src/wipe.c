@@ -39,7 +39,8 @@ static int ours(const char *rel, int is_dir)
                    !strcmp(rel, BG__BACKUPS_DIR);
         return !strcmp(rel, BG__LOCK_FILE) || !strcmp(rel, BG__ERASE_INTENT) ||
                !strcmp(rel, BG__JOURNAL) || !strcmp(rel, BG__LEASE_FILE) ||
-               ends_with(rel, ".box") || ends_with(rel, ".tmp");
+               !strcmp(rel, BG__QUEUE_INDEX) || ends_with(rel, ".box") ||
+               ends_with(rel, ".tmp");
     }
     size_t top = (size_t)(slash - rel);
     const char *rest = slash + 1, *next = strchr(rest, '/');

@@ -82,7 +82,11 @@ typedef struct bg_queue_stats {
  * The queue must be closed before the store. */
 BG_MUST_CHECK bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o,
                                    bg_queue **out);
-void bg_queue_close(bg_queue *q);
+/* Close the queue, writing its index checkpoint (pending_ops.index: the
+ * next open loads it and scans only the log after it). Returns 0, or the
+ * error that kept the checkpoint from being written; the queue is closed
+ * either way and the next open scans the log instead. */
+bg_err bg_queue_close(bg_queue *q);
 
 /* Enqueue payload (one JSON value) under idem (1..1024 bytes of UTF-8).
  * Returns 0 with *id; BG_EEXISTS when idem is already pending (*id is
