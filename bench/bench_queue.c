@@ -599,12 +599,12 @@ static int run_probe(const char *self, const char *dir, double *us,
     return n == 4 && rc == 0 ? 0 : -1;
 }
 
-/* One sequential read of every file of the store. */
+/* One sequential read of every file of the store (boxes, the index
+ * checkpoint, the lease log). */
 static double read_all(const char *dir)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "find '%s' -maxdepth 1 -name '*.box' -type f",
-             dir);
+    snprintf(cmd, sizeof cmd, "find '%s' -maxdepth 1 -type f", dir);
     FILE *p = popen(cmd, "r");
     char path[1024];
     static char buf[1 << 20];

@@ -482,7 +482,12 @@ static void test_index_checkpoint(void)
     CHECK_INT(ck[120], ==, 22);
     size_t e0 = 128, e1 = 128 + 16; /* lane 0's first two entries */
 
-    enum { NCASES = 20 };
+    size_t empty = 128 + 16 * (size_t)(n0 + n1); /* the set's first */
+    while (empty + 16 <= len && memcmp(ck + empty, "\0\0\0\0", 4))
+        empty += 8;
+    CHECK_INT(empty + 16, <=, len);
+
+    enum { NCASES = 21 };
     for (int k = 0; k < NCASES; k++) {
         sim = ck_build();
         uint8_t *b = malloc(len + 1);
@@ -490,72 +495,76 @@ static void test_index_checkpoint(void)
         size_t n = len;
         int fix = 1;
         switch (k) {
-        case 0:
-            break; /* as written: taken */
-        case 1:
+        case 0: /* as written: taken */
+            break;
+        case 1: /* magic */
             b[0] ^= 1;
             fix = 0;
-            break; /* magic */
-        case 2:
+            break;
+        case 2: /* an entry, sum kept */
             b[e1 + 3] ^= 4;
             fix = 0;
-            break; /* an entry, sum kept */
-        case 3:
+            break;
+        case 3: /* the sum */
             b[len - 1] ^= 1;
             fix = 0;
-            break; /* the sum */
-        case 4:
+            break;
+        case 4: /* cut short */
             n = len - 1;
             fix = 0;
-            break; /* cut short */
-        case 5:
+            break;
+        case 5: /* a byte more */
             b[len] = 0;
             n = len + 1;
             fix = 0;
-            break; /* a byte more */
-        case 6:
+            break;
+        case 6: /* empty */
             n = 0;
             fix = 0;
-            break; /* empty */
-        case 7:
+            break;
+        case 7: /* another version */
             b[4] = 2;
-            break; /* another version */
-        case 8:
+            break;
+        case 8: /* another box's id */
             b[8] ^= 1;
-            break; /* another box's id */
-        case 9:
+            break;
+        case 9: /* another sequence floor */
             ck_add64(b, 24, 1);
-            break; /* another sequence floor */
-        case 10:
+            break;
+        case 10: /* the end moved */
             ck_add64(b, 32, 1);
-            break; /* the end moved */
-        case 11:
+            break;
+        case 11: /* the last frame elsewhere */
             ck_add64(b, 40, -1);
-            break; /* the last frame elsewhere */
-        case 12:
+            break;
+        case 12: /* its sequence */
             ck_add64(b, 48, 1);
-            break; /* its sequence */
-        case 13:
+            break;
+        case 13: /* claims no frames */
             memset(b + 40, 0, 24);
-            break; /* claims no frames */
-        case 14:
+            break;
+        case 14: /* next_id below the ids */
             ck_add64(b, 64, -20);
-            break; /* next_id below the ids */
-        case 15:
+            break;
+        case 15: /* ids out of order */
             memcpy(b + e1, b + e0, 8);
-            break; /* ids out of order */
-        case 16:
+            break;
+        case 16: /* past the end */
             ck_add64(b, e1 + 8, 1ll << 30);
-            break; /* past the end */
-        case 17:
+            break;
+        case 17: /* set count */
             ck_add64(b, 120, 1);
-            break; /* set count */
-        case 18:
+            break;
+        case 18: /* dead count */
             ck_add64(b, 96, 1);
-            break; /* dead count */
-        case 19:
+            break;
+        case 19: /* next_id ahead: allowed */
             ck_add64(b, 64, 5);
-            break; /* next_id ahead: allowed */
+            break;
+        case 20: /* a used slot more than counted */
+            b[empty] = 3;
+            b[empty + 4] = 1;
+            break;
         }
         if (fix && n >= 8)
             ck_sum(b, n);
