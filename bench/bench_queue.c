@@ -690,9 +690,9 @@ int main(int argc, char **argv)
     snprintf(sdir, sizeof sdir, "%s/sqlite", base);
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "cd '%s' && rm -rf queue-full queue-group10 queue-group100 "
-             "queue-off sqlite frame empty && mkdir sqlite",
-             base);
+             "mkdir -p '%s' && cd '%s' && rm -rf queue-full queue-group10 "
+             "queue-group100 queue-off sqlite frame empty && mkdir sqlite",
+             base, base);
     if (system(cmd) != 0)
         die("prepare", base);
 
