@@ -801,7 +801,11 @@ int main(int argc, char **argv)
     (void)read_all(qdir); /* warm the cache as the opens will find it */
     int ok = run_probe(self, edir, &empty_us, &p0, &rss0, &now0) == 0;
     for (int r = 0; r < 3 && ok; r++) {
+        /* nothing left to write back while either is timed (a probe's
+         * close writes the checkpoint) */
+        sync();
         reads[r] = read_all(qdir);
+        sync();
         ok = run_probe(self, qdir, &opens[r], &pending, &rss, &now) == 0;
     }
     if (ok) {

@@ -616,11 +616,94 @@ static size_t ck_size(uint64_t n0, uint64_t n1, uint64_t setcap)
     return CK_HEAD + 16 * (size_t)(n0 + n1) + 8 * (size_t)setcap + 8;
 }
 
+/* The in-memory entries and slots are written and read as they are when
+ * their layout is the file's (little-endian, off in the low 40 bits of the
+ * second word): one write per piece, one read into the arrays. Elsewhere
+ * they are converted in place after reading and before writing. */
+static int ck_native(void)
+{
+    static const uint8_t want[24] = {1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+                                     0, 3, 0, 0, 4, 0, 0, 0, 5, 0, 0, 0};
+    struct {
+        qent e;
+        islot sl;
+    } t;
+    memset(&t, 0, sizeof t);
+    t.e.id = 1;
+    t.e.off = 2;
+    t.e.flen = 3;
+    t.sl.hi = 4;
+    t.sl.id_lo = 5;
+    return sizeof t == 24 && !memcmp(&t, want, 24);
+}
+
+static void ck_entry_out(const qent *e, uint8_t *p)
+{
+    put64(p, e->id);
+    put64(p + 8, (uint64_t)e->off | (uint64_t)e->flen << 40);
+}
+
+static qent ck_entry_in(const uint8_t *p)
+{
+    uint64_t w = get64(p + 8);
+    return (qent){get64(p), w & ((1ull << 40) - 1), (w >> 40) & 0x7fffff, 0};
+}
+
+typedef struct ck_out {
+    bg_store *s;
+    bg_file *f;
+    uint64_t pos;
+    XXH3_state_t *h;
+    uint8_t buf[4096];
+    size_t used;
+    bg_err err;
+} ck_out;
+
+static void ck_put(ck_out *o, const void *p, size_t n)
+{
+    if (o->err)
+        return;
+    XXH3_64bits_update(o->h, p, n);
+    if (o->used + n > sizeof o->buf || n > sizeof o->buf) {
+        if (o->used)
+            o->err = bg__vfs_write(o->s, o->f, o->pos, o->buf, o->used);
+        o->pos += o->used;
+        o->used = 0;
+    }
+    if (o->err)
+        return;
+    if (n > sizeof o->buf) {
+        o->err = bg__vfs_write(o->s, o->f, o->pos, p, n);
+        o->pos += n;
+        return;
+    }
+    memcpy(o->buf + o->used, p, n);
+    o->used += n;
+}
+
+static void ck_put_lane(ck_out *o, ring *r, int native)
+{
+    if (!r->n)
+        return;
+    if (native) { /* the ring in at most two pieces */
+        size_t first = r->cap - r->head < r->n ? r->cap - r->head : r->n;
+        ck_put(o, r->v + r->head, first * sizeof *r->v);
+        ck_put(o, r->v, (r->n - first) * sizeof *r->v);
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        uint8_t e[16];
+        ck_entry_out(ring_at(r, i), e);
+        ck_put(o, e, 16);
+    }
+}
+
 /* Write the checkpoint of the index as it is now, once the log is synced
  * to the end it names, and sync it. A failure leaves a file that does not
- * verify (or, when not even opened, an older one that still describes a prefix
- * of the log): the next open scans more, nothing else. It is reported. A box
- * that is damaged or stopped after an error gets no checkpoint. */
+ * verify (or, when not even opened, an older one that still describes a
+ * prefix of the log): the next open scans more, nothing else. It is
+ * reported. A box that is damaged or stopped after an error gets no
+ * checkpoint. */
 static bg_err ck_write(bg_queue *q)
 {
     bg__box_resume rp;
@@ -629,53 +712,68 @@ static bg_err ck_write(bg_queue *q)
     BG_TRY(bg_box_sync(q->pending));
     if (bg__box_resume_point(q->pending, &rp))
         return 0;
-    size_t len = ck_size(q->lanes[0].n, q->lanes[1].n, q->setcap);
-    uint8_t *b = bg__handle_malloc(q->s, len);
-    if (!b)
+    ck_out *o = bg__handle_malloc(q->s, sizeof *o);
+    XXH3_state_t *h = XXH3_createState();
+    if (!o || !h) {
+        bg__handle_free(q->s, o);
+        XXH3_freeState(h);
         return BG_ENOMEM;
-    memcpy(b, CK_MAGIC, 4);
-    put32(b + 4, CK_VERSION);
-    memcpy(b + 8, rp.id, 16);
-    uint64_t head[] = {rp.seq_floor,     rp.end,           rp.last_off,
-                       rp.last_seq,      rp.frames,        q->next_id,
-                       q->live_bytes,    q->lanes[0].n,    q->lanes[1].n,
-                       q->lanes[0].dead, q->lanes[1].dead, q->setcap,
-                       q->setn};
-    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
-        put64(b + 24 + 8 * i, head[i]);
-    uint8_t *p = b + CK_HEAD;
-    for (int l = 0; l < 2; l++)
-        for (size_t i = 0; i < q->lanes[l].n; i++, p += 16) {
-            const qent *e = ring_at(&q->lanes[l], i);
-            put64(p, e->id);
-            put64(p + 8, (uint64_t)e->off | (uint64_t)e->flen << 40);
-        }
-    for (size_t i = 0; i < q->setcap; i++, p += 8) {
-        put32(p, q->set[i].hi);
-        put32(p + 4, q->set[i].id_lo);
     }
-    put64(p, XXH3_64bits(b, len - 8));
+    memset(o, 0, sizeof *o);
+    o->s = q->s;
+    o->h = h;
+    XXH3_64bits_reset(h);
+    uint8_t head[CK_HEAD];
+    memcpy(head, CK_MAGIC, 4);
+    put32(head + 4, CK_VERSION);
+    memcpy(head + 8, rp.id, 16);
+    uint64_t hv[] = {rp.seq_floor,     rp.end,           rp.last_off,
+                     rp.last_seq,      rp.frames,        q->next_id,
+                     q->live_bytes,    q->lanes[0].n,    q->lanes[1].n,
+                     q->lanes[0].dead, q->lanes[1].dead, q->setcap,
+                     q->setn};
+    for (size_t i = 0; i < sizeof hv / sizeof hv[0]; i++)
+        put64(head + 24 + 8 * i, hv[i]);
     char path[BG_PATH_MAX];
     ck_path(q->s, path);
-    bg_file *f;
     /* Synced, and a new file's entry too, so that an open after a power
      * loss also finds it. */
     bg_err err = bg__vfs_stat(q->s, path, NULL);
     int made = err == BG_ENOTFOUND;
     err = made ? 0 : err;
     if (!err)
-        err = bg__vfs_open(q->s, path, BG_OPEN_CREATE, &f);
+        err = bg__vfs_open(q->s, path, BG_OPEN_CREATE, &o->f);
     if (!err) {
-        err = bg__vfs_truncate(q->s, f, 0);
+        err = bg__vfs_truncate(q->s, o->f, 0);
+        int native = ck_native();
+        o->err = err;
+        ck_put(o, head, CK_HEAD);
+        for (int l = 0; l < 2; l++)
+            ck_put_lane(o, &q->lanes[l], native);
+        for (size_t i = 0; i < q->setcap && native; i += 512)
+            ck_put(o, q->set + i,
+                   (q->setcap - i < 512 ? q->setcap - i : 512) *
+                       sizeof *q->set);
+        for (size_t i = 0; i < q->setcap && !native; i++) {
+            uint8_t sl[8];
+            put32(sl, q->set[i].hi);
+            put32(sl + 4, q->set[i].id_lo);
+            ck_put(o, sl, 8);
+        }
+        uint8_t sum[8];
+        put64(sum, XXH3_64bits_digest(h));
+        ck_put(o, sum, 8);
+        if (!o->err && o->used)
+            o->err = bg__vfs_write(q->s, o->f, o->pos, o->buf, o->used);
+        err = o->err;
         if (!err)
-            err = bg__vfs_write(q->s, f, 0, b, len);
-        if (!err)
-            err = bg__vfs_sync(q->s, f);
-        bg__vfs_close(q->s, f);
+            err = bg__vfs_sync(q->s, o->f);
+        bg__vfs_close(q->s, o->f);
     }
     if (!err && made)
         err = bg__vfs_sync_dir(q->s, q->s->dir);
-    bg__handle_free(q->s, b);
+    bg__handle_free(q->s, o);
+    XXH3_freeState(h);
     BG_FAIL_IF(err, q->s, err,
                "cannot write the queue's index checkpoint '%s' (the next "
                "open scans the log instead)",
@@ -691,35 +789,46 @@ static uint64_t pow2_at_least(uint64_t n)
     return c;
 }
 
-/* Check one lane's entries as read: dead ones counted, live ids rising
+/* Check one lane's entries as loaded: dead ones counted, live ids rising
  * and below next_id, frames inside the covered log. Returns the live
  * count, or UINT64_MAX when something is off. */
-static uint64_t ck_lane_ok(const uint8_t *p, uint64_t n, uint64_t dead,
-                           uint64_t next_id, uint64_t end)
+static uint64_t ck_lane_ok(const ring *r, uint64_t next_id, uint64_t end)
 {
-    uint64_t live = 0, last = 0, seen_dead = 0;
-    for (uint64_t i = 0; i < n; i++, p += 16) {
-        uint64_t id = get64(p), w = get64(p + 8);
-        uint64_t off = w & ((1ull << 40) - 1), flen = w >> 40;
-        if (!id) {
-            seen_dead++;
+    uint64_t live = 0, last = 0, dead = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const qent *e = &r->v[i];
+        if (!e->id) {
+            dead++;
             if (i == 0)
                 return UINT64_MAX; /* a trimmed ring starts live */
             continue;
         }
-        if (id <= last || id >= next_id || flen < BG__FRAME_OVERHEAD ||
-            flen >= (1u << 23) || off < BG__BOX_HDR_SIZE || off + flen > end)
+        if (e->id <= last || e->id >= next_id || e->flen < BG__FRAME_OVERHEAD ||
+            e->off < BG__BOX_HDR_SIZE || e->off + e->flen > end)
             return UINT64_MAX;
-        last = id;
+        last = e->id;
         live++;
     }
-    return seen_dead == dead ? live : UINT64_MAX;
+    return dead == r->dead ? live : UINT64_MAX;
+}
+
+/* Read n bytes at *pos into p, hashing them. */
+static bg_err ck_read(bg_store *s, bg_file *f, uint64_t *pos, void *p, size_t n,
+                      XXH3_state_t *h)
+{
+    size_t got = 0;
+    BG_TRY(bg__vfs_read(s, f, *pos, p, n, &got));
+    if (got != n)
+        return BG_ECORRUPT;
+    XXH3_64bits_update(h, p, n);
+    *pos += n;
+    return 0;
 }
 
 /* Load the checkpoint into the (empty) index and say where the scan may
  * resume (*have); none when there is no file or it does not verify or
  * hold together. A file that cannot be read is an error: the disk is
- * failing, and the message says that removing the file lets the open scan
+ * failing, and the message says that removing it makes the open scan
  * the log instead. */
 static bg_err ck_load(bg_queue *q, bg__box_resume *rp, uint64_t *next_id,
                       int *have)
@@ -735,80 +844,81 @@ static bg_err ck_load(bg_queue *q, bg__box_resume *rp, uint64_t *next_id,
                "cannot open the queue's index checkpoint '%s' (removing it "
                "makes the open scan the log)",
                path);
-    uint64_t size;
-    uint8_t *b = NULL;
-    size_t got = 0;
-    err = bg__vfs_size(q->s, f, &size);
-    if (!err && size >= CK_HEAD + 8 && size <= SIZE_MAX / 2) {
-        b = bg__handle_malloc(q->s, (size_t)size);
-        if (!b)
+    XXH3_state_t *hs = XXH3_createState();
+    uint64_t size = 0, pos = 0;
+    uint8_t b[CK_HEAD];
+    uint64_t h[13] = {0};
+    int ok = 0;
+    err = hs ? bg__vfs_size(q->s, f, &size) : BG_ENOMEM;
+    if (hs)
+        XXH3_64bits_reset(hs);
+    if (!err && size >= CK_HEAD + 8) {
+        err = ck_read(q->s, f, &pos, b, CK_HEAD, hs);
+        for (size_t i = 0; i < 13 && !err; i++)
+            h[i] = get64(b + 24 + 8 * i);
+        ok = !err && !memcmp(b, CK_MAGIC, 4) && get32(b + 4) == CK_VERSION &&
+             h[7] < (1ull << 32) && h[8] < (1ull << 32) &&
+             h[11] < (1ull << 33) && size == ck_size(h[7], h[8], h[11]) &&
+             h[9] <= h[7] && h[10] <= h[8] && h[12] <= h[11];
+    }
+    int native = ck_native();
+    for (int l = 0; l < 2 && ok && !err; l++) {
+        ring *r = &q->lanes[l];
+        size_t n = (size_t)h[7 + l];
+        r->cap = (size_t)pow2_at_least(n);
+        r->v = bg__handle_malloc(q->s, r->cap * sizeof *r->v);
+        if (!r->v) {
             err = BG_ENOMEM;
-        else
-            err = bg__vfs_read(q->s, f, 0, b, (size_t)size, &got);
+            break;
+        }
+        r->head = 0;
+        r->n = n;
+        r->dead = (size_t)h[9 + l];
+        err = ck_read(q->s, f, &pos, r->v, n * sizeof *r->v, hs);
+        for (size_t i = 0; i < n && !native && !err; i++)
+            r->v[i] = ck_entry_in((const uint8_t *)&r->v[i]);
     }
+    if (ok && !err && h[11]) {
+        q->set = bg__handle_malloc(q->s, (size_t)h[11] * sizeof *q->set);
+        q->setcap = (size_t)h[11];
+        err = q->set ? ck_read(q->s, f, &pos, q->set,
+                               q->setcap * sizeof *q->set, hs)
+                     : BG_ENOMEM;
+        for (size_t i = 0; i < q->setcap && !native && !err; i++) {
+            const uint8_t *p = (const uint8_t *)&q->set[i];
+            q->set[i] = (islot){get32(p), get32(p + 4)};
+        }
+    }
+    uint8_t sum[8];
+    uint64_t digest = hs ? XXH3_64bits_digest(hs) : 0; /* of all before it */
+    if (ok && !err)
+        err = ck_read(q->s, f, &pos, sum, 8, hs);
     bg__vfs_close(q->s, f);
-    if (err || !b || got != size) {
-        bg__handle_free(q->s, b);
-        BG_FAIL_IF(err && err != BG_ENOMEM, q->s, err,
-                   "cannot read the queue's index checkpoint '%s' (removing "
-                   "it makes the open scan the log)",
-                   path);
-        return err;
-    }
-    uint64_t h[13];
-    for (size_t i = 0; i < 13; i++)
-        h[i] = get64(b + 24 + 8 * i);
-    uint64_t n0 = h[7], n1 = h[8], setcap = h[11], setn = h[12];
-    int ok = !memcmp(b, CK_MAGIC, 4) && get32(b + 4) == CK_VERSION &&
-             n0 < (1ull << 32) && n1 < (1ull << 32) && setcap < (1ull << 33) &&
-             got == ck_size(n0, n1, setcap) &&
-             get64(b + got - 8) == XXH3_64bits(b, got - 8);
+    /* A read cut short is a checkpoint that does not verify; any other
+     * read error is the disk's. */
+    if (err == BG_ECORRUPT)
+        err = 0, ok = 0;
+    if (ok && !err)
+        ok = get64(sum) == digest;
+    XXH3_freeState(hs);
     uint64_t live = 0;
-    for (int l = 0; l < 2 && ok; l++) {
-        uint64_t v = ck_lane_ok(b + CK_HEAD + 16 * (l ? n0 : 0), l ? n1 : n0,
-                                h[9 + l], h[5], h[1]);
+    for (int l = 0; l < 2 && ok && !err; l++) {
+        uint64_t v = ck_lane_ok(&q->lanes[l], h[5], h[1]);
         ok = v != UINT64_MAX;
         live += ok ? v : 0;
     }
-    /* Only once the sizes agree with the file's length. */
-    const uint8_t *sp = ok ? b + CK_HEAD + 16 * (n0 + n1) : b;
-    if (ok) {
+    if (ok && !err) {
         uint64_t used = 0;
-        for (uint64_t i = 0; i < setcap; i++)
-            used += get32(sp + 8 * i) != 0;
+        for (size_t i = 0; i < q->setcap; i++)
+            used += q->set[i].hi != 0;
+        uint64_t setcap = h[11], setn = h[12];
         ok = used == setn && setn == live &&
              (setcap ? (setcap & (setcap - 1)) == 0 && setcap >= 64 &&
                            setn * 4 <= setcap * 3
                      : setn == 0);
     }
-    if (ok) {
-        for (int l = 0; l < 2 && !err; l++) {
-            uint64_t n = l ? n1 : n0;
-            ring *r = &q->lanes[l];
-            r->cap = (size_t)pow2_at_least(n);
-            r->v = bg__handle_malloc(q->s, r->cap * sizeof *r->v);
-            if (!r->v) {
-                err = BG_ENOMEM;
-                break;
-            }
-            r->head = 0;
-            r->n = (size_t)n;
-            r->dead = (size_t)h[9 + l];
-            const uint8_t *p = b + CK_HEAD + 16 * (l ? n0 : 0);
-            for (uint64_t i = 0; i < n; i++, p += 16) {
-                uint64_t w = get64(p + 8);
-                r->v[i] = (qent){get64(p), w & ((1ull << 40) - 1), w >> 40, 0};
-            }
-        }
-        if (!err && setcap) {
-            q->set = bg__handle_malloc(q->s, (size_t)setcap * sizeof *q->set);
-            if (!q->set)
-                err = BG_ENOMEM;
-            for (uint64_t i = 0; i < setcap && q->set; i++)
-                q->set[i] = (islot){get32(sp + 8 * i), get32(sp + 8 * i + 4)};
-        }
-        q->setcap = (size_t)setcap;
-        q->setn = (size_t)setn;
+    if (ok && !err) {
+        q->setn = (size_t)h[12];
         *next_id = h[5];
         q->live_bytes = h[6];
         memcpy(rp->id, b + 8, 16);
@@ -817,15 +927,18 @@ static bg_err ck_load(bg_queue *q, bg__box_resume *rp, uint64_t *next_id,
         rp->last_off = h[2];
         rp->last_seq = h[3];
         rp->frames = h[4];
-        *have = !err;
+        *have = 1;
+        return 0;
     }
-    bg__handle_free(q->s, b);
-    if (err) { /* back to an empty index */
-        for (int l = 0; l < 2; l++)
-            ring_free(q, &q->lanes[l]);
-        set_clear(q);
-        q->live_bytes = 0;
-    }
+    /* back to an empty index */
+    for (int l = 0; l < 2; l++)
+        ring_free(q, &q->lanes[l]);
+    set_clear(q);
+    q->live_bytes = 0;
+    BG_FAIL_IF(err && err != BG_ENOMEM, q->s, err,
+               "cannot read the queue's index checkpoint '%s' (removing it "
+               "makes the open scan the log)",
+               path);
     return err;
 }
 
