@@ -10,7 +10,9 @@
  *   box_get        a get of a record by key
  *   enqueue_off    a queue enqueue, durability off
  *   lease_ack_off  a lease and its ack, durability off
- *   reopen         opening a queue of N pending ops (per op)
+ *   reopen         opening a queue of N pending ops (per op), from the
+ *                  index checkpoint its close wrote
+ *   reopen_scan    the same with no checkpoint: a full scan of the log
  *
  * usage: icount WORKLOAD N DIR   (DIR: a scratch store directory)
  *        icount --build            the compiler and flags it was built with
@@ -122,7 +124,7 @@ __attribute__((noinline)) void icount_run(ctx *c)
                 die("lease+ack", c->s);
             bg_queue_op_clear(&op);
         }
-    } else if (!strcmp(c->work, "reopen")) {
+    } else if (!strcmp(c->work, "reopen") || !strcmp(c->work, "reopen_scan")) {
         if (bg_queue_open(c->s, NULL, &c->q))
             die("reopen", c->s);
     }
@@ -159,16 +161,23 @@ int main(int argc, char **argv)
             }
         }
     } else if (!strcmp(w, "enqueue_off") || !strcmp(w, "lease_ack_off") ||
-               !strcmp(w, "reopen")) {
+               !strcmp(w, "reopen") || !strcmp(w, "reopen_scan")) {
         if (bg_queue_open(c.s, NULL, &c.q))
             die("queue", c.s);
         if (strcmp(w, "enqueue_off"))
             enqueue_n(&c, c.n);
-        if (!strcmp(w, "reopen")) { /* a new process would open it so */
-            bg_queue_close(c.q);
+        if (strncmp(w, "reopen", 6) == 0) { /* as a new process opens it */
+            if (bg_queue_close(c.q))
+                die("close queue", c.s);
             c.q = NULL;
             if (bg_store_close(c.s))
                 die("close", NULL);
+            if (!strcmp(w, "reopen_scan")) {
+                char path[4096];
+                snprintf(path, sizeof path, "%s/pending_ops.index", c.dir);
+                if (remove(path))
+                    die("remove the checkpoint", NULL);
+            }
             open_store(&c);
         }
     } else if (strcmp(w, "record_check")) {
