@@ -279,7 +279,7 @@ typedef enum kind { K_BG, K_SQLITE, K_RAW, K_FLOOR } kind;
 typedef struct contestant {
     kind k;
     const char *system;
-    char mode[32];
+    const char *mode;
     bg_durability dur; /* K_BG */
     unsigned group;    /* K_BG: group size; K_SQLITE: ops per transaction */
     const char *sync;  /* K_SQLITE: PRAGMA synchronous; K_RAW: NULL = none */
