@@ -606,6 +606,24 @@ bg_err bg_queue_rebuild(bg_queue *q)
 #define CK_VERSION 1
 #define CK_HEAD    128
 
+/* The u64 fields of the head from byte 24, in order. */
+enum {
+    CK_FLOOR,
+    CK_END,
+    CK_LAST_OFF,
+    CK_LAST_SEQ,
+    CK_FRAMES,
+    CK_NEXT_ID,
+    CK_LIVE,
+    CK_N0, /* + lane */
+    CK_N1,
+    CK_DEAD0, /* + lane */
+    CK_DEAD1,
+    CK_SETCAP,
+    CK_SETN,
+    CK_FIELDS
+};
+
 static void ck_path(bg_store *s, char *path)
 {
     bg__handle_path(s, path, BG_PATH_MAX, BG__QUEUE_INDEX);
@@ -727,12 +745,20 @@ static bg_err ck_write(bg_queue *q)
     memcpy(head, CK_MAGIC, 4);
     put32(head + 4, CK_VERSION);
     memcpy(head + 8, rp.id, 16);
-    uint64_t hv[] = {rp.seq_floor,     rp.end,           rp.last_off,
-                     rp.last_seq,      rp.frames,        q->next_id,
-                     q->live_bytes,    q->lanes[0].n,    q->lanes[1].n,
-                     q->lanes[0].dead, q->lanes[1].dead, q->setcap,
-                     q->setn};
-    for (size_t i = 0; i < sizeof hv / sizeof hv[0]; i++)
+    uint64_t hv[CK_FIELDS] = {[CK_FLOOR] = rp.seq_floor,
+                              [CK_END] = rp.end,
+                              [CK_LAST_OFF] = rp.last_off,
+                              [CK_LAST_SEQ] = rp.last_seq,
+                              [CK_FRAMES] = rp.frames,
+                              [CK_NEXT_ID] = q->next_id,
+                              [CK_LIVE] = q->live_bytes,
+                              [CK_N0] = q->lanes[0].n,
+                              [CK_N1] = q->lanes[1].n,
+                              [CK_DEAD0] = q->lanes[0].dead,
+                              [CK_DEAD1] = q->lanes[1].dead,
+                              [CK_SETCAP] = q->setcap,
+                              [CK_SETN] = q->setn};
+    for (size_t i = 0; i < CK_FIELDS; i++)
         put64(head + 24 + 8 * i, hv[i]);
     char path[BG_PATH_MAX];
     ck_path(q->s, path);
@@ -847,24 +873,26 @@ static bg_err ck_load(bg_queue *q, bg__box_resume *rp, uint64_t *next_id,
     XXH3_state_t *hs = XXH3_createState();
     uint64_t size = 0, pos = 0;
     uint8_t b[CK_HEAD];
-    uint64_t h[13] = {0};
+    uint64_t h[CK_FIELDS] = {0};
     int ok = 0;
     err = hs ? bg__vfs_size(q->s, f, &size) : BG_ENOMEM;
     if (hs)
         XXH3_64bits_reset(hs);
     if (!err && size >= CK_HEAD + 8) {
         err = ck_read(q->s, f, &pos, b, CK_HEAD, hs);
-        for (size_t i = 0; i < 13 && !err; i++)
+        for (size_t i = 0; i < CK_FIELDS && !err; i++)
             h[i] = get64(b + 24 + 8 * i);
         ok = !err && !memcmp(b, CK_MAGIC, 4) && get32(b + 4) == CK_VERSION &&
-             h[7] < (1ull << 32) && h[8] < (1ull << 32) &&
-             h[11] < (1ull << 33) && size == ck_size(h[7], h[8], h[11]) &&
-             h[9] <= h[7] && h[10] <= h[8] && h[12] <= h[11];
+             h[CK_N0] < (1ull << 32) && h[CK_N1] < (1ull << 32) &&
+             h[CK_SETCAP] < (1ull << 33) &&
+             size == ck_size(h[CK_N0], h[CK_N1], h[CK_SETCAP]) &&
+             h[CK_DEAD0] <= h[CK_N0] && h[CK_DEAD1] <= h[CK_N1] &&
+             h[CK_SETN] <= h[CK_SETCAP];
     }
     int native = ck_native();
     for (int l = 0; l < 2 && ok && !err; l++) {
         ring *r = &q->lanes[l];
-        size_t n = (size_t)h[7 + l];
+        size_t n = (size_t)h[CK_N0 + l];
         r->cap = (size_t)pow2_at_least(n);
         r->v = bg__handle_malloc(q->s, r->cap * sizeof *r->v);
         if (!r->v) {
@@ -873,14 +901,14 @@ static bg_err ck_load(bg_queue *q, bg__box_resume *rp, uint64_t *next_id,
         }
         r->head = 0;
         r->n = n;
-        r->dead = (size_t)h[9 + l];
+        r->dead = (size_t)h[CK_DEAD0 + l];
         err = ck_read(q->s, f, &pos, r->v, n * sizeof *r->v, hs);
         for (size_t i = 0; i < n && !native && !err; i++)
             r->v[i] = ck_entry_in((const uint8_t *)&r->v[i]);
     }
-    if (ok && !err && h[11]) {
-        q->set = bg__handle_malloc(q->s, (size_t)h[11] * sizeof *q->set);
-        q->setcap = (size_t)h[11];
+    if (ok && !err && h[CK_SETCAP]) {
+        q->set = bg__handle_malloc(q->s, (size_t)h[CK_SETCAP] * sizeof *q->set);
+        q->setcap = (size_t)h[CK_SETCAP];
         err = q->set ? ck_read(q->s, f, &pos, q->set,
                                q->setcap * sizeof *q->set, hs)
                      : BG_ENOMEM;
@@ -903,7 +931,7 @@ static bg_err ck_load(bg_queue *q, bg__box_resume *rp, uint64_t *next_id,
     XXH3_freeState(hs);
     uint64_t live = 0;
     for (int l = 0; l < 2 && ok && !err; l++) {
-        uint64_t v = ck_lane_ok(&q->lanes[l], h[5], h[1]);
+        uint64_t v = ck_lane_ok(&q->lanes[l], h[CK_NEXT_ID], h[CK_END]);
         ok = v != UINT64_MAX;
         live += ok ? v : 0;
     }
@@ -911,22 +939,22 @@ static bg_err ck_load(bg_queue *q, bg__box_resume *rp, uint64_t *next_id,
         uint64_t used = 0;
         for (size_t i = 0; i < q->setcap; i++)
             used += q->set[i].hi != 0;
-        uint64_t setcap = h[11], setn = h[12];
+        uint64_t setcap = h[CK_SETCAP], setn = h[CK_SETN];
         ok = used == setn && setn == live &&
              (setcap ? (setcap & (setcap - 1)) == 0 && setcap >= 64 &&
                            setn * 4 <= setcap * 3
                      : setn == 0);
     }
     if (ok && !err) {
-        q->setn = (size_t)h[12];
-        *next_id = h[5];
-        q->live_bytes = h[6];
+        q->setn = (size_t)h[CK_SETN];
+        *next_id = h[CK_NEXT_ID];
+        q->live_bytes = h[CK_LIVE];
         memcpy(rp->id, b + 8, 16);
-        rp->seq_floor = h[0];
-        rp->end = h[1];
-        rp->last_off = h[2];
-        rp->last_seq = h[3];
-        rp->frames = h[4];
+        rp->seq_floor = h[CK_FLOOR];
+        rp->end = h[CK_END];
+        rp->last_off = h[CK_LAST_OFF];
+        rp->last_seq = h[CK_LAST_SEQ];
+        rp->frames = h[CK_FRAMES];
         *have = 1;
         return 0;
     }
