@@ -25,19 +25,45 @@
 
 #include "boxguard/boxguard.h"
 
-static char payload[512];
-static size_t payload_len;
+/* The payloads and keys of every op, made before the count starts: their
+ * snprintf is the workload's cost, not boxguard's. */
+#define PAYLOAD_CAP 512
+#define KEY_CAP     32
+static char *payloads, *keys;
+static size_t *payload_lens;
 
-static void make_payload(uint64_t i)
+static const char *payload_of(uint64_t i, size_t *len)
 {
-    payload_len = (size_t)snprintf(
-        payload, sizeof payload,
-        "{\"type\":\"update\",\"entity\":\"note\",\"id\":%" PRIu64
-        ",\"fields\":{\"title\":\"Shopping list\",\"body\":\"milk, eggs, "
-        "bread, coffee, apples, rice, olive oil\",\"tags\":[\"home\","
-        "\"weekly\"]},\"client_ts\":1795348800123,\"device\":\"a1b2c3d4e5\","
-        "\"pad\":\"%020d\"}",
-        10000000 + i, 0);
+    *len = payload_lens[i];
+    return payloads + i * PAYLOAD_CAP;
+}
+
+static const char *key_of(uint64_t i)
+{
+    return keys + i * KEY_CAP;
+}
+
+static void make_inputs(uint64_t n)
+{
+    payloads = malloc(n * PAYLOAD_CAP);
+    keys = malloc(n * KEY_CAP);
+    payload_lens = malloc(n * sizeof *payload_lens);
+    if (!payloads || !keys || !payload_lens) {
+        fprintf(stderr, "icount: out of memory\n");
+        exit(3);
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        payload_lens[i] = (size_t)snprintf(
+            payloads + i * PAYLOAD_CAP, PAYLOAD_CAP,
+            "{\"type\":\"update\",\"entity\":\"note\",\"id\":%" PRIu64
+            ",\"fields\":{\"title\":\"Shopping list\",\"body\":\"milk, eggs, "
+            "bread, coffee, apples, rice, olive oil\",\"tags\":[\"home\","
+            "\"weekly\"]},\"client_ts\":1795348800123,\"device\":"
+            "\"a1b2c3d4e5\","
+            "\"pad\":\"%020d\"}",
+            10000000 + i, 0);
+        snprintf(keys + i * KEY_CAP, KEY_CAP, "op-%08" PRIu64, i);
+    }
 }
 
 static void die(const char *what, bg_store *s)
@@ -72,20 +98,13 @@ static void open_store(ctx *c)
         die("open", NULL);
 }
 
-static void key_of(uint64_t i, char *k, size_t cap)
-{
-    snprintf(k, cap, "op-%08" PRIu64, i);
-}
-
 static void enqueue_n(ctx *c, uint64_t n)
 {
     for (uint64_t i = 0; i < n; i++) {
-        char k[32];
-        key_of(i, k, sizeof k);
-        make_payload(i);
+        size_t len;
+        const char *p = payload_of(i, &len);
         uint64_t id;
-        if (bg_queue_enqueue(c->q, BG_LANE_NORMAL, k, payload, payload_len,
-                             &id))
+        if (bg_queue_enqueue(c->q, BG_LANE_NORMAL, key_of(i), p, len, &id))
             die("enqueue", c->s);
     }
 }
@@ -94,24 +113,26 @@ static void enqueue_n(ctx *c, uint64_t n)
 __attribute__((noinline)) void icount_run(ctx *c);
 __attribute__((noinline)) void icount_run(ctx *c)
 {
-    char why[256], k[32];
+    char why[256];
+    size_t len;
+    const char *p;
     if (!strcmp(c->work, "record_check")) {
-        for (uint64_t i = 0; i < c->n; i++)
-            if (bg_record_validate(payload, payload_len, why, sizeof why))
+        for (uint64_t i = 0; i < c->n; i++) {
+            p = payload_of(i, &len);
+            if (bg_record_validate(p, len, why, sizeof why))
                 die(why, NULL);
+        }
     } else if (!strcmp(c->work, "box_put_off")) {
         for (uint64_t i = 0; i < c->n; i++) {
-            key_of(i, k, sizeof k);
-            if (bg_box_put(c->b, k, strlen(k), 0, payload, payload_len))
+            p = payload_of(i, &len);
+            if (bg_box_put(c->b, key_of(i), strlen(key_of(i)), 0, p, len))
                 die("put", c->s);
         }
     } else if (!strcmp(c->work, "box_get")) {
         for (uint64_t i = 0; i < c->n; i++) {
-            key_of(i, k, sizeof k);
             uint32_t t;
             char *v;
-            size_t len;
-            if (bg_box_get(c->b, k, strlen(k), &t, &v, &len))
+            if (bg_box_get(c->b, key_of(i), strlen(key_of(i)), &t, &v, &len))
                 die("get", c->s);
             bg_store_free(c->s, v);
         }
@@ -146,7 +167,7 @@ int main(int argc, char **argv)
     }
     ctx c = {.work = argv[1], .dir = argv[3]};
     c.n = strtoull(argv[2], NULL, 10);
-    make_payload(7);
+    make_inputs(c.n);
     open_store(&c);
     const char *w = c.work;
     if (!strcmp(w, "box_put_off") || !strcmp(w, "box_get")) {
@@ -154,9 +175,9 @@ int main(int argc, char **argv)
             die("box", c.s);
         if (!strcmp(w, "box_get")) {
             for (uint64_t i = 0; i < c.n; i++) {
-                char k[32];
-                key_of(i, k, sizeof k);
-                if (bg_box_put(c.b, k, strlen(k), 0, payload, payload_len))
+                size_t len;
+                const char *p = payload_of(i, &len);
+                if (bg_box_put(c.b, key_of(i), strlen(key_of(i)), 0, p, len))
                     die("put", c.s);
             }
         }
@@ -189,5 +210,8 @@ int main(int argc, char **argv)
         bg_queue_close(c.q);
     if (bg_store_close(c.s))
         die("close", NULL);
+    free(payloads);
+    free(keys);
+    free(payload_lens);
     return 0;
 }
