@@ -60,6 +60,7 @@ static void box_free(bg_box *b)
     if (b->f)
         bg__vfs_close(b->s, b->f);
     bg__box_idx_clear(b);
+    bg__handle_free(b->s, b->wbuf);
     bg__handle_free(b->s, b);
 }
 

@@ -23,7 +23,8 @@
 #include "handle_int.h"
 #include "keys_int.h"
 
-#define BG__BOX_CHUNK (1u << 20) /* write and read buffers */
+#define BG__BOX_CHUNK     (1u << 20)  /* write and read buffers */
+#define BG__BOX_WBUF_KEEP (64u << 10) /* an append buffer kept by its box */
 
 typedef struct frame_hdr {
     uint32_t flen;
@@ -64,6 +65,9 @@ struct bg_box {
     uint64_t end;                /* where the next frame goes */
     uint64_t last_off, last_seq; /* the last frame (last_seq 0: none) */
     uint64_t seq_floor;          /* the header's */
+    uint8_t *wbuf; /* the append buffer, kept between writes (at most
+                      BG__BOX_WBUF_KEEP bytes) */
+    size_t wcap;
     uint64_t alloc_end; /* the file's size: [end, alloc_end) is zeroed */
     uint32_t zero_min, zero_max; /* keep a zeroed region ahead of end, grown
                                     by end/4 within these (0: never) */

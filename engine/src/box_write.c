@@ -141,6 +141,22 @@ static void encode_write(bg_box *b, const bg_write *w, int flags, uint64_t seq,
  * update the index. On error the file is cut back and nothing changes. */
 static bg_err append(bg_box *b, const bg_write *w, size_t n);
 
+/* Give the append buffer back to the box when it is small (a put's
+ * frame), so the next write needs no allocation; a large one is freed. */
+static void keep_wbuf(bg_box *b, fwriter *fw)
+{
+    if (!fw->buf)
+        return; /* given back already (a sync that failed after) */
+    if (fw->cap <= BG__BOX_WBUF_KEEP) {
+        b->wbuf = fw->buf;
+        b->wcap = fw->cap;
+        fw->buf = NULL;
+    } else {
+        b->wcap = 0;
+    }
+    bg__box_fw_free(fw);
+}
+
 static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
                         uint32_t *flens, int trusted)
 {
@@ -163,6 +179,9 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
     uint64_t goff = b->group_open ? b->group_off : start;
     fwriter fw;
     bg__box_fw_init(&fw, s, b->f, start);
+    fw.buf = b->wbuf; /* the box's buffer, lent to this write */
+    fw.cap = b->wcap;
+    b->wbuf = NULL;
     bg_err err = 0;
     for (size_t i = 0; i < n; i++) {
         size_t flen = write_flen(b, &w[i]);
@@ -177,7 +196,7 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
     err = bg__box_fw_flush(&fw);
     if (err)
         goto fail;
-    bg__box_fw_free(&fw);
+    keep_wbuf(b, &fw);
 
     int sync_now = s->durability == BG_DURABILITY_FULL;
     if (s->durability == BG_DURABILITY_GROUP) {
@@ -235,7 +254,7 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
     BG_FAIL_IF(err, s, err, "box '%s': index update failed", b->name);
     return 0;
 fail:
-    bg__box_fw_free(&fw);
+    keep_wbuf(b, &fw);
     rollback(b, start);
     return bg__handle_fail(s, err, "box '%s': write at offset %llu failed",
                            b->name, (unsigned long long)start);

@@ -80,6 +80,7 @@ struct bg_queue {
     uint64_t next_id;
     int64_t oldest_ms;
     uint64_t live_bytes; /* frames of pending ops: compaction's measure */
+    char *ebuf;          /* envelopes are built here (ENV_KEEP bytes) */
     int from_checkpoint; /* the index was loaded from pending_ops.index */
     int open_done;       /* opened: a close writes the checkpoint */
 };
@@ -287,9 +288,9 @@ static int64_t clamp_i64(double d)
     return (int64_t)clamp_range(d, -9.2e18, 9.2e18);
 }
 
-/* Parse an envelope; the payload stays a span of text. Returns 0,
- * BG_ECORRUPT (not an envelope) or BG_ENOMEM. */
-static bg_err env_parse(bg_store *s, const char *text, size_t len, env *e)
+/* Parse any envelope (the metadata through cJSON); the payload stays a
+ * span of text. Returns 0, BG_ECORRUPT (not an envelope) or BG_ENOMEM. */
+static bg_err env_parse_any(bg_store *s, const char *text, size_t len, env *e)
 {
     memset(e, 0, sizeof *e);
     e->s = s;
@@ -347,6 +348,137 @@ static bg_err env_parse(bg_store *s, const char *text, size_t len, env *e)
     return rc;
 }
 
+/* ---- reading an envelope ------------------------------------------------
+ *
+ * Envelopes as env_build writes them are read by a scan of their fixed
+ * layout: strings with no escapes and no control bytes, integers of at
+ * most 15 digits (exact as doubles, so env_parse_any reads the same
+ * values). Any other text is left to env_parse_any, which decides.
+ * fuzz_queue_env holds the two to the same answers.
+ */
+
+typedef struct escan {
+    const char *p, *end;
+} escan;
+
+static int scan_lit(escan *c, const char *w, size_t n)
+{
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, w, n))
+        return 0;
+    c->p += n;
+    return 1;
+}
+
+/* An integer, '-' allowed when neg; 1 with *v, or 0. */
+static int scan_int(escan *c, int neg, int64_t *v)
+{
+    int minus = neg && c->p < c->end && *c->p == '-';
+    c->p += minus;
+    const char *start = c->p;
+    uint64_t x = 0;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9')
+        x = x * 10 + (uint64_t)(*c->p++ - '0');
+    size_t nd = (size_t)(c->p - start);
+    if (nd == 0 || nd > 15 || (nd > 1 && *start == '0'))
+        return 0;
+    *v = minus ? -(int64_t)x : (int64_t)x;
+    return 1;
+}
+
+/* A string's bytes after its opening quote, up to the closing one: 1 with
+ * the span, 0 when it holds an escape or a control byte. */
+static int scan_str(escan *c, const char **p, size_t *n)
+{
+    const char *start = c->p;
+    while (c->p < c->end && *c->p != '"') {
+        unsigned char ch = (unsigned char)*c->p;
+        if (ch == '\\' || ch < 0x20)
+            return 0;
+        c->p++;
+    }
+    if (c->p == c->end)
+        return 0;
+    *p = start;
+    *n = (size_t)(c->p++ - start);
+    return 1;
+}
+
+/* 1: parsed into *e; 0: not of env_build's plain layout; -1: out of
+ * memory. */
+static int env_parse_plain(bg_store *s, const char *text, size_t len, env *e)
+{
+    memset(e, 0, sizeof *e);
+    e->s = s;
+    if (!len || text[len - 1] != '}')
+        return 0;
+    escan c = {text, text + len - 1};
+    const char *idem, *err = NULL;
+    size_t ilen, elen = 0;
+    int64_t lane, at, att, fat = 0, rof = 0;
+    if (!scan_lit(&c, "{\"idem\":\"", 9) || !scan_str(&c, &idem, &ilen) ||
+        !scan_lit(&c, ",\"lane\":", 8) || !scan_int(&c, 0, &lane) ||
+        !scan_lit(&c, ",\"at\":", 6) || !scan_int(&c, 1, &at) ||
+        !scan_lit(&c, ",\"attempts\":", 12) || !scan_int(&c, 0, &att))
+        return 0;
+    if (scan_lit(&c, ",\"err\":\"", 8) && !scan_str(&c, &err, &elen))
+        return 0;
+    if (scan_lit(&c, ",\"failed_at\":", 13) && !scan_int(&c, 1, &fat))
+        return 0;
+    if (scan_lit(&c, ",\"retry_of\":", 12) && !scan_int(&c, 0, &rof))
+        return 0;
+    if (!scan_lit(&c, ",\"op\":", 6))
+        return 0;
+    e->op = c.p;
+    e->op_len = (size_t)(c.end - c.p);
+    e->lane = lane ? 1 : 0;
+    e->at = at;
+    e->attempts = att > UINT32_MAX ? UINT32_MAX : (uint32_t)att;
+    e->failed_at = fat;
+    e->retry_of = (uint64_t)rof;
+    e->idem = qdup(s, idem, ilen);
+    e->err = err ? qdup(s, err, elen) : NULL;
+    if (!e->idem || (err && !e->err)) {
+        env_clear(e);
+        return -1;
+    }
+    return 1;
+}
+
+/* Parse an envelope; the payload stays a span of text. Returns 0,
+ * BG_ECORRUPT (not an envelope) or BG_ENOMEM. */
+static bg_err env_parse(bg_store *s, const char *text, size_t len, env *e)
+{
+    int r = env_parse_plain(s, text, len, e);
+    if (r > 0)
+        return 0;
+    if (r < 0)
+        return BG_ENOMEM;
+    return env_parse_any(s, text, len, e);
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+int bg__queue_env_agree(bg_store *s, const char *text, size_t len)
+{
+    env p, g;
+    int r = env_parse_plain(s, text, len, &p);
+    if (r <= 0)
+        return r == 0 ? 0 : -2;
+    bg_err err = env_parse_any(s, text, len, &g);
+    int same = !err && same_str(p.idem, g.idem) && p.lane == g.lane &&
+               p.at == g.at && p.attempts == g.attempts &&
+               same_str(p.err, g.err) && p.failed_at == g.failed_at &&
+               p.retry_of == g.retry_of && p.op == g.op &&
+               p.op_len == g.op_len;
+    env_clear(&p);
+    if (!err)
+        env_clear(&g);
+    return err == BG_ENOMEM ? -2 : same ? 1 : -1;
+}
+
 /* What a walk over records does when one would not parse (perr): skip a
  * record that is not an op (0), stop on anything else with *err set (1). */
 static int skip_or_stop(bg_err perr, bg_err *err)
@@ -357,46 +489,154 @@ static int skip_or_stop(bg_err perr, bg_err *err)
     return 1;
 }
 
-/* Build an envelope; returns text from the store's allocator, or NULL. */
-static char *env_build(bg_store *s, const char *idem, int lane, int64_t at,
-                       uint32_t attempts, const char *err, int64_t failed_at,
-                       uint64_t retry_of, const char *op, size_t op_len,
-                       size_t *len)
+/* ---- building an envelope -------------------------------------------------
+ *
+ * {"idem":S,"lane":N,"at":N,"attempts":N[,"err":S][,"failed_at":N]
+ * [,"retry_of":N],"op":PAYLOAD}, written byte by byte: the strings escaped
+ * as any JSON printer does ('"', '\\', \b \f \n \r \t, other bytes
+ * below 0x20 as \u00XX, the rest as they are; the text is UTF-8 already).
+ */
+
+static char *put_raw(char *o, const char *p, size_t n)
 {
-    cJSON *s1 = cJSON_CreateString(idem);
-    cJSON *s2 = err ? cJSON_CreateString(err) : NULL;
-    char *i = s1 ? bg__json_print(s1) : NULL;
-    char *e = s2 ? bg__json_print(s2) : NULL;
-    char *out = NULL;
-    if (i && (!err || e)) {
-        size_t cap = strlen(i) + (e ? strlen(e) : 0) + op_len + 160;
-        out = bg__handle_malloc(s, cap);
-        if (out) {
-            int n = snprintf(out, cap,
-                             "{\"idem\":%s,\"lane\":%d,\"at\":%" PRId64
-                             ",\"attempts\":%u",
-                             i, lane, at, (unsigned)attempts);
-            if (e)
-                n += snprintf(out + n, cap - (size_t)n, ",\"err\":%s", e);
-            if (failed_at)
-                n += snprintf(out + n, cap - (size_t)n,
-                              ",\"failed_at\":%" PRId64, failed_at);
-            if (retry_of)
-                n += snprintf(out + n, cap - (size_t)n,
-                              ",\"retry_of\":%" PRIu64, retry_of);
-            n += snprintf(out + n, cap - (size_t)n, ",\"op\":");
-            memcpy(out + n, op, op_len);
-            n += (int)op_len;
-            out[n++] = '}';
-            out[n] = '\0';
-            *len = (size_t)n;
+    memcpy(o, p, n);
+    return o + n;
+}
+
+static char *put_u64(char *o, uint64_t v)
+{
+    char t[20];
+    size_t k = 0;
+    do {
+        t[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (k)
+        *o++ = t[--k];
+    return o;
+}
+
+static char *put_i64(char *o, int64_t v)
+{
+    if (v >= 0)
+        return put_u64(o, (uint64_t)v);
+    *o++ = '-';
+    return put_u64(o, 0 - (uint64_t)v);
+}
+
+/* The most bytes put_str writes for n bytes of text. */
+#define ESCAPED_MAX(n) (6 * (n) + 2)
+
+static char *put_str(char *o, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        const char *esc = NULL;
+        switch (ch) {
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        default:
+            break;
+        }
+        if (esc) {
+            *o++ = esc[0];
+            *o++ = esc[1];
+        } else if (ch < 0x20) {
+            o = put_raw(o, "\\u00", 4);
+            *o++ = hex[ch >> 4];
+            *o++ = hex[ch & 15];
+        } else {
+            *o++ = (char)ch;
         }
     }
-    cJSON_free(i);
-    cJSON_free(e);
-    cJSON_Delete(s1);
-    cJSON_Delete(s2);
+    *o++ = '"';
+    return o;
+}
+
+/* Envelopes up to this size are built in the queue's own buffer. */
+#define ENV_KEEP (64u << 10)
+
+typedef struct env_in {
+    const char *idem;
+    int lane;
+    int64_t at;
+    uint32_t attempts;
+    const char *err; /* NULL: none */
+    int64_t failed_at;
+    uint64_t retry_of;
+    const char *op;
+    size_t op_len;
+} env_in;
+
+/* Build an envelope into the queue's buffer (or, when larger than
+ * ENV_KEEP, a buffer of its own: env_release gives either back). Returns
+ * the text with *len, or NULL when out of memory. */
+static char *env_build(bg_queue *q, const env_in *in, size_t *len)
+{
+    size_t ilen = strlen(in->idem), elen = in->err ? strlen(in->err) : 0;
+    size_t cap = ESCAPED_MAX(ilen) + ESCAPED_MAX(elen) + in->op_len + 160;
+    char *out;
+    if (cap > ENV_KEEP) {
+        out = bg__handle_malloc(q->s, cap);
+    } else {
+        if (!q->ebuf && !(q->ebuf = bg__handle_malloc(q->s, ENV_KEEP)))
+            return NULL;
+        out = q->ebuf;
+    }
+    if (!out)
+        return NULL;
+    char *o = put_raw(out, "{\"idem\":", 8);
+    o = put_str(o, in->idem, ilen);
+    o = put_raw(o, ",\"lane\":", 8);
+    *o++ = in->lane ? '1' : '0';
+    o = put_raw(o, ",\"at\":", 6);
+    o = put_i64(o, in->at);
+    o = put_raw(o, ",\"attempts\":", 12);
+    o = put_u64(o, in->attempts);
+    if (in->err) {
+        o = put_raw(o, ",\"err\":", 7);
+        o = put_str(o, in->err, elen);
+    }
+    if (in->failed_at) {
+        o = put_raw(o, ",\"failed_at\":", 13);
+        o = put_i64(o, in->failed_at);
+    }
+    if (in->retry_of) {
+        o = put_raw(o, ",\"retry_of\":", 12);
+        o = put_u64(o, in->retry_of);
+    }
+    o = put_raw(o, ",\"op\":", 6);
+    o = put_raw(o, in->op, in->op_len);
+    *o++ = '}';
+    *len = (size_t)(o - out);
     return out;
+}
+
+static void env_release(bg_queue *q, char *text)
+{
+    if (text != q->ebuf)
+        bg__handle_free(q->s, text);
 }
 
 static void id_key(uint64_t id, char key[17])
@@ -991,13 +1231,12 @@ static qent *find_any(bg_queue *q, uint64_t id, int *lane)
     return NULL;
 }
 
-/* The pending op with idempotency key idem, or 0. */
-static bg_err find_idem(bg_queue *q, const char *idem, uint64_t *id)
+/* The pending op with idempotency key idem (of hash h), or 0. */
+static bg_err find_idem(bg_queue *q, const char *idem, uint64_t h, uint64_t *id)
 {
     *id = 0;
     if (!q->setcap)
         return 0;
-    uint64_t h = idem_hash(idem, strlen(idem));
     uint32_t hi = slot_hi(h);
     size_t mask = q->setcap - 1;
     for (size_t i = (size_t)hi & mask; q->set[i].hi; i = (i + 1) & mask) {
@@ -1179,7 +1418,9 @@ static int settle_one(void *arg, const bg_record *r)
     uint64_t pend = 0;
     int retried = 0;
     if (!find_any(c->q, id, NULL) &&
-        !(c->err = find_idem(c->q, en.idem, &pend)) && pend) {
+        !(c->err = find_idem(c->q, en.idem, idem_hash(en.idem, strlen(en.idem)),
+                             &pend)) &&
+        pend) {
         char *text;
         env pe;
         qent *e = find_any(c->q, pend, NULL);
@@ -1279,6 +1520,7 @@ bg_err bg_queue_close(bg_queue *q)
     set_clear(q);
     bg__handle_free(q->s, q->leases);
     bg__handle_free(q->s, q->lease_h);
+    bg__handle_free(q->s, q->ebuf);
     bg__lease_log_close(q->s, &q->log);
     /* The boxes belong to the store and close with it. */
     bg__handle_free(q->s, q);
@@ -1309,8 +1551,8 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
                BG_EINVALID, "idempotency key: %s", why);
     bg_err verr = bg__record_check(payload, len, &q->s->alloc, why, sizeof why);
     BG_FAIL_IF(verr, q->s, verr, "op '%.80s': %s", idem, why);
-    uint64_t dup;
-    BG_TRY(find_idem(q, idem, &dup));
+    uint64_t dup, h = idem_hash(idem, ilen);
+    BG_TRY(find_idem(q, idem, h, &dup));
     if (dup) {
         *id = dup;
         return bg__handle_fail(q->s, BG_EEXISTS,
@@ -1320,18 +1562,23 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     }
     int64_t now = bg__handle_now_ms(q->s);
     size_t elen;
-    char *text = env_build(q->s, idem, lane ? 1 : 0, now, 0, NULL, 0, retry_of,
-                           payload, len, &elen);
+    env_in in = {.idem = idem,
+                 .lane = lane ? 1 : 0,
+                 .at = now,
+                 .retry_of = retry_of,
+                 .op = payload,
+                 .op_len = len};
+    char *text = env_build(q, &in, &elen);
     if (!text)
         return BG_ENOMEM;
-    uint64_t nid = q->next_id, h = idem_hash(idem, ilen);
+    uint64_t nid = q->next_id;
     char key[QKEY_LEN + 1];
     qkey(lane ? 1 : 0, nid, h, key);
     bg_write w = {0, key, QKEY_LEN, 0, text, elen};
     uint64_t off;
     uint32_t flen;
     bg_err err = bg__box_append_ext(q->pending, &w, 1, &off, &flen);
-    bg__handle_free(q->s, text);
+    env_release(q, text);
     if (err)
         return err;
     q->next_id++;
@@ -1545,9 +1792,15 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
     size_t elen;
     bg_err err = 0;
     int to_failed = attempts >= q->o.max_attempts;
-    char *next = env_build(
-        q->s, en.idem, en.lane, en.at, attempts, error ? error : "",
-        to_failed ? bg__handle_now_ms(q->s) : 0, 0, en.op, en.op_len, &elen);
+    env_in in = {.idem = en.idem,
+                 .lane = en.lane,
+                 .at = en.at,
+                 .attempts = attempts,
+                 .err = error ? error : "",
+                 .failed_at = to_failed ? bg__handle_now_ms(q->s) : 0,
+                 .op = en.op,
+                 .op_len = en.op_len};
+    char *next = env_build(q, &in, &elen);
     if (!next) {
         err = BG_ENOMEM;
     } else if (to_failed) {
@@ -1571,7 +1824,8 @@ bg_err bg_queue_nack(bg_queue *q, uint64_t id, const char *error, int *failed)
             end_lease(q, e);
         }
     }
-    bg__handle_free(q->s, next);
+    if (next)
+        env_release(q, next);
     env_clear(&en);
     bg__handle_free(q->s, text);
     return err;

@@ -21,4 +21,10 @@ int bg__queue_from_checkpoint(const bg_queue *q);
  * buffer). */
 const char *bg__queue_check(bg_queue *q);
 
+/* Read text as an envelope both ways: by the scan of env_build's plain
+ * layout and by the general parse. Returns 1 when the scan took it and
+ * both read the same fields, 0 when the scan left it to the general
+ * parse, -1 when they differ, -2 when memory ran out. */
+int bg__queue_env_agree(bg_store *s, const char *text, size_t len);
+
 #endif
