@@ -29,8 +29,9 @@ static bg_store *store(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int r = bg__queue_env_agree(store(), (const char *)data, size);
-    FUZZ_ASSERT_MSG(r != -1, "the envelope scan and the general parse differ "
-                             "on %zu bytes",
+    FUZZ_ASSERT_MSG(r != -1,
+                    "the envelope scan and the general parse differ "
+                    "on %zu bytes",
                     size);
     FUZZ_ASSERT(r != -2); /* the store's allocator does not fail here */
     return 0;

@@ -471,8 +471,7 @@ int bg__queue_env_agree(bg_store *s, const char *text, size_t len)
     int same = !err && same_str(p.idem, g.idem) && p.lane == g.lane &&
                p.at == g.at && p.attempts == g.attempts &&
                same_str(p.err, g.err) && p.failed_at == g.failed_at &&
-               p.retry_of == g.retry_of && p.op == g.op &&
-               p.op_len == g.op_len;
+               p.retry_of == g.retry_of && p.op == g.op && p.op_len == g.op_len;
     env_clear(&p);
     if (!err)
         env_clear(&g);
