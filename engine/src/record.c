@@ -124,7 +124,7 @@ static bg_err unexpected(checker *c, const char *what)
     return malformed(c, c->i, what);
 }
 
-static void skip_ws(checker *c)
+static void skip_ws_run(checker *c)
 {
     while (c->i < c->len) {
         char ch = c->s[c->i];
@@ -132,6 +132,15 @@ static void skip_ws(checker *c)
             return;
         c->i++;
     }
+}
+
+/* Most tokens follow one another with no whitespace between: that case is
+ * one test, inline. */
+static inline void skip_ws(checker *c)
+{
+    if (c->i < c->len && (unsigned char)c->s[c->i] > ' ')
+        return;
+    skip_ws_run(c);
 }
 
 static int hexval(char ch)
