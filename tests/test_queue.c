@@ -1486,6 +1486,117 @@ static void test_envelopes_read_by_their_layout(void)
     bg_sim_free(sim);
 }
 
+/* Many leases held at once are each found by their op's id: acks and
+ * nacks in a scrambled order end exactly the lease they name, and the
+ * table behind them stays whole (bg__queue_check) through growth, removal
+ * and reuse. */
+static void test_many_leases_found_by_id(void)
+{
+    enum { N = 600 };
+    bg_sim *sim = bg_sim_new(62);
+    bg_store *s;
+    bg_queue *q;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_OFF, &s));
+    CHECK_OK(bg_queue_open(s, NULL, &q));
+    static uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        char idem[16];
+        snprintf(idem, sizeof idem, "m-%d", i);
+        CHECK_OK(bg_queue_enqueue(q, i % 5 ? BG_LANE_NORMAL : BG_LANE_EMERGENCY,
+                                  idem, "1", 1, &ids[i]));
+    }
+    bg_queue_op op;
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(bg_queue_lease(q, &op));
+        bg_queue_op_clear(&op);
+    }
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.leased, ==, N);
+    const char *broken = bg__queue_check(q);
+    CHECK(!broken);
+    /* Ack two of every three in a scrambled order (a step coprime with
+     * N), nack the third: each ends its own lease. */
+    int acked = 0, nacked = 0;
+    for (int k = 0; k < N; k++) {
+        int i = (int)(((long)k * 337) % N);
+        int failed;
+        if (i % 3) {
+            CHECK_OK(bg_queue_ack(q, ids[i]));
+            acked++;
+        } else {
+            CHECK_OK(bg_queue_nack(q, ids[i], "later", &failed));
+            nacked++;
+        }
+        if ((broken = bg__queue_check(q)))
+            fprintf(stderr, "after %d: %s\n", k, broken);
+        CHECK(!broken);
+        bg_queue_stats_of(q, &st);
+        CHECK_INT(st.leased, ==, N - acked - nacked);
+    }
+    /* The nacked ones lease again, each once, and ack. */
+    int again = 0;
+    while (!bg_queue_lease(q, &op)) {
+        CHECK_INT(op.attempts, ==, 1);
+        CHECK_OK(bg_queue_ack(q, op.id));
+        bg_queue_op_clear(&op);
+        again++;
+    }
+    CHECK_INT(again, ==, nacked);
+    CHECK(!bg__queue_check(q));
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
+/* Leases of ids far apart share slots: seven held while two thousand later
+ * ops come and go, one of the seven picked at random acked as each new
+ * lease is taken. The held ids scatter, so runs form in the table (16
+ * slots in a new queue) and an ack often empties a slot before later ones
+ * of its run. */
+static void test_lease_table_runs(void)
+{
+    bg_sim *sim = bg_sim_new(63);
+    bg_store *s;
+    bg_queue *q;
+    bg_queue_op op;
+    bg_queue_stats st;
+    const char *broken;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_OFF, &s));
+    CHECK_OK(bg_queue_open(s, NULL, &q));
+    enum { HELD = 7, CHURN = 2000 };
+    uint64_t win[HELD], id;
+    for (int i = 0; i < HELD + CHURN; i++) {
+        char idem[16];
+        snprintf(idem, sizeof idem, "c-%d", i);
+        CHECK_OK(bg_queue_enqueue(q, BG_LANE_NORMAL, idem, "2", 1, &id));
+    }
+    uint32_t rnd = 62;
+    for (int i = 0; i < HELD + CHURN; i++) {
+        CHECK_OK(bg_queue_lease(q, &op));
+        int k = i;
+        if (i >= HELD) {
+            rnd = rnd * 1103515245u + 12345u;
+            k = (int)((rnd >> 16) % HELD);
+            CHECK_OK(bg_queue_ack(q, win[k]));
+        }
+        win[k] = op.id;
+        bg_queue_op_clear(&op);
+        bg_queue_stats_of(q, &st);
+        CHECK_INT(st.leased, ==, i < HELD ? i + 1 : HELD);
+        if ((broken = bg__queue_check(q)))
+            fprintf(stderr, "churn %d: %s\n", i, broken);
+        CHECK(!broken);
+    }
+    for (int i = 0; i < HELD; i++)
+        CHECK_OK(bg_queue_ack(q, win[i]));
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.leased, ==, 0);
+    CHECK_INT(st.pending[0] + st.pending[1], ==, 0);
+    CHECK(!bg__queue_check(q));
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_fifo_lanes_and_idempotency);
@@ -1512,5 +1623,7 @@ int main(void)
     RUN(test_pending_ops_keeps_zeros_ahead);
     RUN(test_index_checkpoint);
     RUN(test_envelopes_read_by_their_layout);
+    RUN(test_many_leases_found_by_id);
+    RUN(test_lease_table_runs);
     return CHECK_DONE();
 }

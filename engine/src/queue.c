@@ -76,6 +76,8 @@ struct bg_queue {
     uint64_t *lease_h; /* each lease's idempotency hash: its op's key, so an
                           ack need not read the frame again */
     size_t caplease_h;
+    uint32_t *lix; /* the leases by op id (see lix_slot) */
+    size_t lixcap;
     bg__lease_log log; /* the same leases, for the next process */
     uint64_t next_id;
     int64_t oldest_ms;
@@ -805,6 +807,7 @@ static void set_clear(bg_queue *q)
 }
 
 static bg_err leases_load(bg_queue *q);
+static void leases_clear(bg_queue *q);
 
 bg_err bg_queue_rebuild(bg_queue *q)
 {
@@ -812,7 +815,7 @@ bg_err bg_queue_rebuild(bg_queue *q)
     for (int l = 0; l < 2; l++)
         ring_free(q, &q->lanes[l]);
     set_clear(q);
-    q->nleases = 0;
+    leases_clear(q);
     BG_TRY(bg__box_rescan(q->pending));
     BG_TRY(index_finish(q));
     return leases_load(q);
@@ -1267,35 +1270,98 @@ static bg_err find_idem(bg_queue *q, const char *idem, uint64_t h, uint64_t *id)
  * and enqueue time the record names, and its time has not run out.
  */
 
-static lease *find_lease(bg_queue *q, uint64_t id)
+/* The leases are found by op id through q->lix, an open-addressed table
+ * of indices into q->leases (index + 1; 0: empty), at most half full. */
+static size_t lix_home(const bg_queue *q, uint64_t id)
 {
-    for (size_t i = 0; i < q->nleases; i++)
-        if (q->leases[i].id == id)
-            return &q->leases[i];
-    return NULL;
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (q->lixcap - 1);
 }
 
-/* Room for one more lease (both arrays). */
+/* The slot that holds id, or the empty slot where it would go. */
+static size_t lix_slot(const bg_queue *q, uint64_t id)
+{
+    size_t mask = q->lixcap - 1, i = lix_home(q, id);
+    while (q->lix[i] && q->leases[q->lix[i] - 1].id != id)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static lease *find_lease(bg_queue *q, uint64_t id)
+{
+    if (!q->lixcap)
+        return NULL;
+    uint32_t k = q->lix[lix_slot(q, id)];
+    return k ? &q->leases[k - 1] : NULL;
+}
+
+/* The table made anew with cap slots for the leases held. */
+static bg_err lix_rebuild(bg_queue *q, size_t cap)
+{
+    uint32_t *v = bg__handle_malloc(q->s, cap * sizeof *v);
+    if (!v)
+        return BG_ENOMEM;
+    memset(v, 0, cap * sizeof *v);
+    bg__handle_free(q->s, q->lix);
+    q->lix = v;
+    q->lixcap = cap;
+    for (size_t k = 0; k < q->nleases; k++)
+        q->lix[lix_slot(q, q->leases[k].id)] = (uint32_t)(k + 1);
+    return 0;
+}
+
+/* Empty slot i, moving later entries of its run back (no tombstones). */
+static void lix_clear_at(bg_queue *q, size_t i)
+{
+    size_t mask = q->lixcap - 1;
+    for (size_t j = (i + 1) & mask; q->lix[j]; j = (j + 1) & mask) {
+        size_t home = lix_home(q, q->leases[q->lix[j] - 1].id);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            q->lix[i] = q->lix[j];
+            i = j;
+        }
+    }
+    q->lix[i] = 0;
+}
+
+/* Room for one more lease (the arrays and the table). */
 static bg_err lease_room(bg_queue *q)
 {
     BG_TRY(bg__handle_grow(q->s, &q->leases, q->nleases, &q->capleases,
                            sizeof *q->leases, 8));
-    return bg__handle_grow(q->s, &q->lease_h, q->nleases, &q->caplease_h,
-                           sizeof *q->lease_h, 8);
+    BG_TRY(bg__handle_grow(q->s, &q->lease_h, q->nleases, &q->caplease_h,
+                           sizeof *q->lease_h, 8));
+    if ((q->nleases + 1) * 2 > q->lixcap)
+        return lix_rebuild(q, q->lixcap ? q->lixcap * 2 : 16);
+    return 0;
 }
 
 /* Append a lease (lease_room first) with its op's idempotency hash. */
 static void lease_push(bg_queue *q, const lease *l, uint64_t h)
 {
     q->lease_h[q->nleases] = h;
-    q->leases[q->nleases++] = *l;
+    q->leases[q->nleases] = *l;
+    q->lix[lix_slot(q, l->id)] = (uint32_t)(q->nleases + 1);
+    q->nleases++;
 }
 
+/* Drop lease i: the last one takes its place. */
 static void lease_drop(bg_queue *q, size_t i)
 {
-    q->nleases--;
-    q->leases[i] = q->leases[q->nleases];
-    q->lease_h[i] = q->lease_h[q->nleases];
+    size_t last = q->nleases - 1;
+    lix_clear_at(q, lix_slot(q, q->leases[i].id));
+    if (i != last) {
+        q->lix[lix_slot(q, q->leases[last].id)] = (uint32_t)(i + 1);
+        q->leases[i] = q->leases[last];
+        q->lease_h[i] = q->lease_h[last];
+    }
+    q->nleases = last;
+}
+
+static void leases_clear(bg_queue *q)
+{
+    q->nleases = 0;
+    if (q->lix)
+        memset(q->lix, 0, q->lixcap * sizeof *q->lix);
 }
 
 static void end_lease(bg_queue *q, qent *e)
@@ -1303,11 +1369,9 @@ static void end_lease(bg_queue *q, qent *e)
     if (!e->leased)
         return;
     e->leased = 0;
-    for (size_t i = 0; i < q->nleases; i++)
-        if (q->leases[i].id == e->id) {
-            lease_drop(q, i);
-            break;
-        }
+    lease *l = find_lease(q, e->id);
+    if (l)
+        lease_drop(q, (size_t)(l - q->leases));
 }
 
 typedef struct load_ctx {
@@ -1519,6 +1583,7 @@ bg_err bg_queue_close(bg_queue *q)
     set_clear(q);
     bg__handle_free(q->s, q->leases);
     bg__handle_free(q->s, q->lease_h);
+    bg__handle_free(q->s, q->lix);
     bg__handle_free(q->s, q->ebuf);
     bg__lease_log_close(q->s, &q->log);
     /* The boxes belong to the store and close with it. */
@@ -1681,10 +1746,9 @@ static bg_err del_pending(bg_queue *q, uint64_t id)
     size_t klen;
     int l2;
     uint64_t id2, h = 0;
-    for (size_t i = 0; e->leased && i < q->nleases && !h; i++)
-        if (q->leases[i].id == id)
-            h = q->lease_h[i]; /* leased: its key is known */
-    if (h) {
+    lease *held = e->leased ? find_lease(q, id) : NULL;
+    if (held) { /* leased: its key is known */
+        h = q->lease_h[held - q->leases];
         qkey(lane, id, h, key);
     } else {
         BG_TRY(bg__box_read_key_at(q->pending, e->off, key, sizeof key, &klen));
@@ -2282,6 +2346,26 @@ const char *bg__queue_check(bg_queue *q)
                      r->dead);
             return msg;
         }
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < q->lixcap; i++)
+        used += q->lix[i] != 0;
+    for (size_t k = 0; k < q->nleases; k++) {
+        lease *l = find_lease(q, q->leases[k].id);
+        int lane;
+        qent *e = find_any(q, q->leases[k].id, &lane);
+        if (l != &q->leases[k] || !e || !e->leased) {
+            snprintf(msg, sizeof msg, "lease %zu of op %llu: %s", k,
+                     (unsigned long long)q->leases[k].id,
+                     l != &q->leases[k] ? "not found by its id"
+                                        : "its op is not pending and leased");
+            return msg;
+        }
+    }
+    if (used != q->nleases) {
+        snprintf(msg, sizeof msg, "lease table holds %zu of %zu leases", used,
+                 q->nleases);
+        return msg;
     }
     return NULL;
 }
