@@ -250,6 +250,8 @@ static void test_compaction(void)
             bg_queue_enqueue(q, BG_LANE_NORMAL, idem, body, strlen(body), &id));
         if (i % 10 != 9) /* every tenth stays pending */
             CHECK_OK(bg_queue_ack(q, id));
+        int compacted; /* the app's upkeep */
+        CHECK_OK(bg_queue_maintain(q, &compacted));
     }
     uint8_t *f;
     size_t n;
@@ -1085,26 +1087,33 @@ static void test_compaction_trigger_at_its_edge(void)
     }
     uint64_t del_len = 0;
     int compactions = 0, near = 0;
+    bg_queue_stats st;
     for (int i = 0; i < N; i++) {
         bg_box_stats_of(pb, &bs);
         before = bs.file_bytes;
         uint64_t live_after = (uint64_t)(N - i - 1) * put_len;
         CHECK_OK(bg_queue_ack(q, ids[i]));
         bg_box_stats_of(pb, &bs);
-        int compacted = bs.file_bytes < before;
-        if (!del_len) {
-            CHECK(!compacted);
+        if (!del_len)
             del_len = bs.file_bytes - before;
-            continue;
-        }
+        /* An ack appends its delete and never compacts. */
+        CHECK_INT(bs.file_bytes - before, ==, del_len);
         uint64_t end_after = before + del_len;
         int want = end_after > (1u << 20) && end_after > 3 * live_after;
         near += end_after > (1u << 20) && end_after > 3 * live_after - put_len;
+        bg_queue_stats_of(q, &st);
+        CHECK_INT(st.compact_due, ==, want);
+        int compacted;
+        CHECK_OK(bg_queue_maintain(q, &compacted));
+        bg_box_stats_of(pb, &bs);
         if (compacted != want)
             fprintf(stderr, "ack %d: end %" PRIu64 " live %" PRIu64 "\n", i,
                     end_after, live_after);
         CHECK_INT(compacted, ==, want);
+        CHECK_INT(bs.file_bytes < end_after, ==, want);
         compactions += compacted;
+        bg_queue_stats_of(q, &st);
+        CHECK_INT(st.compact_due, ==, 0);
     }
     CHECK_INT(compactions, ==, 1);
     CHECK_INT(near, >=, 1);
@@ -1597,6 +1606,57 @@ static void test_lease_table_runs(void)
     bg_sim_free(sim);
 }
 
+/* A drained queue compacts at the lease that finds nothing (no frame to
+ * copy); one with ops still pending does not: that is bg_queue_maintain's. */
+static void test_drained_queue_compacts_at_an_empty_lease(void)
+{
+    bg_sim *sim = bg_sim_new(64);
+    bg_store *s;
+    bg_queue *q;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_OFF, &s));
+    CHECK_OK(bg_queue_open(s, NULL, &q));
+    char idem[16], body[1024];
+    uint64_t id, keep = 0;
+    for (int i = 0; i < 1500; i++) {
+        snprintf(idem, sizeof idem, "d-%d", i);
+        snprintf(body, sizeof body, "{\"pad\":\"%0900d\"}", i);
+        CHECK_OK(
+            bg_queue_enqueue(q, BG_LANE_NORMAL, idem, body, strlen(body), &id));
+        if (i == 1499)
+            keep = id;
+    }
+    bg_queue_op op;
+    for (int i = 0; i < 1499; i++) {
+        CHECK_OK(bg_queue_lease(q, &op));
+        CHECK_OK(bg_queue_ack(q, op.id));
+        bg_queue_op_clear(&op);
+    }
+    bg_queue_stats st;
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.compact_due, ==, 1);
+    uint8_t *f;
+    size_t big, n;
+    CHECK_OK(bg_sim_read_file(sim, "s/pending_ops.box", &f, &big));
+    free(f);
+    CHECK_INT(big, >, 1u << 20);
+    /* One op leased and pending: nothing to lease, and no compaction. */
+    CHECK_OK(bg_queue_lease(q, &op));
+    bg_queue_op_clear(&op);
+    CHECK_ERR(bg_queue_lease(q, &op), BG_ENOTFOUND);
+    CHECK_OK(bg_sim_read_file(sim, "s/pending_ops.box", &f, &n));
+    free(f);
+    CHECK_INT(n, ==, big);
+    CHECK_OK(bg_queue_ack(q, keep));
+    CHECK_ERR(bg_queue_lease(q, &op), BG_ENOTFOUND);
+    CHECK_OK(bg_sim_read_file(sim, "s/pending_ops.box", &f, &n));
+    free(f);
+    CHECK_INT(n, <, 4096);
+    bg_queue_stats_of(q, &st);
+    CHECK_INT(st.compact_due, ==, 0);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_fifo_lanes_and_idempotency);
@@ -1625,5 +1685,6 @@ int main(void)
     RUN(test_envelopes_read_by_their_layout);
     RUN(test_many_leases_found_by_id);
     RUN(test_lease_table_runs);
+    RUN(test_drained_queue_compacts_at_an_empty_lease);
     return CHECK_DONE();
 }

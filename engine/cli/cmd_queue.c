@@ -213,6 +213,13 @@ int cli_cmd_queue(int argc, char **argv)
         err = bg_queue_ack(q, id);
         if (!err && as_json)
             printf("{\"acked\":%" PRIu64 "}\n", id);
+        /* The ack is durable; this process has time left for the upkeep
+         * (a compaction when due), whose failure changes nothing. */
+        if (!err && bg_queue_maintain(q, &flag))
+            fprintf(stderr,
+                    "boxguard: queue: acked; compaction left for "
+                    "later: %s\n",
+                    bg_store_detail(s));
     } else if (!strcmp(sub, "nack")) {
         err = bg_queue_nack(q, id, error, &flag);
         if (!err && as_json)

@@ -1683,6 +1683,19 @@ static bg_err fill_op(bg_queue *q, const env *en, uint64_t id, int lane,
     return 0;
 }
 
+/* Compaction is due when most of the box is acked ops: over 1 MiB and over
+ * three times the live frames. The cost is O(live), paid once per that
+ * much churn, and never inside an ack: bg_queue_maintain pays it when the
+ * app says it has time, and a lease that finds the queue empty pays it
+ * when it is nearly free (no live frame to copy). */
+#define COMPACT_MIN (1u << 20)
+
+static int compact_due(const bg_queue *q)
+{
+    uint64_t end = bg__box_end(q->pending);
+    return end > COMPACT_MIN && end > 3 * q->live_bytes;
+}
+
 bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
 {
     BG__JSON_SCOPE(&q->s->alloc);
@@ -1731,6 +1744,11 @@ bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
             }
             return 0;
         }
+    }
+    /* Nothing pending: a compaction that is due copies no frame now. The
+     * answer stays "nothing to lease"; a compaction that fails leaves the
+     * box as it was and is tried again later. */
+    if (!q->live_bytes && compact_due(q) && bg_queue_compact(q)) {
     }
     return bg__handle_fail(q->s, BG_ENOTFOUND, "no op to lease");
 }
@@ -1820,22 +1838,21 @@ bg_err bg_queue_compact(bg_queue *q)
     return err;
 }
 
-/* Compact when most of the box is acked ops: over 1 MiB and over three
- * times the live frames. The cost is O(live), paid once per that much
- * churn. */
-#define COMPACT_MIN (1u << 20)
-
 bg_err bg_queue_ack(bg_queue *q, uint64_t id)
 {
     BG__JSON_SCOPE(&q->s->alloc);
-    BG_TRY(del_pending(q, id));
-    uint64_t end = bg__box_end(q->pending);
-    if (end > COMPACT_MIN && end > 3 * q->live_bytes) {
-        /* The ack is durable already; a compaction that fails leaves the
-         * box as it was and is tried again later. */
-        if (bg_queue_compact(q)) {
-        }
-    }
+    return del_pending(q, id);
+}
+
+bg_err bg_queue_maintain(bg_queue *q, int *compacted)
+{
+    *compacted = 0;
+    BG_FAIL_IF(q->s->read_only, q->s, BG_ESTATE,
+               "the store is open read-only: nothing to maintain");
+    if (!compact_due(q))
+        return 0;
+    BG_TRY(bg_queue_compact(q));
+    *compacted = 1;
     return 0;
 }
 
@@ -2054,6 +2071,7 @@ void bg_queue_stats_of(const bg_queue *q, bg_queue_stats *st)
     st->failed = bs.records;
     st->next_id = q->next_id;
     st->oldest_ms = q->oldest_ms;
+    st->compact_due = compact_due(q);
 }
 
 bg_err bg_queue_head_of(bg_queue *q, bg_lane lane, bg_queue_head *h)

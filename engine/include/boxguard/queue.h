@@ -74,6 +74,7 @@ typedef struct bg_queue_stats {
     uint64_t failed;
     uint64_t next_id;
     int64_t oldest_ms; /* enqueue time of the oldest pending op, or 0 */
+    int compact_due;   /* bg_queue_maintain would compact */
 } bg_queue_stats;
 
 /* Open the queue of a store (creating its boxes when the store is
@@ -103,9 +104,8 @@ BG_MUST_CHECK bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op);
 
 /* Remove a pending op for good. Returns 0, BG_ENOTFOUND when id is not
  * pending, or the write errors of bg_box_del (BG_ESTATE, BG_ECORRUPT,
- * BG_EIO, BG_ENOSPACE, BG_ENOMEM: the op stays pending). Once the box is
- * over 1 MiB and three times its live ops, an ack compacts it; a failed
- * compaction leaves the box as it was and is not the ack's error. */
+ * BG_EIO, BG_ENOSPACE, BG_ENOMEM: the op stays pending). An ack never
+ * compacts (see bg_queue_maintain). */
 BG_MUST_CHECK bg_err bg_queue_ack(bg_queue *q, uint64_t id);
 
 /* Count a failed attempt of a pending op with its error. Past
@@ -138,10 +138,19 @@ BG_MUST_CHECK bg_err bg_queue_list_failed(bg_queue *q, bg_queue_op_fn fn,
 void bg_queue_stats_of(const bg_queue *q, bg_queue_stats *st);
 
 /* Rewrite pending_ops with only the pending ops (written beside, synced,
- * renamed into place). Acks do this by themselves once the box is over
- * 1 MiB and three times its live ops. Returns 0 or the errors of
- * bg_box_compact; on error the box is as it was. */
+ * renamed into place), at a cost of O(pending ops). Returns 0 or the errors
+ * of bg_box_compact; on error the box is as it was. */
 BG_MUST_CHECK bg_err bg_queue_compact(bg_queue *q);
+
+/* The upkeep no op does by itself: compact pending_ops when it is due,
+ * that is over 1 MiB and over three times the frames of its pending ops
+ * (*compacted = 1). Acks leave the acked frames in the box, so that no ack
+ * pays a compaction; call this when the app has time (idle, in the
+ * background, after a sync). A lease that finds nothing pending compacts
+ * by itself, as there is nothing to copy then. bg_queue_stats's
+ * compact_due says whether it is due. Returns 0, BG_ESTATE on a read-only
+ * store, or the errors of bg_queue_compact. */
+BG_MUST_CHECK bg_err bg_queue_maintain(bg_queue *q, int *compacted);
 
 /* Rebuild the in-memory index from the pending_ops box. Returns 0,
  * BG_ECORRUPT (the box needs recover), BG_EIO, BG_ENOMEM. */
