@@ -293,6 +293,35 @@ static void test_allocation_helpers(void)
     bg__alloc_free(&hook, arr);
 }
 
+/* A durable store syncs its directory when it opens: the first durable
+ * write after a reopen is one write and one sync, like every later one,
+ * and with durability off the open syncs nothing. */
+static void test_directory_synced_at_open(void)
+{
+    bg_sim *sim = bg_sim_new(21);
+    bg_store *s;
+    bg_box *b;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+    CHECK_OK(bg_store_close(s));
+    CHECK_OK(tu_open(sim, BG_DURABILITY_FULL, &s));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    uint64_t c0 = bg_sim_get_stats(sim).changes;
+    CHECK_OK(bg_box_put(b, "k1", 2, 0, "1", 1));
+    uint64_t c1 = bg_sim_get_stats(sim).changes;
+    CHECK_OK(bg_box_put(b, "k2", 2, 0, "2", 1));
+    uint64_t c2 = bg_sim_get_stats(sim).changes;
+    CHECK_INT(c1 - c0, ==, 2); /* write, sync: no directory sync */
+    CHECK_INT(c2 - c1, ==, 2);
+    CHECK_OK(bg_store_close(s));
+    /* Durability off: no directory sync at open either. */
+    uint64_t before = bg_sim_get_stats(sim).changes;
+    CHECK_OK(tu_open(sim, BG_DURABILITY_OFF, &s));
+    CHECK_INT(bg_sim_get_stats(sim).changes, ==, before);
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_open_refuses_bad_options);
@@ -303,5 +332,6 @@ int main(void)
     RUN(test_unreadable_schema_version);
     RUN(test_foreign_files_in_the_store);
     RUN(test_moved_adapter_is_refused);
+    RUN(test_directory_synced_at_open);
     return CHECK_DONE();
 }

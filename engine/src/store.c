@@ -187,6 +187,10 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
         /* A migration interrupted by a crash is finished or rolled back
          * before anything reads a box. */
         BG_TRY_OUT(bg__journal_resolve(s));
+        /* The directory is synced here, once, so that the first durable
+         * write does not pay for it. */
+        if (s->durability != BG_DURABILITY_OFF)
+            BG_TRY_OUT(bg__handle_settle_dir(s));
     }
     BG_TRY_OUT(bg__meta_open_schema(s, opts));
 out:
