@@ -1657,6 +1657,57 @@ static void test_drained_queue_compacts_at_an_empty_lease(void)
     bg_sim_free(sim);
 }
 
+/* A full scan (the checkpoint unusable) starts from tables presized for
+ * the file: 800 ops' worth for a file of 200 KiB, more than its 300 ops, in
+ * both lanes; the queue it builds drains exactly, in lane order, with
+ * every key still known to the idempotency set. */
+static void test_full_scan_presized(void)
+{
+    enum { N = 300 };
+    bg_sim *sim = bg_sim_new(65);
+    bg_store *s;
+    bg_queue *q;
+    CHECK_OK(qopen(sim, &s, &q));
+    char idem[16], body[700];
+    uint64_t id;
+    for (int i = 0; i < N; i++) {
+        snprintf(idem, sizeof idem, "p-%03d", i);
+        snprintf(body, sizeof body, "{\"i\":%d,\"pad\":\"%0500d\"}", i, 0);
+        CHECK_OK(bg_queue_enqueue(q, i % 4 ? BG_LANE_NORMAL : BG_LANE_EMERGENCY,
+                                  idem, body, strlen(body), &id));
+    }
+    qclose(s, q);
+    CHECK_OK(
+        bg_sim_write_file(sim, "s/" BG__QUEUE_INDEX, (const uint8_t *)"", 0));
+    CHECK_OK(qopen(sim, &s, &q));
+    CHECK_INT(bg__queue_from_checkpoint(q), ==, 0);
+    CHECK(!bg__queue_check(q));
+    for (int i = 0; i < N; i++) {
+        snprintf(idem, sizeof idem, "p-%03d", i);
+        CHECK_ERR(bg_queue_enqueue(q, BG_LANE_NORMAL, idem, "1", 1, &id),
+                  BG_EEXISTS);
+    }
+    bg_queue_op op;
+    int n = 0, last_e = -4, last_n = -1;
+    while (!bg_queue_lease(q, &op)) {
+        int i = atoi(op.idem + 2);
+        if (i % 4 == 0) { /* the emergency lane first, in order */
+            CHECK_INT(i, ==, last_e + 4);
+            last_e = i;
+        } else {
+            CHECK_INT(last_e, ==, N - 4);
+            CHECK(i > last_n);
+            last_n = i;
+        }
+        CHECK_OK(bg_queue_ack(q, op.id));
+        bg_queue_op_clear(&op);
+        n++;
+    }
+    CHECK_INT(n, ==, N);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_fifo_lanes_and_idempotency);
@@ -1686,5 +1737,6 @@ int main(void)
     RUN(test_many_leases_found_by_id);
     RUN(test_lease_table_runs);
     RUN(test_drained_queue_compacts_at_an_empty_lease);
+    RUN(test_full_scan_presized);
     return CHECK_DONE();
 }

@@ -1509,6 +1509,40 @@ static int settle_one(void *arg, const bg_record *r)
     return c->err != 0;
 }
 
+/* Before a full scan of the log: the normal lane's ring and the
+ * idempotency set sized for as many ops as the file holds at one op per
+ * PRESIZE_BYTES (a small op's frame), so that the scan does not grow them
+ * by doubling; past that they grow as usual. What it sets aside is at most
+ * a tenth of the file's size. */
+#define PRESIZE_BYTES 256
+
+static bg_err presize(bg_queue *q)
+{
+    char path[BG_PATH_MAX];
+    bg__handle_path(q->s, path, sizeof path, BG__PENDING_BOX ".box");
+    bg_file *f;
+    uint64_t size = 0;
+    bg_err err = bg__vfs_open(q->s, path, BG_OPEN_READ, &f);
+    if (err == BG_ENOTFOUND)
+        return 0; /* a new queue */
+    BG_TRY(err);
+    err = bg__vfs_size(q->s, f, &size);
+    bg__vfs_close(q->s, f);
+    BG_TRY(err);
+    uint64_t n = size / PRESIZE_BYTES;
+    if (n <= 64)
+        return 0;
+    ring *r = &q->lanes[0];
+    r->cap = (size_t)pow2_at_least(n);
+    r->v = bg__handle_malloc(q->s, r->cap * sizeof *r->v);
+    q->setcap = (size_t)pow2_at_least(n + n / 3 + 1);
+    q->set = bg__handle_malloc(q->s, q->setcap * sizeof *q->set);
+    if (!r->v || !q->set)
+        return BG_ENOMEM; /* the close frees either */
+    memset(q->set, 0, q->setcap * sizeof *q->set);
+    return 0;
+}
+
 bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
 {
     BG__JSON_SCOPE(&s->alloc);
@@ -1527,6 +1561,8 @@ bg_err bg_queue_open(bg_store *s, const bg_queue_opts *o, bg_queue **out)
     int have = 0;
     uint64_t ck_next = 0;
     bg_err err = ck_load(q, &rp, &ck_next, &have);
+    if (!err && !have)
+        err = presize(q);
     if (!err)
         err = bg__box_open_ext_from(s, BG__PENDING_BOX, flags, index_frame, q,
                                     have ? &rp : NULL, &q->from_checkpoint,
