@@ -22,8 +22,12 @@
  * most three quarters full); payloads stay on disk. The set holds the low
  * half of each id: an op that stays pending while more than 2^32 later ops
  * are enqueued is no longer recognised as a duplicate. Enqueue, lease, ack and
- * nack cost O(1) whatever the depth. The in-memory index is rebuilt from the
- * box on open (and on demand by bg_queue_rebuild).
+ * nack cost O(1) whatever the depth (leases are found by id through a table
+ * of their own); none of them compacts the box, which bg_queue_maintain
+ * does when the app has time. The in-memory index is rebuilt on open: from
+ * pending_ops.index when it matches the log, else by a scan of the log
+ * with tables presized from the file's size (and on demand by
+ * bg_queue_rebuild).
  */
 #ifndef BOXGUARD_QUEUE_H
 #define BOXGUARD_QUEUE_H
