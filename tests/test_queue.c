@@ -926,6 +926,10 @@ static void test_read_only_counts_leases(void)
     bg_queue_op op;
     CHECK_ERR(bg_queue_lease(q, &op), BG_ESTATE);
     CHECK_CONTAINS(bg_store_detail(s), "read-only");
+    int compacted = -1;
+    CHECK_ERR(bg_queue_maintain(q, &compacted), BG_ESTATE);
+    CHECK_INT(compacted, ==, 0);
+    CHECK_CONTAINS(bg_store_detail(s), "read-only");
     qclose(s, q);
     bg_sim_free(sim);
 }
