@@ -32,6 +32,15 @@ static void qclose(bg_store *s, bg_queue *q)
     (void)bg_store_close(s);
 }
 
+/* A queue with the default options on a store with durability off. */
+static bg_err qopen_off(bg_sim *sim, bg_store **s, bg_queue **q)
+{
+    bg_err err = tu_open(sim, BG_DURABILITY_OFF, s);
+    if (!err && (err = bg_queue_open(*s, NULL, q)))
+        (void)bg_store_close(*s);
+    return err;
+}
+
 static bg_err enq(bg_queue *q, bg_lane lane, const char *idem, uint64_t *id)
 {
     char payload[128];
@@ -1509,8 +1518,7 @@ static void test_many_leases_found_by_id(void)
     bg_sim *sim = bg_sim_new(62);
     bg_store *s;
     bg_queue *q;
-    CHECK_OK(tu_open(sim, BG_DURABILITY_OFF, &s));
-    CHECK_OK(bg_queue_open(s, NULL, &q));
+    CHECK_OK(qopen_off(sim, &s, &q));
     static uint64_t ids[N];
     for (int i = 0; i < N; i++) {
         char idem[16];
@@ -1574,8 +1582,7 @@ static void test_lease_table_runs(void)
     bg_queue_op op;
     bg_queue_stats st;
     const char *broken;
-    CHECK_OK(tu_open(sim, BG_DURABILITY_OFF, &s));
-    CHECK_OK(bg_queue_open(s, NULL, &q));
+    CHECK_OK(qopen_off(sim, &s, &q));
     enum { HELD = 7, CHURN = 2000 };
     uint64_t win[HELD], id;
     for (int i = 0; i < HELD + CHURN; i++) {
@@ -1617,8 +1624,7 @@ static void test_drained_queue_compacts_at_an_empty_lease(void)
     bg_sim *sim = bg_sim_new(64);
     bg_store *s;
     bg_queue *q;
-    CHECK_OK(tu_open(sim, BG_DURABILITY_OFF, &s));
-    CHECK_OK(bg_queue_open(s, NULL, &q));
+    CHECK_OK(qopen_off(sim, &s, &q));
     char idem[16], body[1024];
     uint64_t id, keep = 0;
     for (int i = 0; i < 1500; i++) {
