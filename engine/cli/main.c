@@ -42,8 +42,9 @@ static const char common_text[] =
 
 static const char durability_text[] =
     "  --durability full|group|off   full (default): a write returns after\n"
-    "                                fdatasync; group: one sync per 100\n"
-    "                                writes and at exit; off: no sync\n";
+    "                                fdatasync; group: writes gathered,\n"
+    "                                100 per write and sync, the rest at\n"
+    "                                exit; off: no sync\n";
 
 /* The options a store command cannot do without, and whether it may
  * create a store (only commands that create data do). */

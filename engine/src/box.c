@@ -20,6 +20,7 @@
 #include "registry_int.h"
 #include "keys_int.h"
 #include "box_file_int.h"
+#include "syncer_int.h"
 
 /* ---- box handles ------------------------------------------------------ */
 
@@ -61,6 +62,7 @@ static void box_free(bg_box *b)
         bg__vfs_close(b->s, b->f);
     bg__box_idx_clear(b);
     bg__handle_free(b->s, b->wbuf);
+    bg__handle_free(b->s, b->gbuf);
     bg__handle_free(b->s, b);
 }
 
@@ -301,9 +303,7 @@ bg_err bg__box_open_staged(bg_store *s, const char *name, const char *suffix,
 
 bg_err bg__box_close(bg_box *b)
 {
-    bg_err err = 0;
-    if (b->group_open && !b->read_only && !b->poisoned)
-        err = bg__vfs_sync(b->s, b->f);
+    bg_err err = bg__box_flush_close(b);
     if (err)
         bg__handle_fail(b->s, err, "box '%s': final sync failed", b->name);
     bg__box_table_remove(b->s, b);
@@ -340,7 +340,8 @@ bg_err bg__box_open_ext_from(bg_store *s, const char *name, int flags,
 
 bg_err bg__box_resume_point(const bg_box *b, bg__box_resume *r)
 {
-    if (b->damaged || b->poisoned || b->group_open || b->key)
+    if (b->damaged || b->poisoned || b->group_open || b->key ||
+        bg__sync_owner(b->s) == b)
         return BG_ESTATE;
     memcpy(r->id, b->id, 16);
     r->seq_floor = b->seq_floor;
@@ -399,7 +400,7 @@ static bg_err ext_fill(void *arg, bg_file *f, uint64_t *end)
         frame_hdr h;
         err = bg__box_fw_reserve(&fw, flen, BG__BOX_CHUNK, &dst);
         if (!err)
-            err = bg__vfs_read(b->s, b->f, c->offs[i], dst, flen, &got);
+            err = bg__box_pread(b, c->offs[i], dst, flen, &got);
         if (!err &&
             (got != flen || !bg__box_frame_head(dst, c->offs[i], 0, &h) ||
              h.flen != flen || !bg__box_frame_sum_ok(dst, flen)))

@@ -25,6 +25,7 @@
 
 #define BG__BOX_CHUNK     (1u << 20)  /* write and read buffers */
 #define BG__BOX_WBUF_KEEP (64u << 10) /* an append buffer kept by its box */
+#define BG__BOX_GATHER    (1u << 20)  /* GROUP mode: written early past this */
 
 typedef struct frame_hdr {
     uint32_t flen;
@@ -74,9 +75,17 @@ struct bg_box {
     uint64_t next_seq;
     uint64_t frames;
     uint64_t live_bytes;
-    int group_open; /* frames written since the last sync */
+    int group_open; /* frames written or gathered since the last sync */
     uint64_t group_off;
     unsigned group_count;
+    /* GROUP mode: the frames gathered since the last write, which belong
+     * at [end - gused, end) of the file. */
+    uint8_t *gbuf;
+    size_t gused, gcap;
+    /* A group's sync on the store's thread failed with this, found while
+     * another box wrote; returned by this box's next write, sync or close
+     * (then 0, the box stopped). */
+    bg_err sync_lost;
     int read_only, damaged, poisoned;
     int reserved; /* the store's own box: no public writes */
     /* External index (the queue): frames go to ext_fn, not to slots. */
@@ -172,6 +181,17 @@ bg_err bg__box_idx_set(bg_box *b, const void *key, uint16_t klen,
 bg_err bg__box_idx_sorted(bg_box *b, ent ***out);
 uint64_t bg__box_key_hash(const void *key, size_t klen);
 bg_err bg__box_read_frame(bg_box *b, const ent *e, uint8_t **out);
+/* Read up to len bytes of b's log at off, the frames gathered in memory
+ * included: *got < len only past the end. */
+bg_err bg__box_pread_gathered(bg_box *b, uint64_t off, void *buf, size_t len,
+                              size_t *got);
+static inline bg_err bg__box_pread(bg_box *b, uint64_t off, void *buf,
+                                   size_t len, size_t *got)
+{
+    if (off + len <= b->end - b->gused)
+        return bg__vfs_read(b->s, b->f, off, buf, len, got);
+    return bg__box_pread_gathered(b, off, buf, len, got);
+}
 bg_err bg__box_read_value(bg_box *b, const ent *e, char **out, size_t *len);
 void bg__box_idx_clear(bg_box *b);
 
@@ -184,5 +204,9 @@ const uint8_t *bg__box_rd_get(reader *r, uint64_t off, size_t len);
 
 /* box_write.c: the writer, compaction */
 bg_err bg__box_check_writable(bg_box *b);
+/* Before a box is closed: wait for its sync in flight, then write and
+ * sync what has gathered or was written since the last sync (unless the
+ * box stopped). */
+bg_err bg__box_flush_close(bg_box *b);
 
 #endif

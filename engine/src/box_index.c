@@ -149,6 +149,31 @@ bg_err bg__box_idx_sorted(bg_box *b, ent ***out)
 
 /* ---- reading what the index points at ---------------------------------- */
 
+bg_err bg__box_pread_gathered(bg_box *b, uint64_t off, void *buf, size_t len,
+                              size_t *got)
+{
+    uint64_t disk = b->end - b->gused; /* gathered frames start here */
+    size_t n = 0;
+    if (off < disk) {
+        size_t want = (size_t)(disk - off);
+        BG_TRY(bg__vfs_read(b->s, b->f, off, buf, want, &n));
+        if (n < want) {
+            *got = n;
+            return 0;
+        }
+    }
+    uint64_t at = off + n - disk;
+    size_t m = 0;
+    if (at < b->gused) {
+        m = len - n;
+        if (m > b->gused - at)
+            m = (size_t)(b->gused - at);
+        memcpy((uint8_t *)buf + n, b->gbuf + at, m);
+    }
+    *got = n + m;
+    return 0;
+}
+
 /* Read and verify the frame of e into a buffer from the store's allocator
  * (one spare byte at the end). */
 bg_err bg__box_read_frame(bg_box *b, const ent *e, uint8_t **out)
@@ -158,7 +183,7 @@ bg_err bg__box_read_frame(bg_box *b, const ent *e, uint8_t **out)
     if (!p)
         return BG_ENOMEM;
     size_t got = 0;
-    bg_err err = bg__vfs_read(s, b->f, e->off, p, e->flen, &got);
+    bg_err err = bg__box_pread(b, e->off, p, e->flen, &got);
     frame_hdr h;
     /* An entry without a key (an owner's index) checks the frame alone. */
     if (!err &&

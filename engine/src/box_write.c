@@ -20,6 +20,7 @@
 #include "registry_int.h"
 #include "keys_int.h"
 #include "box_file_int.h"
+#include "syncer_int.h"
 
 /* ---- writing ---------------------------------------------------------- */
 
@@ -29,6 +30,12 @@ bg_err bg__box_check_writable(bg_box *b)
                "box '%s' is damaged at offset %llu; run recover", b->name,
                (unsigned long long)b->rep.first_damage);
     BG_FAIL_IF(b->read_only, b->s, BG_ESTATE, "box '%s' is read-only", b->name);
+    bg_err lost = b->sync_lost;
+    b->sync_lost = 0; /* reported once; the box stays stopped */
+    BG_FAIL_IF(lost, b->s, lost,
+               "box '%s': the sync of a group failed; its writes may "
+               "not be durable; reopen the box",
+               b->name);
     BG_FAIL_IF(b->poisoned, b->s, BG_ESTATE,
                "box '%s' stopped after an I/O error; reopen it", b->name);
     return 0;
@@ -57,28 +64,28 @@ void bg__box_keep_zeroed(bg_box *b, uint32_t min_step, uint32_t max_step)
  * (a size change also writes the inode). A crash before that sync leaves
  * zeros, garbage or nothing past the last frame: the scan takes zeros as
  * the clean end and cuts anything else as a torn tail. */
-static bg_err ensure_zeroed(bg_box *b, size_t need)
+static bg_err ensure_zeroed(bg_box *b, uint64_t at, size_t need)
 {
     static const uint8_t zeros[4096];
     bg_store *s = b->s;
     if (!b->zero_max || s->durability == BG_DURABILITY_OFF ||
-        b->end + need <= b->alloc_end)
+        at + need <= b->alloc_end)
         return 0;
-    uint64_t step = b->end / 4;
+    uint64_t step = at / 4;
     if (step < b->zero_min)
         step = b->zero_min;
     if (step > b->zero_max)
         step = b->zero_max;
-    uint64_t from = b->end + need > b->alloc_end ? b->end + need : b->alloc_end;
-    uint64_t to = b->end + need + step;
+    uint64_t from = at + need > b->alloc_end ? at + need : b->alloc_end;
+    uint64_t to = at + need + step;
     bg_err err = 0;
-    for (uint64_t at = from; at < to && !err;) {
-        size_t n = to - at < sizeof zeros ? (size_t)(to - at) : sizeof zeros;
-        err = bg__vfs_write(s, b->f, at, zeros, n);
-        at += n;
+    for (uint64_t z = from; z < to && !err;) {
+        size_t n = to - z < sizeof zeros ? (size_t)(to - z) : sizeof zeros;
+        err = bg__vfs_write(s, b->f, z, zeros, n);
+        z += n;
     }
     if (err) {
-        rollback(b, b->end);
+        rollback(b, at);
         return bg__handle_fail(s, err,
                                "box '%s': cannot extend the file at "
                                "offset %llu",
@@ -157,6 +164,151 @@ static void keep_wbuf(bg_box *b, fwriter *fw)
     bg__box_fw_free(fw);
 }
 
+/* After frames of n writes landed at start (on disk or gathered): the
+ * index, and the box's end. */
+static bg_err index_frames(bg_box *b, const bg_write *w, size_t n,
+                           uint64_t start, uint64_t *offs, uint32_t *flens)
+{
+    bg_err err = 0;
+    uint64_t pos = start;
+    for (size_t i = 0; i < n; i++) {
+        frame_hdr h = {
+            .flen = (uint32_t)write_flen(b, &w[i]),
+            .type = w[i].del ? 0 : w[i].type,
+            .seq = b->next_seq + i,
+            .off = pos,
+        };
+        if (offs) {
+            offs[i] = pos;
+            flens[i] = h.flen;
+        }
+        if (b->ext_fn) {
+            /* the caller keeps its own index */
+        } else if (w[i].del) {
+            bg__box_idx_del(b, w[i].key, w[i].key_len);
+        } else if ((err = bg__box_idx_set(b, w[i].key, (uint16_t)w[i].key_len,
+                                          &h))) {
+            /* Out of memory with the frames written: the index no longer
+             * tells the truth, so stop writing until reopened. */
+            b->poisoned = 1;
+            break;
+        }
+        b->last_off = pos;
+        b->last_seq = h.seq;
+        pos += h.flen;
+    }
+    b->next_seq += n;
+    b->frames += n;
+    b->end = pos;
+    if (pos > b->alloc_end)
+        b->alloc_end = pos; /* past the zeroed region, or none kept */
+    BG_FAIL_IF(err, b->s, err, "box '%s': index update failed", b->name);
+    return 0;
+}
+
+/* Wait for the sync in flight on the store's thread, if any. When it
+ * failed, the box it was for stops (its acknowledged writes may not be
+ * durable): the error is returned when that box is b, else kept for that
+ * box's next write, sync or close to return (bg__box_check_writable). */
+static bg_err settle(bg_box *b)
+{
+    void *owner;
+    bg_err err = bg__sync_wait(b->s, &owner);
+    if (!err)
+        return 0;
+    bg_box *o = owner;
+    o->poisoned = 1;
+    o->sync_lost = err;
+    return o == b ? bg__box_check_writable(b) : 0;
+}
+
+/* Write the gathered frames with one write at the end of the file, then
+ * (sync set) sync them: on the store's thread when it has one, else now.
+ * On error the file is cut back to where they began and they stay
+ * gathered; the caller decides what they become. */
+static bg_err write_gathered(bg_box *b, int sync)
+{
+    bg_store *s = b->s;
+    uint64_t at = b->end - b->gused;
+    BG_TRY(settle(b));
+    BG_TRY(ensure_zeroed(b, at, b->gused));
+    bg_err err = bg__vfs_write(s, b->f, at, b->gbuf, b->gused);
+    if (!err && sync)
+        err = bg__sync_begin(s, b->f, b);
+    if (err) {
+        rollback(b, at);
+        return bg__handle_fail(s, err, "box '%s': write at offset %llu failed",
+                               b->name, (unsigned long long)at);
+    }
+    if (b->end > b->alloc_end)
+        b->alloc_end = b->end;
+    b->gused = 0;
+    if (b->gcap > 2 * BG__BOX_GATHER) {
+        bg__handle_free(s, b->gbuf);
+        b->gbuf = NULL;
+        b->gcap = 0;
+    }
+    if (sync) {
+        b->group_open = 0;
+        b->group_count = 0;
+    }
+    return 0;
+}
+
+/* GROUP mode: gather the frames of n writes (total bytes) in memory; the
+ * write that fills the group writes and syncs it. On error nothing of
+ * these writes remains; when writes acknowledged before them were lost
+ * with them, the box stops. */
+static bg_err gather(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
+                     uint32_t *flens, size_t total)
+{
+    bg_store *s = b->s;
+    uint64_t start = b->end;
+    size_t had = b->gused;
+    if (b->gcap - had < total) {
+        size_t cap = b->gcap ? b->gcap : 4096;
+        while (cap - had < total)
+            cap *= 2;
+        uint8_t *p = bg__handle_realloc(s, b->gbuf, cap);
+        BG_FAIL_IF(!p, s, BG_ENOMEM, "box '%s': no memory to gather a write",
+                   b->name);
+        b->gbuf = p;
+        b->gcap = cap;
+    }
+    uint64_t goff = b->group_open ? b->group_off : start;
+    uint8_t *dst = b->gbuf + had;
+    uint64_t pos = start;
+    for (size_t i = 0; i < n; i++) {
+        size_t flen = write_flen(b, &w[i]);
+        encode_write(b, &w[i], i + 1 < n ? BG__FLAG_BATCH : 0, b->next_seq + i,
+                     pos, goff, dst);
+        dst += flen;
+        pos += flen;
+    }
+    b->gused = had + total;
+    b->end = pos;
+    unsigned count = b->group_count + (unsigned)n;
+    int full = count >= s->group_size;
+    bg_err err = 0;
+    if (full || b->gused >= BG__BOX_GATHER)
+        err = write_gathered(b, full);
+    b->end = start;
+    if (err) {
+        b->gused = had;
+        if (start > goff)
+            b->poisoned = 1; /* earlier writes of the group are lost */
+        return err;
+    }
+    if (!full) {
+        if (!b->group_open) {
+            b->group_open = 1;
+            b->group_off = start;
+        }
+        b->group_count = count;
+    }
+    return index_frames(b, w, n, start, offs, flens);
+}
+
 static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
                         uint32_t *flens, int trusted)
 {
@@ -174,8 +326,10 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += write_flen(b, &w[i]);
-    BG_TRY(ensure_zeroed(b, total));
-    uint64_t start = b->end, pos;
+    if (s->durability == BG_DURABILITY_GROUP)
+        return gather(b, w, n, offs, flens, total);
+    BG_TRY(ensure_zeroed(b, b->end, total));
+    uint64_t start = b->end;
     uint64_t goff = b->group_open ? b->group_off : start;
     fwriter fw;
     bg__box_fw_init(&fw, s, b->f, start);
@@ -198,61 +352,18 @@ static bg_err append_at(bg_box *b, const bg_write *w, size_t n, uint64_t *offs,
         goto fail;
     keep_wbuf(b, &fw);
 
-    int sync_now = s->durability == BG_DURABILITY_FULL;
-    if (s->durability == BG_DURABILITY_GROUP) {
-        b->group_count += (unsigned)n;
-        sync_now = b->group_count >= s->group_size;
-    }
-    if (sync_now) {
+    if (s->durability == BG_DURABILITY_FULL) {
         err = bg__vfs_sync(s, b->f);
-        if (err) {
-            if (b->group_open)
-                b->poisoned = 1; /* earlier writes of the group are unsure */
+        if (err)
             goto fail;
-        }
-        b->group_open = 0;
-        b->group_count = 0;
     } else if (!b->group_open) {
-        b->group_open = 1;
+        b->group_open = 1; /* OFF: synced at close */
         b->group_off = start;
     }
 
     /* Durable as promised: now the index. The frame images are gone from
      * buf, so the index is fed from the write list. */
-    pos = start;
-    for (size_t i = 0; i < n; i++) {
-        frame_hdr h = {
-            .flen = (uint32_t)write_flen(b, &w[i]),
-            .type = w[i].del ? 0 : w[i].type,
-            .seq = b->next_seq + i,
-            .off = pos,
-        };
-        if (offs) {
-            offs[i] = pos;
-            flens[i] = h.flen;
-        }
-        if (b->ext_fn) {
-            /* the caller keeps its own index */
-        } else if (w[i].del) {
-            bg__box_idx_del(b, w[i].key, w[i].key_len);
-        } else if ((err = bg__box_idx_set(b, w[i].key, (uint16_t)w[i].key_len,
-                                          &h))) {
-            /* Out of memory with the frames on disk: the index no longer
-             * tells the truth, so stop writing until reopened. */
-            b->poisoned = 1;
-            break;
-        }
-        b->last_off = pos;
-        b->last_seq = h.seq;
-        pos += h.flen;
-    }
-    b->next_seq += n;
-    b->frames += n;
-    b->end = pos;
-    if (pos > b->alloc_end)
-        b->alloc_end = pos; /* past the zeroed region, or none kept */
-    BG_FAIL_IF(err, s, err, "box '%s': index update failed", b->name);
-    return 0;
+    return index_frames(b, w, n, start, offs, flens);
 fail:
     keep_wbuf(b, &fw);
     rollback(b, start);
@@ -322,11 +433,16 @@ bg_err bg__box_write_own(bg_box *b, const bg_write *w, size_t n)
 bg_err bg_box_sync(bg_box *b)
 {
     BG__JSON_SCOPE(&b->s->alloc);
-    if (!b->group_open || b->read_only)
+    if (b->read_only)
         return 0;
-    if (b->poisoned)
+    BG_TRY(settle(b));
+    if (b->sync_lost || b->poisoned)
         return bg__box_check_writable(b);
-    bg_err err = bg__vfs_sync(b->s, b->f);
+    if (!b->group_open)
+        return 0;
+    bg_err err = b->gused ? write_gathered(b, 0) : 0;
+    if (!err)
+        err = bg__vfs_sync(b->s, b->f);
     if (err) {
         b->poisoned = 1;
         return bg__handle_fail(b->s, err, "box '%s': sync failed", b->name);
@@ -334,6 +450,19 @@ bg_err bg_box_sync(bg_box *b)
     b->group_open = 0;
     b->group_count = 0;
     return 0;
+}
+
+bg_err bg__box_flush_close(bg_box *b)
+{
+    bg_err err = settle(b);
+    if (!err && b->sync_lost)
+        err = bg__box_check_writable(b);
+    if (err || b->read_only || b->poisoned || !b->group_open)
+        return err;
+    err = b->gused ? write_gathered(b, 0) : 0;
+    if (!err)
+        err = bg__vfs_sync(b->s, b->f);
+    return err;
 }
 
 static bg_err append(bg_box *b, const bg_write *w, size_t n)
@@ -357,7 +486,7 @@ bg_err bg__box_read_key_at(bg_box *b, uint64_t off, char *key, size_t cap,
 {
     uint8_t head[BG__FRAME_HDR + 64];
     size_t got = 0;
-    bg_err err = bg__vfs_read(b->s, b->f, off, head, sizeof head, &got);
+    bg_err err = bg__box_pread(b, off, head, sizeof head, &got);
     frame_hdr h;
     if (!err &&
         (got < BG__FRAME_HDR ||

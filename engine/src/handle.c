@@ -290,6 +290,11 @@ bg_err bg__vfs_sync(bg_store *s, bg_file *f)
     return vfs_said(s, s->vfs->sync(s->vfs, f), "sync of a file in", s->dir);
 }
 
+bg_err bg__vfs_sync_unowned(const bg_vfs *vfs, bg_file *f)
+{
+    return vfs->sync(vfs, f);
+}
+
 bg_err bg__vfs_truncate(bg_store *s, bg_file *f, uint64_t size)
 {
     return vfs_said(s, s->vfs->truncate(s->vfs, f, size), "truncate in",

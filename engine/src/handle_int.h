@@ -23,6 +23,7 @@
 
 typedef struct bg__key bg__key;
 typedef struct bg_box bg_box;
+typedef struct bg__syncer bg__syncer;
 
 struct bg_store {
     char dir[BG_PATH_MAX];
@@ -42,7 +43,8 @@ struct bg_store {
     int dir_dirty;  /* entries of dir may not be durable yet */
     bg_box **boxes; /* the table of open boxes: box.c keeps it */
     size_t nboxes, capboxes;
-    uint64_t vfs_ops; /* operations through the bg__vfs_* wrappers */
+    uint64_t vfs_ops;   /* operations through the bg__vfs_* wrappers */
+    bg__syncer *syncer; /* GROUP mode's sync thread (syncer.c), or NULL */
     char detail[512];
     char resolved[256]; /* what opening did with a migration journal */
 };
@@ -158,5 +160,9 @@ BG_MUST_CHECK bg_err bg__vfs_list(bg_store *s, const char *dir,
 BG_MUST_CHECK bg_err bg__vfs_sync_dir(bg_store *s, const char *dir);
 BG_MUST_CHECK bg_err bg__vfs_stat(bg_store *s, const char *path, int *is_dir);
 void bg__vfs_random(bg_store *s, void *buf, size_t len);
+/* The vfs's sync of f alone, for a thread other than the store's owner's:
+ * it counts nothing and sets no detail (the owner's thread does both when
+ * it learns the result). */
+BG_MUST_CHECK bg_err bg__vfs_sync_unowned(const bg_vfs *vfs, bg_file *f);
 
 #endif

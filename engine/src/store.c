@@ -19,6 +19,7 @@
 #include "json_int.h"
 #include "keys_int.h"
 #include "meta_int.h"
+#include "syncer_int.h"
 #include "wipe_int.h"
 
 void bg_store_opts_init(bg_store_opts *o)
@@ -26,6 +27,7 @@ void bg_store_opts_init(bg_store_opts *o)
     memset(o, 0, sizeof *o);
     o->durability = BG_DURABILITY_FULL;
     o->group_size = 100;
+    o->sync_thread = -1;
 }
 
 typedef struct sweep_ctx {
@@ -128,10 +130,17 @@ bg_err bg_store_open(const char *dir, const bg_store_opts *opts, bg_store **out)
     s->read_only = opts->read_only;
     s->progress = opts->progress;
     s->progress_ctx = opts->progress_ctx;
+    bg_err err = 0;
+    if (s->durability == BG_DURABILITY_GROUP && !s->read_only &&
+        (opts->sync_thread > 0 ||
+         (opts->sync_thread < 0 && s->vfs == bg_vfs_posix())))
+        err = bg__syncer_start(s);
+    if (err)
+        goto out;
 
     /* A restore's swap a crash cut short is finished first: the store is
      * then entirely the old one or entirely the restored one. */
-    bg_err err = bg__wipe_settle_restore(s);
+    err = bg__wipe_settle_restore(s);
     if (err)
         goto out;
     int is_dir = 0;
@@ -202,6 +211,7 @@ out:
                      s->detail[0] ? s->detail : bg_strerror(err));
         while (s->nboxes)
             (void)bg__box_close(s->boxes[s->nboxes - 1]);
+        bg__syncer_stop(s);
         bg__handle_free(s, s->boxes);
         bg_registry_free(s->types);
         bg__keys_free(s);
@@ -233,6 +243,7 @@ bg_err bg_store_close(bg_store *s)
         if (err && !first)
             first = err;
     }
+    bg__syncer_stop(s);
     bg__handle_free(s, s->boxes);
     bg_registry_free(s->types);
     bg__keys_free(s);

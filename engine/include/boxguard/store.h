@@ -23,8 +23,8 @@ typedef struct bg_store bg_store;
 
 typedef enum bg_durability {
     BG_DURABILITY_FULL = 0,  /* a write returns after fdatasync (default) */
-    BG_DURABILITY_GROUP = 1, /* one sync per group_size writes; bg_store_sync
-                                and close sync the rest */
+    BG_DURABILITY_GROUP = 1, /* writes gathered in memory, group_size of
+                                them written and synced together (below) */
     BG_DURABILITY_OFF = 2    /* never sync; for tests and benchmarks */
 } bg_durability;
 
@@ -69,7 +69,26 @@ typedef struct bg_store_opts {
     /* Optional: set to 1 when the open met an interrupted erase (see
      * below), else left as it is. */
     int *erase_found;
+    /* GROUP mode: 1 syncs each group on a thread of the store's while the
+     * next group gathers (the vfs's sync is then called from that thread
+     * while this one reads and writes other files), 0 syncs it in the
+     * write that closes the group, -1 (the default) is 1 for
+     * bg_vfs_posix() and 0 for any other vfs. */
+    int sync_thread;
 } bg_store_opts;
+
+/* GROUP mode. The frames of a box's writes gather in memory (reads see
+ * them) until group_size writes have gathered; the write that closes the
+ * group writes them with one write and syncs them. With the sync thread
+ * that sync runs while the next group gathers, and the write that closes
+ * a group returns once the group before it is durable; without it, once
+ * its own group is. bg_store_sync and close write and sync what has
+ * gathered. A process that stops loses at most the writes not yet
+ * durable, as a power cut would: the last group or two. A sync that fails
+ * stops the box: its error comes back once, from the call that found it
+ * (the write that closes the next group, bg_store_sync or close) or, when
+ * another box's write found it, from this box's next write, sync or
+ * close; after that the box answers BG_ESTATE until reopened. */
 
 /* Fill opts with the defaults above. */
 void bg_store_opts_init(bg_store_opts *opts);
