@@ -990,6 +990,138 @@ static void test_failed_group_sync_stops_the_box(void)
     bg_sim_free(sim);
 }
 
+static int iter_count(void *arg, const bg_record *r)
+{
+    (void)r;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* GROUP: the frames of a group gather in memory, so nothing reaches the
+ * disk until the write that fills the group, which writes them with one
+ * write and one sync (the file grows by exactly their frames); reads see
+ * the gathered frames (get, overwrite, delete, iterate), and a power cut
+ * loses only what has not been written. */
+static void test_group_gathers_then_writes_once(void)
+{
+    bg_sim *sim = bg_sim_new(37);
+    bg_store *s;
+    bg_box *b;
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_GROUP);
+    o.group_size = 4;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+    size_t size0 = sim_size(sim, "s/b.box");
+    CHECK_INT(size0, ==, BG__BOX_HDR_SIZE);
+    uint64_t changes = bg_sim_get_stats(sim).changes;
+    size_t bytes = 0;
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(tu_put(b, key(i), val(i)));
+        bytes += BG__FRAME_OVERHEAD + strlen(key(i)) + strlen(val(i));
+    }
+    CHECK_OK(tu_put(b, key(1), val(11))); /* the group's fourth write */
+    bytes += BG__FRAME_OVERHEAD + strlen(key(1)) + strlen(val(11));
+    CHECK_INT(bg_sim_get_stats(sim).changes, ==, changes + 2);
+    CHECK_INT(sim_size(sim, "s/b.box"), ==, size0 + bytes);
+    changes = bg_sim_get_stats(sim).changes;
+
+    /* The next group: gathered, not written, and readable. */
+    CHECK_OK(tu_put(b, key(5), val(5)));
+    CHECK_OK(tu_put(b, key(2), val(22)));
+    CHECK_OK(bg_box_del(b, key(0), strlen(key(0))));
+    CHECK_INT(bg_sim_get_stats(sim).changes, ==, changes);
+    CHECK_INT(sim_size(sim, "s/b.box"), ==, size0 + bytes);
+    CHECK(tu_has(b, key(5), val(5)));
+    CHECK(tu_has(b, key(2), val(22)));
+    CHECK(tu_has(b, key(1), val(11)));
+    CHECK(!tu_has(b, key(0), val(0)));
+    size_t n = 0;
+    CHECK_OK(bg_box_iterate(b, iter_count, &n));
+    CHECK_INT(n, ==, 3);
+    bg_box_stats st;
+    bg_box_stats_of(b, &st);
+    CHECK_INT(st.file_bytes, >, size0 + bytes);
+
+    /* A power cut: the gathered three were never written. */
+    CHECK_OK(tu_kill(sim, s, BG_CRASH_DROP, 1));
+    CHECK_INT(sim_size(sim, "s/b.box"), ==, size0 + bytes);
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK(tu_has(b, key(0), val(0)));
+    CHECK(tu_has(b, key(1), val(11)));
+    CHECK(tu_has(b, key(2), val(2)));
+    CHECK(!tu_has(b, key(5), val(5)));
+
+    /* bg_store_sync writes and syncs a part group: one write, one sync. */
+    CHECK_OK(tu_put(b, key(6), val(6)));
+    changes = bg_sim_get_stats(sim).changes;
+    CHECK_OK(bg_store_sync(s));
+    CHECK_INT(bg_sim_get_stats(sim).changes, ==, changes + 2);
+    CHECK_INT(sim_size(sim, "s/b.box"), ==,
+              size0 + bytes + BG__FRAME_OVERHEAD + strlen(key(6)) +
+                  strlen(val(6)));
+    CHECK_OK(bg_store_sync(s)); /* nothing gathered: nothing to do */
+    CHECK_INT(bg_sim_get_stats(sim).changes, ==, changes + 2);
+    CHECK_OK(tu_kill(sim, s, BG_CRASH_DROP, 2));
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK(tu_has(b, key(6), val(6)));
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
+/* GROUP: when the write that closes a group fails, the group's writes
+ * (acknowledged while gathered) are lost with it: the file is as before
+ * the group, and the box stops until reopened. */
+static void test_failed_group_write_loses_the_group(void)
+{
+    bg_sim *sim = bg_sim_new(38);
+    bg_store *s;
+    bg_box *b;
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_GROUP);
+    o.group_size = 3;
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(tu_put(b, key(i), val(i)));
+    size_t size1 = sim_size(sim, "s/b.box");
+    CHECK_OK(tu_put(b, key(3), val(3)));
+    CHECK_OK(tu_put(b, key(4), val(4)));
+    uint64_t ops = bg_sim_get_stats(sim).ops;
+    bg_sim_fail_at(sim, ops + 1, BG_EIO); /* the group's one write */
+    CHECK_ERR(tu_put(b, key(5), val(5)), BG_EIO);
+    bg_sim_fail_at(sim, 0, 0);
+    CHECK_INT(sim_size(sim, "s/b.box"), ==, size1);
+    CHECK_ERR(tu_put(b, key(6), val(6)), BG_ESTATE);
+    CHECK_ERR(bg_store_sync(s), BG_ESTATE);
+    (void)bg_store_close(s);
+    CHECK_INT(sim_size(sim, "s/b.box"), ==, size1);
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    for (int i = 0; i < 6; i++)
+        CHECK(tu_has(b, key(i), val(i)) == (i < 3));
+    CHECK_OK(tu_put(b, key(6), val(6)));
+    CHECK_OK(bg_store_close(s));
+
+    /* A write that fails as the first of a group loses only itself: the
+     * box goes on. */
+    CHECK_OK(bg_store_open("s", &o, &s));
+    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    size_t before = sim_size(sim, "s/b.box");
+    ops = bg_sim_get_stats(sim).ops;
+    bg_write w[3] = {
+        {0, "x", 1, 0, "1", 1}, {0, "y", 1, 0, "2", 1}, {0, "z", 1, 0, "3", 1}};
+    bg_sim_fail_at(sim, ops + 1, BG_EIO);
+    CHECK_ERR(bg_box_write_batch(b, w, 3), BG_EIO);
+    bg_sim_fail_at(sim, 0, 0);
+    CHECK_INT(sim_size(sim, "s/b.box"), ==, before);
+    CHECK(!tu_has(b, "x", "1"));
+    CHECK_OK(bg_box_write_batch(b, w, 3));
+    CHECK(tu_has(b, "z", "3"));
+    CHECK_OK(bg_store_close(s));
+    bg_sim_free(sim);
+}
+
 /* What a read-only store and an owned box refuse, each with its reason:
  * creating a box, writing, recovering; compacting the queue's own box
  * through bg_box_compact; opening the queue twice. */
@@ -1161,6 +1293,8 @@ int main(void)
     RUN(test_compaction_keeps_the_sequence_floor);
     RUN(test_reserved_box_refuses_user_writes);
     RUN(test_failed_group_sync_stops_the_box);
+    RUN(test_group_gathers_then_writes_once);
+    RUN(test_failed_group_write_loses_the_group);
     RUN(test_read_only_and_owned_refusals);
     RUN(test_arguments_at_their_edges);
     RUN(test_allocation_failures);

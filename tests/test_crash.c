@@ -216,6 +216,7 @@ static void run(bg_sim *sim, const workload *w, outcome *out)
     if (open_box(sim, w, &s, &b))
         return;
     out->box_made = 1;
+    unsigned gathered = 0; /* GROUP: writes since the last sync */
     for (int i = 0; i < w->nops; i++) {
         out->attempted = i + 1;
         if (do_op(sim, w, &w->ops[i], &s, &b)) {
@@ -223,9 +224,17 @@ static void run(bg_sim *sim, const workload *w, outcome *out)
             break;
         }
         int kind = w->ops[i].kind;
+        if (kind == W_PUT || kind == W_DEL || kind == W_BATCH)
+            gathered += (unsigned)w->ops[i].n;
+        /* On the sim the sync is the closing write's own (no thread), so
+         * the write that fills a group returns with it durable. */
         if (w->dur == BG_DURABILITY_FULL || kind == W_COMPACT ||
-            kind == W_REOPEN || kind == W_SYNC)
+            kind == W_REOPEN || kind == W_SYNC ||
+            (w->dur == BG_DURABILITY_GROUP &&
+             gathered >= (w->group_size ? w->group_size : 100))) {
             out->durable = i + 1;
+            gathered = 0;
+        }
     }
     if (s)
         (void)bg_store_close(s);
