@@ -1722,6 +1722,71 @@ static void test_full_scan_presized(void)
     bg_sim_free(sim);
 }
 
+/* The idempotency set grows without a rehash in one op: the enqueue that
+ * fills it makes a table twice the size and moves 8 slots of the old one,
+ * each later enqueue 8 more, until the old one is gone, long before the
+ * next growth. Throughout, a pending op's key is refused with its id, an
+ * acked op's key is taken again, and the index holds together (one slot
+ * per live op across both tables). */
+static void test_set_grows_in_steps(void)
+{
+    bg_sim *sim = bg_sim_new(61);
+    bg_store *s;
+    bg_queue *q;
+    CHECK_OK(qopen_off(sim, &s, &q));
+    enum { N = 3000 };
+    static uint64_t ids[N];
+    size_t cap, ocap, omoved, grows = 0, steps = 0;
+    uint64_t acked_upto = 0, dup;
+    char idem[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(idem, sizeof idem, "op-%d", i);
+        size_t was_cap, was_moved, was_ocap;
+        bg__queue_set_state(q, &was_cap, &was_ocap, &was_moved);
+        CHECK_OK(enq(q, BG_LANE_NORMAL, idem, &ids[i]));
+        bg__queue_set_state(q, &cap, &ocap, &omoved);
+        if (cap != was_cap) {
+            grows++;
+            CHECK_INT(was_ocap, ==, 0); /* the last move was over */
+            CHECK_INT(cap, ==, was_cap ? 2 * was_cap : 64);
+            if (was_cap) {
+                CHECK_INT(ocap, ==, was_cap);
+                CHECK_INT(omoved, ==, 8);
+            }
+        } else if (was_ocap) {
+            steps++;
+            CHECK(ocap == 0 ? was_moved + 8 >= was_ocap
+                            : omoved == was_moved + 8);
+        }
+        const char *bad = bg__queue_check(q);
+        if (bad)
+            fprintf(stderr, "after enqueue %d: %s\n", i, bad);
+        CHECK(bad == NULL);
+        if (i % 7 == 3) { /* a pending key, in either table */
+            int k =
+                (int)(acked_upto + (uint64_t)(i * 31) % (i + 1 - acked_upto));
+            snprintf(idem, sizeof idem, "op-%d", k);
+            CHECK_ERR(enq(q, BG_LANE_NORMAL, idem, &dup), BG_EEXISTS);
+            CHECK_INT(dup, ==, ids[k]);
+        }
+        if (i % 5 == 4) { /* the oldest acked: its key is free again */
+            bg_queue_op op;
+            CHECK_OK(bg_queue_lease(q, &op));
+            CHECK_INT(op.id, ==, ids[acked_upto]);
+            CHECK_OK(bg_queue_ack(q, op.id));
+            bg_queue_op_clear(&op);
+            snprintf(idem, sizeof idem, "op-%d", (int)acked_upto);
+            acked_upto++;
+            CHECK_OK(enq(q, BG_LANE_NORMAL, idem, &dup));
+            CHECK_OK(bg_queue_ack(q, dup)); /* and gone again */
+        }
+    }
+    CHECK_INT(grows, >=, 5);
+    CHECK_INT(steps, >, 100);
+    qclose(s, q);
+    bg_sim_free(sim);
+}
+
 int main(void)
 {
     RUN(test_fifo_lanes_and_idempotency);
@@ -1752,5 +1817,6 @@ int main(void)
     RUN(test_lease_table_runs);
     RUN(test_drained_queue_compacts_at_an_empty_lease);
     RUN(test_full_scan_presized);
+    RUN(test_set_grows_in_steps);
     return CHECK_DONE();
 }

@@ -58,9 +58,20 @@ typedef struct ring {
  * id: an op that stays pending while 2^32 later ops come and go is past
  * that window (see queue.h). */
 typedef struct islot {
-    uint32_t hi; /* 0: empty */
+    uint32_t hi; /* 0: empty; odd: an op's; SLOT_MOVED: see below */
     uint32_t id_lo;
 } islot;
+
+/* The set grows without rehashing it in one op: a table twice the size
+ * takes the new entries, and each add moves SET_STEP slots of the old one
+ * into it, leaving SLOT_MOVED where an op was (a delete there too) so
+ * that the old table's probe runs stay whole: it never gains a used slot,
+ * so its probes still end at an empty one. Lookups and deletes look in
+ * both until the old one is emptied. SET_STEP is enough to empty it long
+ * before the new table is full (3/4 of the old table's size in adds
+ * against 1/SET_STEP of it). */
+#define SLOT_MOVED 2u
+#define SET_STEP   8
 
 typedef bg__lease lease;
 
@@ -70,8 +81,10 @@ struct bg_queue {
     bg_box *pending, *failed;
     ring lanes[2];
     islot *set;
-    size_t setcap, setn;
-    lease *leases; /* held leases (some may have run out) */
+    size_t setcap, setn; /* setn: the ops in both tables */
+    islot *oset;         /* the table being moved into set, or NULL */
+    size_t ocap, omoved; /* its size; the slots below omoved are moved */
+    lease *leases;       /* held leases (some may have run out) */
     size_t nleases, capleases;
     uint64_t *lease_h; /* each lease's idempotency hash: its op's key, so an
                           ack need not read the frame again */
@@ -179,22 +192,47 @@ static uint32_t slot_hi(uint64_t h)
     return (uint32_t)(h >> 32) | 1;
 }
 
+static void set_put(islot *v, size_t cap, islot e)
+{
+    size_t j = (size_t)e.hi & (cap - 1);
+    while (v[j].hi)
+        j = (j + 1) & (cap - 1);
+    v[j] = e;
+}
+
+/* Move up to n slots of the old table into the new one. */
+static void set_step(bg_queue *q, size_t n)
+{
+    if (!q->oset)
+        return;
+    size_t end = q->omoved + n < q->ocap ? q->omoved + n : q->ocap;
+    for (size_t i = q->omoved; i < end; i++) {
+        if (q->oset[i].hi & 1) {
+            set_put(q->set, q->setcap, q->oset[i]);
+            q->oset[i].hi = SLOT_MOVED; /* empty ones stay empty */
+        }
+    }
+    q->omoved = end;
+    if (end == q->ocap) {
+        bg__handle_free(q->s, q->oset);
+        q->oset = NULL;
+        q->ocap = q->omoved = 0;
+    }
+}
+
 static bg_err set_grow(bg_queue *q)
 {
+    set_step(q, SIZE_MAX); /* never two moves at once */
     size_t cap = q->setcap ? q->setcap * 2 : 64;
     islot *v = bg__handle_malloc(q->s, cap * sizeof *v);
     if (!v)
         return BG_ENOMEM;
     memset(v, 0, cap * sizeof *v);
-    for (size_t i = 0; i < q->setcap; i++) {
-        if (!q->set[i].hi)
-            continue;
-        size_t j = (size_t)q->set[i].hi & (cap - 1);
-        while (v[j].hi)
-            j = (j + 1) & (cap - 1);
-        v[j] = q->set[i];
-    }
-    bg__handle_free(q->s, q->set);
+    q->oset = q->set;
+    q->ocap = q->setcap;
+    q->omoved = 0;
+    if (!q->oset)
+        q->ocap = 0;
     q->set = v;
     q->setcap = cap;
     return 0;
@@ -204,13 +242,10 @@ static bg_err set_add(bg_queue *q, uint64_t h, uint64_t id)
 {
     if ((q->setn + 1) * 4 > q->setcap * 3)
         BG_TRY(set_grow(q));
-    uint32_t hi = slot_hi(h);
-    size_t i = (size_t)hi & (q->setcap - 1);
-    while (q->set[i].hi)
-        i = (i + 1) & (q->setcap - 1);
-    q->set[i].hi = hi;
-    q->set[i].id_lo = (uint32_t)id;
+    set_put(q->set, q->setcap, (islot){slot_hi(h), (uint32_t)id});
     q->setn++;
+    if (q->oset)
+        set_step(q, SET_STEP);
     return 0;
 }
 
@@ -223,8 +258,18 @@ static void set_del(bg_queue *q, uint64_t id, uint64_t h)
     while (q->set[i].hi &&
            !(q->set[i].hi == hi && q->set[i].id_lo == (uint32_t)id))
         i = (i + 1) & mask;
-    if (!q->set[i].hi)
+    if (!q->set[i].hi) {
+        /* Not moved yet: marked, so that the old runs stay whole. */
+        size_t om = q->ocap - 1, k = (size_t)hi & om;
+        while (q->oset && q->oset[k].hi &&
+               !(q->oset[k].hi == hi && q->oset[k].id_lo == (uint32_t)id))
+            k = (k + 1) & om;
+        if (q->oset && q->oset[k].hi) {
+            q->oset[k].hi = SLOT_MOVED;
+            q->setn--;
+        }
         return;
+    }
     q->setn--;
     for (size_t j = (i + 1) & mask; q->set[j].hi; j = (j + 1) & mask) {
         size_t home = (size_t)q->set[j].hi & mask;
@@ -234,6 +279,14 @@ static void set_del(bg_queue *q, uint64_t id, uint64_t h)
         }
     }
     q->set[i].hi = 0;
+}
+
+static void set_clear(bg_queue *q)
+{
+    bg__handle_free(q->s, q->set);
+    bg__handle_free(q->s, q->oset);
+    q->set = q->oset = NULL;
+    q->setcap = q->setn = q->ocap = q->omoved = 0;
 }
 
 /* The full id of a pending op from its low half. */
@@ -713,9 +766,7 @@ static bg_err index_frame(void *arg, const bg__frame_info *fi)
         q->live_bytes = 0;
         for (int l = 0; l < 2; l++)
             ring_free(q, &q->lanes[l]);
-        bg__handle_free(q->s, q->set);
-        q->set = NULL;
-        q->setcap = q->setn = 0;
+        set_clear(q);
         return 0;
     }
     int lane;
@@ -797,13 +848,6 @@ static bg_err index_finish(bg_queue *q)
         bg__handle_free(q->s, text);
     }
     return 0;
-}
-
-static void set_clear(bg_queue *q)
-{
-    bg__handle_free(q->s, q->set);
-    q->set = NULL;
-    q->setcap = q->setn = 0;
 }
 
 static bg_err leases_load(bg_queue *q);
@@ -969,6 +1013,7 @@ static bg_err ck_write(bg_queue *q)
     bg__box_resume rp;
     if (q->s->read_only)
         return 0;
+    set_step(q, SIZE_MAX); /* one table to write */
     BG_TRY(bg_box_sync(q->pending));
     if (bg__box_resume_point(q->pending, &rp))
         return 0;
@@ -1234,18 +1279,33 @@ static qent *find_any(bg_queue *q, uint64_t id, int *lane)
 }
 
 /* The pending op with idempotency key idem (of hash h), or 0. */
+static bg_err find_idem_in(bg_queue *q, const islot *v, size_t cap,
+                           const char *idem, uint32_t hi, uint64_t *id);
+
 static bg_err find_idem(bg_queue *q, const char *idem, uint64_t h, uint64_t *id)
 {
     *id = 0;
-    if (!q->setcap)
-        return 0;
     uint32_t hi = slot_hi(h);
-    size_t mask = q->setcap - 1;
-    for (size_t i = (size_t)hi & mask; q->set[i].hi; i = (i + 1) & mask) {
-        if (q->set[i].hi != hi)
+    for (int t = 0; t < 2; t++) {
+        BG_TRY(find_idem_in(q, t ? q->oset : q->set, t ? q->ocap : q->setcap,
+                            idem, hi, id));
+        if (*id)
+            return 0;
+    }
+    return 0;
+}
+
+static bg_err find_idem_in(bg_queue *q, const islot *v, size_t cap,
+                           const char *idem, uint32_t hi, uint64_t *id)
+{
+    if (!cap)
+        return 0;
+    size_t mask = cap - 1;
+    for (size_t i = (size_t)hi & mask; v[i].hi; i = (i + 1) & mask) {
+        if (v[i].hi != hi)
             continue;
         /* Half a hash and half an id: compare the key itself. */
-        uint64_t cand = slot_id(q, q->set[i].id_lo);
+        uint64_t cand = slot_id(q, v[i].id_lo);
         qent *e = find_any(q, cand, NULL);
         if (!e)
             continue;
@@ -2401,6 +2461,28 @@ const char *bg__queue_check(bg_queue *q)
             return msg;
         }
     }
+    /* The idempotency set: one slot per live op across both tables,
+     * none left unmoved below omoved. */
+    size_t live = 0, slots = 0;
+    for (int l = 0; l < 2; l++)
+        live += q->lanes[l].n - q->lanes[l].dead;
+    for (size_t i = 0; i < q->setcap; i++)
+        slots += q->set[i].hi & 1;
+    for (size_t i = 0; i < q->ocap; i++) {
+        if ((q->oset[i].hi & 1) && i < q->omoved) {
+            snprintf(msg, sizeof msg, "old set slot %zu below %zu not moved", i,
+                     q->omoved);
+            return msg;
+        }
+        slots += q->oset[i].hi & 1;
+    }
+    if (slots != q->setn || q->setn != live) {
+        snprintf(msg, sizeof msg,
+                 "idempotency set holds %zu slots, counts %zu, for %zu live "
+                 "ops",
+                 slots, q->setn, live);
+        return msg;
+    }
     size_t used = 0;
     for (size_t i = 0; i < q->lixcap; i++)
         used += q->lix[i] != 0;
@@ -2422,4 +2504,12 @@ const char *bg__queue_check(bg_queue *q)
         return msg;
     }
     return NULL;
+}
+
+void bg__queue_set_state(const bg_queue *q, size_t *cap, size_t *ocap,
+                         size_t *omoved)
+{
+    *cap = q->setcap;
+    *ocap = q->oset ? q->ocap : 0;
+    *omoved = q->omoved;
 }

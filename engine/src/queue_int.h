@@ -21,6 +21,11 @@ int bg__queue_from_checkpoint(const bg_queue *q);
  * buffer). */
 const char *bg__queue_check(bg_queue *q);
 
+/* The idempotency set's table size; while it grows, the old table's size
+ * and how many of its slots have been moved (else 0 and 0). */
+void bg__queue_set_state(const bg_queue *q, size_t *cap, size_t *ocap,
+                         size_t *omoved);
+
 /* Read text as an envelope both ways: by the scan of env_build's plain
  * layout and by the general parse. Returns 1 when the scan took it and
  * both read the same fields, 0 when the scan left it to the general
