@@ -556,28 +556,33 @@ static void test_compact_keeps_live_records(void)
     bg_sim_free(sim);
 }
 
+/* Store "s" in GROUP mode with groups of size writes, and a new box "b". */
+static bg_err open_group(bg_sim *sim, unsigned size, bg_store_opts *o,
+                         bg_store **s, bg_box **b)
+{
+    *o = tu_opts(sim, BG_DURABILITY_GROUP);
+    o->group_size = size;
+    return tu_open_box_with(o, "b", BG_BOX_CREATE, s, b);
+}
+
 static void test_group_and_off_durability(void)
 {
     bg_sim *sim = bg_sim_new(9);
     bg_store *s;
     bg_box *b;
-    bg_store_opts o = tu_opts(sim, BG_DURABILITY_GROUP);
-    o.group_size = 4;
-    CHECK_OK(bg_store_open("s", &o, &s));
-    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+    bg_store_opts o;
+    CHECK_OK(open_group(sim, 4, &o, &s, &b));
     for (int i = 0; i < 6; i++)
         CHECK_OK(tu_put(b, key(i), val(i)));
     /* Power loss before close: the last two were never synced. */
     CHECK_OK(tu_kill(sim, s, BG_CRASH_DROP, 1));
-    CHECK_OK(bg_store_open("s", &o, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box_with(&o, "b", 0, &s, &b));
     for (int i = 0; i < 6; i++)
         CHECK(tu_has(b, key(i), val(i)) == (i < 4));
     CHECK_OK(tu_put(b, key(10), val(10)));
     CHECK_OK(bg_store_sync(s));
     CHECK_OK(tu_kill(sim, s, BG_CRASH_TORN, 5));
-    CHECK_OK(bg_store_open("s", &o, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box_with(&o, "b", 0, &s, &b));
     CHECK(tu_has(b, key(10), val(10)));
     CHECK_OK(bg_store_close(s));
 
@@ -586,14 +591,12 @@ static void test_group_and_off_durability(void)
     for (uint64_t seed = 0; seed < 20; seed++) {
         bg_sim *sim2 = bg_sim_new(seed);
         bg_store_opts o2 = tu_opts(sim2, BG_DURABILITY_OFF);
-        CHECK_OK(bg_store_open("s", &o2, &s));
-        CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+        CHECK_OK(tu_open_box_with(&o2, "b", BG_BOX_CREATE, &s, &b));
         for (int i = 0; i < 8; i++)
             CHECK_OK(tu_put(b, key(i), val(i)));
         CHECK_OK(
             tu_kill(sim2, s, (bg_crash_mode)(seed % BG_CRASH_MODES), seed));
-        CHECK_OK(bg_store_open("s", &o2, &s));
-        CHECK_OK(bg_box_open(s, "b", 0, &b));
+        CHECK_OK(tu_open_box_with(&o2, "b", 0, &s, &b));
         CHECK_INT(bg_box_report_of(b)->status, !=, BG_BOX_CORRUPT);
         CHECK_OK(bg_store_close(s));
         bg_sim_free(sim2);
@@ -968,10 +971,8 @@ static void test_failed_group_sync_stops_the_box(void)
     bg_sim *sim = bg_sim_new(34);
     bg_store *s;
     bg_box *b;
-    bg_store_opts o = tu_opts(sim, BG_DURABILITY_GROUP);
-    o.group_size = 4;
-    CHECK_OK(bg_store_open("s", &o, &s));
-    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+    bg_store_opts o;
+    CHECK_OK(open_group(sim, 4, &o, &s, &b));
     for (int i = 0; i < 3; i++)
         CHECK_OK(tu_put(b, key(i), val(i)));
     /* The fourth put writes its frame, then syncs the group. */
@@ -982,8 +983,7 @@ static void test_failed_group_sync_stops_the_box(void)
     CHECK_ERR(tu_put(b, key(4), val(4)), BG_ESTATE);
     CHECK_CONTAINS(bg_store_detail(s), "stopped after an I/O error");
     (void)bg_store_close(s);
-    CHECK_OK(bg_store_open("s", &o, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box_with(&o, "b", 0, &s, &b));
     CHECK(!tu_has(b, key(3), val(3)));
     CHECK_OK(tu_put(b, key(4), val(4)));
     CHECK_OK(bg_store_close(s));
@@ -1007,10 +1007,8 @@ static void test_group_gathers_then_writes_once(void)
     bg_sim *sim = bg_sim_new(37);
     bg_store *s;
     bg_box *b;
-    bg_store_opts o = tu_opts(sim, BG_DURABILITY_GROUP);
-    o.group_size = 4;
-    CHECK_OK(bg_store_open("s", &o, &s));
-    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+    bg_store_opts o;
+    CHECK_OK(open_group(sim, 4, &o, &s, &b));
     size_t size0 = sim_size(sim, "s/b.box");
     CHECK_INT(size0, ==, BG__BOX_HDR_SIZE);
     uint64_t changes = bg_sim_get_stats(sim).changes;
@@ -1045,8 +1043,7 @@ static void test_group_gathers_then_writes_once(void)
     /* A power cut: the gathered three were never written. */
     CHECK_OK(tu_kill(sim, s, BG_CRASH_DROP, 1));
     CHECK_INT(sim_size(sim, "s/b.box"), ==, size0 + bytes);
-    CHECK_OK(bg_store_open("s", &o, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box_with(&o, "b", 0, &s, &b));
     CHECK(tu_has(b, key(0), val(0)));
     CHECK(tu_has(b, key(1), val(11)));
     CHECK(tu_has(b, key(2), val(2)));
@@ -1063,8 +1060,7 @@ static void test_group_gathers_then_writes_once(void)
     CHECK_OK(bg_store_sync(s)); /* nothing gathered: nothing to do */
     CHECK_INT(bg_sim_get_stats(sim).changes, ==, changes + 2);
     CHECK_OK(tu_kill(sim, s, BG_CRASH_DROP, 2));
-    CHECK_OK(bg_store_open("s", &o, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box_with(&o, "b", 0, &s, &b));
     CHECK(tu_has(b, key(6), val(6)));
     CHECK_OK(bg_store_close(s));
     bg_sim_free(sim);
@@ -1078,10 +1074,8 @@ static void test_failed_group_write_loses_the_group(void)
     bg_sim *sim = bg_sim_new(38);
     bg_store *s;
     bg_box *b;
-    bg_store_opts o = tu_opts(sim, BG_DURABILITY_GROUP);
-    o.group_size = 3;
-    CHECK_OK(bg_store_open("s", &o, &s));
-    CHECK_OK(bg_box_open(s, "b", BG_BOX_CREATE, &b));
+    bg_store_opts o;
+    CHECK_OK(open_group(sim, 3, &o, &s, &b));
     for (int i = 0; i < 3; i++)
         CHECK_OK(tu_put(b, key(i), val(i)));
     size_t size1 = sim_size(sim, "s/b.box");
@@ -1096,8 +1090,7 @@ static void test_failed_group_write_loses_the_group(void)
     CHECK_ERR(bg_store_sync(s), BG_ESTATE);
     (void)bg_store_close(s);
     CHECK_INT(sim_size(sim, "s/b.box"), ==, size1);
-    CHECK_OK(bg_store_open("s", &o, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box_with(&o, "b", 0, &s, &b));
     for (int i = 0; i < 6; i++)
         CHECK(tu_has(b, key(i), val(i)) == (i < 3));
     CHECK_OK(tu_put(b, key(6), val(6)));
@@ -1105,8 +1098,7 @@ static void test_failed_group_write_loses_the_group(void)
 
     /* A write that fails as the first of a group loses only itself: the
      * box goes on. */
-    CHECK_OK(bg_store_open("s", &o, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box_with(&o, "b", 0, &s, &b));
     size_t before = sim_size(sim, "s/b.box");
     ops = bg_sim_get_stats(sim).ops;
     bg_write w[3] = {
@@ -1198,8 +1190,7 @@ static void test_arguments_at_their_edges(void)
     CHECK_OK(bg_store_close(s));
     bg_store_opts ro = tu_opts(sim, BG_DURABILITY_GROUP);
     ro.read_only = 1;
-    CHECK_OK(bg_store_open("s", &ro, &s));
-    CHECK_OK(bg_box_open(s, "b", 0, &b));
+    CHECK_OK(tu_open_box_with(&ro, "b", 0, &s, &b));
     CHECK_ERR(bg_box_del(b, "k", 1), BG_ESTATE);
     bg_write w = {0, "k", 1, 0, "2", 1};
     CHECK_ERR(bg_box_write_batch(b, &w, 1), BG_ESTATE);

@@ -147,19 +147,26 @@ static void rig_done(rig *r)
         fprintf(stderr, "could not remove %s\n", r->dir);
 }
 
+/* Open (creating) the store with options o and its box named box. */
+static bg_err rig_open_with(rig *r, bg_store_opts *o, const char *box,
+                            bg_store **s, bg_box **b)
+{
+    o->create = 1;
+    bg_err err = bg_store_open(r->store, o, s);
+    if (!err)
+        err = bg_box_open(*s, box, BG_BOX_CREATE, b);
+    if (err && *s)
+        (void)bg_store_close(*s);
+    return err;
+}
+
 /* Open store and box b through the faulty seam (faulty) or the C library. */
 static bg_err rig_open(rig *r, int faulty, bg_store **s, bg_box **b)
 {
     bg_store_opts o;
     bg_store_opts_init(&o);
     o.vfs = faulty ? &r->vfs : bg_vfs_posix();
-    o.create = 1;
-    bg_err err = bg_store_open(r->store, &o, s);
-    if (!err)
-        err = bg_box_open(*s, "b", BG_BOX_CREATE, b);
-    if (err && *s)
-        (void)bg_store_close(*s);
-    return err;
+    return rig_open_with(r, &o, "b", s, b);
 }
 
 static long long file_size(const char *path)
@@ -262,16 +269,10 @@ static bg_err rig_open_group(rig *r, bg_store **s, bg_box **b, const char *box)
     bg_store_opts o;
     bg_store_opts_init(&o);
     o.vfs = &r->vfs;
-    o.create = 1;
     o.durability = BG_DURABILITY_GROUP;
     o.group_size = 3;
     o.sync_thread = 1;
-    bg_err err = bg_store_open(r->store, &o, s);
-    if (!err)
-        err = bg_box_open(*s, box, BG_BOX_CREATE, b);
-    if (err && *s)
-        (void)bg_store_close(*s);
-    return err;
+    return rig_open_with(r, &o, box, s, b);
 }
 
 static void put_n(bg_box *b, int from, int n)

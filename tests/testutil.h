@@ -78,17 +78,25 @@ static inline bg_err tu_open(bg_sim *sim, bg_durability d, bg_store **s)
     return bg_store_open("s", &o, s);
 }
 
-/* Store "s" (FULL durability) and its box name, opened with flags. */
-static inline bg_err tu_open_box(bg_sim *sim, const char *name, int flags,
-                                 bg_store **s, bg_box **b)
+/* Store "s" opened with options o, and its box name opened with flags. */
+static inline bg_err tu_open_box_with(const bg_store_opts *o, const char *name,
+                                      int flags, bg_store **s, bg_box **b)
 {
-    bg_err err = tu_open(sim, BG_DURABILITY_FULL, s);
+    bg_err err = bg_store_open("s", o, s);
     if (err)
         return err;
     err = bg_box_open(*s, name, flags, b);
     if (err)
         (void)bg_store_close(*s);
     return err;
+}
+
+/* Store "s" (FULL durability) and its box name, opened with flags. */
+static inline bg_err tu_open_box(bg_sim *sim, const char *name, int flags,
+                                 bg_store **s, bg_box **b)
+{
+    bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
+    return tu_open_box_with(&o, name, flags, s, b);
 }
 
 static inline bg_err tu_put(bg_box *b, const char *k, const char *v)

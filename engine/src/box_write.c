@@ -430,6 +430,14 @@ bg_err bg__box_write_own(bg_box *b, const bg_write *w, size_t n)
     return append(b, w, n);
 }
 
+/* Write what the open group has gathered and sync the file: every write
+ * acknowledged so far is then durable. */
+static bg_err write_open_group(bg_box *b)
+{
+    bg_err err = b->gused ? write_gathered(b, 0) : 0;
+    return err ? err : bg__vfs_sync(b->s, b->f);
+}
+
 bg_err bg_box_sync(bg_box *b)
 {
     BG__JSON_SCOPE(&b->s->alloc);
@@ -440,9 +448,7 @@ bg_err bg_box_sync(bg_box *b)
         return bg__box_check_writable(b);
     if (!b->group_open)
         return 0;
-    bg_err err = b->gused ? write_gathered(b, 0) : 0;
-    if (!err)
-        err = bg__vfs_sync(b->s, b->f);
+    bg_err err = write_open_group(b);
     if (err) {
         b->poisoned = 1;
         return bg__handle_fail(b->s, err, "box '%s': sync failed", b->name);
@@ -459,10 +465,7 @@ bg_err bg__box_flush_close(bg_box *b)
         err = bg__box_check_writable(b);
     if (err || b->read_only || b->poisoned || !b->group_open)
         return err;
-    err = b->gused ? write_gathered(b, 0) : 0;
-    if (!err)
-        err = bg__vfs_sync(b->s, b->f);
-    return err;
+    return write_open_group(b);
 }
 
 static bg_err append(bg_box *b, const bg_write *w, size_t n)

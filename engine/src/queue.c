@@ -1278,25 +1278,8 @@ static qent *find_any(bg_queue *q, uint64_t id, int *lane)
     return NULL;
 }
 
-/* The pending op with idempotency key idem (of hash h), or 0. */
-static bg_err find_idem_in(bg_queue *q, const islot *v, size_t cap,
-                           const char *idem, uint32_t hi, uint64_t *id);
-
-static bg_err find_idem(bg_queue *q, const char *idem, uint64_t h, uint64_t *id)
-{
-    *id = 0;
-    uint32_t hi = slot_hi(h);
-    for (int t = 0; t < 2; t++) {
-        BG_TRY(find_idem_in(q, t ? q->oset : q->set, t ? q->ocap : q->setcap,
-                            idem, hi, id));
-        if (*id)
-            return 0;
-    }
-    return 0;
-}
-
-static bg_err find_idem_in(bg_queue *q, const islot *v, size_t cap,
-                           const char *idem, uint32_t hi, uint64_t *id)
+static inline bg_err find_idem_in(bg_queue *q, const islot *v, size_t cap,
+                                  const char *idem, uint32_t hi, uint64_t *id)
 {
     if (!cap)
         return 0;
@@ -1321,6 +1304,18 @@ static bg_err find_idem_in(bg_queue *q, const islot *v, size_t cap,
         }
     }
     return 0;
+}
+
+/* The pending op with idempotency key idem (of hash h), or 0: in the set,
+ * then in the table it is moving out of, while a move is under way. */
+static bg_err find_idem(bg_queue *q, const char *idem, uint64_t h, uint64_t *id)
+{
+    *id = 0;
+    uint32_t hi = slot_hi(h);
+    bg_err err = find_idem_in(q, q->set, q->setcap, idem, hi, id);
+    if (err || *id || !q->oset)
+        return err;
+    return find_idem_in(q, q->oset, q->ocap, idem, hi, id);
 }
 
 /* ---- leases --------------------------------------------------------------
