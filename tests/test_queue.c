@@ -538,7 +538,7 @@ static void test_index_checkpoint(void)
             fix = 0;
             break;
         case 7: /* another version */
-            b[4] = 2;
+            b[4] ^= 1;
             break;
         case 8: /* another box's id */
             b[8] ^= 1;

@@ -3,7 +3,12 @@
  * a directory, trailing slashes, the progress hook, a schema lock that
  * cannot be read, and the moved-adapter finding of the schema lock.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "testutil.h"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "boxguard/migrate.h"
 #include "boxguard/validate.h"
@@ -293,6 +298,61 @@ static void test_allocation_helpers(void)
     bg__alloc_free(&hook, arr);
 }
 
+#if defined(__linux__)
+/* The mapping of /proc/self/smaps that holds address at: its bounds and
+ * its flags ("" when none holds it). */
+static void vma_of(uintptr_t at, uintptr_t *lo, uintptr_t *hi, char *flags,
+                   size_t cap)
+{
+    flags[0] = 0;
+    *lo = *hi = 0;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return;
+    char line[512];
+    int here = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, b;
+        if (sscanf(line, "%lx-%lx ", &a, &b) == 2) {
+            here = a <= at && at < b;
+            if (here)
+                *lo = a, *hi = b;
+        } else if (here && !strncmp(line, "VmFlags:", 8)) {
+            snprintf(flags, cap, "%s", line + 8);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* A table advised for huge pages gets the advice on exactly the whole
+ * 2 MiB pages inside it (start rounded up, end rounded down), and a table
+ * under 4 MiB gets none. */
+static void test_table_advice_covers_its_whole_huge_pages(void)
+{
+    const uintptr_t mib = (uintptr_t)1 << 20;
+    uint8_t *m = mmap(NULL, 16 * mib, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    uintptr_t base = ((uintptr_t)m + 2 * mib - 1) & ~(2 * mib - 1);
+    uintptr_t lo, hi;
+    char fl[512];
+    bg__alloc_advise_table((void *)base, 3 * mib);
+    vma_of(base, &lo, &hi, fl, sizeof fl);
+    CHECK(fl[0] && !strstr(fl, " hg")); /* under 4 MiB: no advice */
+    bg__alloc_advise_table((void *)(base + 4096), 10 * mib);
+    vma_of(base + 3 * mib, &lo, &hi, fl, sizeof fl);
+    CHECK(strstr(fl, " hg") != NULL);
+    CHECK_INT(lo, ==, base + 2 * mib);
+    CHECK_INT(hi, ==, base + 10 * mib);
+    vma_of(base + 10 * mib, &lo, &hi, fl, sizeof fl);
+    CHECK(fl[0] && !strstr(fl, " hg"));
+    vma_of(base + 2 * mib - 1, &lo, &hi, fl, sizeof fl);
+    CHECK(fl[0] && !strstr(fl, " hg"));
+    munmap(m, 16 * mib);
+}
+#endif
+
 /* A durable store syncs its directory when it opens: the first durable
  * write after a reopen is one write and one sync, like every later one,
  * and with durability off the open syncs nothing. */
@@ -333,5 +393,8 @@ int main(void)
     RUN(test_foreign_files_in_the_store);
     RUN(test_moved_adapter_is_refused);
     RUN(test_directory_synced_at_open);
+#if defined(__linux__)
+    RUN(test_table_advice_covers_its_whole_huge_pages);
+#endif
     return CHECK_DONE();
 }

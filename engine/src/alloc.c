@@ -1,9 +1,13 @@
 /*
  * Allocation through the store's hook or the C library, and growing arrays.
  */
+#define _DEFAULT_SOURCE /* madvise */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "alloc_int.h"
 
@@ -47,4 +51,18 @@ bg_err bg__alloc_grow(const bg_allocator *a, void *arrp, size_t n, size_t *cap,
     memcpy(arrp, &p, sizeof p);
     *cap = ncap;
     return 0;
+}
+
+void bg__alloc_advise_table(void *p, size_t n)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+    uintptr_t hi = ((uintptr_t)p + n) & ~(huge - 1);
+    if (n >= 2 * huge && hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice only */
+#else
+    (void)p;
+    (void)n;
+#endif
 }

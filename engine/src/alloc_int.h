@@ -19,4 +19,11 @@ void bg__alloc_free(const bg_allocator *a, void *p);
 BG_MUST_CHECK bg_err bg__alloc_grow(const bg_allocator *a, void *arrp, size_t n,
                                     size_t *cap, size_t elem, size_t min);
 
+/* Advise the system that the n bytes at p are a table read at random (an
+ * index of a million ops): on Linux, the whole 2 MiB pages inside it may
+ * be backed by huge pages, so that a lookup does not also miss the TLB.
+ * Advice only: nothing changes when it is not taken. Call it before the
+ * table is first written. */
+void bg__alloc_advise_table(void *p, size_t n);
+
 #endif

@@ -30,6 +30,7 @@
 #include "meta_int.h"
 #include "queue_int.h"
 #include "record_int.h"
+#include "alloc_int.h"
 #include "box_int.h"
 #include "bytes_int.h"
 #include "handle_int.h"
@@ -192,9 +193,35 @@ static uint32_t slot_hi(uint64_t h)
     return (uint32_t)(h >> 32) | 1;
 }
 
+/* Where a probe for hi starts in a table of mask + 1 slots. Bit 0 of hi
+ * is always set (it marks a slot in use), so it takes no part: with it,
+ * only odd slots would start a run, and a probe that finds nothing would
+ * pass 2.6 slots on average in a table of a million ops instead of 2.3. */
+static size_t slot_home(uint32_t hi, size_t mask)
+{
+    return (size_t)(hi >> 1) & mask;
+}
+
+/* Start loading the set slot where a probe for hash h begins: in a table
+ * of a million ops it is a cache miss (about 0.25 us here), which the
+ * record check done meanwhile hides. The address is formed as an integer
+ * (with no table yet it points nowhere, which a prefetch allows) and
+ * used unconditionally: GCC drops a prefetch behind a branch. */
+static void set_prefetch(const bg_queue *q, uint64_t h)
+{
+#if defined(__GNUC__)
+    uintptr_t at = (uintptr_t)q->set +
+                   sizeof *q->set * slot_home(slot_hi(h), q->setcap - 1);
+    __builtin_prefetch((const void *)at);
+#else
+    (void)q;
+    (void)h;
+#endif
+}
+
 static void set_put(islot *v, size_t cap, islot e)
 {
-    size_t j = (size_t)e.hi & (cap - 1);
+    size_t j = slot_home(e.hi, cap - 1);
     while (v[j].hi)
         j = (j + 1) & (cap - 1);
     v[j] = e;
@@ -227,6 +254,7 @@ static bg_err set_grow(bg_queue *q)
     islot *v = bg__handle_malloc(q->s, cap * sizeof *v);
     if (!v)
         return BG_ENOMEM;
+    bg__alloc_advise_table(v, cap * sizeof *v);
     memset(v, 0, cap * sizeof *v);
     q->oset = q->set;
     q->ocap = q->setcap;
@@ -254,13 +282,13 @@ static void set_del(bg_queue *q, uint64_t id, uint64_t h)
     if (!q->setcap)
         return;
     uint32_t hi = slot_hi(h);
-    size_t mask = q->setcap - 1, i = (size_t)hi & mask;
+    size_t mask = q->setcap - 1, i = slot_home(hi, mask);
     while (q->set[i].hi &&
            !(q->set[i].hi == hi && q->set[i].id_lo == (uint32_t)id))
         i = (i + 1) & mask;
     if (!q->set[i].hi) {
         /* Not moved yet: marked, so that the old runs stay whole. */
-        size_t om = q->ocap - 1, k = (size_t)hi & om;
+        size_t om = q->ocap - 1, k = slot_home(hi, om);
         while (q->oset && q->oset[k].hi &&
                !(q->oset[k].hi == hi && q->oset[k].id_lo == (uint32_t)id))
             k = (k + 1) & om;
@@ -272,7 +300,7 @@ static void set_del(bg_queue *q, uint64_t id, uint64_t h)
     }
     q->setn--;
     for (size_t j = (i + 1) & mask; q->set[j].hi; j = (j + 1) & mask) {
-        size_t home = (size_t)q->set[j].hi & mask;
+        size_t home = slot_home(q->set[j].hi, mask);
         if (((j - home) & mask) >= ((j - i) & mask)) {
             q->set[i] = q->set[j];
             i = j;
@@ -871,7 +899,7 @@ bg_err bg_queue_rebuild(bg_queue *q)
  * compacted, with the point of the log it covers, so that an open loads it
  * and scans only the frames after that point:
  *
- *   0   "BGQI", u32 version (1)
+ *   0   "BGQI", u32 version (2: the set's slots as slot_home places them)
  *   8   the box id (16 bytes), then u64 each: the header's sequence floor,
  *       the log's end, the last frame's offset and sequence, the frames,
  *       next_id, live_bytes, entries per lane (2), dead entries per lane
@@ -889,7 +917,7 @@ bg_err bg_queue_rebuild(bg_queue *q)
  * ones it describes. Anything else, and the log is scanned in full. */
 
 #define CK_MAGIC   "BGQI"
-#define CK_VERSION 1
+#define CK_VERSION 2
 #define CK_HEAD    128
 
 /* The u64 fields of the head from byte 24, in order. */
@@ -1196,6 +1224,8 @@ static bg_err ck_load(bg_queue *q, bg__box_resume *rp, uint64_t *next_id,
     if (ok && !err && h[CK_SETCAP]) {
         q->set = bg__handle_malloc(q->s, (size_t)h[CK_SETCAP] * sizeof *q->set);
         q->setcap = (size_t)h[CK_SETCAP];
+        if (q->set)
+            bg__alloc_advise_table(q->set, q->setcap * sizeof *q->set);
         err = q->set ? ck_read(q->s, f, &pos, q->set,
                                q->setcap * sizeof *q->set, hs)
                      : BG_ENOMEM;
@@ -1284,7 +1314,7 @@ static inline bg_err find_idem_in(bg_queue *q, const islot *v, size_t cap,
     if (!cap)
         return 0;
     size_t mask = cap - 1;
-    for (size_t i = (size_t)hi & mask; v[i].hi; i = (i + 1) & mask) {
+    for (size_t i = slot_home(hi, mask); v[i].hi; i = (i + 1) & mask) {
         if (v[i].hi != hi)
             continue;
         /* Half a hash and half an id: compare the key itself. */
@@ -1594,6 +1624,7 @@ static bg_err presize(bg_queue *q)
     q->set = bg__handle_malloc(q->s, q->setcap * sizeof *q->set);
     if (!r->v || !q->set)
         return BG_ENOMEM; /* the close frees either */
+    bg__alloc_advise_table(q->set, q->setcap * sizeof *q->set);
     memset(q->set, 0, q->setcap * sizeof *q->set);
     return 0;
 }
@@ -1704,9 +1735,10 @@ static bg_err enqueue(bg_queue *q, bg_lane lane, const char *idem,
     size_t ilen = idem ? strlen(idem) : 0;
     BG_FAIL_IF(bg_record_check_key(idem, ilen, why, sizeof why), q->s,
                BG_EINVALID, "idempotency key: %s", why);
+    uint64_t dup, h = idem_hash(idem, ilen);
+    set_prefetch(q, h); /* the record check hides the cache miss */
     bg_err verr = bg__record_check(payload, len, &q->s->alloc, why, sizeof why);
     BG_FAIL_IF(verr, q->s, verr, "op '%.80s': %s", idem, why);
-    uint64_t dup, h = idem_hash(idem, ilen);
     BG_TRY(find_idem(q, idem, h, &dup));
     if (dup) {
         *id = dup;
@@ -1813,6 +1845,8 @@ bg_err bg_queue_lease(bg_queue *q, bg_queue_op *op)
             BG_TRY(read_env(q, e, &text, &en));
             lease nl = {e->id, en.at, now + q->o.lease_ms, en.attempts};
             uint64_t h = idem_hash(en.idem, strlen(en.idem));
+            set_prefetch(q, h); /* for the ack: the lease record's write
+                                   hides the miss */
             bg_err err = fill_op(q, &en, e->id, l, op);
             env_clear(&en);
             bg__handle_free(q->s, text);
@@ -2477,6 +2511,26 @@ const char *bg__queue_check(bg_queue *q)
                  "ops",
                  slots, q->setn, live);
         return msg;
+    }
+    /* Every entry is found by a probe from its home: no empty slot lies
+     * between them. */
+    for (int t = 0; t < 2; t++) {
+        const islot *v = t ? q->oset : q->set;
+        size_t cap = t ? q->ocap : q->setcap;
+        for (size_t i = 0; i < cap; i++) {
+            if (!(v[i].hi & 1))
+                continue;
+            for (size_t j = slot_home(v[i].hi, cap - 1); j != i;
+                 j = (j + 1) & (cap - 1)) {
+                if (!v[j].hi) {
+                    snprintf(msg, sizeof msg,
+                             "%s set slot %zu is past an empty slot from its "
+                             "home",
+                             t ? "old" : "new", i);
+                    return msg;
+                }
+            }
+        }
     }
     size_t used = 0;
     for (size_t i = 0; i < q->lixcap; i++)
