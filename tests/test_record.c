@@ -295,6 +295,15 @@ static void test_duplicates_in_large_objects(void)
                   why),
               BG_EINVALID);
     CHECK_CONTAINS(why, "duplicate member name \"k0\" at byte 64");
+    /* The same when the sort meets escaped and plain names together. */
+    CHECK_ERR(val("{\"k0\":0,\"k1\":0,\"k2\":0,\"\\u006b3\":0,\"k4\":0,"
+                  "\"k5\":0,\"k6\":0,\"k7\":0,\"k8\":0,\"k3\":0}",
+                  why),
+              BG_EINVALID);
+    CHECK_CONTAINS(why, "duplicate member name \"k3\"");
+    CHECK_OK(val("{\"k0\":0,\"k1\":0,\"k2\":0,\"\\u006b3\":0,\"k4\":0,"
+                 "\"k5\":0,\"k6\":0,\"k7\":0,\"k8\":0,\"k\\u0039\":0}",
+                 why));
     CHECK_ERR(val("{\"a\":0,\"b\":0,\"b\":0}", why), BG_EINVALID);
     CHECK_CONTAINS(why, "duplicate member name \"b\" at byte 13");
     /* Names of nested objects are their own: two siblings with the same

@@ -394,6 +394,11 @@ static int name_cmp(const void *x, const void *y)
     const name *a = x, *b = y;
     if (a->declen != b->declen)
         return a->declen < b->declen ? -1 : 1;
+    /* Every escape is longer than the bytes it stands for: a name as long
+     * as its unescaped bytes has none, and two such compare as they are,
+     * in the order the unescaper would give. */
+    if (a->rawlen == a->declen && b->rawlen == b->declen)
+        return memcmp(a->p, b->p, a->declen);
     unescaper ua = {a->p, a->p + a->rawlen, {0}, 0, 0};
     unescaper ub = {b->p, b->p + b->rawlen, {0}, 0, 0};
     for (;;) {
