@@ -9,11 +9,13 @@
  * bytes changed as the input says, then either left with its checksum
  * (which no longer verifies, as after damage) or given a new valid one
  * (first byte & 2: a checkpoint whose checksum holds but whose content may
- * not). Properties: the queue opens; a checkpoint whose checksum does not
- * hold is never used, and draining the queue then gives exactly what a
- * full scan of the log gives; one whose checksum holds either is refused
- * (and the drain is exact again) or is used without any memory error,
- * every op handed out being one that was enqueued.
+ * not). First byte & 8: the open reads it entry by entry, as where the
+ * in-memory layout is not the file's. Properties: the queue opens; a
+ * checkpoint whose checksum does not hold is never used, and draining the
+ * queue then gives exactly what a full scan of the log gives; one whose
+ * checksum holds either is refused (and the drain is exact again) or is
+ * used without any memory error, every op handed out being one that was
+ * enqueued.
  */
 #include <xxhash.h>
 
@@ -24,10 +26,11 @@
 #define NOPS    6
 #define CK_PATH "s/" BG__QUEUE_INDEX
 
-static bg_err qopen(bg_sim *sim, bg_store **s, bg_queue **q)
+static bg_err qopen(bg_sim *sim, bg_store **s, bg_queue **q, int portable)
 {
     bg_store_opts o = tu_opts(sim, BG_DURABILITY_FULL);
     FUZZ_ASSERT(bg_store_open("s", &o, s) == 0);
+    bg__queue_portable_checkpoint(*s, portable);
     bg_err err = bg_queue_open(*s, NULL, q);
     if (err)
         (void)bg_store_close(*s);
@@ -40,7 +43,7 @@ static bg_sim *build(void)
     FUZZ_ASSERT(sim);
     bg_store *s;
     bg_queue *q;
-    FUZZ_ASSERT(qopen(sim, &s, &q) == 0);
+    FUZZ_ASSERT(qopen(sim, &s, &q, 0) == 0);
     uint64_t ids[NOPS];
     for (int i = 0; i < NOPS; i++) {
         char idem[8], body[32];
@@ -60,12 +63,12 @@ static bg_sim *build(void)
 
 /* Drain the queue: "idem attempts payload;" per op, in lease order. 0, or
  * -1 when the queue does not open. from: whether the checkpoint was used. */
-static int drain(bg_sim *sim, char *out, size_t cap, int *from)
+static int drain(bg_sim *sim, char *out, size_t cap, int *from, int portable)
 {
     bg_store *s;
     bg_queue *q;
     out[0] = '\0';
-    if (qopen(sim, &s, &q))
+    if (qopen(sim, &s, &q, portable))
         return -1;
     *from = bg__queue_from_checkpoint(q);
     bg_queue_op op;
@@ -93,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!have_truth) { /* a full scan: an empty checkpoint never verifies */
         bg_sim *t = build();
         FUZZ_ASSERT(bg_sim_write_file(t, CK_PATH, (const uint8_t *)"", 0) == 0);
-        FUZZ_ASSERT(drain(t, truth, sizeof truth, &from) == 0 && !from);
+        FUZZ_ASSERT(drain(t, truth, sizeof truth, &from, 0) == 0 && !from);
         bg_sim_free(t);
         have_truth = 1;
     }
@@ -136,7 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(in);
     free(ck);
     static char got[1024];
-    FUZZ_ASSERT_MSG(drain(sim, got, sizeof got, &from) == 0,
+    FUZZ_ASSERT_MSG(drain(sim, got, sizeof got, &from, data[0] & 8) == 0,
                     "the queue does not open");
     FUZZ_ASSERT_MSG(summed || !from, "a checkpoint that does not verify used");
     if (!from)

@@ -12,11 +12,15 @@
 #include "lease_log_int.h"
 #include "queue_int.h"
 
-static bg_err qopen(bg_sim *sim, bg_store **s, bg_queue **q)
+/* The queue of store "s" (FULL); when portable, its index checkpoint is
+ * written and read entry by entry (bg__queue_portable_checkpoint). */
+static bg_err qopen_layout(bg_sim *sim, bg_store **s, bg_queue **q,
+                           int portable)
 {
     bg_err err = tu_open(sim, BG_DURABILITY_FULL, s);
     if (err)
         return err;
+    bg__queue_portable_checkpoint(*s, portable);
     bg_queue_opts o;
     bg_queue_opts_init(&o);
     o.max_attempts = 3;
@@ -24,6 +28,11 @@ static bg_err qopen(bg_sim *sim, bg_store **s, bg_queue **q)
     if (err)
         (void)bg_store_close(*s);
     return err;
+}
+
+static bg_err qopen(bg_sim *sim, bg_store **s, bg_queue **q)
+{
+    return qopen_layout(sim, s, q, 0);
 }
 
 static void qclose(bg_store *s, bg_queue *q)
@@ -422,12 +431,13 @@ static bg_sim *ck_build(void)
 /* Open the queue of sim and drain it: every op, in the order leased, as
  * "id idem attempts payload;" in out. *from says whether the open loaded
  * the checkpoint. NULL, or what went wrong. */
-static const char *ck_drain(bg_sim *sim, char *out, size_t cap, int *from)
+static const char *ck_drain_layout(bg_sim *sim, char *out, size_t cap,
+                                   int *from, int portable)
 {
     bg_store *s;
     bg_queue *q;
     out[0] = '\0';
-    if (qopen(sim, &s, &q))
+    if (qopen_layout(sim, &s, &q, portable))
         return "the queue does not open";
     *from = bg__queue_from_checkpoint(q);
     const char *bad = bg__queue_check(q);
@@ -448,6 +458,11 @@ static const char *ck_drain(bg_sim *sim, char *out, size_t cap, int *from)
     snprintf(out + n, cap - n, "next %llu", (unsigned long long)id);
     qclose(s, q);
     return bad;
+}
+
+static const char *ck_drain(bg_sim *sim, char *out, size_t cap, int *from)
+{
+    return ck_drain_layout(sim, out, cap, from, 0);
 }
 
 static void ck_sum(uint8_t *b, size_t len)
@@ -653,6 +668,106 @@ static void test_index_checkpoint(void)
     CHECK(strstr(got, " tail 0 ") != NULL);
     bg_sim_free(sim);
     free(ck);
+}
+
+/* A queue whose normal lane's ring has wrapped (its head moved past 900
+ * acks, then 900 new ops ran past the end of its array), with a dead
+ * entry, ops in both lanes, a set of several 512-slot pieces and the two
+ * emergency ops leased at its close: closed, its checkpoint written as
+ * arrays or (portable) entry by entry. */
+static bg_sim *ck_build_wrapped(int portable)
+{
+    bg_sim *sim = bg_sim_new(52);
+    bg_store *s;
+    bg_queue *q;
+    uint64_t id, mid = 0;
+    char idem[16];
+    bg_queue_op op;
+    if (qopen_layout(sim, &s, &q, portable))
+        return sim;
+    for (int i = 0; i < 1905; i++) {
+        if (i == 1000) { /* the head moves on */
+            for (int k = 0; k < 900; k++) {
+                if (bg_queue_lease(q, &op) || bg_queue_ack(q, op.id))
+                    return sim;
+                bg_queue_op_clear(&op);
+            }
+        }
+        snprintf(idem, sizeof idem, "w-%d", i);
+        if (enq(q, i < 1900 ? BG_LANE_NORMAL : BG_LANE_EMERGENCY, idem, &id))
+            return sim;
+        if (i == 1500)
+            mid = id;
+    }
+    if (bg_queue_ack(q, mid))
+        return sim;
+    for (int k = 0; k < 2; k++) {
+        if (bg_queue_lease(q, &op))
+            return sim;
+        bg_queue_op_clear(&op);
+    }
+    qclose(s, q);
+    return sim;
+}
+
+/* Where the in-memory layout is not the file's (a big-endian machine), the
+ * checkpoint is converted entry by entry: the same bytes as the arrays
+ * written whole, a wrapped ring and leased ops included, and read back
+ * either way to the queue a full scan makes, leases held or run out. */
+static void test_checkpoint_written_entry_by_entry(void)
+{
+    static char want[131072], got[131072];
+    int64_t saved = tu_now;
+    uint8_t *a, *b;
+    size_t alen, blen;
+    int from = -1;
+    bg_sim *sa = ck_build_wrapped(0), *sb = ck_build_wrapped(1);
+    CHECK_OK(bg_sim_read_file(sa, CK_FILE, &a, &alen));
+    CHECK_OK(bg_sim_read_file(sb, CK_FILE, &b, &blen));
+    CHECK_INT(alen, ==, blen);
+    CHECK(alen == blen && !memcmp(a, b, alen));
+    /* 1000 normal entries (one dead), then the 5 emergency ones, the first
+     * two leased: bit 63 of their second word */
+    CHECK_INT(a[80] | a[81] << 8, ==, 1000);
+    CHECK_INT(a[88], ==, 5);
+    CHECK_INT(a[96], ==, 1);
+    size_t lane1 = 128 + 16 * 1000;
+    for (int k = 0; k < 5; k++)
+        CHECK_INT(a[lane1 + 16 * (size_t)k + 15] >> 7, ==, k < 2);
+    free(a);
+    free(b);
+
+    for (int expired = 0; expired < 2; expired++) {
+        int64_t later = saved + (expired ? 30 * 1000 : 30 * 1000 - 1);
+        /* the truth: a full scan */
+        bg_sim *sc = ck_build_wrapped(0);
+        CHECK_OK(bg_sim_write_file(sc, CK_FILE, (const uint8_t *)"", 0));
+        tu_now = later;
+        CHECK(!ck_drain(sc, want, sizeof want, &from));
+        tu_now = saved;
+        CHECK_INT(from, ==, 0);
+        bg_sim_free(sc);
+        /* the emergency ops come first when their leases have run out */
+        CHECK_INT(!strncmp(want, "1901 w-1900 ", 12), ==, expired);
+        for (int way = 0; way < 4; way++) {
+            /* written as arrays or entry by entry, read either way */
+            bg_sim *sim = ck_build_wrapped(way & 1);
+            tu_now = later;
+            const char *bad =
+                ck_drain_layout(sim, got, sizeof got, &from, way >> 1);
+            tu_now = saved;
+            if (bad)
+                printf("  checkpoint way %d, expired %d: %s\n", way, expired,
+                       bad);
+            CHECK(!bad);
+            CHECK_INT(from, ==, 1);
+            CHECK_STR(got, want);
+            bg_sim_free(sim);
+        }
+    }
+    tu_now = saved;
+    bg_sim_free(sa);
+    bg_sim_free(sb);
 }
 
 /* The processing lock is stale at exactly lock_stale_ms (2 minutes), not a
@@ -1812,6 +1927,7 @@ int main(void)
     RUN(test_allocation_failures);
     RUN(test_pending_ops_keeps_zeros_ahead);
     RUN(test_index_checkpoint);
+    RUN(test_checkpoint_written_entry_by_entry);
     RUN(test_envelopes_read_by_their_layout);
     RUN(test_many_leases_found_by_id);
     RUN(test_lease_table_runs);

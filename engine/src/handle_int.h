@@ -45,6 +45,7 @@ struct bg_store {
     size_t nboxes, capboxes;
     uint64_t vfs_ops;   /* operations through the bg__vfs_* wrappers */
     bg__syncer *syncer; /* GROUP mode's sync thread (syncer.c), or NULL */
+    int ck_portable;    /* the queue's checkpoint converted entry by entry */
     char detail[512];
     char resolved[256]; /* what opening did with a migration journal */
 };

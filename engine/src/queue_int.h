@@ -16,6 +16,12 @@
  * only the log after it; 0 when it scanned the whole log. */
 int bg__queue_from_checkpoint(const bg_queue *q);
 
+/* Queues opened on s from now on write and read their index checkpoint
+ * entry by entry, converting each, as where the in-memory layout is not
+ * the file's (a big-endian machine), instead of as whole arrays. The
+ * bytes must be the same either way. */
+void bg__queue_portable_checkpoint(bg_store *s, int on);
+
 /* Check the in-memory index: each lane in id order, dead entries counted.
  * Returns NULL, or a message naming the broken invariant (in a static
  * buffer). */
