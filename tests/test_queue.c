@@ -770,6 +770,65 @@ static void test_checkpoint_written_entry_by_entry(void)
     bg_sim_free(sb);
 }
 
+/* A lane's ring grows while it wraps, its head anywhere: the ring of 64
+ * entries is full with its head at k (k acked, k more enqueued), and the
+ * next op doubles it, moving the side of the wrap before the head (k up to
+ * 32) or the side from it (above). Every op is found, in order, and
+ * again after a reopen. */
+static void test_ring_grows_across_its_wrap(void)
+{
+    static const int heads[] = {1, 10, 32, 33, 50, 63};
+    static char got[16384], want[16384];
+    int64_t saved = tu_now;
+    for (size_t t = 0; t < sizeof heads / sizeof *heads; t++) {
+        int k = heads[t];
+        bg_sim *sim = bg_sim_new(60 + (unsigned)t);
+        bg_store *s;
+        bg_queue *q;
+        uint64_t id;
+        char idem[16];
+        bg_queue_op op;
+        CHECK_OK(qopen(sim, &s, &q));
+        want[0] = '\0';
+        for (int i = 0; i < 64 + k + 3; i++) {
+            if (i == 64) {
+                for (int a = 0; a < k; a++) {
+                    CHECK_OK(bg_queue_lease(q, &op));
+                    CHECK_OK(bg_queue_ack(q, op.id));
+                    bg_queue_op_clear(&op);
+                }
+            }
+            snprintf(idem, sizeof idem, "g-%d", i);
+            CHECK_OK(enq(q, BG_LANE_NORMAL, idem, &id));
+            if (i >= k) {
+                size_t n = strlen(want);
+                snprintf(want + n, sizeof want - n, "%s;", idem);
+            }
+        }
+        const char *bad = bg__queue_check(q);
+        CHECK(!bad);
+        for (int pass = 0; pass < 2; pass++) {
+            got[0] = '\0';
+            while (bg_queue_lease(q, &op) == 0) {
+                size_t n = strlen(got);
+                snprintf(got + n, sizeof got - n, "%s;", op.idem);
+                bg_queue_op_clear(&op);
+            }
+            if (strcmp(got, want))
+                printf("  head %d, pass %d: %s\n", k, pass, got);
+            CHECK_STR(got, want);
+            /* the same from the checkpoint, leases run out */
+            qclose(s, q);
+            tu_now += 31 * 1000;
+            CHECK_OK(qopen(sim, &s, &q));
+            CHECK(!bg__queue_check(q));
+        }
+        qclose(s, q);
+        bg_sim_free(sim);
+    }
+    tu_now = saved;
+}
+
 /* The processing lock is stale at exactly lock_stale_ms (2 minutes), not a
  * millisecond before. */
 static void test_lock_staleness_at_its_edge(void)
@@ -1928,6 +1987,7 @@ int main(void)
     RUN(test_pending_ops_keeps_zeros_ahead);
     RUN(test_index_checkpoint);
     RUN(test_checkpoint_written_entry_by_entry);
+    RUN(test_ring_grows_across_its_wrap);
     RUN(test_envelopes_read_by_their_layout);
     RUN(test_many_leases_found_by_id);
     RUN(test_lease_table_runs);

@@ -25,6 +25,16 @@ void *bg__alloc_realloc(const bg_allocator *a, void *p, size_t n)
     return realloc(p, n ? n : 1);
 }
 
+void *bg__alloc_zeroed(const bg_allocator *a, size_t n)
+{
+    if (!a || !a->malloc)
+        return calloc(1, n ? n : 1);
+    void *p = a->malloc(a->ctx, n ? n : 1);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
 void bg__alloc_free(const bg_allocator *a, void *p)
 {
     if (!p)

@@ -13,6 +13,12 @@ void *bg__alloc_malloc(const bg_allocator *a, size_t n);
 void *bg__alloc_realloc(const bg_allocator *a, void *p, size_t n);
 void bg__alloc_free(const bg_allocator *a, void *p);
 
+/* n zeroed bytes. With the C library's allocator, calloc: a large block
+ * comes as fresh pages the system zeroes when each is first touched, so a
+ * table of a million slots costs its zeroing a page at a time as it is
+ * used, not all inside one call. With a hook, malloc and memset. */
+void *bg__alloc_zeroed(const bg_allocator *a, size_t n);
+
 /* Room for element n of a growing array: arrp is the address of the array
  * pointer (a T **), *cap its capacity in elements of elem bytes. The
  * capacity doubles, from min. BG_ENOMEM leaves the array as it was. */

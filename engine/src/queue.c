@@ -120,16 +120,22 @@ static qent *ring_at(ring *r, size_t i)
 static bg_err ring_push(bg_queue *q, ring *r, qent e)
 {
     if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 64;
-        qent *v = bg__handle_malloc(q->s, cap * sizeof *v);
+        /* Twice the room in place (a large block is remapped, not
+         * copied), then the shorter side of the wrap moved: the entries
+         * before the head go after the old end, or those from the head on
+         * go to the new end. */
+        size_t old = r->cap, cap = old ? old * 2 : 64;
+        qent *v = bg__handle_realloc(q->s, r->v, cap * sizeof *v);
         if (!v)
             return BG_ENOMEM;
-        for (size_t i = 0; i < r->n; i++)
-            v[i] = *ring_at(r, i);
-        bg__handle_free(q->s, r->v);
+        if (r->head <= old / 2) {
+            memcpy(v + old, v, r->head * sizeof *v);
+        } else {
+            memcpy(v + old + r->head, v + r->head, (old - r->head) * sizeof *v);
+            r->head += old;
+        }
         r->v = v;
         r->cap = cap;
-        r->head = 0;
     }
     *ring_at(r, r->n) = e;
     r->n++;
@@ -251,11 +257,10 @@ static bg_err set_grow(bg_queue *q)
 {
     set_step(q, SIZE_MAX); /* never two moves at once */
     size_t cap = q->setcap ? q->setcap * 2 : 64;
-    islot *v = bg__handle_malloc(q->s, cap * sizeof *v);
+    islot *v = bg__alloc_zeroed(&q->s->alloc, cap * sizeof *v);
     if (!v)
         return BG_ENOMEM;
     bg__alloc_advise_table(v, cap * sizeof *v);
-    memset(v, 0, cap * sizeof *v);
     q->oset = q->set;
     q->ocap = q->setcap;
     q->omoved = 0;
@@ -1646,11 +1651,10 @@ static bg_err presize(bg_queue *q)
     r->cap = (size_t)pow2_at_least(n);
     r->v = bg__handle_malloc(q->s, r->cap * sizeof *r->v);
     q->setcap = (size_t)pow2_at_least(n + n / 3 + 1);
-    q->set = bg__handle_malloc(q->s, q->setcap * sizeof *q->set);
+    q->set = bg__alloc_zeroed(&q->s->alloc, q->setcap * sizeof *q->set);
     if (!r->v || !q->set)
         return BG_ENOMEM; /* the close frees either */
     bg__alloc_advise_table(q->set, q->setcap * sizeof *q->set);
-    memset(q->set, 0, q->setcap * sizeof *q->set);
     return 0;
 }
 
