@@ -25,3 +25,16 @@ build_preset() {
   step "configure $1" -- cmake --preset "$1"
   step "build $1" -- cmake --build --preset "$1" -j "$(nproc)"
 }
+
+# failed_tests_output LOG: from a `ctest -V` log, where each test's lines
+# carry its number ("16: ..."), print what each failed test printed in that
+# run (its last 80 lines). A test that fails in a run of many and passes
+# alone is then still shown failing, in its own words.
+failed_tests_output() {
+  local log=$1 n name
+  sed -nE 's/^ *[0-9]+\/[0-9]+ Test +#([0-9]+): ([^ ]+) .*\*\*\*.*/\1 \2/p' "$log" |
+    while read -r n name; do
+      echo "  -- test #$n $name failed; what it printed (last 80 lines):"
+      grep -E "^$n: " "$log" | tail -n 80 | sed -E "s/^$n: /    /"
+    done
+}

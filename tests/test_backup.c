@@ -12,6 +12,7 @@
 #include "backup_int.h"
 #include "backup_plain.h"
 #include "erase_store.h"
+#include "sodium_seed.h"
 #include "testutil.h"
 
 #define HDR   112
@@ -806,6 +807,7 @@ static void test_faults(void)
 
 int main(void)
 {
+    ss_seed_sodium();
     RUN(test_round_trip);
     RUN(test_damage_is_refused);
     RUN(test_manifest_checks);
